@@ -1,0 +1,134 @@
+"""FetcherActor: runs folder syncs for one mailbox over its own IMAP connection."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from loguru import logger
+
+from futurnal.config import ServiceSettings
+from futurnal.events import EventBus
+from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
+from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted
+from futurnal.mail.session import ConnectionSettings, ImapSession
+from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.registry import MailboxRecord
+from futurnal.storage.sync_state import FolderStateStore
+
+from .directory import ActorDirectory
+from .messages import FolderSynced, SyncFolder, WriteElements
+from .supervised import SupervisedActor
+
+__all__ = ["FetcherActor"]
+
+
+class FetcherActor(SupervisedActor):
+    """Owns the mailbox's sync connection and its folder-state file (the file's only writer)."""
+
+    def __init__(
+        self,
+        *,
+        record: MailboxRecord,
+        settings: ServiceSettings,
+        data_dir: DataDir,
+        credentials: CredentialStore,
+        directory: ActorDirectory,
+        events: EventBus,
+        stopping: threading.Event,
+        supervisor: Any = None,
+    ) -> None:
+        super().__init__(child_id=f"fetcher/{record.id}", supervisor=supervisor)
+        self._record = record
+        self._settings = settings
+        self._data_dir = data_dir
+        self._credentials = credentials
+        self._directory = directory
+        self._events = events
+        self._stopping = stopping
+        self._session: ImapSession | None = None
+        self._states: FolderStateStore | None = None
+        self._log = logger.bind(mailbox=record.id)
+
+    def on_start(self) -> None:
+        self._states = FolderStateStore(self._data_dir.state_path(self._record.id))
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, SyncFolder):
+            return self._sync_folder(message)
+        return super().handle(message)
+
+    def _sync_folder(self, job: SyncFolder) -> None:
+        try:
+            result = self._folder_sync().run(job.folder)
+        except AuthenticationFailed as exc:
+            self._close_session()
+            return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc), needs_reauth=True))
+        except (MailError, SyncInterrupted) as exc:
+            if isinstance(exc, ConnectionFailed | SyncInterrupted):
+                self._close_session()
+            self._log.warning("folder sync failed: {error}", error=str(exc))
+            return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
+        self._log.info(
+            "folder synced: {fetched} new, {quarantined} quarantined", fetched=result.fetched, quarantined=result.quarantined
+        )
+        return self._reply(FolderSynced(job.run_id, job.folder, result=result))
+
+    def _folder_sync(self) -> FolderSync:
+        assert self._states is not None
+        return FolderSync(
+            mailbox=self._record.id,
+            session=self._connected_session(),
+            states=self._states,
+            write=self._write,
+            quarantine=QuarantineStore(self._data_dir.quarantine_root),
+            limits=self._settings.batch,
+            max_in_flight=self._settings.max_batches_in_flight,
+            write_timeout=self._settings.write_timeout_seconds,
+            progress=self._events.publish,
+            should_stop=self._stopping.is_set,
+        )
+
+    def _connected_session(self) -> ImapSession:
+        if self._session is None:
+            password = self._credentials.get_secret(self._record.id, "password")
+            if password is None:
+                raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
+            settings = ConnectionSettings(
+                host=self._record.host,
+                port=self._record.port,
+                username=self._record.username,
+                security=self._record.security,
+                cafile=self._record.cafile,
+                connect_timeout=self._settings.connect_timeout_seconds,
+                read_timeout=self._settings.read_timeout_seconds,
+            )
+            self._session = ImapSession(settings).connect(password)
+        return self._session
+
+    def _write(self, elements: list[dict[str, Any]]) -> PendingWrite:
+        sink = self._directory.get("sink")
+        if sink is None:
+            raise ConnectionFailed("the sink is restarting; the folder will be synced again")
+        return sink.ask(WriteElements(tuple(elements)), block=False)
+
+    def _reply(self, message: FolderSynced) -> None:
+        mailbox = self._directory.get(f"mailbox/{self._record.id}")
+        if mailbox is not None:
+            mailbox.tell(message)
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def on_stop(self) -> None:
+        self._close_session()
+        if self._states is not None:
+            self._states.close()
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self._close_session()
+        super().on_failure(exception_type, exception_value, traceback)

@@ -1,0 +1,73 @@
+"""MailboxActor: turns sync ticks into folder jobs for its fetcher and reports finished runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loguru import logger
+
+from futurnal.events import EventBus
+from futurnal.mail.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns
+
+from .directory import ActorDirectory
+from .messages import FolderSynced, SiblingRestarted, SyncFolder, SyncTick
+from .supervised import SupervisedActor
+
+__all__ = ["MailboxActor"]
+
+
+class MailboxActor(SupervisedActor):
+    """One per mailbox; the plain :class:`SyncRuns` decides, this shell only sends and replies."""
+
+    def __init__(
+        self,
+        *,
+        mailbox_id: str,
+        folders: tuple[str, ...],
+        directory: ActorDirectory,
+        events: EventBus,
+        supervisor: Any = None,
+    ) -> None:
+        super().__init__(child_id=f"mailbox/{mailbox_id}", supervisor=supervisor)
+        self._mailbox_id = mailbox_id
+        self._runs = SyncRuns(mailbox_id, folders)
+        self._directory = directory
+        self._events = events
+        self._needs_reauth: str | None = None
+        self._log = logger.bind(mailbox=mailbox_id)
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, SyncTick):
+            return self._on_tick(message)
+        if isinstance(message, FolderSynced):
+            if message.needs_reauth and message.error:
+                self._needs_reauth = message.error
+                self._log.warning("mailbox needs re-authentication; its syncs stop until the user acts")
+            jobs, finished = self._runs.folder_done(message.run_id, message.folder, message.result, message.error)
+            return self._dispatch(jobs, finished)
+        if isinstance(message, SiblingRestarted) and message.child_id == f"fetcher/{self._mailbox_id}":
+            return self._dispatch(*self._runs.fetcher_restarted())
+        return super().handle(message)
+
+    def _on_tick(self, tick: SyncTick) -> None:
+        if self._needs_reauth is not None:
+            report = MailboxSyncReport(self._mailbox_id, (), (("*", f"needs re-authentication: {self._needs_reauth}"),))
+            self._dispatch([], RunFinished(report, (tick.reply_to,) if tick.reply_to else ()))
+            return
+        self._log.debug("sync requested ({reason})", reason=tick.reason)
+        self._dispatch(self._runs.request(tick.folders, tick.reply_to), None)
+
+    def _dispatch(self, jobs: list[FolderJob], finished: RunFinished | None) -> None:
+        if finished is not None:
+            for waiter in finished.waiters:
+                waiter.set(finished.report)
+            self._events.publish(finished.report)
+        if not jobs:
+            return
+        fetcher = self._directory.get(f"fetcher/{self._mailbox_id}")
+        if fetcher is None:
+            # Restarting: the supervisor's SiblingRestarted will re-drive these jobs.
+            self._log.info("fetcher is restarting; {n} folder job(s) wait for it", n=len(jobs))
+            return
+        for job in jobs:
+            fetcher.tell(SyncFolder(job.run_id, job.folder))

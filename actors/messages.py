@@ -1,0 +1,78 @@
+"""Every message the actors exchange: immutable facts and commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pykka import Future
+
+from futurnal.mail.folder_sync import FolderSyncResult
+from futurnal.mail.sync_runs import MailboxSyncReport
+
+__all__ = [
+    "ChildExited",
+    "FolderSynced",
+    "MailboxSyncReport",
+    "Ping",
+    "SiblingRestarted",
+    "SyncFolder",
+    "SyncTick",
+    "WriteElements",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Asked right after start: an answer proves ``on_start`` succeeded."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTick:
+    """Sync this mailbox now. ``reply_to`` gets a :class:`MailboxSyncReport` when the sync is done."""
+
+    reason: str = "interval"
+    folders: tuple[str, ...] = ()
+    reply_to: Future[MailboxSyncReport] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFolder:
+    """Command to the fetcher: bring one folder up to date (part of sync run ``run_id``)."""
+
+    run_id: int
+    folder: str
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSynced:
+    """The fetcher's answer to :class:`SyncFolder`: a result, or a one-line error."""
+
+    run_id: int
+    folder: str
+    result: FolderSyncResult | None = None
+    error: str | None = None
+    needs_reauth: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WriteElements:
+    """Command to the sink: write these elements durably, then answer with how many."""
+
+    elements: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildExited:
+    """A supervised actor died; sent by the child itself from ``on_failure``."""
+
+    child_id: str
+    actor_urn: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiblingRestarted:
+    """Told to the other children after a restart, so they re-drive work the dead one lost."""
+
+    child_id: str

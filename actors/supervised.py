@@ -1,0 +1,50 @@
+"""The base of every supervised actor: answers pings and reports its own death."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from .messages import ChildExited, Ping
+
+__all__ = ["SupervisedActor"]
+
+
+class SupervisedActor(pykka.ThreadingActor):
+    """A Pykka actor that tells its supervisor when it dies.
+
+    Pykka has no supervision of its own: an exception raised while handling a *tell* stops the
+    actor for good. Reporting from ``on_failure`` is what lets a supervisor start a replacement.
+    """
+
+    # A thread stuck in a socket read must not keep the process alive after a stop was asked for;
+    # every read has a timeout and the state on disk is always consistent, so nothing is lost.
+    use_daemon_thread = True
+
+    def __init__(self, *, child_id: str, supervisor: pykka.ActorRef[Any] | None = None) -> None:
+        super().__init__()
+        self.child_id = child_id
+        self._supervisor = supervisor
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Ping):
+            return "pong"
+        return self.handle(message)
+
+    def handle(self, message: Any) -> Any:
+        """Subclasses turn their messages into calls on the plain object they own."""
+        logger.debug("{actor} ignored an unknown message {kind}", actor=self.child_id, kind=type(message).__name__)
+        return None
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        reason = f"{exception_type.__name__ if exception_type else 'failure'}: {exception_value}"
+        if self._supervisor is not None:
+            self._supervisor.tell(ChildExited(self.child_id, self.actor_urn, reason))

@@ -1,0 +1,32 @@
+"""futurnal-actors: privacy-first IMAP ingestion into a local element store.
+
+The public API is re-exported lazily, so importing the mail domain (``futurnal.mail``) never
+starts to load the actor system.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["ActorSystem", "ElementSink", "MailboxSyncReport", "ServiceSettings"]
+
+if TYPE_CHECKING:
+    from futurnal.actors.sink import ElementSink
+    from futurnal.config import ServiceSettings
+    from futurnal.mail.sync_runs import MailboxSyncReport
+    from futurnal.system import ActorSystem
+
+_LAZY = {
+    "ActorSystem": "futurnal.system",
+    "ElementSink": "futurnal.actors.sink",
+    "MailboxSyncReport": "futurnal.mail.sync_runs",
+    "ServiceSettings": "futurnal.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'futurnal' has no attribute {name!r}")

@@ -1,0 +1,67 @@
+"""What every command gets: the data directory, the settings, and the stores it may open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from futurnal.config import ConfigError, ServiceSettings, load_settings
+from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.errors import StorageError
+from futurnal.storage.lock import DataDirLock
+from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
+
+from .output import UserError
+
+__all__ = ["CommandContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    data_dir: DataDir
+    debug: bool
+    credentials: CredentialStore
+
+    @classmethod
+    def create(cls, root: Path, debug: bool, credentials: CredentialStore | None = None) -> CommandContext:
+        return cls(DataDir(root), debug, credentials or CredentialStore())
+
+    def settings(self) -> ServiceSettings:
+        try:
+            return load_settings(self.data_dir.root / "config.toml")
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+
+    @contextmanager
+    def owned(self) -> Iterator[MailboxRegistry]:
+        """The registry opened for writing, under the data directory's lock."""
+        self.data_dir.ensure()
+        lock = DataDirLock(self.data_dir.root)
+        try:
+            lock.acquire()
+        except StorageError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            registry = MailboxRegistry(self.data_dir.registry_path)
+            try:
+                yield registry
+            finally:
+                registry.close()
+        finally:
+            lock.release()
+
+    def registry(self) -> MailboxRegistry:
+        """Read-only access, safe beside a running process (its writes are atomic renames)."""
+        return MailboxRegistry(self.data_dir.registry_path, read_only=True)
+
+    def mailbox(self, key: str) -> MailboxRecord:
+        registry = self.registry()
+        try:
+            return registry.get(key)
+        except UnknownMailbox as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            registry.close()

@@ -1,0 +1,110 @@
+"""``demo``: the whole path on a throwaway local Dovecot with a generated sample mailbox."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.element_store import ElementStore
+from futurnal.storage.registry import MailboxRecord
+
+from .context import CommandContext
+from .output import UserError
+from .sync_runner import run_sync
+
+__all__ = ["register"]
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+
+def register(subparsers: Any) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="try it: sync a generated mailbox from a throwaway local Dovecot",
+        description="Start a private Dovecot on 127.0.0.1 with a generated sample mailbox (threads, "
+        "attachments, non-ASCII headers, a few malformed messages), register it, sync it through the "
+        "actor system, and show what was ingested. Needs Dovecot (apt-get install dovecot-imapd). "
+        "Uses a fresh directory of its own unless --data-dir is given.",
+    )
+    demo.add_argument("--messages", type=int, default=300, help="how many sample messages (default: 300)")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo_credentials(directory: Path) -> CredentialStore:
+    """The demo's throwaway password goes to a file in the demo directory, never your keyring."""
+    try:
+        from keyrings.alt.file import PlaintextKeyring
+    except ImportError:
+        raise UserError("the demo needs keyrings.alt: pip install 'futurnal-actors[demo]'") from None
+    backend = PlaintextKeyring()
+    backend.file_path = str(directory / "demo-keyring.cfg")  # type: ignore[misc]
+    return CredentialStore(backend)
+
+
+def _demo(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from futurnal.demo.dovecot import DovecotServer, DovecotUnavailable
+    from futurnal.demo.sample_mailbox import generate_mailbox
+
+    if not 1 <= args.messages <= 100_000:
+        raise UserError("--messages must be between 1 and 100000", code=2)
+    explicit_dir = args.data_dir is not None
+    data_root = ctx.data_dir.root if explicit_dir else Path(tempfile.mkdtemp(prefix="futurnal-demo-"))
+    work = Path(tempfile.mkdtemp(prefix="futurnal-demo-dovecot-"))
+    demo_ctx = CommandContext.create(data_root, ctx.debug, _demo_credentials(data_root))
+
+    messages = generate_mailbox(args.messages)
+    folders = tuple(dict.fromkeys(["INBOX", *sorted({m.folder for m in messages} - {"INBOX"})]))
+    print(f"1/4 starting a throwaway Dovecot on 127.0.0.1 with {len(messages)} sample messages "
+          f"in {', '.join(folders)}")
+    server = DovecotServer(work)
+    try:
+        server.add_user(DEMO_USER, DEMO_PASSWORD)
+        for message in messages:
+            server.deliver(DEMO_USER, message.raw, folder=message.folder, flags=message.flags)
+        server.start()
+    except DovecotUnavailable as exc:
+        raise UserError(str(exc)) from None
+    try:
+        record = MailboxRecord(
+            id="demo", email="demo@futurnal.example", host=server.host, port=server.imaps_port,
+            username=DEMO_USER, security="tls", cafile=str(server.cert_path), folders=folders,
+        )
+        print(f"2/4 registering mailbox 'demo' (IMAPS on port {server.imaps_port}, certificate verified)")
+        with demo_ctx.owned() as registry:
+            if any(r.id == record.id for r in registry.all()):
+                registry.remove(record.id)
+            registry.add(record)
+            demo_ctx.credentials.set_secret(record.id, "password", DEMO_PASSWORD)
+        print("3/4 syncing through the actor system")
+        report = run_sync(demo_ctx, record, show_progress=True)
+    finally:
+        server.stop()
+    _summarise(report, ElementStore(demo_ctx.data_dir.elements_root), record.id, data_root, explicit_dir)
+    return 0 if report.ok else 1
+
+
+def _summarise(report: Any, store: ElementStore, mailbox: str, data_root: Path, explicit_dir: bool) -> None:
+    elements = list(store.iter_elements(mailbox))
+    per_folder = Counter(e["folder"] for e in elements)
+    threads = Counter(e["thread_id"] for e in elements)
+    attachments = sum(len(e["attachments"]) for e in elements)
+    with_defects = sum(1 for e in elements if e["defects"])
+    print("4/4 ingested:")
+    for result in report.results:
+        print(f"    {result.folder}: {result.fetched} fetched, {per_folder[result.folder]} stored")
+    for folder, error in report.errors:
+        print(f"    {folder}: FAILED: {error}")
+    print(f"    {len(elements)} elements, {len(threads)} threads "
+          f"({sum(1 for n in threads.values() if n > 1)} with replies), {attachments} attachments, "
+          f"{with_defects} with parser defects recorded")
+    print("  a few subjects:")
+    for element in elements[:: max(len(elements) // 5, 1)][:5]:
+        print(f"    - {element['subject']}")
+    print(f"  store: {store.root}")
+    where = "" if explicit_dir else f" --data-dir {data_root}"
+    print(f"  look around: futurnal-actors{where} imap status demo")
+    print(f"               futurnal-actors{where} elements export | head -n 1")

@@ -1,0 +1,242 @@
+"""``imap add / list / status / sync / remove``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from futurnal.log_setup import redactor
+from futurnal.mail.errors import MailError
+from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
+from futurnal.storage.element_store import ElementStore
+from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
+from futurnal.storage.sync_state import FolderStateStore
+
+from .context import CommandContext
+from .output import UserError, print_json, print_table
+from .sync_runner import run_sync
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    imap = subparsers.add_parser("imap", help="register, inspect, sync and remove IMAP mailboxes")
+    commands = imap.add_subparsers(dest="imap_command", metavar="COMMAND", required=True)
+
+    add = commands.add_parser(
+        "add",
+        help="register a mailbox (checks the login, keeps the password in the keyring)",
+        description="Register a mailbox. The password is read from stdin (--password-stdin) or asked for "
+        "on the terminal, checked against the server, and kept only in the OS keyring.",
+    )
+    add.add_argument("--email", required=True, help="the mailbox's e-mail address")
+    add.add_argument("--host", required=True, help="IMAP server host name")
+    add.add_argument("--port", type=int, help="IMAP port (default: 993 for tls, 143 otherwise)")
+    add.add_argument("--username", help="login name (default: the e-mail address)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--security", choices=SECURITY_MODES, default="tls",
+                     help="tls (default), starttls, or plain (unencrypted: only when you mean it)")
+    add.add_argument("--cafile", help="PEM file of the CA that signed the server certificate (private CAs)")
+    add.add_argument("--folders", default="INBOX", help="comma-separated folders to sync (default: INBOX)")
+    add.add_argument("--id", dest="mailbox_id", help="id to refer to the mailbox by (default: from the e-mail address)")
+    add.add_argument("--interval", type=int, default=None, metavar="SECONDS",
+                     help="sync interval for `run` (default: 300)")
+    add.add_argument("--no-verify", action="store_true", help="register without logging in to check")
+    add.add_argument("--json", action="store_true", help="print the registered mailbox as JSON")
+    add.set_defaults(handler=_add)
+
+    listing = commands.add_parser("list", help="list registered mailboxes")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_list)
+
+    status = commands.add_parser("status", help="sync state of a mailbox, folder by folder")
+    status.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_status)
+
+    sync = commands.add_parser(
+        "sync", help="sync a mailbox now and wait until it is done",
+        description="Start the actor system for one mailbox, sync it, print what was fetched. "
+        "Exit status 0 when every folder synced, 1 otherwise.",
+    )
+    sync.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
+    sync.add_argument("--folder", action="append", default=[], metavar="F",
+                      help="sync only this folder (repeatable; default: the mailbox's folders)")
+    sync.add_argument("--json", action="store_true", help="print the sync report as JSON")
+    sync.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up after this long")
+    sync.set_defaults(handler=_sync)
+
+    remove = commands.add_parser("remove", help="unregister a mailbox and delete its secrets")
+    remove.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
+    remove.add_argument("--purge", action="store_true", help="also delete its elements, sync state and quarantine")
+    remove.set_defaults(handler=_remove)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("IMAP password: ")
+    else:
+        raise UserError("no password given: pipe it in with --password-stdin", code=2)
+    if not password:
+        raise UserError("the password is empty", code=2)
+    redactor.add_secret(password)
+    return password
+
+
+def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
+    if "@" not in args.email:
+        raise UserError(f"--email {args.email!r} is not an e-mail address", code=2)
+    port = args.port or (993 if args.security == "tls" else 143)
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a TCP port", code=2)
+    if args.interval is not None and args.interval < 1:
+        raise UserError("--interval must be at least 1 second", code=2)
+    folders = tuple(f.strip() for f in args.folders.split(",") if f.strip())
+    if not folders:
+        raise UserError("--folders names no folder", code=2)
+    try:
+        mailbox_id = validate_mailbox_id(args.mailbox_id) if args.mailbox_id else default_mailbox_id(args.email)
+    except ValueError as exc:
+        raise UserError(str(exc), code=2) from None
+    if args.cafile:
+        try:
+            open(args.cafile, "rb").close()
+        except OSError as exc:
+            raise UserError(f"--cafile {args.cafile}: {exc.strerror}", code=2) from None
+    ctx.credentials.check_usable()  # before asking for a password we could not keep
+    password = _read_password(args.password_stdin)
+    record = MailboxRecord(
+        id=mailbox_id, email=args.email, host=args.host, port=port, username=args.username or args.email,
+        security=args.security, cafile=args.cafile, folders=folders,
+        sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
+        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    if not args.no_verify:
+        _verify(record, password, ctx)
+    with ctx.owned() as registry:
+        try:
+            registry.add(record)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            ctx.credentials.set_secret(record.id, "password", password)
+        except Exception:
+            registry.remove(record.id)  # never leave a mailbox registered without its secret
+            raise
+    if args.json:
+        print_json(record.to_document())
+    else:
+        print(f"added mailbox {record.id} ({record.email}); sync it with: futurnal-actors imap sync {record.id}")
+    return 0
+
+
+def _verify(record: MailboxRecord, password: str, ctx: CommandContext) -> None:
+    settings = ctx.settings()
+    connection = ConnectionSettings(
+        host=record.host, port=record.port, username=record.username, security=record.security,
+        cafile=record.cafile, connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
+    )
+    try:
+        with ImapSession(connection).connect(password) as session:
+            for folder in record.folders:
+                session.select(folder)
+    except MailError as exc:
+        raise UserError(f"{exc} (nothing was registered; --no-verify skips this check)") from None
+
+
+def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
+    registry = ctx.registry()
+    records = registry.all()
+    registry.close()
+    if args.json:
+        print_json([r.to_document() for r in records])
+    elif not records:
+        print("no mailboxes registered; add one with: futurnal-actors imap add --help")
+    else:
+        print_table(
+            [[r.id, r.email, f"{r.host}:{r.port}", r.security, ",".join(r.folders)] for r in records],
+            ["ID", "EMAIL", "SERVER", "SECURITY", "FOLDERS"],
+        )
+    return 0
+
+
+def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
+    record = ctx.mailbox(args.mailbox)
+    path = ctx.data_dir.state_path(record.id)
+    states = FolderStateStore(path, read_only=True) if path.exists() else None
+    store = ElementStore(ctx.data_dir.elements_root)
+    folders = []
+    for folder in dict.fromkeys([*record.folders, *(s.folder for s in (states.all() if states else []))]):
+        state = states.get(folder).to_document() if states else {"folder": folder}
+        state["stored"] = store.count(record.id, folder)
+        folders.append(state)
+    if states:
+        states.close()
+    quarantined = len(QuarantineStore(ctx.data_dir.quarantine_root).list(record.id))
+    report = {"mailbox": record.to_document(), "folders": folders, "quarantined": quarantined}
+    if args.json:
+        print_json(report)
+        return 0
+    print(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})")
+    print_table(
+        [
+            [f["folder"], str(f.get("uidvalidity") or "-"), str(f.get("last_uid", 0)), str(f.get("messages", 0)),
+             str(f["stored"]), f.get("last_success") or "never", f.get("last_error") or ""]
+            for f in folders
+        ],
+        ["FOLDER", "UIDVALIDITY", "LAST UID", "ON SERVER", "STORED", "LAST SUCCESS", "LAST ERROR"],
+    )
+    if quarantined:
+        print(f"{quarantined} message(s) in quarantine")
+    return 0
+
+
+def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
+    record = ctx.mailbox(args.mailbox)
+    report = run_sync(ctx, record, tuple(args.folder), timeout=args.timeout, show_progress=not args.json)
+    if args.json:
+        print_json({
+            "mailbox": report.mailbox,
+            "ok": report.ok,
+            "fetched": report.fetched,
+            "folders": [
+                {"folder": r.folder, "fetched": r.fetched, "quarantined": r.quarantined, "unchanged": r.unchanged,
+                 "uidvalidity": r.uidvalidity, "last_uid": r.last_uid}
+                for r in report.results
+            ],
+            "errors": [{"folder": f, "error": e} for f, e in report.errors],
+        })
+    else:
+        for r in report.results:
+            extra = f", {r.quarantined} quarantined" if r.quarantined else ""
+            print(f"{record.id} {r.folder}: {r.fetched} new message(s){extra}")
+    if report.errors:
+        if not args.json:
+            for folder, error in report.errors:
+                print(f"error: {record.id} {folder}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
+    record = ctx.mailbox(args.mailbox)
+    with ctx.owned() as registry:
+        registry.remove(record.id)
+        secrets = ctx.credentials.delete_secrets(record.id)
+        removed = [f"registration", *(f"{kind} (keyring)" for kind in secrets)]
+        if args.purge:
+            elements = ElementStore(ctx.data_dir.elements_root).remove_mailbox(record.id)
+            quarantined = QuarantineStore(ctx.data_dir.quarantine_root).remove_mailbox(record.id)
+            ctx.data_dir.state_path(record.id).unlink(missing_ok=True)
+            removed += [f"{elements} element(s)", "sync state", f"{quarantined} quarantined message(s)"]
+    print(f"removed {record.id}: {', '.join(removed)}")
+    if not args.purge:
+        print("its elements were kept; `imap remove --purge` deletes them too")
+    return 0

@@ -1,0 +1,75 @@
+"""``futurnal-actors``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from futurnal.log_setup import configure_logging
+from futurnal.mail.errors import MailError
+from futurnal.storage.data_dir import default_data_dir
+from futurnal.storage.errors import StorageError
+
+from . import demo_command, elements_commands, imap_commands, run_command
+from .context import CommandContext
+from .output import UserError
+
+__all__ = ["build_parser", "main"]
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="futurnal-actors",
+        description="Privacy-first IMAP ingestion into a local element store.",
+        epilog="Data directory: --data-dir, else $FUTURNAL_HOME, else $XDG_DATA_HOME/futurnal-actors. "
+        "Exit status: 0 success, 1 failure (one-line reason on stderr), 2 bad usage.",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help=f"where state and elements live (default: {default_data_dir()})")
+    parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS,
+                        help="log verbosity on stderr (default: WARNING)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--no-redact", action="store_true",
+                        help="keep e-mail addresses in logs (secrets are always redacted)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    imap_commands.register(commands)
+    elements_commands.register(commands)
+    run_command.register(commands)
+    demo_command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.no_redact)
+    ctx = CommandContext.create((args.data_dir or default_data_dir()).expanduser(), args.debug)
+    try:
+        return int(args.handler(args, ctx))
+    except UserError as exc:
+        return _fail(str(exc), exc.code, args.debug)
+    except (StorageError, MailError) as exc:
+        return _fail(str(exc), 1, args.debug)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, False)
+    except BrokenPipeError:
+        return 0  # `elements export | head`: the reader has all it wanted
+    except Exception as exc:
+        return _fail(f"unexpected error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", 1,
+                     args.debug)
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"futurnal-actors: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

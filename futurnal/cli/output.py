@@ -1,0 +1,67 @@
+"""How the CLI talks to people and scripts: one-line errors, JSON on request, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+__all__ = ["ProgressBar", "UserError", "print_json", "print_table"]
+
+
+class UserError(Exception):
+    """A failure to report as one line, without a traceback, with exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def print_json(value: Any, stream: TextIO | None = None) -> None:
+    json.dump(value, stream or sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
+    (stream or sys.stdout).write("\n")
+
+
+def print_table(rows: list[list[str]], headers: list[str], stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        out.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip() + "\n")
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent when stderr is not one (logs, CI, pipes)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._enabled = self._stream.isatty() if enabled is None else enabled
+        self._label = label
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+
+    def update(self, done: int, total: int, detail: str = "") -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_draw < 0.1 and done < total:
+                return
+            self._last_draw = now
+            width = 30
+            fraction = min(done / total, 1.0) if total else 1.0
+            filled = int(width * fraction)
+            rate = done / max(now - self._started, 1e-6)
+            line = (
+                f"\r{self._label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                f"{rate:,.0f} msg/s {detail}"
+            )
+            self._stream.write(line[:120].ljust(100))
+            self._stream.flush()
+
+    def finish(self) -> None:
+        if self._enabled:
+            self._stream.write("\n")
+            self._stream.flush()

@@ -1,0 +1,49 @@
+"""Run the actor system just long enough to sync one mailbox, showing progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from futurnal.mail.folder_sync import SyncProgress
+from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.storage.registry import MailboxRecord
+from futurnal.system import ActorSystem, SystemNotRunning
+
+from .context import CommandContext
+from .output import ProgressBar, UserError
+
+__all__ = ["run_sync"]
+
+
+def run_sync(
+    ctx: CommandContext,
+    record: MailboxRecord,
+    folders: tuple[str, ...] = (),
+    *,
+    timeout: float | None = None,
+    show_progress: bool = True,
+    progress: ProgressBar | None = None,
+) -> MailboxSyncReport:
+    """Sync ``record`` through the real actor tree and return the report."""
+    bar = progress or ProgressBar(f"syncing {record.id}", enabled=None if show_progress else False)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, SyncProgress):
+            bar.update(event.done, event.total, event.folder)
+
+    system = ActorSystem(ctx.data_dir.root, settings=ctx.settings(), credentials=ctx.credentials)
+    try:
+        system.start([record.id], schedule=False)
+    except SystemNotRunning as exc:
+        raise UserError(str(exc)) from None
+    unsubscribe = system.subscribe(on_event)
+    try:
+        return system.sync(record.id, folders, timeout=timeout)
+    except pykka.Timeout:
+        raise UserError(f"sync of {record.id} did not finish within {timeout:g}s; it resumes next time") from None
+    finally:
+        unsubscribe()
+        bar.finish()
+        system.stop()

@@ -1,0 +1,97 @@
+"""Logging: loguru configured once at start, with every line passed through a redaction filter."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from typing import Any, TextIO
+
+from loguru import logger
+
+__all__ = ["Redactor", "configure_logging", "redactor"]
+
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
+_CREDENTIAL_PAIRS = re.compile(
+    r"(?i)\b(password|passwd|pass|secret|token|access_token|refresh_token|client_secret|code)"
+    r"(\s*[=:]\s*|\"\s*:\s*\")([^\s\"',&]+)"
+)
+# IMAP commands as protocol logs show them (upper case), and HTTP authorization schemes.
+_AUTH_LINES = re.compile(r"\b(LOGIN|AUTHENTICATE\s+\S+|(?i:bearer|basic))\s+\S+(\s+\S+)?")
+
+
+class Redactor:
+    """Replaces known secrets, credential-looking values and (by default) e-mail addresses.
+
+    Secrets are registered as they are read (a password from stdin, a token from the keyring),
+    so even a secret echoed inside an exception text never reaches a log line.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self.redact_personal = True
+
+    def add_secret(self, secret: str | None) -> None:
+        if secret and len(secret) >= 3:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            text = text.replace(secret, "[secret]")
+        text = _CREDENTIAL_PAIRS.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
+        text = _AUTH_LINES.sub(lambda m: f"{m.group(1)} [secret]", text)
+        if self.redact_personal:
+            text = _EMAIL.sub("[email]", text)
+        return text
+
+    def patch(self, record: Any) -> None:
+        """loguru patcher: runs on every record before any sink sees it."""
+        record["message"] = self.redact(record["message"])
+        for key, value in list(record["extra"].items()):
+            if isinstance(value, str):
+                record["extra"][key] = self.redact(value)
+        if record["exception"] is not None:
+            exc = record["exception"].value
+            if exc is not None and exc.args:
+                exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
+
+
+#: The process's redactor; secrets are registered here as they are read.
+redactor = Redactor()
+
+
+class _ToLoguru(logging.Handler):
+    """Sends stdlib logging (Pykka, IMAPClient) through loguru and so through the redactor."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+def _format(record: Any) -> str:
+    where = " [{extra[mailbox]}]" if record["extra"].get("mailbox") else ""
+    return "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}" + where + "\n{exception}"
+
+
+def configure_logging(level: str = "WARNING", *, redact_personal: bool = True, stream: TextIO | None = None) -> None:
+    """Configure the one sink; call once, at start."""
+    redactor.redact_personal = redact_personal
+    logger.remove()
+    logger.configure(patcher=redactor.patch)
+    logger.add(
+        stream or sys.stderr,
+        level=level.upper(),
+        format=_format,
+        colorize=None,
+        backtrace=False,
+        diagnose=False,
+    )
+    logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)

@@ -1,0 +1,69 @@
+"""From a fetched message to an element: the JSON document the store keeps per message."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any
+
+from .parser import Address, ParsedMessage
+from .session import FetchedMessage
+
+__all__ = ["SCHEMA_VERSION", "build_element", "element_id"]
+
+#: Bumped whenever a field changes meaning or shape; documented in README.md.
+SCHEMA_VERSION = 1
+
+
+def element_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
+    """Stable id: the same message in the same folder incarnation always gets the same id."""
+    key = f"{mailbox}\x00{folder}\x00{uidvalidity}\x00{uid}".encode()
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, str | None]]:
+    return [{"name": a.name, "address": a.address} for a in addresses]
+
+
+def build_element(
+    parsed: ParsedMessage, fetched: FetchedMessage, *, mailbox: str, folder: str, uidvalidity: int
+) -> dict[str, Any]:
+    """Combine what the server said about a message with what its bytes say."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": element_id(mailbox, folder, uidvalidity, fetched.uid),
+        "mailbox": mailbox,
+        "folder": folder,
+        "uidvalidity": uidvalidity,
+        "uid": fetched.uid,
+        "message_id": parsed.message_id,
+        "thread_id": parsed.thread_id,
+        "in_reply_to": parsed.in_reply_to,
+        "references": list(parsed.references),
+        "subject": parsed.subject,
+        "from": _addresses(parsed.from_),
+        "to": _addresses(parsed.to),
+        "cc": _addresses(parsed.cc),
+        "bcc": _addresses(parsed.bcc),
+        "reply_to": _addresses(parsed.reply_to),
+        "date": parsed.date,
+        "date_raw": parsed.date_raw,
+        "internal_date": _iso(fetched.internal_date),
+        "flags": sorted(fetched.flags),
+        "labels": [],
+        "size": fetched.size,
+        "text": parsed.text,
+        "attachments": [asdict(a) for a in parsed.attachments],
+        "security": list(parsed.security),
+        "defects": list(parsed.defects),
+        "deleted": False,
+    }

@@ -1,0 +1,45 @@
+"""Mail-side failures, each worded so it can be shown to a user in one line."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConnectionFailed",
+    "FolderNotFound",
+    "MailError",
+    "ServerError",
+    "TlsVerificationFailed",
+]
+
+
+class MailError(Exception):
+    """Base class: talking to the mail server failed."""
+
+    #: Whether trying again later can help (network trouble) or not (wrong password).
+    transient = True
+
+
+class ConnectionFailed(MailError):
+    """The server could not be reached, or the connection broke."""
+
+
+class TlsVerificationFailed(MailError):
+    """The server's certificate was not trusted; retrying will not change that."""
+
+    transient = False
+
+
+class AuthenticationFailed(MailError):
+    """The server rejected the credentials; the user has to act."""
+
+    transient = False
+
+
+class FolderNotFound(MailError):
+    """The folder does not exist on the server (or cannot be selected)."""
+
+    transient = False
+
+
+class ServerError(MailError):
+    """The server answered NO / BAD to a command."""

@@ -1,0 +1,93 @@
+"""How to walk a folder's new UIDs in bounded pieces, so memory never grows with folder size.
+
+Two levels: *windows* over the UID space (each asks the server only for sizes), and *batches*
+inside a window (each fetches full messages, bounded by count and by bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["BatchLimits", "UidWindow", "UidWindows", "plan_batches"]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """Bounds of one UID FETCH of full messages, and of one size-discovery window."""
+
+    max_messages: int = 200
+    max_bytes: int = 16 * 1024 * 1024
+    window_uids: int = 2000
+    max_window_uids: int = 128_000
+
+    def __post_init__(self) -> None:
+        if self.max_messages < 1 or self.max_bytes < 1 or self.window_uids < 1:
+            raise ValueError("batch limits must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class UidWindow:
+    """UIDs ``first..last`` inclusive; ``last`` None means ``*`` (server did not say UIDNEXT)."""
+
+    first: int
+    last: int | None
+
+    @property
+    def criteria(self) -> str:
+        return f"{self.first}:{'*' if self.last is None else self.last}"
+
+
+class UidWindows:
+    """Walks every UID above ``after_uid`` that existed at SELECT time, one window at a time.
+
+    After each window the caller says how many messages it held: a sparse UID space (old mail
+    deleted) widens the next window, a dense one narrows it, so each answer stays small.
+    """
+
+    def __init__(self, after_uid: int, uidnext: int | None, limits: BatchLimits) -> None:
+        self._next_first = after_uid + 1
+        self._uidnext = uidnext
+        self._span = limits.window_uids
+        self._limits = limits
+        self._done = False
+
+    def next_window(self) -> UidWindow | None:
+        if self._done:
+            return None
+        if self._uidnext is None:  # the server did not say: one open-ended window
+            self._done = True
+            return UidWindow(self._next_first, None)
+        if self._next_first >= self._uidnext:
+            self._done = True
+            return None
+        last = min(self._next_first + self._span - 1, self._uidnext - 1)
+        window = UidWindow(self._next_first, last)
+        self._next_first = last + 1
+        return window
+
+    def record(self, returned: int) -> None:
+        if returned < self._limits.window_uids // 4:
+            self._span = min(self._span * 2, self._limits.max_window_uids)
+        elif returned > self._limits.window_uids:
+            self._span = max(self._span // 2, self._limits.window_uids)
+
+
+def plan_batches(sizes: Mapping[int, int], limits: BatchLimits) -> list[list[int]]:
+    """Group UIDs, in ascending order, into batches within the count and byte limits.
+
+    A message larger than ``max_bytes`` travels alone rather than being skipped.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for uid in sorted(sizes):
+        size = max(sizes[uid], 0)
+        if current and (len(current) >= limits.max_messages or current_bytes + size > limits.max_bytes):
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(uid)
+        current_bytes += size
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,254 @@
+"""One IMAP connection: connect securely, log in, select, fetch in bounded batches."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.response_parser import parse_fetch_response
+
+from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, ServerError, TlsVerificationFailed
+from .uidset import to_sequence_set
+
+__all__ = ["ConnectionSettings", "FetchedMessage", "FolderStatus", "ImapSession"]
+
+SECURITY_MODES = ("tls", "starttls", "plain")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Where and how to connect. ``security='plain'`` is only ever used when asked for."""
+
+    host: str
+    port: int
+    username: str
+    security: str = "tls"
+    cafile: str | None = None
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, not {self.security!r}")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """What SELECT said about a folder."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMessage:
+    """One message as the server sent it."""
+
+    uid: int
+    raw: bytes
+    flags: tuple[str, ...]
+    internal_date: datetime | None
+    size: int
+
+
+class _Client(imapclient.IMAPClient):
+    """IMAPClient plus a FETCH that takes a compact UID set (``1:500,502``).
+
+    ``IMAPClient.fetch`` only accepts explicit UID lists (it filters its answer by them), which
+    would make every batch command as long as its list of UIDs.
+    """
+
+    def fetch_uid_set(self, uid_set: str, data: list[str]) -> dict[int, dict[bytes, Any]]:
+        tag = self._imap._command("UID", "FETCH", uid_set, "(" + " ".join(data) + ")")
+        typ, lines = self._imap._command_complete("FETCH", tag)
+        self._checkok("fetch", typ, lines)
+        typ, lines = self._imap._untagged_response(typ, lines, "FETCH")
+        return parse_fetch_response(lines, self.normalise_times, True)  # type: ignore[no-any-return]
+
+
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class ImapSession:
+    """A logged-in IMAP connection with the few operations the sync needs.
+
+    Every socket operation has a timeout; every failure is turned into a :class:`MailError`
+    subclass whose message names the server and says what to do.
+    """
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self._client: _Client | None = None
+        self.capabilities: frozenset[str] = frozenset()
+
+    def connect(self, password: str) -> ImapSession:
+        s = self.settings
+        timeout = imapclient.SocketTimeout(connect=s.connect_timeout, read=s.read_timeout)
+        context = _tls_context(s.cafile) if s.security != "plain" else None
+        try:
+            client = _Client(
+                s.host, port=s.port, ssl=s.security == "tls", ssl_context=context, timeout=timeout
+            )
+            if s.security == "starttls":
+                client.starttls(context)
+        except ssl.SSLCertVerificationError as exc:
+            raise TlsVerificationFailed(
+                f"TLS certificate of {s.address} is not trusted ({exc.verify_message}); "
+                "pass --cafile FILE if the server uses a private CA"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ConnectionFailed(f"TLS handshake with {s.address} failed: {exc.reason or exc}") from None
+        except (socket.gaierror, socket.herror) as exc:
+            raise ConnectionFailed(f"cannot resolve {s.host}: {exc.strerror or exc}") from None
+        except (TimeoutError, socket.timeout):
+            raise ConnectionFailed(f"cannot reach {s.address}: timed out after {s.connect_timeout:g}s") from None
+        except OSError as exc:
+            raise ConnectionFailed(f"cannot reach {s.address}: {exc.strerror or exc}") from None
+        except IMAPClientError as exc:
+            raise ConnectionFailed(f"{s.address} refused the connection: {exc}") from None
+        client.normalise_times = False
+        self._client = client
+        try:
+            client.login(s.username, password)
+        except LoginError:
+            self.close()
+            raise AuthenticationFailed(f"{s.address} rejected the login of {s.username}: check the password") from None
+        except (OSError, IMAPClientError) as exc:
+            self.close()
+            raise ConnectionFailed(f"login to {s.address} failed: {exc}") from None
+        self.capabilities = frozenset(_text(c).upper() for c in self._guard(client.capabilities))
+        return self
+
+    @property
+    def client(self) -> _Client:
+        if self._client is None:
+            raise ConnectionFailed("not connected")
+        return self._client
+
+    def select(self, folder: str) -> FolderStatus:
+        """SELECT read-only (EXAMINE), so syncing never changes \\Seen or anything else."""
+        try:
+            answer = self.client.select_folder(folder, readonly=True)
+        except IMAPClientError as exc:
+            raise FolderNotFound(f"cannot open folder {folder!r} on {self.settings.address}: {_reason(exc)}") from None
+        except OSError as exc:
+            raise ConnectionFailed(f"connection to {self.settings.address} broke: {exc}") from None
+
+        def number(key: bytes) -> int | None:
+            value = answer.get(key)
+            return int(value) if value is not None else None
+
+        uidvalidity = number(b"UIDVALIDITY")
+        if uidvalidity is None:
+            raise ServerError(f"{self.settings.address} sent no UIDVALIDITY for {folder!r}")
+        return FolderStatus(
+            name=folder,
+            uidvalidity=uidvalidity,
+            uidnext=number(b"UIDNEXT"),
+            exists=number(b"EXISTS") or 0,
+            highestmodseq=number(b"HIGHESTMODSEQ"),
+        )
+
+    def sizes(self, criteria: str) -> dict[int, int]:
+        """UID -> RFC822.SIZE for a UID range such as ``101:2100``."""
+        response = self._guard(lambda: self.client.fetch_uid_set(criteria, ["RFC822.SIZE"]))
+        low, _, high = criteria.partition(":")
+        top = None if high in ("", "*") else int(high)
+        # ``n:*`` always includes the highest UID even when it is below n (RFC 3501 6.4.8), and
+        # unsolicited FETCH responses may name other messages: keep only what was asked for.
+        return {
+            uid: int(data[b"RFC822.SIZE"])
+            for uid, data in response.items()
+            if b"RFC822.SIZE" in data and uid >= int(low) and (top is None or uid <= top)
+        }
+
+    def fetch_messages(self, uids: Iterable[int]) -> list[FetchedMessage]:
+        """Fetch full messages without setting \\Seen; UIDs gone meanwhile are simply absent."""
+        wanted = sorted(set(uids))
+        if not wanted:
+            return []
+        response = self._guard(
+            lambda: self.client.fetch_uid_set(
+                to_sequence_set(wanted), ["BODY.PEEK[]", "FLAGS", "INTERNALDATE", "RFC822.SIZE"]
+            )
+        )
+        messages = []
+        for uid in wanted:
+            data = response.get(uid)
+            if data is None:
+                continue
+            raw = data.get(b"BODY[]")
+            if raw is None:
+                continue
+            internal = data.get(b"INTERNALDATE")
+            if isinstance(internal, datetime) and internal.tzinfo is not None:
+                internal = internal.astimezone(timezone.utc)
+            messages.append(
+                FetchedMessage(
+                    uid=uid,
+                    raw=bytes(raw),
+                    flags=tuple(_text(f) for f in data.get(b"FLAGS", ())),
+                    internal_date=internal if isinstance(internal, datetime) else None,
+                    size=int(data.get(b"RFC822.SIZE", len(raw))),
+                )
+            )
+        return messages
+
+    def _guard(self, call):  # type: ignore[no-untyped-def]
+        try:
+            return call()
+        except (TimeoutError, socket.timeout):
+            raise ConnectionFailed(f"{self.settings.address} did not answer in {self.settings.read_timeout:g}s") from None
+        except OSError as exc:
+            raise ConnectionFailed(f"connection to {self.settings.address} broke: {exc}") from None
+        except IMAPClientError as exc:
+            raise ServerError(f"{self.settings.address} refused a command: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        """Log out politely, or just drop the socket if that fails."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:
+            try:
+                client.shutdown()
+            except Exception:
+                pass
+
+    def __enter__(self) -> ImapSession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for prefix in ("select failed: ", "fetch failed: "):
+        text = text.removeprefix(prefix)
+    return text.strip() or exc.__class__.__name__

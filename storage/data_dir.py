@@ -1,0 +1,44 @@
+"""Where everything of one installation lives, in one place so no path is spelled twice."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DataDir", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    """``$FUTURNAL_HOME``, else ``$XDG_DATA_HOME/futurnal-actors``, else ``~/.local/share/futurnal-actors``."""
+    if home := os.environ.get("FUTURNAL_HOME"):
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).expanduser() / "futurnal-actors"
+
+
+@dataclass(frozen=True, slots=True)
+class DataDir:
+    """The layout of a data directory."""
+
+    root: Path
+
+    @property
+    def registry_path(self) -> Path:
+        return self.root / "mailboxes.json"
+
+    @property
+    def elements_root(self) -> Path:
+        return self.root / "elements"
+
+    @property
+    def quarantine_root(self) -> Path:
+        return self.root / "quarantine"
+
+    def state_path(self, mailbox_id: str) -> Path:
+        return self.root / "state" / f"{mailbox_id}.json"
+
+    def ensure(self) -> DataDir:
+        """Create the directory private to the user: it holds people's mail."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self

@@ -1,0 +1,79 @@
+"""Messages that could not be turned into elements, kept with their raw bytes for a later retry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_bytes
+
+__all__ = ["QuarantineRecord", "QuarantineStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """Why one message was set aside. Never holds message content, only where it came from."""
+
+    id: str
+    mailbox: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    reason: str
+    attempts: int
+    first_seen: str
+    last_seen: str
+
+
+class QuarantineStore:
+    """``root/<id>.json`` (the record) beside ``root/<id>.eml`` (the raw bytes, private to the user)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @staticmethod
+    def record_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
+        return hashlib.sha256(f"{mailbox}\x00{folder}\x00{uidvalidity}\x00{uid}".encode()).hexdigest()[:16]
+
+    def add(
+        self, *, mailbox: str, folder: str, uidvalidity: int, uid: int, reason: str, raw: bytes, now: str
+    ) -> QuarantineRecord:
+        """Quarantine a message, or count one more attempt if it is there already."""
+        record_id = self.record_id(mailbox, folder, uidvalidity, uid)
+        previous = self.get(record_id)
+        record = QuarantineRecord(
+            id=record_id,
+            mailbox=mailbox,
+            folder=folder,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            reason=reason,
+            attempts=(previous.attempts + 1) if previous else 1,
+            first_seen=previous.first_seen if previous else now,
+            last_seen=now,
+        )
+        atomic_write_bytes(self.root / f"{record_id}.eml", raw)
+        atomic_write_bytes(self.root / f"{record_id}.json", json.dumps(asdict(record)).encode())
+        return record
+
+    def get(self, record_id: str) -> QuarantineRecord | None:
+        try:
+            data: dict[str, Any] = json.loads((self.root / f"{record_id}.json").read_bytes())
+        except FileNotFoundError:
+            return None
+        return QuarantineRecord(**data)
+
+    def list(self, mailbox: str | None = None) -> list[QuarantineRecord]:
+        records = [self.get(p.stem) for p in sorted(self.root.glob("*.json"))]
+        return [r for r in records if r is not None and (mailbox is None or r.mailbox == mailbox)]
+
+    def remove_mailbox(self, mailbox: str) -> int:
+        removed = 0
+        for record in self.list(mailbox):
+            for suffix in (".json", ".eml"):
+                (self.root / f"{record.id}{suffix}").unlink(missing_ok=True)
+            removed += 1
+        return removed

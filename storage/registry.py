@@ -1,0 +1,106 @@
+"""The mailbox registry: which mailboxes exist and how to reach them (never their secrets)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+
+from .atomic import AtomicJSONStorage
+
+__all__ = ["MailboxRecord", "MailboxRegistry", "UnknownMailbox", "default_mailbox_id", "validate_mailbox_id"]
+
+_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class UnknownMailbox(LookupError):
+    """No mailbox with that id or e-mail address is registered."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no mailbox {key!r} is registered (see `imap list`)")
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRecord:
+    """How to reach one mailbox. Secrets live in the keyring, keyed by ``id``."""
+
+    id: str
+    email: str
+    host: str
+    port: int
+    username: str
+    security: str = "tls"
+    cafile: str | None = None
+    folders: tuple[str, ...] = ("INBOX",)
+    auth: str = "password"
+    sync_interval_seconds: int = 300
+    created_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_document(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["folders"] = list(self.folders)
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> MailboxRecord:
+        known = {name: doc[name] for name in cls.__dataclass_fields__ if name in doc}
+        known["folders"] = tuple(known.get("folders", ("INBOX",)))
+        return cls(**known)
+
+    def with_changes(self, **changes: Any) -> MailboxRecord:
+        return replace(self, **changes)
+
+
+def validate_mailbox_id(mailbox_id: str) -> str:
+    """Ids name files and keyring entries, so they are kept to a small, path-safe alphabet."""
+    if not _ID_PATTERN.match(mailbox_id):
+        raise ValueError(
+            f"invalid mailbox id {mailbox_id!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return mailbox_id
+
+
+def default_mailbox_id(email: str) -> str:
+    """``Alice.Smith@Example.com`` -> ``alice.smith-example.com``."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", email.strip().lower().replace("@", "-")).strip("-._")
+    return validate_mailbox_id(slug[:64] or "mailbox")
+
+
+class MailboxRegistry:
+    """The registered mailboxes, in a TinyDB file written atomically. One owner per file."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
+        self._table = self._db.table("mailboxes")
+
+    def add(self, record: MailboxRecord) -> None:
+        validate_mailbox_id(record.id)
+        if self._table.contains(Query().id == record.id):
+            raise ValueError(f"a mailbox with id {record.id!r} is already registered")
+        if self._table.contains(Query().email == record.email):
+            raise ValueError(f"{record.email} is already registered; use --id to add it again under another id")
+        self._table.insert(record.to_document())
+
+    def update(self, record: MailboxRecord) -> None:
+        self._table.update(record.to_document(), Query().id == record.id)
+
+    def remove(self, mailbox_id: str) -> None:
+        self._table.remove(Query().id == mailbox_id)
+
+    def all(self) -> list[MailboxRecord]:
+        return sorted((MailboxRecord.from_document(doc) for doc in self._table.all()), key=lambda r: r.id)
+
+    def get(self, key: str) -> MailboxRecord:
+        """Look a mailbox up by id or by e-mail address."""
+        for record in self.all():
+            if key in (record.id, record.email) or key.lower() == record.email.lower():
+                return record
+        raise UnknownMailbox(key)
+
+    def close(self) -> None:
+        self._db.close()

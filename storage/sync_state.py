@@ -1,0 +1,65 @@
+"""Per-folder sync state: where the last sync stopped, so the next one fetches only what is new."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+
+from .atomic import AtomicJSONStorage
+
+__all__ = ["FolderState", "FolderStateStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    """The watermark and counters of one folder of one mailbox.
+
+    ``last_uid`` only ever covers messages the sink has durably written, so resuming from it after
+    any crash loses nothing.
+    """
+
+    folder: str
+    uidvalidity: int | None = None
+    last_uid: int = 0
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    messages: int = 0
+    stored: int = 0
+    parse_failures: int = 0
+    last_success: str | None = None
+    last_error: str | None = None
+    last_attempt: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> FolderState:
+        return cls(**{name: doc[name] for name in cls.__dataclass_fields__ if name in doc})
+
+    def with_changes(self, **changes: Any) -> FolderState:
+        return replace(self, **changes)
+
+
+class FolderStateStore:
+    """The folder states of one mailbox, in that mailbox's own TinyDB file (one owner per file)."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
+        self._table = self._db.table("folders")
+
+    def get(self, folder: str) -> FolderState:
+        doc = self._table.get(Query().folder == folder)
+        return FolderState.from_document(dict(doc)) if doc else FolderState(folder=folder)
+
+    def put(self, state: FolderState) -> None:
+        self._table.upsert(state.to_document(), Query().folder == state.folder)
+
+    def all(self) -> list[FolderState]:
+        return sorted((FolderState.from_document(dict(doc)) for doc in self._table.all()), key=lambda s: s.folder)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,117 @@
+"""The supervision tree: root -> sink, one supervisor per mailbox (fetcher, mailbox), scheduler."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from futurnal.actors.directory import ActorDirectory
+from futurnal.actors.messages import Ping
+from futurnal.actors.fetcher import FetcherActor
+from futurnal.actors.mailbox import MailboxActor
+from futurnal.actors.scheduler import SchedulerActor
+from futurnal.actors.sink import ElementSink, SinkActor
+from futurnal.config import ServiceSettings
+from futurnal.events import EventBus
+from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.registry import MailboxRecord
+
+from .restart_intensity import RestartIntensity
+from .supervisor import ChildSpec, Supervisor
+
+__all__ = ["TreeContext", "start_root"]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeContext:
+    """What every actor of one system shares, handed down explicitly (no globals)."""
+
+    settings: ServiceSettings
+    data_dir: DataDir
+    credentials: CredentialStore
+    directory: ActorDirectory
+    events: EventBus
+    stopping: threading.Event
+
+    def intensity(self) -> RestartIntensity:
+        return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
+
+
+def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:
+    def start_fetcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        return FetcherActor.start(
+            record=record,
+            settings=context.settings,
+            data_dir=context.data_dir,
+            credentials=context.credentials,
+            directory=context.directory,
+            events=context.events,
+            stopping=context.stopping,
+            supervisor=parent,
+        )
+
+    def start_mailbox(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        return MailboxActor.start(
+            mailbox_id=record.id,
+            folders=record.folders,
+            directory=context.directory,
+            events=context.events,
+            supervisor=parent,
+        )
+
+    timeout = context.settings.stop_timeout_seconds
+    children = [
+        ChildSpec(f"fetcher/{record.id}", start_fetcher, shutdown_timeout=timeout),
+        ChildSpec(f"mailbox/{record.id}", start_mailbox, shutdown_timeout=timeout),
+    ]
+
+    def start_supervisor(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        return Supervisor.start(
+            child_id=f"supervisor/{record.id}",
+            specs=children,
+            directory=context.directory,
+            intensity=context.intensity(),
+            supervisor=parent,
+        )
+
+    return ChildSpec(f"supervisor/{record.id}", start_supervisor, shutdown_timeout=timeout * 2)
+
+
+def start_root(
+    context: TreeContext,
+    *,
+    sink: ElementSink,
+    mailboxes: list[MailboxRecord],
+    schedule: bool,
+    on_give_up: Callable[[str], None],
+) -> pykka.ActorRef[Any]:
+    """Start the whole tree; children start in this order and stop in the reverse one.
+
+    The sink starts first and stops last, so writes in flight during shutdown still land.
+    """
+    specs = [ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent))]
+    specs += [_mailbox_supervisor_spec(context, record) for record in mailboxes]
+    if schedule:
+        intervals = {record.id: record.sync_interval_seconds for record in mailboxes}
+        specs.append(
+            ChildSpec(
+                "scheduler",
+                lambda parent: SchedulerActor.start(
+                    directory=context.directory, intervals=intervals, supervisor=parent
+                ),
+            )
+        )
+    root = Supervisor.start(
+        child_id="root",
+        specs=specs,
+        directory=context.directory,
+        intensity=context.intensity(),
+        on_give_up=on_give_up,
+    )
+    root.ask(Ping(), timeout=60)
+    return root
