@@ -39,7 +39,7 @@ class SchedulerActor(SupervisedActor):
         self._sync_at_start = sync_at_start
         self._resolution = resolution_seconds
         self._schedule = SyncSchedule()
-        self._stop = threading.Event()
+        self._timer_stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def on_start(self) -> None:
@@ -52,7 +52,7 @@ class SchedulerActor(SupervisedActor):
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._resolution):
+        while not self._timer_stop.wait(self._resolution):
             try:
                 for mailbox_id in self._schedule.due():
                     self._emit(mailbox_id, "interval")
@@ -67,10 +67,10 @@ class SchedulerActor(SupervisedActor):
         mailbox.tell(SyncTick(reason=reason))
 
     def on_stop(self) -> None:
-        self._stop.set()
+        self._timer_stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self._stop.set()
+        self._timer_stop.set()
         super().on_failure(exception_type, exception_value, traceback)

@@ -50,15 +50,11 @@ class Redactor:
         return text
 
     def patch(self, record: Any) -> None:
-        """loguru patcher: runs on every record before any sink sees it."""
+        """loguru patcher: the message and bound fields, before any sink (an embedder's too) sees them."""
         record["message"] = self.redact(record["message"])
         for key, value in list(record["extra"].items()):
             if isinstance(value, str):
                 record["extra"][key] = self.redact(value)
-        if record["exception"] is not None:
-            exc = record["exception"].value
-            if exc is not None and exc.args:
-                exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
 
 
 #: The process's redactor; secrets are registered here as they are read.
@@ -86,12 +82,13 @@ def configure_logging(level: str = "WARNING", *, redact_personal: bool = True, s
     redactor.redact_personal = redact_personal
     logger.remove()
     logger.configure(patcher=redactor.patch)
-    logger.add(
-        stream or sys.stderr,
-        level=level.upper(),
-        format=_format,
-        colorize=None,
-        backtrace=False,
-        diagnose=False,
-    )
+    out = stream or sys.stderr
+
+    def write(line: str) -> None:
+        # The formatted line includes any traceback, whose text the patcher never saw.
+        out.write(redactor.redact(line))
+        out.flush()
+
+    # diagnose=False: loguru would otherwise print local variables, passwords included.
+    logger.add(write, level=level.upper(), format=_format, colorize=False, backtrace=False, diagnose=False)
     logging.basicConfig(handlers=[_ToLoguru()], level=logging.WARNING, force=True)

@@ -1,0 +1,61 @@
+"""Run the installed ``futurnal-actors`` command as a user would, in a private environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from futurnal.demo.dovecot import DovecotServer
+
+COMMAND = shutil.which("futurnal-actors", path=str(Path(sys.executable).parent)) or "futurnal-actors"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+class Cli:
+    """A data directory and a keyring file of one test's own, and the command to drive them."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.data_dir = home / "data"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("FUTURNAL_", "PYTHON_KEYRING"))},
+            "FUTURNAL_HOME": str(self.data_dir),
+            # A real keyring backend, chosen the standard way; its file lives in this test's dir.
+            "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+            "XDG_DATA_HOME": str(home / "xdg-data"),
+            "XDG_CONFIG_HOME": str(home / "xdg-config"),
+            "HOME": str(home),
+        }
+
+    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> Result:
+        done = subprocess.run(
+            [COMMAND, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=self.env
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def add(self, server: DovecotServer, *extra: str, password: str = "secret-pw", user: str = "alice",
+            mailbox_id: str = "alice", folders: str = "INBOX") -> Result:
+        return self(
+            "imap", "add", "--email", f"{user}@example.org", "--host", server.host,
+            "--port", str(server.imaps_port), "--username", user, "--password-stdin",
+            "--cafile", str(server.cert_path), "--id", mailbox_id, "--folders", folders, *extra,
+            stdin=password + "\n",
+        )

@@ -1,0 +1,244 @@
+"""The first vertical slice, end to end: CLI -> actor system -> real Dovecot -> element store."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import imapclient
+import pytest
+
+from futurnal.demo.dovecot import DovecotServer
+from futurnal.demo.sample_mailbox import generate_mailbox
+from futurnal.storage.lock import DataDirLock
+
+from .cli import COMMAND, Cli
+
+REQUIRED_FIELDS = {"id", "mailbox", "folder", "uidvalidity", "uid", "message_id", "subject", "from", "to",
+                   "date", "flags", "text", "attachments", "defects", "schema_version", "thread_id"}
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def populated(dovecot_factory) -> DovecotServer:  # type: ignore[no-untyped-def]
+    """Dovecot with the 300-message sample mailbox (INBOX and Archive, 3 malformed)."""
+    server = dovecot_factory()
+    for message in generate_mailbox(300):
+        server.deliver("alice", message.raw, folder=message.folder, flags=message.flags)
+    server.start()
+    return server
+
+
+def _server_uids(server: DovecotServer, folder: str) -> set[int]:
+    with imapclient.IMAPClient(server.host, port=server.imap_port, ssl=False, timeout=30) as client:
+        client.login("alice", "secret-pw")
+        client.select_folder(folder, readonly=True)
+        return set(client.search("ALL"))
+
+
+def _append(server: DovecotServer, count: int, folder: str = "INBOX") -> None:
+    with imapclient.IMAPClient(server.host, port=server.imap_port, ssl=False, timeout=30) as client:
+        client.login("alice", "secret-pw")
+        for i in range(count):
+            client.append(folder, (
+                f"From: Late Sender <late@example.net>\r\nTo: alice@example.org\r\nSubject: late {i}\r\n"
+                f"Message-ID: <late-{i}-{time.time_ns()}@example.net>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n"
+                f"\r\nArrived between syncs.\r\n"
+            ).encode())
+
+
+def test_initial_sync_stores_exactly_one_element_per_message(cli: Cli, populated: DovecotServer) -> None:
+    assert cli.add(populated, folders="INBOX,Archive").code == 0
+    done = cli("imap", "sync", "alice", "--json")
+    assert done.code == 0, done.err
+    report = done.json()
+    assert report["ok"] and report["fetched"] == 300
+
+    elements = cli("elements", "export").lines()
+    for folder in ("INBOX", "Archive"):
+        stored = sorted(e["uid"] for e in elements if e["folder"] == folder)
+        assert stored == sorted(_server_uids(populated, folder))
+    assert len({e["id"] for e in elements}) == 300
+    assert all(REQUIRED_FIELDS <= e.keys() for e in elements)
+
+    # The malformed messages were stored with their defects, not dropped and not fatal.
+    assert sum(1 for e in elements if e["defects"]) >= 3
+    # Non-ASCII headers arrive decoded; threads and attachments are there.
+    assert any("ü" in (e["subject"] or "") or "の" in (e["subject"] or "") for e in elements)
+    assert any(n > 1 for n in Counter(e["thread_id"] for e in elements).values())
+    assert any(e["attachments"] for e in elements)
+
+
+def test_second_sync_adds_nothing_and_new_mail_is_picked_up(cli: Cli, populated: DovecotServer) -> None:
+    assert cli.add(populated).code == 0
+    first = cli("imap", "sync", "alice", "--json").json()
+    inbox_count = first["fetched"]
+    assert inbox_count > 0
+
+    again = cli("imap", "sync", "alice", "--json").json()
+    assert again["fetched"] == 0 and again["folders"][0]["unchanged"] is True
+    assert len(cli("elements", "export").lines()) == inbox_count
+
+    _append(populated, 5)
+    third = cli("imap", "sync", "alice", "--json").json()
+    assert third["fetched"] == 5
+    elements = cli("elements", "export").lines()
+    assert len(elements) == inbox_count + 5
+    assert sorted(e["uid"] for e in elements) == sorted(_server_uids(populated, "INBOX"))
+
+    status = cli("imap", "status", "alice", "--json").json()
+    (inbox,) = [f for f in status["folders"] if f["folder"] == "INBOX"]
+    assert inbox["stored"] == inbox_count + 5
+    assert inbox["last_uid"] == max(_server_uids(populated, "INBOX"))
+    assert inbox["last_success"] and not inbox["last_error"]
+
+
+def test_small_batches_fetch_the_same_elements(cli: Cli, populated: DovecotServer) -> None:
+    (cli.data_dir).mkdir(parents=True)
+    (cli.data_dir / "config.toml").write_text("[sync]\nbatch_messages = 7\nbatch_bytes = 20000\n")
+    assert cli.add(populated).code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    uids = [e["uid"] for e in cli("elements", "export").lines()]
+    assert sorted(uids) == sorted(_server_uids(populated, "INBOX"))
+    assert len(uids) == len(set(uids))
+
+
+def test_the_password_is_kept_only_in_the_keyring(cli: Cli, dovecot: DovecotServer) -> None:
+    added = cli.add(dovecot, password="secret-pw")
+    assert added.code == 0
+    assert "secret-pw" not in added.out + added.err
+    synced = cli("--log-level", "DEBUG", "imap", "sync", "alice")
+    assert synced.code == 0 and "secret-pw" not in synced.out + synced.err
+    for path in cli.data_dir.rglob("*"):
+        if path.is_file():
+            assert b"secret-pw" not in path.read_bytes(), path
+
+
+def test_wrong_password_fails_cleanly_and_registers_nothing(cli: Cli, dovecot: DovecotServer) -> None:
+    done = cli.add(dovecot, password="not-the-password")
+    assert done.code == 1
+    assert "rejected the login" in done.err and "Traceback" not in done.err
+    assert len(done.err.strip().splitlines()) == 1
+    assert cli("imap", "list", "--json").json() == []
+
+
+def test_untrusted_certificate_fails_unless_cafile_is_given(cli: Cli, dovecot: DovecotServer) -> None:
+    done = cli(
+        "imap", "add", "--email", "alice@example.org", "--host", dovecot.host, "--port", str(dovecot.imaps_port),
+        "--username", "alice", "--password-stdin", stdin="secret-pw\n",
+    )
+    assert done.code == 1
+    assert "not trusted" in done.err and "--cafile" in done.err and "Traceback" not in done.err
+    assert cli.add(dovecot).code == 0
+
+
+def test_starttls_and_explicit_plain_both_work(cli: Cli, dovecot: DovecotServer) -> None:
+    _append(dovecot, 2)
+    for security, mailbox_id in (("starttls", "viastarttls"), ("plain", "viaplain")):
+        done = cli(
+            "imap", "add", "--email", f"{mailbox_id}@example.org", "--host", dovecot.host,
+            "--port", str(dovecot.imap_port), "--username", "alice", "--password-stdin",
+            "--security", security, "--cafile", str(dovecot.cert_path), "--id", mailbox_id, stdin="secret-pw\n",
+        )
+        assert done.code == 0, done.err
+        assert cli("imap", "sync", mailbox_id, "--json").json()["fetched"] == 2
+
+
+def test_unreachable_host_fails_with_one_line(cli: Cli, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = cli("imap", "add", "--email", "a@example.org", "--host", "127.0.0.1", "--port", str(port),
+               "--password-stdin", stdin="pw\n")
+    assert done.code == 1 and "cannot reach 127.0.0.1" in done.err and "Traceback" not in done.err
+
+
+def test_unknown_mailbox_and_missing_folder_are_clear_errors(cli: Cli, dovecot: DovecotServer) -> None:
+    unknown = cli("imap", "status", "nobody-here")
+    assert unknown.code == 1 and "no mailbox 'nobody-here'" in unknown.err
+
+    missing = cli.add(dovecot, folders="INBOX,Nope")
+    assert missing.code == 1 and "'Nope'" in missing.err
+    assert cli("imap", "list", "--json").json() == []
+
+    assert cli.add(dovecot, "--no-verify", folders="INBOX,Nope").code == 0
+    synced = cli("imap", "sync", "alice", "--json")
+    assert synced.code == 1
+    errors = synced.json()["errors"]
+    assert [e["folder"] for e in errors] == ["Nope"]
+    assert [f["folder"] for f in synced.json()["folders"]] == ["INBOX"]  # INBOX synced regardless
+
+
+def test_a_locked_data_dir_is_refused(cli: Cli, dovecot: DovecotServer) -> None:
+    cli.data_dir.mkdir(parents=True)
+    with DataDirLock(cli.data_dir):
+        done = cli.add(dovecot)
+    assert done.code == 1 and "in use by another futurnal-actors process" in done.err
+    assert cli.add(dovecot).code == 0
+
+
+def test_a_corrupt_state_file_is_reported_and_not_touched(cli: Cli, dovecot: DovecotServer) -> None:
+    assert cli.add(dovecot).code == 0
+    registry = cli.data_dir / "mailboxes.json"
+    registry.write_bytes(b'{"mailboxes": ')
+    for command in (("imap", "list"), ("imap", "sync", "alice")):
+        done = cli(*command)
+        assert done.code == 1 and "corrupt" in done.err and "Traceback" not in done.err
+    assert registry.read_bytes() == b'{"mailboxes": '
+
+
+def test_remove_purge_deletes_elements_state_and_secret(cli: Cli, dovecot: DovecotServer) -> None:
+    _append(dovecot, 3)
+    assert cli.add(dovecot).code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    done = cli("imap", "remove", "alice", "--purge")
+    assert done.code == 0 and "3 element(s)" in done.out
+    assert cli("elements", "export").out == ""
+    assert not (cli.data_dir / "state" / "alice.json").exists()
+    keyring_text = "".join(p.read_text() for p in (cli.home / "xdg-data").rglob("*.cfg"))
+    assert "alice_2fpassword" not in keyring_text
+
+
+def test_run_syncs_on_start_and_stops_cleanly_on_sigterm(cli: Cli, populated: DovecotServer) -> None:
+    assert cli.add(populated, "--interval", "1").code == 0
+    process = subprocess.Popen([COMMAND, "run"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        expected = len(_server_uids(populated, "INBOX"))
+        deadline = time.monotonic() + 60
+        while len(cli("elements", "export").lines()) < expected:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "run did not sync the mailbox"
+            time.sleep(0.2)
+        _append(populated, 2)  # picked up by the next interval tick
+        while len(cli("elements", "export").lines()) < expected + 2:
+            assert time.monotonic() < deadline, "run did not pick up new mail on its schedule"
+            time.sleep(0.2)
+        second = cli.add(populated, mailbox_id="second")
+        assert second.code == 1 and "in use" in second.err
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "stopped" in out
+    uids = [e["uid"] for e in cli("elements", "export").lines()]
+    assert len(uids) == len(set(uids)) == expected + 2
+
+
+def test_elements_export_filters_by_mailbox_and_folder(cli: Cli, populated: DovecotServer) -> None:
+    assert cli.add(populated, folders="INBOX,Archive").code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    archive = cli("elements", "export", "--mailbox", "alice@example.org", "--folder", "Archive").lines()
+    assert archive and {e["folder"] for e in archive} == {"Archive"}
+    assert len(archive) == len(_server_uids(populated, "Archive"))
+    assert json.loads(cli("imap", "list", "--json").out)[0]["folders"] == ["INBOX", "Archive"]

@@ -1,0 +1,57 @@
+"""The package layout and the one-way dependency rule of DESIGN.md, held by tests."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DIRS = {"futurnal.actors": ROOT / "actors", "futurnal.supervisors": ROOT / "supervisors",
+        "futurnal.storage": ROOT / "storage", "futurnal.mail": ROOT / "futurnal" / "mail"}
+
+
+def _imports(directory: Path) -> set[str]:
+    found: set[str] = set()
+    for path in directory.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+    return found
+
+
+def test_installed_names_are_under_futurnal_only(tmp_path: Path) -> None:
+    code = (
+        "import importlib.util, futurnal.actors, futurnal.storage, futurnal.supervisors\n"
+        "print([n for n in ('actors', 'storage', 'supervisors') if importlib.util.find_spec(n)])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("futurnal.storage", ("pykka", "imapclient", "futurnal.mail", "futurnal.actors", "futurnal.supervisors")),
+        ("futurnal.mail", ("pykka", "futurnal.actors", "futurnal.supervisors", "futurnal.system", "futurnal.cli")),
+        ("futurnal.actors", ("futurnal.supervisors", "futurnal.system", "futurnal.cli")),
+        ("futurnal.supervisors", ("futurnal.system", "futurnal.cli")),
+    ],
+)
+def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
+    imports = _imports(DIRS[package])
+    bad = sorted(name for name in imports if name.split(".")[0] in {"actors", "storage", "supervisors"}
+                 or any(name == f or name.startswith(f + ".") for f in forbidden))
+    assert bad == []
+
+
+def test_importing_the_domain_does_not_load_the_actor_system(tmp_path: Path) -> None:
+    code = "import sys, futurnal.mail.parser, futurnal.mail.session; print('pykka' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

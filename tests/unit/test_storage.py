@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from futurnal.storage.atomic import AtomicJSONStorage, atomic_write_bytes
+from futurnal.storage.element_store import ElementStore, folder_dirname
+from futurnal.storage.errors import CorruptStateFile, DataDirLocked
+from futurnal.storage.lock import DataDirLock
+from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox, default_mailbox_id
+from futurnal.storage.sync_state import FolderState, FolderStateStore
+
+
+def _record(mailbox_id: str = "alice", email: str = "alice@example.org") -> MailboxRecord:
+    return MailboxRecord(id=mailbox_id, email=email, host="imap.example.org", port=993, username=email)
+
+
+def test_atomic_write_leaves_no_temp_files_and_private_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "file.json"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["file.json"]
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_failed_write_keeps_the_old_content(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    atomic_write_bytes(target, b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, object())  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_registry_survives_reopen_and_finds_by_id_or_email(tmp_path: Path) -> None:
+    registry = MailboxRegistry(tmp_path / "mailboxes.json")
+    registry.add(_record())
+    registry.close()
+    reopened = MailboxRegistry(tmp_path / "mailboxes.json", read_only=True)
+    assert reopened.get("alice").email == "alice@example.org"
+    assert reopened.get("Alice@Example.org").id == "alice"
+    with pytest.raises(UnknownMailbox):
+        reopened.get("bob")
+
+
+def test_registry_refuses_duplicates(tmp_path: Path) -> None:
+    registry = MailboxRegistry(tmp_path / "mailboxes.json")
+    registry.add(_record())
+    with pytest.raises(ValueError, match="already registered"):
+        registry.add(_record())
+    with pytest.raises(ValueError, match="already registered"):
+        registry.add(_record(mailbox_id="other"))
+
+
+def test_corrupt_state_file_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "mailboxes.json"
+    path.write_bytes(b'{"mailboxes": {"1": ')
+    with pytest.raises(CorruptStateFile, match="mailboxes.json"):
+        MailboxRegistry(path).all()
+    assert path.read_bytes() == b'{"mailboxes": {"1": '
+
+
+def test_read_only_storage_refuses_writes(tmp_path: Path) -> None:
+    storage = AtomicJSONStorage(tmp_path / "x.json", read_only=True)
+    with pytest.raises(PermissionError):
+        storage.write({})
+
+
+def test_folder_state_round_trips(tmp_path: Path) -> None:
+    store = FolderStateStore(tmp_path / "state.json")
+    assert store.get("INBOX") == FolderState(folder="INBOX")
+    store.put(FolderState(folder="INBOX", uidvalidity=7, last_uid=42, uidnext=43))
+    store.close()
+    again = FolderStateStore(tmp_path / "state.json")
+    assert again.get("INBOX").last_uid == 42
+    assert [s.folder for s in again.all()] == ["INBOX"]
+
+
+def test_default_mailbox_ids_are_path_safe() -> None:
+    assert default_mailbox_id("Alice.Smith@Example.com") == "alice.smith-example.com"
+    assert "/" not in default_mailbox_id("../../x@y.z")
+    assert not default_mailbox_id("../../x@y.z").startswith(".")
+
+
+def test_a_second_process_cannot_take_the_data_dir_lock(tmp_path: Path) -> None:
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    try:
+        code = (
+            "import sys; from pathlib import Path; from futurnal.storage.lock import DataDirLock\n"
+            "from futurnal.storage.errors import DataDirLocked\n"
+            f"try:\n    DataDirLock(Path({str(tmp_path)!r})).acquire()\nexcept DataDirLocked as e:\n"
+            "    print(e); sys.exit(3)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 3
+        assert f"pid {os.getpid()}" in done.stdout
+    finally:
+        lock.release()
+    DataDirLock(tmp_path).acquire()  # free again once released
+
+
+def test_lock_is_exclusive_within_a_process_too(tmp_path: Path) -> None:
+    with DataDirLock(tmp_path):
+        with pytest.raises(DataDirLocked):
+            DataDirLock(tmp_path).acquire()
+
+
+def _element(uid: int, folder: str = "INBOX") -> dict[str, object]:
+    return {"id": f"e{uid}", "mailbox": "alice", "folder": folder, "uidvalidity": 5, "uid": uid, "subject": str(uid)}
+
+
+def test_element_store_upsert_is_idempotent(tmp_path: Path) -> None:
+    store = ElementStore(tmp_path)
+    store.upsert_many([_element(1), _element(2)])
+    store.upsert_many([_element(2), _element(3)])
+    assert [e["uid"] for e in store.iter_elements("alice")] == [1, 2, 3]
+    assert store.count("alice") == 3
+
+
+def test_element_store_keeps_odd_folder_names_inside_the_store(tmp_path: Path) -> None:
+    store = ElementStore(tmp_path / "store")
+    for folder in ("../../escape", "Archive/2024", ".hidden", "Ünïcödé"):
+        store.upsert_many([_element(1, folder)])
+        assert store.count("alice", folder) == 1
+    assert folder_dirname("../../escape") == "%2E.%2F..%2Fescape"
+    assert all(p.resolve().is_relative_to((tmp_path / "store").resolve()) for p in tmp_path.rglob("*.json"))
+    assert sorted(store.folders("alice")) == sorted([".hidden", "../../escape", "Archive/2024", "Ünïcödé"])
+
+
+def test_element_files_are_complete_json(tmp_path: Path) -> None:
+    store = ElementStore(tmp_path)
+    store.upsert_many([_element(9)])
+    (path,) = tmp_path.rglob("*.json")
+    assert json.loads(path.read_bytes())["uid"] == 9
