@@ -58,7 +58,8 @@ def build_element(
         "date": parsed.date,
         "date_raw": parsed.date_raw,
         "internal_date": _iso(fetched.internal_date),
-        "flags": sorted(fetched.flags),
+        # \Recent says which session saw the message first, not anything about the message.
+        "flags": sorted(f for f in fetched.flags if f.lower() != "\\recent"),
         "labels": [],
         "size": fetched.size,
         "text": parsed.text,
