@@ -96,14 +96,8 @@ class FetcherActor(SupervisedActor):
             password = self._credentials.get_secret(self._record.id, "password")
             if password is None:
                 raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
-            settings = ConnectionSettings(
-                host=self._record.host,
-                port=self._record.port,
-                username=self._record.username,
-                security=self._record.security,
-                cafile=self._record.cafile,
-                connect_timeout=self._settings.connect_timeout_seconds,
-                read_timeout=self._settings.read_timeout_seconds,
+            settings = ConnectionSettings.for_mailbox(
+                self._record, self._settings.connect_timeout_seconds, self._settings.read_timeout_seconds
             )
             self._session = ImapSession(settings).connect(password)
         return self._session

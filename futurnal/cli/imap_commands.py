@@ -138,10 +138,8 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _verify(record: MailboxRecord, password: str, ctx: CommandContext) -> None:
     settings = ctx.settings()
-    connection = ConnectionSettings(
-        host=record.host, port=record.port, username=record.username, security=record.security,
-        cafile=record.cafile, connect_timeout=settings.connect_timeout_seconds,
-        read_timeout=settings.read_timeout_seconds,
+    connection = ConnectionSettings.for_mailbox(
+        record, settings.connect_timeout_seconds, settings.read_timeout_seconds
     )
     try:
         with ImapSession(connection).connect(password) as session:

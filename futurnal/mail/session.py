@@ -14,6 +14,8 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.response_parser import parse_fetch_response
 
+from futurnal.storage.registry import MailboxRecord
+
 from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, ServerError, TlsVerificationFailed
 from .uidset import to_sequence_set
 
@@ -41,6 +43,13 @@ class ConnectionSettings:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @classmethod
+    def for_mailbox(cls, record: MailboxRecord, connect_timeout: float, read_timeout: float) -> ConnectionSettings:
+        return cls(
+            host=record.host, port=record.port, username=record.username, security=record.security,
+            cafile=record.cafile, connect_timeout=connect_timeout, read_timeout=read_timeout,
+        )
 
 
 @dataclass(frozen=True, slots=True)
