@@ -1,0 +1,408 @@
+"""A throwaway Dovecot IMAP server on 127.0.0.1, for the test suite and the ``demo`` command.
+
+The ingestion service has to be exercised against a real IMAP server (TLS, IDLE, CONDSTORE,
+folders, broken messages), not a mock. Everything Dovecot needs -- config, certificate, sockets,
+state, logs and mail -- lives in one directory owned by :class:`DovecotServer`, so nothing in
+/etc/dovecot, /run, /var/lib or syslog is touched and several servers can run side by side.
+"""
+
+from __future__ import annotations
+
+import atexit
+import grp
+import itertools
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+
+from imapclient.imap_utf7 import encode as imap_utf7_encode
+
+_INSTALL_HINT = "Dovecot is not installed: run `apt-get install dovecot-imapd` as root"
+_MAILDIR_FLAGS = frozenset("DFPRST")  # Draft Flagged Passed Replied Seen Trashed
+_NAME_RE = re.compile(r"[a-z0-9_-][a-z0-9._-]*")  # Dovecot lowercases login names
+_MAX_BASE_DIR_LEN = 80  # + "/token-login/imap-urlauth" must fit a 108-byte socket path
+_delivery_counter = itertools.count(1)  # keeps maildir file names unique within this process
+_running: set[subprocess.Popen[bytes]] = set()
+
+# Braces are doubled for str.format. A block's "{" must end its line in dovecot.conf.
+_CONFIG = """\
+instance_name = futurnal-{instance}
+base_dir = {base_dir}
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+debug_log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_verbose = yes
+{failure_delay}
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+first_valid_uid = {uid}
+first_valid_gid = {gid}
+mail_location = maildir:~/Maildir
+{capabilities}
+namespace inbox {{
+  inbox = yes
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {root}/users/%n
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home/%n
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+service imap-login {{
+  {no_chroot}
+  inet_listener imap {{
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  {no_chroot}
+  unix_listener anvil-auth-penalty {{
+    {penalty_path}
+  }}
+}}
+service ipc {{
+  {no_chroot}
+}}
+service imap-urlauth-login {{
+  {no_chroot}
+}}
+"""
+
+
+@atexit.register
+def _terminate_forgotten_servers() -> None:
+    """SIGTERM servers whose owner never called stop(), e.g. after an uncaught exception.
+
+    Dovecot runs in its own session, so without this it would outlive the program and keep
+    its ports. No waiting here: the master finishes shutting down on its own.
+    """
+    for proc in list(_running):
+        if proc.poll() is None:
+            proc.terminate()
+
+
+class DovecotUnavailable(RuntimeError):
+    """Raised when no Dovecot binary exists, so callers can skip instead of crash."""
+
+
+@dataclass(frozen=True)
+class DovecotOptions:
+    """Knobs that tests need to turn.
+
+    Attributes:
+        capabilities: Explicit ``imap_capability`` list, e.g. to hide IDLE or CONDSTORE and
+            exercise the client's fallbacks. ``None`` keeps Dovecot's defaults.
+        auth_failure_delay_off: Turn off the delay after a failed login and anvil's per-IP
+            penalty; otherwise every wrong-password test slows the following logins by 2-15 s.
+    """
+
+    capabilities: str | None = None
+    auth_failure_delay_off: bool = True
+
+
+class DovecotServer:
+    """One Dovecot master process serving password users from maildirs under ``root``.
+
+    As root, mail belongs to ``nobody`` (Dovecot refuses uid 0 for mail processes) and the
+    packaged ``dovenull``/``dovecot`` users run logins and internals; as any other user,
+    everything runs as that user and chroots are switched off (they need root).
+    """
+
+    host: str = "127.0.0.1"
+
+    def __init__(self, root: Path, options: DovecotOptions = DovecotOptions()) -> None:
+        """Prepare ``root`` (created if missing) without starting anything.
+
+        Raises:
+            DovecotUnavailable: If no Dovecot binary is installed; checked here so that a
+                missing install fails before any set-up work.
+            ValueError: If ``root`` contains characters that would break dovecot.conf.
+        """
+        binary = "/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None
+        self._binary = binary or shutil.which("dovecot")
+        if self._binary is None:
+            raise DovecotUnavailable(_INSTALL_HINT)
+        self.root = Path(root).resolve()
+        if re.search(r"[\s%\"<>{}$]", str(self.root)):  # would be mangled in dovecot.conf
+            raise ValueError(f"Dovecot root must not contain spaces or %\"<>{{}}$: {self.root}")
+        if options.capabilities is not None and re.search(r"[\r\n]", options.capabilities):
+            raise ValueError("capabilities must be a single line")
+        self.options = options
+        self.imap_port = 0
+        self.imaps_port = 0
+        self.cert_path = self.root / "cert.pem"
+        self._users: dict[str, str] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._base_dir = self.root / "run"  # sockets; moved to a short temp dir if too long
+        self._is_root = os.geteuid() == 0
+        if self._is_root:
+            nobody = pwd.getpwnam("nobody")
+            self._uid, self._gid = nobody.pw_uid, nobody.pw_gid
+            self._login_user, self._internal_user = "dovenull", "dovecot"
+            self._internal_group = "dovecot"
+        else:
+            self._uid, self._gid = os.geteuid(), os.getegid()
+            self._login_user = self._internal_user = pwd.getpwuid(self._uid).pw_name
+            self._internal_group = grp.getgrgid(self._gid).gr_name
+        for path in (self.root, self.root / "home", self.root / "state", self.root / "users"):
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o755)  # Dovecot's unprivileged processes must traverse these
+
+    def add_user(self, name: str, password: str) -> None:
+        """Create a password user, or change its password; works while Dovecot runs.
+
+        Each user has its own passwd-file, ``users/<name>``. Dovecot re-reads one only if its
+        mtime (whole seconds) or size changed, and stats it at most once a second. So the mtime
+        is always moved forward, and changing a password on a running server waits for the
+        next second (adding a user does not: its file is new to Dovecot).
+        """
+        if not _NAME_RE.fullmatch(name):
+            raise ValueError(f"user name must match {_NAME_RE.pattern}: {name!r}")
+        if not password or re.search(r"[:\r\n]", password):
+            raise ValueError("password must be non-empty and contain no ':' or newline")
+        changed = name in self._users
+        self._users[name] = password
+        self._make_dirs(self._maildir(name))
+        path, tmp = self.root / "users" / name, self.root / "users" / f".{name}.tmp"
+        old_mtime = int(path.stat().st_mtime) if path.exists() else 0
+        tmp.write_text(f"{name}:{{PLAIN}}{password}\n", encoding="utf-8")
+        tmp.chmod(0o640 if self._is_root else 0o600)
+        if self._is_root:  # the auth process runs as the internal user and must read it
+            os.chown(tmp, 0, grp.getgrnam(self._internal_group).gr_gid)
+        stamp = max(int(time.time()), old_mtime + 1)
+        os.utime(tmp, (stamp, stamp))
+        os.replace(tmp, path)
+        if changed and self._proc is not None and self._proc.poll() is None:
+            time.sleep(1.01 - time.time() % 1.0)
+
+    def deliver(self, user: str, raw: bytes, folder: str = "INBOX", flags: str = "") -> None:
+        """Write one message straight into a user's maildir, much faster than IMAP APPEND.
+
+        The file goes to ``cur/`` under a Dovecot-style name carrying its size (``S=``), CRLF
+        size (``W=``) and flags, so Dovecot indexes it on the next SELECT, NOOP or IDLE
+        without reading it. Its mtime, which Dovecot reports as INTERNALDATE, comes from the
+        Date header when that parses. UIDs follow delivery order.
+
+        Args:
+            user: A user created with :meth:`add_user`.
+            raw: The complete message.
+            folder: ``"INBOX"`` or a folder name; ``/`` or ``.`` separate hierarchy levels
+                (stored in Maildir++ layout as ``.Parent.Child``).
+            flags: Maildir flag letters from ``DFPRST``, e.g. ``"S"`` for ``\\Seen``.
+        """
+        if user not in self._users:
+            raise ValueError(f"unknown user {user!r}: call add_user() first")
+        if not set(flags) <= _MAILDIR_FLAGS:
+            raise ValueError(f"flags must be letters from {''.join(sorted(_MAILDIR_FLAGS))}")
+        folder_dir = self._maildir(user)
+        if folder.upper() != "INBOX":
+            parts = re.split(r"[./]", folder)
+            if not all(parts):
+                raise ValueError(f"invalid folder name: {folder!r}")
+            folder_dir /= "." + ".".join(imap_utf7_encode(p).decode() for p in parts)
+        self._make_dirs(folder_dir)
+        now = time.time()  # names start with the time, and Dovecot assigns UIDs in name order
+        host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+        unique = f"M{int(now % 1 * 1e6):06d}P{os.getpid()}Q{next(_delivery_counter)}"
+        base = f"{int(now)}.{unique}.{host}"
+        vsize = len(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        tmp = folder_dir / "tmp" / base
+        tmp.write_bytes(raw)
+        self._own(tmp)
+        when = _date_header_time(raw, default=now)
+        os.utime(tmp, (when, when))
+        name = f"{base},S={len(raw)},W={vsize}:2,{''.join(sorted(set(flags)))}"
+        os.replace(tmp, folder_dir / "cur" / name)  # atomic: Dovecot never sees half a file
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Generate cert and config, launch ``dovecot -F`` and wait for an IMAP greeting.
+
+        Raises:
+            RuntimeError: If Dovecot exits or does not greet within ``timeout`` seconds (the
+                message includes the tail of Dovecot's log), or cannot reach ``root``.
+        """
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._check_reachable()
+        self._make_cert()
+        for attempt in range(3):  # a free port may be taken before Dovecot binds it
+            if len(str(self._base_dir)) > _MAX_BASE_DIR_LEN:
+                self._base_dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
+                self._base_dir.chmod(0o755)
+            self.imap_port, self.imaps_port = _free_ports(2)
+            config = self.root / "dovecot.conf"
+            config.write_text(self._config(), encoding="utf-8")
+            with open(self.root / "dovecot.log", "ab") as log:  # for errors before logging
+                self._proc = subprocess.Popen(
+                    [self._binary or "dovecot", "-F", "-c", str(config)],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,  # keeps terminal signals (Ctrl-C) away from it
+                )
+            _running.add(self._proc)
+            problem = self._wait_for_greeting(timeout)
+            if problem is None:
+                return
+            self.stop()
+            if "in use" not in self._log_tail() or attempt == 2:
+                raise RuntimeError(f"Dovecot {problem}; log tail:\n{self._log_tail()}")
+
+    def stop(self) -> None:
+        """Stop Dovecot: SIGTERM, then SIGKILL to its process group if it hangs. Idempotent.
+
+        Takes about a second: Dovecot 2.3's master sleeps 1 s on shutdown for its log process.
+        """
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        _running.discard(proc)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # not yet reaped: the group is still ours
+                proc.wait(timeout=10)
+        if not self._base_dir.is_relative_to(self.root):
+            shutil.rmtree(self._base_dir, ignore_errors=True)
+            self._base_dir = self.root / "run"
+
+    def __enter__(self) -> DovecotServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _maildir(self, user: str) -> Path:
+        return self.root / "home" / user / "Maildir"
+
+    def _make_dirs(self, maildir: Path) -> None:
+        """Create a maildir (and the home above it) owned by the mail user."""
+        for path in (maildir.parent, maildir, maildir / "cur", maildir / "new", maildir / "tmp"):
+            if not path.is_dir():
+                path.mkdir()
+                self._own(path)
+        if maildir.name.startswith(".") and not (maildir / "maildirfolder").exists():
+            (maildir / "maildirfolder").touch()  # marks a Maildir++ subfolder
+            self._own(maildir / "maildirfolder")
+
+    def _own(self, path: Path) -> None:
+        """Dirs 0755, files 0600, owned by the mail user: Dovecot renames and indexes them."""
+        path.chmod(0o755 if path.is_dir() else 0o600)
+        if self._is_root:
+            os.chown(path, self._uid, self._gid)
+
+    def _wait_for_greeting(self, timeout: float) -> str | None:
+        """Return None once the IMAP port says ``* OK``, else a description of the failure."""
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return f"exited with code {self._proc.returncode}"
+            try:
+                with socket.create_connection((self.host, self.imap_port), timeout=1.0) as sock:
+                    sock.settimeout(max(0.1, deadline - time.monotonic()))
+                    if sock.recv(256).startswith(b"* OK"):
+                        return None
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return f"did not greet on {self.host}:{self.imap_port} within {timeout} s"
+
+    def _check_reachable(self) -> None:
+        """As root, fail clearly if Dovecot's unprivileged processes cannot reach ``root``."""
+        for path in (self.root, *self.root.parents) if self._is_root else ():
+            if not path.stat().st_mode & stat.S_IXOTH:
+                raise RuntimeError(
+                    f"{path} is not searchable by other users, so Dovecot's unprivileged "
+                    f"processes cannot reach {self.root}: `chmod o+x` it or use another root")
+
+    def _make_cert(self) -> None:
+        """Create a self-signed cert for 127.0.0.1 and localhost, reused across restarts."""
+        key_path = self.root / "key.pem"
+        if self.cert_path.exists() and key_path.exists():
+            return
+        if shutil.which("openssl") is None:
+            raise RuntimeError("openssl is not installed: run `apt-get install openssl` as root")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "365", "-subj", "/CN=localhost",
+             "-keyout", str(key_path), "-out", str(self.cert_path),
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-addext", "basicConstraints=critical,CA:TRUE",  # it is its own CA for clients
+             "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
+            check=True, capture_output=True, timeout=30,
+        )
+        key_path.chmod(0o600)
+        self.cert_path.chmod(0o644)
+
+    def _config(self) -> str:
+        """Render a complete dovecot.conf; nothing is inherited from /etc/dovecot."""
+        opts = self.options
+        return _CONFIG.format(
+            instance=uuid.uuid4().hex[:12], root=self.root, base_dir=self._base_dir,
+            uid=self._uid, gid=self._gid,
+            login_user=self._login_user, internal_user=self._internal_user,
+            internal_group=self._internal_group, imap_port=self.imap_port,
+            imaps_port=self.imaps_port,
+            no_chroot="" if self._is_root else "chroot =",
+            capabilities=f"imap_capability = {opts.capabilities}" if opts.capabilities else "",
+            failure_delay="auth_failure_delay = 0" if opts.auth_failure_delay_off else "",
+            # Without its anvil socket, auth cannot apply per-IP penalties.
+            penalty_path="path = anvil-auth-penalty-off" if opts.auth_failure_delay_off else "",
+        )
+
+    def _log_tail(self, lines: int = 30) -> str:
+        log = self.root / "dovecot.log"
+        text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free TCP ports on 127.0.0.1 (all bound at once, so never the same twice)."""
+    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def _date_header_time(raw: bytes, default: float) -> float:
+    """Epoch seconds of the Date header, so INTERNALDATE looks like a real arrival time."""
+    try:
+        date = BytesHeaderParser().parsebytes(raw).get("Date")
+        return parsedate_to_datetime(str(date)).timestamp() if date else default
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return default
