@@ -22,7 +22,10 @@ class SyncSchedule:
         if seconds < 1:
             raise ValueError(f"a sync interval must be at least 1 second, not {seconds}")
         self._scheduler.clear(mailbox_id)
-        self._scheduler.every(seconds).seconds.do(self._due.append, mailbox_id).tag(mailbox_id)
+        self._scheduler.every(seconds).seconds.do(self._mark_due, mailbox_id).tag(mailbox_id)
+
+    def _mark_due(self, mailbox_id: str) -> None:
+        self._due.append(mailbox_id)
 
     def remove(self, mailbox_id: str) -> None:
         self._scheduler.clear(mailbox_id)
