@@ -9,6 +9,8 @@ from typing import Any
 
 from loguru import logger
 
+from futurnal.mail.folder_sync import utc_now
+from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.system import ActorSystem, SystemNotRunning
 
 from .context import CommandContext
@@ -46,6 +48,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
         system.start()
     except SystemNotRunning as exc:
         raise UserError(str(exc)) from None
+    system.subscribe(_print_report)
     print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops", flush=True)
     try:
         while not stop.wait(0.5):
@@ -59,3 +62,14 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError(f"supervision gave up: {system.failure}")
     print("stopped", flush=True)
     return 0
+
+
+def _print_report(event: object) -> None:
+    """One line per sync that fetched something or failed; quiet syncs stay quiet."""
+    if not isinstance(event, MailboxSyncReport) or (event.ok and not event.fetched):
+        return
+    folders = ", ".join(f"{r.folder} {r.fetched}" for r in event.results if r.fetched)
+    line = f"{utc_now()} {event.mailbox}: {event.fetched} new" + (f" ({folders})" if folders else "")
+    for folder, error in event.errors:
+        line += f"; {folder} failed: {error}"
+    print(line, flush=True)

@@ -242,3 +242,34 @@ def test_elements_export_filters_by_mailbox_and_folder(cli: Cli, populated: Dove
     assert archive and {e["folder"] for e in archive} == {"Archive"}
     assert len(archive) == len(_server_uids(populated, "Archive"))
     assert json.loads(cli("imap", "list", "--json").out)[0]["folders"] == ["INBOX", "Archive"]
+
+
+def test_sigterm_during_a_sync_loses_nothing_and_the_next_sync_completes_it(
+    cli: Cli, dovecot_factory  # type: ignore[no-untyped-def]
+) -> None:
+    server = dovecot_factory()
+    for message in generate_mailbox(1500, seed=11):
+        server.deliver("alice", message.raw, folder="INBOX", flags=message.flags)
+    server.start()
+    cli.data_dir.mkdir(parents=True)
+    (cli.data_dir / "config.toml").write_text("[sync]\nbatch_messages = 10\n")
+    assert cli.add(server).code == 0
+    process = subprocess.Popen([COMMAND, "run"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list((cli.data_dir / "elements").rglob("*.json")):
+            assert time.monotonic() < deadline and process.poll() is None, "run never started writing"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    interrupted = len(cli("elements", "export").lines())
+    state = cli("imap", "status", "alice", "--json").json()["folders"][0]
+    assert state["last_uid"] <= interrupted  # the watermark never runs ahead of what is stored
+
+    assert cli("imap", "sync", "alice").code == 0
+    uids = [e["uid"] for e in cli("elements", "export").lines()]
+    assert len(uids) == len(set(uids)) == 1500
+    assert sorted(uids) == sorted(_server_uids(server, "INBOX"))
