@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -105,6 +108,8 @@ def _summarise(report: Any, store: ElementStore, mailbox: str, data_root: Path, 
     for element in elements[:: max(len(elements) // 5, 1)][:5]:
         print(f"    - {element['subject']}")
     print(f"  store: {store.root}")
-    where = "" if explicit_dir else f" --data-dir {data_root}"
-    print(f"  look around: futurnal-actors{where} imap status demo")
-    print(f"               futurnal-actors{where} elements export | head -n 1")
+    # The command as it was started (bin/demo runs it from .venv, which is not on PATH).
+    program = shlex.quote(sys.argv[0]) if os.path.isabs(sys.argv[0]) else "futurnal-actors"
+    where = "" if explicit_dir else f" --data-dir {shlex.quote(str(data_root))}"
+    print(f"  look around: {program}{where} imap status demo")
+    print(f"               {program}{where} elements export | head -n 1")

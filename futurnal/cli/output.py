@@ -41,12 +41,18 @@ class ProgressBar:
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._last_draw = 0.0
+        self._detail: str | None = None
 
     def update(self, done: int, total: int, detail: str = "") -> None:
+        """Redraw (at most ten times a second); a new ``detail`` (the folder) starts a new line."""
         if not self._enabled:
             return
         now = time.monotonic()
         with self._lock:
+            if detail != self._detail:
+                if self._detail is not None:
+                    self._stream.write("\n")
+                self._detail, self._started, self._last_draw = detail, now, 0.0
             if now - self._last_draw < 0.1 and done < total:
                 return
             self._last_draw = now
