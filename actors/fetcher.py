@@ -10,16 +10,17 @@ from loguru import logger
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
-from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted
+from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted, utc_now
 from futurnal.mail.session import ConnectionSettings, ImapSession
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
+from futurnal.storage.element_store import ElementKey
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 
 from .directory import ActorDirectory
-from .messages import FolderSynced, SyncFolder, WriteElements
+from .messages import FolderSynced, MarkDeleted, SyncFolder, UpdateFlags, WriteElements
 from .supervised import SupervisedActor
 
 __all__ = ["FetcherActor"]
@@ -82,7 +83,7 @@ class FetcherActor(SupervisedActor):
             mailbox=self._record.id,
             session=self._connected_session(),
             states=self._states,
-            write=self._write,
+            sink=_SinkPort(self._directory),
             quarantine=QuarantineStore(self._data_dir.quarantine_root),
             limits=self._settings.batch,
             max_in_flight=self._settings.max_batches_in_flight,
@@ -102,12 +103,6 @@ class FetcherActor(SupervisedActor):
             self._session = ImapSession(settings).connect(password)
         return self._session
 
-    def _write(self, elements: list[dict[str, Any]]) -> PendingWrite:
-        sink = self._directory.get("sink")
-        if sink is None:
-            raise ConnectionFailed("the sink is restarting; the folder will be synced again")
-        return sink.ask(WriteElements(tuple(elements)), block=False)
-
     def _reply(self, message: FolderSynced) -> None:
         mailbox = self._directory.get(f"mailbox/{self._record.id}")
         if mailbox is not None:
@@ -126,3 +121,25 @@ class FetcherActor(SupervisedActor):
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._close_session()
         super().on_failure(exception_type, exception_value, traceback)
+
+
+class _SinkPort:
+    """Hands a folder sync's changes to the current sink actor, as asks (futures) for back-pressure."""
+
+    def __init__(self, directory: ActorDirectory) -> None:
+        self._directory = directory
+
+    def write(self, elements: list[dict[str, Any]]) -> PendingWrite:
+        return self._ask(WriteElements(tuple(elements)))
+
+    def update_flags(self, updates: list[tuple[ElementKey, list[str]]]) -> PendingWrite:
+        return self._ask(UpdateFlags(tuple((key, tuple(flags)) for key, flags in updates)))
+
+    def mark_deleted(self, keys: list[ElementKey]) -> PendingWrite:
+        return self._ask(MarkDeleted(tuple(keys), utc_now()))
+
+    def _ask(self, message: Any) -> PendingWrite:
+        sink = self._directory.get("sink")
+        if sink is None:
+            raise ConnectionFailed("the sink is restarting; the folder will be synced again")
+        return sink.ask(message, block=False)  # type: ignore[no-any-return]

@@ -9,15 +9,18 @@ from pykka import Future
 
 from futurnal.mail.folder_sync import FolderSyncResult
 from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.storage.element_store import ElementKey
 
 __all__ = [
     "ChildExited",
     "FolderSynced",
+    "MarkDeleted",
     "MailboxSyncReport",
     "Ping",
     "SiblingRestarted",
     "SyncFolder",
     "SyncTick",
+    "UpdateFlags",
     "WriteElements",
 ]
 
@@ -60,6 +63,21 @@ class WriteElements:
     """Command to the sink: write these elements durably, then answer with how many."""
 
     elements: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateFlags:
+    """Command to the sink: set these stored elements' flags; answers with how many changed."""
+
+    updates: tuple[tuple[ElementKey, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkDeleted:
+    """Command to the sink: turn these elements into tombstones; answers with how many were live."""
+
+    keys: tuple[ElementKey, ...]
+    when: str
 
 
 @dataclass(frozen=True, slots=True)

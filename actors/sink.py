@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .messages import WriteElements
+from futurnal.storage.element_store import ElementKey
+
+from .messages import MarkDeleted, UpdateFlags, WriteElements
 from .supervised import SupervisedActor
 
 __all__ = ["ElementSink", "SinkActor"]
 
 
 class ElementSink(Protocol):
-    """What a sink must do: write elements durably and idempotently (same id -> same slot).
+    """What a sink must do. Every method returns only once its change is durable: the fetcher
+    advances its watermark on that return, so a sink that buffers must flush first.
 
-    ``upsert_many`` returns only once every element is durable; the fetcher advances its
-    watermark on that return, so a sink that buffers must flush before returning.
+    ``upsert_many`` is idempotent (same ``id``, same slot: a re-fetch after a crash replaces).
+    ``update_flags`` and ``mark_deleted`` address elements by :class:`ElementKey` (whose
+    element ``id`` is ``futurnal.mail.element.element_id(*key)``) and skip unknown ones;
+    ``mark_deleted`` keeps a tombstone (``deleted: true``) rather than forgetting the element.
     """
 
     def upsert_many(self, elements: list[dict[str, Any]]) -> int: ...
+
+    def update_flags(self, updates: list[tuple[ElementKey, list[str]]]) -> int: ...
+
+    def mark_deleted(self, keys: list[ElementKey], when: str) -> int: ...
 
 
 class SinkActor(SupervisedActor):
@@ -30,4 +39,8 @@ class SinkActor(SupervisedActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, WriteElements):
             return self._sink.upsert_many(list(message.elements))
+        if isinstance(message, UpdateFlags):
+            return self._sink.update_flags([(key, list(flags)) for key, flags in message.updates])
+        if isinstance(message, MarkDeleted):
+            return self._sink.mark_deleted(list(message.keys), message.when)
         return super().handle(message)

@@ -6,13 +6,28 @@ import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 from .atomic import atomic_write_bytes, fsync_directory
 
-__all__ = ["ElementStore", "folder_dirname"]
+__all__ = ["ElementKey", "ElementStore", "folder_dirname"]
+
+
+@dataclass(frozen=True, slots=True)
+class ElementKey:
+    """Where a message lives on the server, which is also what identifies its element."""
+
+    mailbox: str
+    folder: str
+    uidvalidity: int
+    uid: int
+
+    @classmethod
+    def of(cls, element: dict[str, Any]) -> ElementKey:
+        return cls(element["mailbox"], element["folder"], element["uidvalidity"], element["uid"])
 
 
 def folder_dirname(folder: str) -> str:
@@ -31,21 +46,47 @@ class ElementStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def path_for(self, element: dict[str, Any]) -> Path:
-        return (
-            self.root
-            / element["mailbox"]
-            / folder_dirname(element["folder"])
-            / str(element["uidvalidity"])
-            / f"{element['uid']:010d}.json"
-        )
+    def path_for(self, key: ElementKey) -> Path:
+        return self.root / key.mailbox / folder_dirname(key.folder) / str(key.uidvalidity) / f"{key.uid:010d}.json"
 
     def upsert_many(self, elements: Iterable[dict[str, Any]]) -> int:
         """Write every element durably; returns how many were written."""
+        return self._write_all((ElementKey.of(element), element) for element in elements)
+
+    def update_flags(self, updates: Iterable[tuple[ElementKey, list[str]]]) -> int:
+        """Set the flags of stored elements; returns how many changed (unknown or unchanged ones are skipped)."""
+        changed = []
+        for key, flags in updates:
+            element = self._read(key)
+            if element is not None and element.get("flags") != sorted(flags):
+                element["flags"] = sorted(flags)
+                changed.append((key, element))
+        return self._write_all(changed)
+
+    def mark_deleted(self, keys: Iterable[ElementKey], when: str) -> int:
+        """Turn elements into tombstones (``deleted: true``); returns how many were live before."""
+        changed = []
+        for key in keys:
+            element = self._read(key)
+            if element is not None and not element.get("deleted"):
+                element["deleted"] = True
+                element["deleted_at"] = when
+                changed.append((key, element))
+        return self._write_all(changed)
+
+    def _read(self, key: ElementKey) -> dict[str, Any] | None:
+        try:
+            with open(self.path_for(key), "rb") as handle:
+                element: dict[str, Any] = json.load(handle)
+                return element
+        except FileNotFoundError:
+            return None
+
+    def _write_all(self, items: Iterable[tuple[ElementKey, dict[str, Any]]]) -> int:
         directories: set[Path] = set()
         written = 0
-        for element in elements:
-            path = self.path_for(element)
+        for key, element in items:
+            path = self.path_for(key)
             payload = json.dumps(element, ensure_ascii=False, sort_keys=True).encode()
             atomic_write_bytes(path, payload, sync_dir=False)
             directories.add(path.parent)

@@ -26,19 +26,28 @@ class FolderState:
     last_uid: int = 0
     uidnext: int | None = None
     highestmodseq: int | None = None
+    #: UIDs stored under ``uidvalidity``, as an IMAP sequence set (``1:500,502``): compact however big.
+    known_uids: str = ""
     messages: int = 0
-    stored: int = 0
+    deleted: int = 0
     parse_failures: int = 0
+    #: Without CONDSTORE: a digest of every (UID, flags) pair, so an unchanged folder is not rewritten.
+    flags_digest: str | None = None
+    extensions: tuple[str, ...] = ()
     last_success: str | None = None
     last_error: str | None = None
     last_attempt: str | None = None
 
     def to_document(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        doc["extensions"] = list(self.extensions)
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> FolderState:
-        return cls(**{name: doc[name] for name in cls.__dataclass_fields__ if name in doc})
+        known = {name: doc[name] for name in cls.__dataclass_fields__ if name in doc}
+        known["extensions"] = tuple(known.get("extensions", ()))
+        return cls(**known)
 
     def with_changes(self, **changes: Any) -> FolderState:
         return replace(self, **changes)

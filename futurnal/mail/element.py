@@ -10,7 +10,7 @@ from typing import Any
 from .parser import Address, ParsedMessage
 from .session import FetchedMessage
 
-__all__ = ["SCHEMA_VERSION", "build_element", "element_id"]
+__all__ = ["SCHEMA_VERSION", "build_element", "element_id", "stored_flags"]
 
 #: Bumped whenever a field changes meaning or shape; documented in README.md.
 SCHEMA_VERSION = 1
@@ -20,6 +20,12 @@ def element_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
     """Stable id: the same message in the same folder incarnation always gets the same id."""
     key = f"{mailbox}\x00{folder}\x00{uidvalidity}\x00{uid}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
+
+
+def stored_flags(flags: tuple[str, ...] | list[str]) -> list[str]:
+    """Flags as elements keep them: sorted, and without ``\\Recent``, which says which session saw
+    the message first rather than anything about the message (and is gone from IMAP4rev2)."""
+    return sorted(f for f in flags if f.lower() != "\\recent")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -58,8 +64,7 @@ def build_element(
         "date": parsed.date,
         "date_raw": parsed.date_raw,
         "internal_date": _iso(fetched.internal_date),
-        # \Recent says which session saw the message first, not anything about the message.
-        "flags": sorted(f for f in fetched.flags if f.lower() != "\\recent"),
+        "flags": stored_flags(fetched.flags),
         "labels": [],
         "size": fetched.size,
         "text": parsed.text,

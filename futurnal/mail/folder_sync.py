@@ -1,12 +1,23 @@
-"""One folder's sync, as plain code: SELECT, plan, fetch in batches, hand to the sink, advance.
+"""One folder's sync, as plain code: SELECT, then new mail, flag changes and deletions.
 
-The actor around it only supplies a connected session and a way to write elements; everything
-that decides *what* to fetch and *when the watermark may move* lives here and is tested without
-threads.
+The actor around it only supplies a connected session and a sink; everything that decides *what*
+to fetch and *when the watermark may move* lives here and is tested without threads.
+
+Per sync, in order (DESIGN.md section 4):
+
+1. SELECT (EXAMINE). A new UIDVALIDITY tombstones every element of the old one and starts over.
+2. Nothing changed (same UIDNEXT and HIGHESTMODSEQ, all known UIDs accounted for): done.
+3. New mail: UIDs above the watermark, in windows and bounded batches, written before the
+   watermark moves past them.
+4. Flag changes: ``CHANGEDSINCE`` the stored MODSEQ (with QRESYNC, ``VANISHED`` comes along);
+   without CONDSTORE, every flag is fetched and compared by digest.
+5. Deletions: vanished UIDs, or (when the message count says something is missing) a UID SEARCH
+   diffed against the known set. Deleted messages become tombstones, never silent removals.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,16 +26,26 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from futurnal.storage.element_store import ElementKey
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
-from .element import build_element
+from .element import build_element, stored_flags
 from .errors import MailError
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
 from .parser import parse_message
 from .session import FetchedMessage, FolderStatus, ImapSession
+from .uidset import UidSet
 
-__all__ = ["FolderSync", "FolderSyncResult", "PendingWrite", "SyncInterrupted", "SyncProgress"]
+__all__ = [
+    "FolderSync",
+    "FolderSyncResult",
+    "PendingWrite",
+    "SinkPort",
+    "SyncInterrupted",
+    "SyncProgress",
+    "utc_now",
+]
 
 
 class SyncInterrupted(Exception):
@@ -35,6 +56,16 @@ class PendingWrite(Protocol):
     """A write handed to the sink; ``get`` returns once it is durable (a Pykka future fits)."""
 
     def get(self, timeout: float | None = None) -> Any: ...
+
+
+class SinkPort(Protocol):
+    """How a folder sync hands changes to the sink; each call returns a pending write."""
+
+    def write(self, elements: list[dict[str, Any]]) -> PendingWrite: ...
+
+    def update_flags(self, updates: list[tuple[ElementKey, list[str]]]) -> PendingWrite: ...
+
+    def mark_deleted(self, keys: list[ElementKey]) -> PendingWrite: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +90,8 @@ class FolderSyncResult:
     uidvalidity: int
     last_uid: int
     uidvalidity_changed: bool = False
+    flags_changed: int = 0
+    deleted: int = 0
 
 
 def utc_now() -> str:
@@ -68,15 +101,23 @@ def utc_now() -> str:
 @dataclass(slots=True)
 class _InFlight:
     pending: PendingWrite
+    uids: list[int]
     watermark: int
-    count: int
+
+
+class _Done:
+    """An already-complete write, used to move the watermark to a window's end in order."""
+
+    def get(self, timeout: float | None = None) -> None:
+        return None
 
 
 class FolderSync:
-    """Syncs folders of one mailbox into the sink, resuming from the stored watermark.
+    """Syncs folders of one mailbox into the sink, resuming from the stored state.
 
-    Back-pressure: at most ``max_in_flight`` batches wait on the sink at once. The watermark only
-    moves when the sink has acknowledged a batch, so a crash anywhere re-fetches rather than loses.
+    Back-pressure: at most ``max_in_flight`` batches wait on the sink at once. The watermark and
+    the known-UID set only move when the sink has acknowledged a batch, so a crash anywhere
+    re-fetches rather than loses.
     """
 
     def __init__(
@@ -85,7 +126,7 @@ class FolderSync:
         mailbox: str,
         session: ImapSession,
         states: FolderStateStore,
-        write: Callable[[list[dict[str, Any]]], PendingWrite],
+        sink: SinkPort,
         quarantine: QuarantineStore,
         limits: BatchLimits = BatchLimits(),
         max_in_flight: int = 2,
@@ -97,7 +138,7 @@ class FolderSync:
         self.mailbox = mailbox
         self._session = session
         self._states = states
-        self._write = write
+        self._sink = sink
         self._quarantine = quarantine
         self._limits = limits
         self._max_in_flight = max(1, max_in_flight)
@@ -108,39 +149,68 @@ class FolderSync:
         self._log = logger.bind(mailbox=mailbox)
 
     def run(self, folder: str) -> FolderSyncResult:
-        state = self._states.get(folder).with_changes(last_attempt=self._clock())
+        attempt = self._clock()
         try:
             status = self._session.select(folder)
-            return self._sync(state, status)
+            return self._sync(self._states.get(folder).with_changes(last_attempt=attempt), status)
         except MailError as exc:
             latest = self._states.get(folder)
-            self._states.put(latest.with_changes(last_attempt=state.last_attempt, last_error=str(exc)))
+            self._states.put(latest.with_changes(last_attempt=attempt, last_error=str(exc)))
             raise
 
+    # -- the algorithm -------------------------------------------------------------------------
+
     def _sync(self, state: FolderState, status: FolderStatus) -> FolderSyncResult:
-        folder = status.name
         validity_changed = state.uidvalidity is not None and state.uidvalidity != status.uidvalidity
         if validity_changed:
-            # UIDs of the old incarnation mean nothing now: start the folder again from scratch.
-            self._log.warning(
-                "UIDVALIDITY of a folder changed ({old} -> {new}); syncing it again from scratch",
-                old=state.uidvalidity,
-                new=status.uidvalidity,
-            )
-            state = FolderState(folder=folder, last_attempt=state.last_attempt)
-        if not validity_changed and state.uidvalidity is not None and _nothing_new(state, status):
-            self._states.put(
-                state.with_changes(messages=status.exists, last_success=self._clock(), last_error=None)
-            )
-            return FolderSyncResult(
-                self.mailbox, folder, 0, 0, True, status.uidvalidity, state.last_uid, validity_changed
-            )
+            state = self._start_over(state, status)
+        elif state.uidvalidity is not None and self._nothing_changed(state, status):
+            self._states.put(state.with_changes(last_success=self._clock(), last_error=None))
+            return FolderSyncResult(self.mailbox, status.name, 0, 0, True, status.uidvalidity, state.last_uid)
 
+        previous_watermark, previous_modseq = state.last_uid, state.highestmodseq
+        state = state.with_changes(uidvalidity=status.uidvalidity, extensions=tuple(sorted(self._session.extensions)))
+        self._states.put(state)
+        state, fetched, quarantined = self._fetch_new(state, status)
+        state, flags_changed, vanished = self._flag_changes(state, status, previous_watermark, previous_modseq)
+        state, deleted = self._deletions(state, status, vanished)
         state = state.with_changes(
-            uidvalidity=status.uidvalidity, uidnext=status.uidnext, highestmodseq=status.highestmodseq
+            uidnext=status.uidnext, highestmodseq=status.highestmodseq, messages=status.exists,
+            last_success=self._clock(), last_error=None, parse_failures=state.parse_failures + quarantined,
         )
         self._states.put(state)
-        total = max(status.exists - (state.messages if state.last_uid else 0), 0)
+        self._progress(SyncProgress(self.mailbox, status.name, fetched, fetched))
+        return FolderSyncResult(
+            self.mailbox, status.name, fetched, quarantined, False, status.uidvalidity, state.last_uid,
+            validity_changed, flags_changed, deleted,
+        )
+
+    def _nothing_changed(self, state: FolderState, status: FolderStatus) -> bool:
+        """One SELECT's worth of facts prove nothing happened, whatever the folder's size."""
+        if status.uidnext is None or status.uidnext != state.uidnext or state.last_uid < status.uidnext - 1:
+            return False
+        if not self._session.condstore or status.highestmodseq is None:
+            return False  # flag changes are invisible without MODSEQ: the fallback path must look
+        return status.highestmodseq == state.highestmodseq and status.exists == len(UidSet.parse(state.known_uids))
+
+    def _start_over(self, state: FolderState, status: FolderStatus) -> FolderState:
+        """A new UIDVALIDITY: old UIDs mean nothing now, so their elements become tombstones."""
+        old = UidSet.parse(state.known_uids)
+        self._log.warning(
+            "UIDVALIDITY of a folder changed ({old} -> {new}); {n} element(s) tombstoned, syncing it afresh",
+            old=state.uidvalidity, new=status.uidvalidity, n=len(old),
+        )
+        assert state.uidvalidity is not None
+        self._tombstone(status.name, state.uidvalidity, old)
+        return FolderState(
+            folder=status.name, last_attempt=state.last_attempt, deleted=state.deleted + len(old),
+            parse_failures=state.parse_failures,
+        )
+
+    def _fetch_new(self, state: FolderState, status: FolderStatus) -> tuple[FolderState, int, int]:
+        folder = status.name
+        known = UidSet.parse(state.known_uids)
+        total = max(status.exists - len(known), 0)
         fetched = quarantined = 0
         in_flight: deque[_InFlight] = deque()
         windows = UidWindows(state.last_uid, status.uidnext, self._limits)
@@ -153,41 +223,91 @@ class FolderSync:
                         raise SyncInterrupted(f"sync of {folder!r} interrupted by shutdown; it resumes next time")
                     messages = self._session.fetch_messages(batch)
                     elements, bad = self._to_elements(messages, folder, status.uidvalidity)
-                    quarantined += bad
+                    quarantined += len(bad)
                     fetched += len(messages)
-                    in_flight.append(_InFlight(self._write(elements), batch[-1], len(messages)))
+                    stored_uids = [e["uid"] for e in elements] + bad
+                    in_flight.append(_InFlight(self._sink.write(elements), stored_uids, batch[-1]))
                     while len(in_flight) >= self._max_in_flight:
                         state = self._commit(state, in_flight.popleft())
                     self._progress(SyncProgress(self.mailbox, folder, fetched, max(total, fetched)))
                 if window.last is not None:
                     # Every UID up to the window's end that existed has been handed over.
-                    in_flight.append(_InFlight(_Done(), window.last, 0))
+                    in_flight.append(_InFlight(_Done(), [], window.last))
         finally:
             while in_flight:
                 state = self._commit(state, in_flight.popleft())
-        state = state.with_changes(
-            messages=status.exists, last_success=self._clock(), last_error=None,
-            parse_failures=state.parse_failures + quarantined,
-        )
-        self._states.put(state)
-        self._progress(SyncProgress(self.mailbox, folder, fetched, fetched))
-        return FolderSyncResult(
-            self.mailbox, folder, fetched, quarantined, False, status.uidvalidity, state.last_uid, validity_changed
-        )
+        return state, fetched, quarantined
 
     def _commit(self, state: FolderState, flight: _InFlight) -> FolderState:
         """Wait until the sink has the batch durably, then move the watermark past it."""
         flight.pending.get(timeout=self._write_timeout)
-        if flight.watermark > state.last_uid:
-            state = state.with_changes(last_uid=flight.watermark)
+        known = UidSet.parse(state.known_uids).union(flight.uids) if flight.uids else None
+        if flight.watermark > state.last_uid or known is not None:
+            state = state.with_changes(
+                last_uid=max(state.last_uid, flight.watermark),
+                known_uids=str(known) if known is not None else state.known_uids,
+            )
             self._states.put(state)
         return state
 
+    def _flag_changes(
+        self, state: FolderState, status: FolderStatus, watermark: int, modseq: int | None
+    ) -> tuple[FolderState, int, UidSet]:
+        """New flags of messages known before this sync; also the UIDs QRESYNC says vanished."""
+        if watermark == 0:
+            return state, 0, UidSet()
+        known = UidSet.parse(state.known_uids)
+        if self._session.condstore and modseq is not None and status.highestmodseq is not None:
+            if status.highestmodseq == modseq:
+                return state, 0, UidSet()
+            changes = self._session.changes_since(modseq, watermark)
+            flags, vanished = changes.flags, changes.vanished
+        else:
+            flags = self._session.flags(f"1:{watermark}")
+            digest = _flags_digest(flags)
+            vanished = UidSet()
+            if digest == state.flags_digest:
+                return state, 0, vanished
+            state = state.with_changes(flags_digest=digest)
+        updates = [
+            (ElementKey(self.mailbox, status.name, status.uidvalidity, uid), stored_flags(value))
+            for uid, value in sorted(flags.items())
+            if uid in known
+        ]
+        changed = self._wait(self._sink.update_flags(updates)) if updates else 0
+        return state, int(changed or 0), vanished.intersection(known)
+
+    def _deletions(self, state: FolderState, status: FolderStatus, vanished: UidSet) -> tuple[FolderState, int]:
+        known = UidSet.parse(state.known_uids)
+        gone = vanished
+        if len(known.difference(gone)) != status.exists:
+            # The count does not add up: ask the server which UIDs it still has.
+            up_to = (status.uidnext - 1) if status.uidnext else (known.max or 0)
+            if up_to > 0:
+                gone = known.difference(self._session.uids(up_to))
+        if not gone:
+            return state, 0
+        self._tombstone(status.name, status.uidvalidity, gone)
+        self._log.info("{n} message(s) deleted on the server; tombstoned", n=len(gone))
+        state = state.with_changes(known_uids=str(known.difference(gone)), deleted=state.deleted + len(gone))
+        self._states.put(state)
+        return state, len(gone)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _tombstone(self, folder: str, uidvalidity: int, uids: UidSet) -> None:
+        keys = [ElementKey(self.mailbox, folder, uidvalidity, uid) for uid in uids]
+        for start in range(0, len(keys), self._limits.max_messages):
+            self._wait(self._sink.mark_deleted(keys[start : start + self._limits.max_messages]))
+
+    def _wait(self, pending: PendingWrite) -> Any:
+        return pending.get(timeout=self._write_timeout)
+
     def _to_elements(
         self, messages: list[FetchedMessage], folder: str, uidvalidity: int
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[dict[str, Any]], list[int]]:
         elements: list[dict[str, Any]] = []
-        bad = 0
+        bad: list[int] = []
         for message in messages:
             try:
                 parsed = parse_message(message.raw)
@@ -197,21 +317,14 @@ class FolderSync:
                     mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, uid=message.uid,
                     reason=f"parse failed: {exc.__class__.__name__}", raw=message.raw, now=self._clock(),
                 )
-                bad += 1
+                bad.append(message.uid)
                 continue
             elements.append(build_element(parsed, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity))
         return elements, bad
 
 
-def _nothing_new(state: FolderState, status: FolderStatus) -> bool:
-    """Same UIDNEXT (and HIGHESTMODSEQ when known), and the last sync got to the end of it."""
-    if status.uidnext is None or status.uidnext != state.uidnext or state.last_uid < status.uidnext - 1:
-        return False
-    return status.highestmodseq is None or status.highestmodseq == state.highestmodseq
-
-
-class _Done:
-    """An already-complete write, used to move the watermark to a window's end in order."""
-
-    def get(self, timeout: float | None = None) -> None:
-        return None
+def _flags_digest(flags: dict[int, tuple[str, ...]]) -> str:
+    digest = hashlib.sha256()
+    for uid in sorted(flags):
+        digest.update(f"{uid}:{' '.join(stored_flags(flags[uid]))}\n".encode())
+    return digest.hexdigest()

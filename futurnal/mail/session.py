@@ -17,9 +17,9 @@ from imapclient.response_parser import parse_fetch_response
 from futurnal.storage.registry import MailboxRecord
 
 from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, ServerError, TlsVerificationFailed
-from .uidset import to_sequence_set
+from .uidset import UidSet, to_sequence_set
 
-__all__ = ["ConnectionSettings", "FetchedMessage", "FolderStatus", "ImapSession"]
+__all__ = ["ConnectionSettings", "FetchedMessage", "FolderChanges", "FolderStatus", "ImapSession"]
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 
@@ -64,6 +64,14 @@ class FolderStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class FolderChanges:
+    """What changed among already-known messages since a MODSEQ: new flags, and vanished UIDs."""
+
+    flags: dict[int, tuple[str, ...]]
+    vanished: UidSet
+
+
+@dataclass(frozen=True, slots=True)
 class FetchedMessage:
     """One message as the server sent it."""
 
@@ -81,12 +89,20 @@ class _Client(imapclient.IMAPClient):
     would make every batch command as long as its list of UIDs.
     """
 
-    def fetch_uid_set(self, uid_set: str, data: list[str]) -> dict[int, dict[bytes, Any]]:
-        tag = self._imap._command("UID", "FETCH", uid_set, "(" + " ".join(data) + ")")
+    def fetch_uid_set(
+        self, uid_set: str, data: list[str], modifiers: str | None = None
+    ) -> tuple[dict[int, dict[bytes, Any]], list[bytes]]:
+        """UID FETCH; returns the FETCH answers and any ``VANISHED`` lines (RFC 7162) that came with them."""
+        self._imap.untagged_responses.pop("VANISHED", None)
+        args = ["UID", "FETCH", uid_set, "(" + " ".join(data) + ")"]
+        if modifiers:
+            args.append(f"({modifiers})")
+        tag = self._imap._command(*args)
         typ, lines = self._imap._command_complete("FETCH", tag)
         self._checkok("fetch", typ, lines)
+        vanished = [v for v in self._imap.untagged_responses.pop("VANISHED", []) if v]
         typ, lines = self._imap._untagged_response(typ, lines, "FETCH")
-        return parse_fetch_response(lines, self.normalise_times, True)  # type: ignore[no-any-return]
+        return parse_fetch_response(lines, self.normalise_times, True), vanished
 
 
 def _tls_context(cafile: str | None) -> ssl.SSLContext:
@@ -110,6 +126,7 @@ class ImapSession:
         self.settings = settings
         self._client: _Client | None = None
         self.capabilities: frozenset[str] = frozenset()
+        self.extensions: frozenset[str] = frozenset()
 
     def connect(self, password: str) -> ImapSession:
         s = self.settings
@@ -147,7 +164,26 @@ class ImapSession:
             self.close()
             raise ConnectionFailed(f"login to {s.address} failed: {exc}") from None
         self.capabilities = frozenset(_text(c).upper() for c in self._guard(client.capabilities))
+        self._enable_sync_extensions()
         return self
+
+    def _enable_sync_extensions(self) -> None:
+        """ENABLE QRESYNC (which implies CONDSTORE), else CONDSTORE, so SELECT reports HIGHESTMODSEQ."""
+        wanted = [ext for ext in ("QRESYNC", "CONDSTORE") if ext in self.capabilities]
+        if not wanted or "ENABLE" not in self.capabilities:
+            self.extensions = frozenset(wanted)  # CONDSTORE without ENABLE still works per command
+            return
+        enabled = self._guard(lambda: self.client.enable(wanted[0]))
+        names = {_text(e).upper() for e in enabled}
+        self.extensions = frozenset({"QRESYNC", "CONDSTORE"} if "QRESYNC" in names else names & {"CONDSTORE"})
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.extensions
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.extensions
 
     @property
     def client(self) -> _Client:
@@ -181,7 +217,7 @@ class ImapSession:
 
     def sizes(self, criteria: str) -> dict[int, int]:
         """UID -> RFC822.SIZE for a UID range such as ``101:2100``."""
-        response = self._guard(lambda: self.client.fetch_uid_set(criteria, ["RFC822.SIZE"]))
+        response, _ = self._guard(lambda: self.client.fetch_uid_set(criteria, ["RFC822.SIZE"]))
         low, _, high = criteria.partition(":")
         top = None if high in ("", "*") else int(high)
         # ``n:*`` always includes the highest UID even when it is below n (RFC 3501 6.4.8), and
@@ -197,7 +233,7 @@ class ImapSession:
         wanted = sorted(set(uids))
         if not wanted:
             return []
-        response = self._guard(
+        response, _ = self._guard(
             lambda: self.client.fetch_uid_set(
                 to_sequence_set(wanted), ["BODY.PEEK[]", "FLAGS", "INTERNALDATE", "RFC822.SIZE"]
             )
@@ -223,6 +259,35 @@ class ImapSession:
                 )
             )
         return messages
+
+    def changes_since(self, modseq: int, up_to_uid: int) -> FolderChanges:
+        """Flags changed since ``modseq`` among UIDs ``1..up_to_uid``, and (with QRESYNC) what vanished."""
+        modifiers = f"CHANGEDSINCE {modseq}" + (" VANISHED" if self.qresync else "")
+        response, vanished_lines = self._guard(
+            lambda: self.client.fetch_uid_set(f"1:{up_to_uid}", ["FLAGS"], modifiers)
+        )
+        vanished = UidSet()
+        for line in vanished_lines:
+            text = _text(line).strip()
+            if text.upper().startswith("(EARLIER)"):
+                text = text[len("(EARLIER)"):].strip()
+            vanished = vanished.union(UidSet.parse(text))
+        flags = {
+            uid: tuple(_text(f) for f in data[b"FLAGS"])
+            for uid, data in response.items()
+            if b"FLAGS" in data and uid <= up_to_uid
+        }
+        return FolderChanges(flags, vanished)
+
+    def flags(self, criteria: str) -> dict[int, tuple[str, ...]]:
+        """Current flags for a UID range (the fallback when the server has no CONDSTORE)."""
+        response, _ = self._guard(lambda: self.client.fetch_uid_set(criteria, ["FLAGS"]))
+        return {uid: tuple(_text(f) for f in data[b"FLAGS"]) for uid, data in response.items() if b"FLAGS" in data}
+
+    def uids(self, up_to_uid: int) -> UidSet:
+        """Every UID from 1 to ``up_to_uid`` the folder holds now (deletion check without QRESYNC)."""
+        found = self._guard(lambda: self.client.search(["UID", f"1:{up_to_uid}"]))
+        return UidSet.of(uid for uid in found if uid <= up_to_uid)
 
     def _guard(self, call):  # type: ignore[no-untyped-def]
         try:

@@ -269,7 +269,8 @@ def test_sigterm_during_a_sync_loses_nothing_and_the_next_sync_completes_it(
     state = cli("imap", "status", "alice", "--json").json()["folders"][0]
     assert state["last_uid"] <= interrupted  # the watermark never runs ahead of what is stored
 
-    assert cli("imap", "sync", "alice").code == 0
+    resumed = cli("imap", "sync", "alice")
+    assert resumed.code == 0, resumed.err
     uids = [e["uid"] for e in cli("elements", "export").lines()]
     assert len(uids) == len(set(uids)) == 1500
     assert sorted(uids) == sorted(_server_uids(server, "INBOX"))

@@ -140,3 +140,25 @@ def test_element_files_are_complete_json(tmp_path: Path) -> None:
     store.upsert_many([_element(9)])
     (path,) = tmp_path.rglob("*.json")
     assert json.loads(path.read_bytes())["uid"] == 9
+
+
+def test_flag_updates_change_only_what_differs(tmp_path: Path) -> None:
+    from futurnal.storage.element_store import ElementKey
+
+    store = ElementStore(tmp_path)
+    store.upsert_many([{**_element(1), "flags": ["\\Seen"]}, {**_element(2), "flags": []}])
+    key1, key2, missing = (ElementKey("alice", "INBOX", 5, uid) for uid in (1, 2, 99))
+    assert store.update_flags([(key1, ["\\Seen"]), (key2, ["\\Flagged"]), (missing, ["\\Seen"])]) == 1
+    assert [e["flags"] for e in store.iter_elements("alice")] == [["\\Seen"], ["\\Flagged"]]
+
+
+def test_tombstones_keep_the_element_and_say_when(tmp_path: Path) -> None:
+    from futurnal.storage.element_store import ElementKey
+
+    store = ElementStore(tmp_path)
+    store.upsert_many([_element(1), _element(2)])
+    assert store.mark_deleted([ElementKey("alice", "INBOX", 5, 2)], "2026-01-01T00:00:00Z") == 1
+    assert store.mark_deleted([ElementKey("alice", "INBOX", 5, 2)], "2026-01-02T00:00:00Z") == 0
+    elements = list(store.iter_elements("alice"))
+    assert [e.get("deleted", False) for e in elements] == [False, True]
+    assert elements[1]["deleted_at"] == "2026-01-01T00:00:00Z"

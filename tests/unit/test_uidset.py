@@ -29,3 +29,28 @@ def test_round_trip_of_random_sets() -> None:
 def test_uid_zero_is_rejected() -> None:
     with pytest.raises(ValueError):
         parse_sequence_set("0:4")
+
+
+def test_uidset_set_algebra_matches_python_sets() -> None:
+    from futurnal.mail.uidset import UidSet
+
+    rng = random.Random(5)
+    for _ in range(300):
+        a = set(rng.sample(range(1, 400), rng.randint(0, 200)))
+        b = set(rng.sample(range(1, 400), rng.randint(0, 200)))
+        ua, ub = UidSet.of(a), UidSet.of(b)
+        assert set(ua.difference(ub)) == a - b
+        assert set(ua.union(ub)) == a | b
+        assert set(ua.intersection(ub)) == a & b
+        assert len(ua) == len(a)
+        probe = rng.randint(0, 401)
+        assert (probe in ua) == (probe in a)
+        assert UidSet.parse(str(ua)) == ua
+
+
+def test_a_contiguous_folder_is_one_range_whatever_its_size() -> None:
+    from futurnal.mail.uidset import UidSet
+
+    known = UidSet([(1, 1_000_000)])
+    assert str(known.difference([500_000])) == "1:499999,500001:1000000"
+    assert len(known) == 1_000_000 and known.max == 1_000_000
