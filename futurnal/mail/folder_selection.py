@@ -1,0 +1,256 @@
+"""Which server folders a mailbox syncs, from the server's LIST and the user's folder spec.
+
+Pure code (no IMAP connection, no actors), so the rules can be tested against recorded LIST
+responses. Spec entries are exact names, glob patterns written with ``/`` whatever the server's
+delimiter, or RFC 6154 special-use tokens, so one spec reads the same on every server.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FolderSpec", "ServerFolder", "SPECIAL_USES", "from_imapclient", "gmail_default_spec",
+    "is_pattern", "missing_exact", "refind_folder", "select_folders",
+]  # fmt: skip
+
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+_BY_KEY = {use[1:].lower(): use for use in SPECIAL_USES}
+# Gmail's older XLIST spells some of them differently; the meaning is the same.
+_BY_KEY.update({"allmail": "\\All", "spam": "\\Junk", "starred": "\\Flagged"})
+_NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
+# Accounts whose LIST carries no special-use flags still name All Mail one of these ways.
+_GMAIL_ALL_MAIL = frozenset({"[Gmail]/All Mail", "[Google Mail]/All Mail"})
+
+
+def _special_key(flag: str) -> str | None:
+    """The canonical spelling of a special-use flag, or None for any other flag."""
+    return _BY_KEY.get(flag[1:].lower()) if flag.startswith("\\") else None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFolder:
+    """One entry of the server's LIST response."""
+
+    name: str
+    delimiter: str | None
+    flags: frozenset[str]
+
+    @property
+    def selectable(self) -> bool:
+        """False for placeholders such as Gmail's ``[Gmail]``: SELECT on them fails."""
+        return not any(flag.lower() in _NOT_SELECTABLE for flag in self.flags)
+
+    @property
+    def special_use(self) -> str | None:
+        """The RFC 6154 role of the folder, spelled as in ``SPECIAL_USES`` (flags vary in case)."""
+        for flag in sorted(self.flags):
+            if (use := _special_key(flag)) is not None:
+                return use
+        return None
+
+
+def is_pattern(entry: str) -> bool:
+    """True for glob entries; ``[`` is not a glob character, so ``[Gmail]/Spam`` stays exact."""
+    return "*" in entry or "?" in entry
+
+
+def _normalise_entry(entry: object) -> str:
+    """Strip an entry and spell special-use tokens canonically, so documents compare equal."""
+    if not isinstance(entry, str) or not entry.strip():
+        raise ValueError(f"folder entries must be non-empty strings, not {entry!r}")
+    entry = entry.strip()
+    if entry.startswith("\\") or entry.lower().startswith("special:"):
+        key = entry[1:] if entry.startswith("\\") else entry[len("special:") :]
+        if key.lower() not in _BY_KEY:
+            known = ", ".join(SPECIAL_USES)
+            raise ValueError(
+                f"unknown special-use folder {entry!r}: use one of {known} "
+                "(or special:all, special:sent, ... where the shell eats backslashes)"
+            )
+        return _BY_KEY[key.lower()]
+    return entry
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSpec:
+    """What the user asked for: folders to include, and folders to exclude (exclusion wins).
+
+    Entries are exact server names (``INBOX``, ``[Gmail]/Spam``), glob patterns (``Archive/*``
+    one level, ``Projects/**`` any depth, ``?`` one character; ``/`` stands for the server's
+    delimiter) or special-use tokens (``\\Sent`` or ``special:sent``). Exact names may also be
+    written with ``/`` on servers whose delimiter is ``.``.
+    """
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        include = tuple(_normalise_entry(entry) for entry in self.include)
+        if not include:
+            raise ValueError("no folders to include: name at least one, e.g. INBOX")
+        object.__setattr__(self, "include", include)
+        object.__setattr__(self, "exclude", tuple(_normalise_entry(e) for e in self.exclude))
+
+    @classmethod
+    def parse(cls, include: str, exclude: str = "") -> FolderSpec:
+        """From comma-separated CLI strings such as ``"INBOX,Archive/*"`` and ``"Trash,Spam"``.
+
+        Names containing commas cannot be written here; use ``from_document`` for those.
+        """
+        return cls(include=_split(include), exclude=_split(exclude))
+
+    def to_document(self) -> dict[str, list[str]]:
+        """The JSON-friendly form kept in the mailbox registry."""
+        return {"include": list(self.include), "exclude": list(self.exclude)}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> FolderSpec:
+        """Back from ``to_document``; a damaged document raises ValueError rather than syncing."""
+        include, exclude = doc.get("include"), doc.get("exclude", [])
+        for key, value in (("include", include), ("exclude", exclude)):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"folder spec {key!r} must be a list of strings, not {value!r}")
+        return cls(include=tuple(include), exclude=tuple(exclude))
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def gmail_default_spec() -> FolderSpec:
+    """Just All Mail: on Gmail every label is also a folder, and All Mail holds each message once.
+
+    Labels then come from X-GM-LABELS rather than from walking label folders. All Mail leaves out
+    Spam and Trash. A user may still list label folders besides ``\\All``: they are kept, and
+    the caller de-duplicates the overlap by X-GM-MSGID.
+    """
+    return FolderSpec(include=("\\All",))
+
+
+def _canonical(name: str, delimiter: str | None) -> str:
+    """Upper-case a leading INBOX level: RFC 3501 makes INBOX case-insensitive, nothing else."""
+    head, sep, rest = name.partition(delimiter) if delimiter else (name, "", "")
+    return "INBOX" + sep + rest if head.upper() == "INBOX" else name
+
+
+@functools.lru_cache(maxsize=512)
+def _glob_regex(pattern: str, delimiter: str | None) -> re.Pattern[str]:
+    """Compile a ``/``-separated glob for one delimiter; ``**`` as a level spans zero or more."""
+    delim = re.escape(delimiter) if delimiter else "/"
+    one_char = f"[^{delim}]" if delimiter else "."
+    parts: list[str] = []
+    segments = _canonical(pattern, "/").split("/")
+    after_globstar = False
+    for index, segment in enumerate(segments):
+        sep = "" if index == 0 or after_globstar else delim
+        after_globstar = segment == "**" and index < len(segments) - 1
+        if segment == "**":
+            parts.append(sep + (f"(?:.*{delim})?" if after_globstar else ".*"))
+            continue
+        tokens = re.split(r"(\*\*|\*|\?)", segment)
+        wild = {"**": ".*", "*": one_char + "*", "?": one_char}
+        parts.append(sep + "".join(wild.get(token, re.escape(token)) for token in tokens))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _glob_match(pattern: str, folder: ServerFolder) -> bool:
+    regex = _glob_regex(pattern, folder.delimiter)
+    return regex.fullmatch(_canonical(folder.name, folder.delimiter)) is not None
+
+
+def _exact_match(entry: str, folder: ServerFolder) -> bool:
+    """The server's own spelling, or the ``/`` spelling translated to the server's delimiter."""
+    same = _canonical(entry, folder.delimiter) == _canonical(folder.name, folder.delimiter)
+    return same or _glob_match(entry, folder)
+
+
+def _folder_use(folder: ServerFolder, gmail: bool) -> str | None:
+    if folder.special_use is None and gmail and folder.name in _GMAIL_ALL_MAIL:
+        return "\\All"
+    return folder.special_use
+
+
+def _matches(entry: str, folder: ServerFolder, gmail: bool) -> bool:
+    if entry in SPECIAL_USES:
+        return _folder_use(folder, gmail) == entry
+    if is_pattern(entry):
+        return _glob_match(entry, folder)
+    return _exact_match(entry, folder)
+
+
+def select_folders(
+    spec: FolderSpec, listing: Sequence[ServerFolder], *, gmail: bool = False
+) -> list[str]:
+    """Names of the selectable folders the spec picks: INBOX first, then in LIST order.
+
+    Only folders the server listed come back; ``missing_exact`` says which exact names were not
+    found, so the caller can report them. With ``gmail=True`` a LIST without special-use flags
+    still resolves ``\\All`` to All Mail by its well-known names. Label folders listed besides
+    ``\\All`` are kept: the caller de-duplicates messages by X-GM-MSGID.
+    """
+    inbox: list[str] = []
+    rest: list[str] = []
+    seen: set[str] = set()
+    for folder in listing:
+        if not folder.selectable or folder.name in seen:
+            continue
+        wanted = any(_matches(entry, folder, gmail) for entry in spec.include)
+        if wanted and not any(_matches(entry, folder, gmail) for entry in spec.exclude):
+            seen.add(folder.name)
+            is_inbox = _canonical(folder.name, folder.delimiter) == "INBOX"
+            (inbox if is_inbox else rest).append(folder.name)
+    return inbox + rest
+
+
+def missing_exact(spec: FolderSpec, listing: Sequence[ServerFolder]) -> list[str]:
+    """Exact include names with no selectable folder on the server (patterns may match none)."""
+    usable = [folder for folder in listing if folder.selectable]
+    return [
+        entry
+        for entry in spec.include
+        if entry not in SPECIAL_USES
+        and not is_pattern(entry)
+        and not any(_exact_match(entry, folder) for folder in usable)
+    ]
+
+
+def refind_folder(
+    old_name: str, old_special_use: str | None, listing: Sequence[ServerFolder]
+) -> str | None:
+    """The new name of a vanished folder, when its special-use role makes that unambiguous.
+
+    A user renaming "Sent" to "Sent Items" keeps the ``\\Sent`` flag; following it keeps the
+    folder's sync state. Two candidates (or none) mean guessing, so None.
+    """
+    use = _special_key(old_special_use) if old_special_use else None
+    if use is None:
+        return None
+    candidates = {f.name for f in listing if f.selectable and f.special_use == use}
+    return candidates.pop() if len(candidates) == 1 else None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def from_imapclient(
+    entries: Iterable[tuple[Sequence[bytes | str], bytes | str | None, bytes | str | int]],
+) -> list[ServerFolder]:
+    """Convert ``IMAPClient.list_folders()`` tuples ``(flags, delimiter, name)``.
+
+    imapclient gives flags and delimiter as bytes (delimiter None for a flat namespace) and the
+    name as str, decoded from modified UTF-7; numeric names may come back as int.
+    """
+    return [
+        ServerFolder(
+            name=str(name) if isinstance(name, int) else _text(name),
+            delimiter=_text(delimiter) if delimiter else None,
+            flags=frozenset(_text(flag) for flag in flags),
+        )
+        for flags, delimiter, name in entries
+    ]
