@@ -10,6 +10,8 @@ from loguru import logger
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
+from futurnal.mail.folder_plan import plan_folders
+from futurnal.mail.folder_selection import FolderSpec
 from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted, utc_now
 from futurnal.mail.session import ConnectionSettings, ImapSession
 from futurnal.storage.credentials import CredentialStore
@@ -20,7 +22,15 @@ from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 
 from .directory import ActorDirectory
-from .messages import FolderSynced, MarkDeleted, SyncFolder, UpdateFlags, WriteElements
+from .messages import (
+    FolderSynced,
+    FoldersResolved,
+    MarkDeleted,
+    ResolveFolders,
+    SyncFolder,
+    UpdateFlags,
+    WriteElements,
+)
 from .supervised import SupervisedActor
 
 __all__ = ["FetcherActor"]
@@ -59,7 +69,31 @@ class FetcherActor(SupervisedActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, SyncFolder):
             return self._sync_folder(message)
+        if isinstance(message, ResolveFolders):
+            return self._resolve_folders(message)
         return super().handle(message)
+
+    def _resolve_folders(self, job: ResolveFolders) -> None:
+        """LIST, pick the folders the spec selects, and tombstone folders gone from the server."""
+        assert self._states is not None
+        try:
+            session = self._connected_session()
+            spec = FolderSpec(self._record.folders, self._record.exclude)
+            plan = plan_folders(
+                spec, session.list_folders(), (s.folder for s in self._states.all()), gmail=session.gmail
+            )
+            for folder in plan.gone:
+                self._folder_sync().forget(folder)
+        except AuthenticationFailed as exc:
+            self._close_session()
+            return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),), needs_reauth=True))
+        except MailError as exc:
+            self._close_session()
+            return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),)))
+        missing = tuple((name, f"folder {name!r} does not exist on the server") for name in plan.missing)
+        if not plan.folders and not missing:
+            missing = (("*", f"no folder on the server matches {', '.join(self._record.folders)}"),)
+        return self._reply(FoldersResolved(job.run_id, plan.folders, missing))
 
     def _sync_folder(self, job: SyncFolder) -> None:
         try:
@@ -103,7 +137,7 @@ class FetcherActor(SupervisedActor):
             self._session = ImapSession(settings).connect(password)
         return self._session
 
-    def _reply(self, message: FolderSynced) -> None:
+    def _reply(self, message: FolderSynced | FoldersResolved) -> None:
         mailbox = self._directory.get(f"mailbox/{self._record.id}")
         if mailbox is not None:
             mailbox.tell(message)

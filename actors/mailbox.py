@@ -10,7 +10,7 @@ from futurnal.events import EventBus
 from futurnal.mail.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns
 
 from .directory import ActorDirectory
-from .messages import FolderSynced, SiblingRestarted, SyncFolder, SyncTick
+from .messages import FolderSynced, FoldersResolved, ResolveFolders, SiblingRestarted, SyncFolder, SyncTick
 from .supervised import SupervisedActor
 
 __all__ = ["MailboxActor"]
@@ -23,14 +23,13 @@ class MailboxActor(SupervisedActor):
         self,
         *,
         mailbox_id: str,
-        folders: tuple[str, ...],
         directory: ActorDirectory,
         events: EventBus,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=f"mailbox/{mailbox_id}", supervisor=supervisor)
         self._mailbox_id = mailbox_id
-        self._runs = SyncRuns(mailbox_id, folders)
+        self._runs = SyncRuns(mailbox_id)
         self._directory = directory
         self._events = events
         self._needs_reauth: str | None = None
@@ -39,15 +38,22 @@ class MailboxActor(SupervisedActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, SyncTick):
             return self._on_tick(message)
+        if isinstance(message, FoldersResolved):
+            if message.needs_reauth and message.errors:
+                self._mark_needs_reauth(message.errors[0][1])
+            return self._dispatch(*self._runs.resolved(message.run_id, message.folders, message.errors))
         if isinstance(message, FolderSynced):
             if message.needs_reauth and message.error:
-                self._needs_reauth = message.error
-                self._log.warning("mailbox needs re-authentication; its syncs stop until the user acts")
+                self._mark_needs_reauth(message.error)
             jobs, finished = self._runs.folder_done(message.run_id, message.folder, message.result, message.error)
             return self._dispatch(jobs, finished)
         if isinstance(message, SiblingRestarted) and message.child_id == f"fetcher/{self._mailbox_id}":
             return self._dispatch(*self._runs.fetcher_restarted())
         return super().handle(message)
+
+    def _mark_needs_reauth(self, reason: str) -> None:
+        self._needs_reauth = reason
+        self._log.warning("mailbox needs re-authentication; its syncs stop until the user acts")
 
     def _on_tick(self, tick: SyncTick) -> None:
         if self._needs_reauth is not None:
@@ -70,4 +76,4 @@ class MailboxActor(SupervisedActor):
             self._log.info("fetcher is restarting; {n} folder job(s) wait for it", n=len(jobs))
             return
         for job in jobs:
-            fetcher.tell(SyncFolder(job.run_id, job.folder))
+            fetcher.tell(ResolveFolders(job.run_id) if job.folder is None else SyncFolder(job.run_id, job.folder))

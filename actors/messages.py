@@ -14,9 +14,11 @@ from futurnal.storage.element_store import ElementKey
 __all__ = [
     "ChildExited",
     "FolderSynced",
+    "FoldersResolved",
     "MarkDeleted",
     "MailboxSyncReport",
     "Ping",
+    "ResolveFolders",
     "SiblingRestarted",
     "SyncFolder",
     "SyncTick",
@@ -37,6 +39,23 @@ class SyncTick:
     reason: str = "interval"
     folders: tuple[str, ...] = ()
     reply_to: Future[MailboxSyncReport] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveFolders:
+    """Command to the fetcher: resolve the mailbox's folder selection against LIST (run ``run_id``)."""
+
+    run_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FoldersResolved:
+    """The fetcher's answer to :class:`ResolveFolders`: the folders to sync, and per-folder errors."""
+
+    run_id: int
+    folders: tuple[str, ...]
+    errors: tuple[tuple[str, str], ...] = ()
+    needs_reauth: bool = False
 
 
 @dataclass(frozen=True, slots=True)

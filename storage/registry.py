@@ -34,7 +34,9 @@ class MailboxRecord:
     username: str
     security: str = "tls"
     cafile: str | None = None
+    #: Folders to sync: exact names, globs (``Archive/*``) or special-use (``\\Sent``); see ``imap add --help``.
     folders: tuple[str, ...] = ("INBOX",)
+    exclude: tuple[str, ...] = ()
     auth: str = "password"
     sync_interval_seconds: int = 300
     created_at: str = ""
@@ -43,12 +45,14 @@ class MailboxRecord:
     def to_document(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["folders"] = list(self.folders)
+        doc["exclude"] = list(self.exclude)
         return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> MailboxRecord:
         known = {name: doc[name] for name in cls.__dataclass_fields__ if name in doc}
         known["folders"] = tuple(known.get("folders", ("INBOX",)))
+        known["exclude"] = tuple(known.get("exclude", ()))
         return cls(**known)
 
     def with_changes(self, **changes: Any) -> MailboxRecord:

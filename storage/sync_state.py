@@ -67,6 +67,9 @@ class FolderStateStore:
     def put(self, state: FolderState) -> None:
         self._table.upsert(state.to_document(), Query().folder == state.folder)
 
+    def remove(self, folder: str) -> None:
+        self._table.remove(Query().folder == folder)
+
     def all(self) -> list[FolderState]:
         return sorted((FolderState.from_document(dict(doc)) for doc in self._table.all()), key=lambda s: s.folder)
 

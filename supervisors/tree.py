@@ -58,7 +58,6 @@ def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chi
     def start_mailbox(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return MailboxActor.start(
             mailbox_id=record.id,
-            folders=record.folders,
             directory=context.directory,
             events=context.events,
             supervisor=parent,

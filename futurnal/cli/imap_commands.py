@@ -9,7 +9,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from futurnal.log_setup import redactor
-from futurnal.mail.errors import MailError
+from futurnal.mail.errors import FolderNotFound, MailError
+from futurnal.mail.folder_plan import plan_folders
+from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, is_pattern
+from futurnal.mail.uidset import UidSet
 from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineStore
@@ -41,7 +44,13 @@ def register(subparsers: Any) -> None:
     add.add_argument("--security", choices=SECURITY_MODES, default="tls",
                      help="tls (default), starttls, or plain (unencrypted: only when you mean it)")
     add.add_argument("--cafile", help="PEM file of the CA that signed the server certificate (private CAs)")
-    add.add_argument("--folders", default="INBOX", help="comma-separated folders to sync (default: INBOX)")
+    add.add_argument(
+        "--folders", default=None,
+        help="comma-separated folders to sync: exact names (INBOX), globs by hierarchy (Archive/* one level, "
+        "Projects/** any depth) or special-use folders (\\Sent, \\Archive, \\All, \\Junk, \\Trash; or "
+        "special:sent). Default: INBOX, or [Gmail]/All Mail on Gmail",
+    )
+    add.add_argument("--exclude", default="", help="comma-separated folders to leave out, same forms (e.g. 'Trash,Spam')")
     add.add_argument("--id", dest="mailbox_id", help="id to refer to the mailbox by (default: from the e-mail address)")
     add.add_argument("--interval", type=int, default=None, metavar="SECONDS",
                      help="sync interval for `run` (default: 300)")
@@ -97,9 +106,10 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError(f"--port {port} is not a TCP port", code=2)
     if args.interval is not None and args.interval < 1:
         raise UserError("--interval must be at least 1 second", code=2)
-    folders = tuple(f.strip() for f in args.folders.split(",") if f.strip())
-    if not folders:
-        raise UserError("--folders names no folder", code=2)
+    try:
+        spec = FolderSpec.parse(args.folders or "INBOX", args.exclude)
+    except ValueError as exc:
+        raise UserError(f"--folders/--exclude: {exc}", code=2) from None
     try:
         mailbox_id = validate_mailbox_id(args.mailbox_id) if args.mailbox_id else default_mailbox_id(args.email)
     except ValueError as exc:
@@ -113,12 +123,12 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     password = _read_password(args.password_stdin)
     record = MailboxRecord(
         id=mailbox_id, email=args.email, host=args.host, port=port, username=args.username or args.email,
-        security=args.security, cafile=args.cafile, folders=folders,
+        security=args.security, cafile=args.cafile, folders=spec.include, exclude=spec.exclude,
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     if not args.no_verify:
-        _verify(record, password, ctx)
+        record = _verify(record, password, ctx, default_folders=args.folders is None)
     with ctx.owned() as registry:
         try:
             registry.add(record)
@@ -136,17 +146,27 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     return 0
 
 
-def _verify(record: MailboxRecord, password: str, ctx: CommandContext) -> None:
+def _verify(record: MailboxRecord, password: str, ctx: CommandContext, *, default_folders: bool) -> MailboxRecord:
+    """Log in and resolve the folder selection, so mistakes show now rather than at the first sync."""
     settings = ctx.settings()
     connection = ConnectionSettings.for_mailbox(
         record, settings.connect_timeout_seconds, settings.read_timeout_seconds
     )
     try:
         with ImapSession(connection).connect(password) as session:
-            for folder in record.folders:
+            if default_folders and session.gmail:
+                record = record.with_changes(folders=gmail_default_spec().include)
+            plan = plan_folders(FolderSpec(record.folders, record.exclude), session.list_folders(), (),
+                                gmail=session.gmail)
+            if plan.missing:
+                raise FolderNotFound(f"folder(s) {', '.join(map(repr, plan.missing))} do not exist on {connection.address}")
+            if not plan.folders:
+                raise FolderNotFound(f"no folder on {connection.address} matches {', '.join(record.folders)}")
+            for folder in plan.folders:
                 session.select(folder)
     except MailError as exc:
         raise UserError(f"{exc} (nothing was registered; --no-verify skips this check)") from None
+    return record
 
 
 def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
@@ -169,11 +189,11 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
     path = ctx.data_dir.state_path(record.id)
     states = FolderStateStore(path, read_only=True) if path.exists() else None
-    store = ElementStore(ctx.data_dir.elements_root)
     folders = []
-    for folder in dict.fromkeys([*record.folders, *(s.folder for s in (states.all() if states else []))]):
+    synced = [s.folder for s in states.all()] if states else []
+    for folder in synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]:
         state = states.get(folder).to_document() if states else {"folder": folder}
-        state["stored"] = store.count(record.id, folder)
+        state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
         folders.append(state)
     if states:
         states.close()
@@ -183,13 +203,16 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         print_json(report)
         return 0
     print(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})")
+    print(f"folders: {', '.join(record.folders)}" + (f" excluding {', '.join(record.exclude)}" if record.exclude else ""))
     print_table(
         [
-            [f["folder"], str(f.get("uidvalidity") or "-"), str(f.get("last_uid", 0)), str(f.get("messages", 0)),
-             str(f["stored"]), f.get("last_success") or "never", f.get("last_error") or ""]
+            [f["folder"], str(f.get("uidvalidity") or "-"), str(f.get("last_uid", 0)),
+             str(f.get("highestmodseq") or "-"), str(f.get("messages", 0)), str(f["stored"]), str(f.get("deleted", 0)),
+             ",".join(f.get("extensions") or []) or "-", f.get("last_success") or "never", f.get("last_error") or ""]
             for f in folders
         ],
-        ["FOLDER", "UIDVALIDITY", "LAST UID", "ON SERVER", "STORED", "LAST SUCCESS", "LAST ERROR"],
+        ["FOLDER", "UIDVALIDITY", "LAST UID", "MODSEQ", "ON SERVER", "STORED", "DELETED", "EXTENSIONS",
+         "LAST SUCCESS", "LAST ERROR"],
     )
     if quarantined:
         print(f"{quarantined} message(s) in quarantine")

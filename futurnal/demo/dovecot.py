@@ -63,6 +63,20 @@ mail_location = maildir:~/Maildir
 {capabilities}
 namespace inbox {{
   inbox = yes
+  separator = /
+  # Special-use attributes (RFC 6154) as real servers announce them, for folder-selection tests.
+  mailbox Sent {{
+    special_use = \\Sent
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
+  mailbox Archive {{
+    special_use = \\Archive
+  }}
 }}
 passdb {{
   driver = passwd-file

@@ -158,6 +158,16 @@ class FolderSync:
             self._states.put(latest.with_changes(last_attempt=attempt, last_error=str(exc)))
             raise
 
+    def forget(self, folder: str) -> int:
+        """The folder is gone from the server: tombstone what was stored from it, drop its state."""
+        state = self._states.get(folder)
+        known = UidSet.parse(state.known_uids)
+        if state.uidvalidity is not None and known:
+            self._tombstone(folder, state.uidvalidity, known)
+        self._states.remove(folder)
+        self._log.warning("a synced folder is gone from the server; {n} element(s) tombstoned", n=len(known))
+        return len(known)
+
     # -- the algorithm -------------------------------------------------------------------------
 
     def _sync(self, state: FolderState, status: FolderStatus) -> FolderSyncResult:

@@ -16,6 +16,7 @@ from imapclient.response_parser import parse_fetch_response
 
 from futurnal.storage.registry import MailboxRecord
 
+from .folder_selection import ServerFolder, from_imapclient
 from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, ServerError, TlsVerificationFailed
 from .uidset import UidSet, to_sequence_set
 
@@ -176,6 +177,13 @@ class ImapSession:
         enabled = self._guard(lambda: self.client.enable(wanted[0]))
         names = {_text(e).upper() for e in enabled}
         self.extensions = frozenset({"QRESYNC", "CONDSTORE"} if "QRESYNC" in names else names & {"CONDSTORE"})
+
+    @property
+    def gmail(self) -> bool:
+        return "X-GM-EXT-1" in self.capabilities
+
+    def list_folders(self) -> list[ServerFolder]:
+        return from_imapclient(self._guard(self.client.list_folders))
 
     @property
     def condstore(self) -> bool:

@@ -12,10 +12,11 @@ __all__ = ["FolderJob", "MailboxSyncReport", "SyncRuns"]
 
 @dataclass(frozen=True, slots=True)
 class FolderJob:
-    """One folder to hand to the fetcher, as part of run ``run_id``."""
+    """One folder to hand to the fetcher, as part of run ``run_id``; ``folder`` None means
+    "resolve the mailbox's folder selection against the server's LIST first"."""
 
     run_id: int
-    folder: str
+    folder: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class _Run:
     run_id: int
     folders: tuple[str, ...]
     waiters: list[Any]
+    resolving: bool = False
     pending: set[str] = field(default_factory=set)
     results: list[FolderSyncResult] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
@@ -61,9 +63,8 @@ class SyncRuns:
     single follow-up run, so a burst of ticks costs at most one extra sync.
     """
 
-    def __init__(self, mailbox: str, default_folders: tuple[str, ...], max_redrives: int = 3) -> None:
+    def __init__(self, mailbox: str, max_redrives: int = 3) -> None:
         self.mailbox = mailbox
-        self._default_folders = default_folders
         self._max_redrives = max_redrives
         self._next_id = 1
         self._current: _Run | None = None
@@ -75,13 +76,31 @@ class SyncRuns:
         return self._current is not None
 
     def request(self, folders: tuple[str, ...], waiter: Any = None) -> list[FolderJob]:
-        wanted = folders or self._default_folders
+        """Ask for a sync of ``folders``, or of the mailbox's whole selection when empty."""
         if self._current is None:
-            return self._start(wanted, [waiter] if waiter is not None else [])
-        self._queued_folders = (self._queued_folders or set()) | set(wanted)
+            return self._start(folders, [waiter] if waiter is not None else [])
+        if not folders or self._queued_folders == set():
+            self._queued_folders = set()  # the whole selection covers any named folders too
+        else:
+            self._queued_folders = (self._queued_folders or set()) | set(folders)
         if waiter is not None:
             self._queued_waiters.append(waiter)
         return []
+
+    def resolved(
+        self, run_id: int, folders: tuple[str, ...], errors: tuple[tuple[str, str], ...]
+    ) -> tuple[list[FolderJob], RunFinished | None]:
+        """The fetcher resolved the selection: sync those folders; report what could not be found."""
+        run = self._current
+        if run is None or run.run_id != run_id or not run.resolving:
+            return [], None
+        run.resolving = False
+        run.folders = tuple(dict.fromkeys(folders))
+        run.pending = set(run.folders)
+        run.errors.extend(errors)
+        if run.pending:
+            return [FolderJob(run.run_id, folder) for folder in run.folders], None
+        return self._finish_if_done()
 
     def folder_done(
         self, run_id: int, folder: str, result: FolderSyncResult | None, error: str | None
@@ -101,6 +120,8 @@ class SyncRuns:
         run = self._current
         if run is None:
             return [], None
+        if run.resolving:
+            return [FolderJob(run.run_id, None)], None
         jobs = []
         for folder in sorted(run.pending):
             run.redrives[folder] = run.redrives.get(folder, 0) + 1
@@ -115,14 +136,16 @@ class SyncRuns:
 
     def _start(self, folders: tuple[str, ...], waiters: list[Any]) -> list[FolderJob]:
         ordered = tuple(dict.fromkeys(folders))
-        run = _Run(self._next_id, ordered, waiters, pending=set(ordered))
+        run = _Run(self._next_id, ordered, waiters, resolving=not ordered, pending=set(ordered))
         self._next_id += 1
         self._current = run
+        if run.resolving:
+            return [FolderJob(run.run_id, None)]
         return [FolderJob(run.run_id, folder) for folder in ordered]
 
     def _finish_if_done(self) -> tuple[list[FolderJob], RunFinished | None]:
         run = self._current
-        if run is None or run.pending:
+        if run is None or run.pending or run.resolving:
             return [], None
         order = {folder: i for i, folder in enumerate(run.folders)}
         report = MailboxSyncReport(
@@ -134,9 +157,7 @@ class SyncRuns:
         self._current = None
         jobs: list[FolderJob] = []
         if self._queued_folders is not None:
-            queued = tuple(f for f in self._default_folders if f in self._queued_folders) + tuple(
-                sorted(self._queued_folders - set(self._default_folders))
-            )
+            queued = tuple(sorted(self._queued_folders))
             waiters, self._queued_folders, self._queued_waiters = self._queued_waiters, None, []
             jobs = self._start(queued, waiters)
         return jobs, finished

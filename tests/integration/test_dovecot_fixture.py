@@ -121,7 +121,7 @@ def test_delivered_folders_appear_in_list(dovecot: DovecotServer) -> None:
     dovecot.deliver(USER, _message(3), folder="Entwürfe")
     with _plain(dovecot) as client:
         names = {name for _flags_, _delim, name in client.list_folders()}
-        assert {"INBOX", "Archive", "Projects.2025", "Entwürfe"} <= names
+        assert {"INBOX", "Archive", "Projects/2025", "Entwürfe"} <= names
         assert client.select_folder("Entwürfe")[b"EXISTS"] == 1
 
 
