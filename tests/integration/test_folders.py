@@ -81,3 +81,19 @@ def test_a_folder_deleted_on_the_server_is_tombstoned_and_the_rest_sync(
     assert {e["folder"] for e in tombstones} == {"Projects"} and len(tombstones) == 2
     status = cli("imap", "status", "alice", "--json").json()
     assert "Projects" not in {f["folder"] for f in status["folders"]}
+
+
+def test_a_renamed_folder_that_still_matches_is_synced_under_its_new_name(
+    cli: Cli, dovecot: DovecotServer, folders: Any
+) -> None:
+    assert cli.add(dovecot, folders="Archive/*").code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    folders.client.select_folder("INBOX")
+    folders.client.rename_folder("Archive/2024", "Archive/2023")
+    report = cli("imap", "sync", "alice", "--json").json()
+    assert report["ok"] and {f["folder"]: f["fetched"] for f in report["folders"]} == {"Archive/2023": 2}
+    live = cli("elements", "export").lines()
+    assert {e["folder"] for e in live} == {"Archive/2023"} and len(live) == 2
+    everything = cli("elements", "export", "--include-deleted").lines()
+    assert sorted((e["folder"], e["deleted"]) for e in everything) == [
+        ("Archive/2023", False), ("Archive/2023", False), ("Archive/2024", True), ("Archive/2024", True)]
