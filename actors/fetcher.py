@@ -17,6 +17,7 @@ from futurnal.mail.session import ConnectionSettings, ImapSession
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementKey
+from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
@@ -113,9 +114,10 @@ class FetcherActor(SupervisedActor):
 
     def _folder_sync(self) -> FolderSync:
         assert self._states is not None
+        session = self._connected_session()
         return FolderSync(
             mailbox=self._record.id,
-            session=self._connected_session(),
+            session=session,
             states=self._states,
             sink=_SinkPort(self._directory),
             quarantine=QuarantineStore(self._data_dir.quarantine_root),
@@ -124,6 +126,7 @@ class FetcherActor(SupervisedActor):
             write_timeout=self._settings.write_timeout_seconds,
             progress=self._events.publish,
             should_stop=self._stopping.is_set,
+            gmail_index=GmailMessageIndex(self._data_dir.gmail_index_root(self._record.id)) if session.gmail else None,
         )
 
     def _connected_session(self) -> ImapSession:

@@ -38,6 +38,9 @@ class DataDir:
     def state_path(self, mailbox_id: str) -> Path:
         return self.root / "state" / f"{mailbox_id}.json"
 
+    def gmail_index_root(self, mailbox_id: str) -> Path:
+        return self.root / "state" / f"{mailbox_id}.gmail-index"
+
     def ensure(self) -> DataDir:
         """Create the directory private to the user: it holds people's mail."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)

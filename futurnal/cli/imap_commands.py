@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import shutil
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -256,6 +257,7 @@ def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
             elements = ElementStore(ctx.data_dir.elements_root).remove_mailbox(record.id)
             quarantined = QuarantineStore(ctx.data_dir.quarantine_root).remove_mailbox(record.id)
             ctx.data_dir.state_path(record.id).unlink(missing_ok=True)
+            shutil.rmtree(ctx.data_dir.gmail_index_root(record.id), ignore_errors=True)
             removed += [f"{elements} element(s)", "sync state", f"{quarantined} quarantined message(s)"]
     print(f"removed {record.id}: {', '.join(removed)}")
     if not args.purge:

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .parser import Address, ParsedMessage
-from .session import FetchedMessage
+from .fetched import FetchedMessage
 
-__all__ = ["SCHEMA_VERSION", "build_element", "element_id", "stored_flags"]
+__all__ = ["SCHEMA_VERSION", "build_element", "element_id", "gmail_thread_id", "stored_flags"]
 
 #: Bumped whenever a field changes meaning or shape; documented in README.md.
 SCHEMA_VERSION = 1
@@ -28,6 +28,11 @@ def stored_flags(flags: tuple[str, ...] | list[str]) -> list[str]:
     return sorted(f for f in flags if f.lower() != "\\recent")
 
 
+def gmail_thread_id(thrid: str) -> str:
+    """Gmail's own thread id, in the same opaque form as header-derived thread ids."""
+    return hashlib.sha256(f"gmail-thread\x00{thrid}".encode()).hexdigest()[:32]
+
+
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -43,7 +48,13 @@ def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, str | None]]:
 def build_element(
     parsed: ParsedMessage, fetched: FetchedMessage, *, mailbox: str, folder: str, uidvalidity: int
 ) -> dict[str, Any]:
-    """Combine what the server said about a message with what its bytes say."""
+    """Combine what the server said about a message with what its bytes say.
+
+    On Gmail, the thread comes from X-GM-THRID (Gmail's own threading) and the labels from
+    X-GM-LABELS.
+    """
+    gmail = fetched.gmail
+    thread_id = gmail_thread_id(gmail.thrid) if gmail is not None and gmail.thrid else parsed.thread_id
     return {
         "schema_version": SCHEMA_VERSION,
         "id": element_id(mailbox, folder, uidvalidity, fetched.uid),
@@ -52,7 +63,7 @@ def build_element(
         "uidvalidity": uidvalidity,
         "uid": fetched.uid,
         "message_id": parsed.message_id,
-        "thread_id": parsed.thread_id,
+        "thread_id": thread_id,
         "in_reply_to": parsed.in_reply_to,
         "references": list(parsed.references),
         "subject": parsed.subject,
@@ -65,7 +76,9 @@ def build_element(
         "date_raw": parsed.date_raw,
         "internal_date": _iso(fetched.internal_date),
         "flags": stored_flags(fetched.flags),
-        "labels": [],
+        "labels": list(gmail.labels) if gmail is not None else [],
+        "gmail_msgid": gmail.msgid if gmail is not None else None,
+        "gmail_thrid": gmail.thrid if gmail is not None else None,
         "size": fetched.size,
         "text": parsed.text,
         "attachments": [asdict(a) for a in parsed.attachments],

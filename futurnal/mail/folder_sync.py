@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from futurnal.storage.element_store import ElementKey
+from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
@@ -34,7 +35,8 @@ from .element import build_element, stored_flags
 from .errors import MailError
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
 from .parser import parse_message
-from .session import FetchedMessage, FolderStatus, ImapSession
+from .fetched import FetchedMessage
+from .session import FolderStatus, ImapSession
 from .uidset import UidSet
 
 __all__ = [
@@ -134,6 +136,7 @@ class FolderSync:
         progress: Callable[[SyncProgress], None] | None = None,
         clock: Callable[[], str] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
+        gmail_index: GmailMessageIndex | None = None,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -146,6 +149,7 @@ class FolderSync:
         self._progress = progress or (lambda _: None)
         self._clock = clock
         self._should_stop = should_stop
+        self._gmail_index = gmail_index
         self._log = logger.bind(mailbox=mailbox)
 
     def run(self, folder: str) -> FolderSyncResult:
@@ -235,8 +239,9 @@ class FolderSync:
                     elements, bad = self._to_elements(messages, folder, status.uidvalidity)
                     quarantined += len(bad)
                     fetched += len(messages)
-                    stored_uids = [e["uid"] for e in elements] + bad
-                    in_flight.append(_InFlight(self._sink.write(elements), stored_uids, batch[-1]))
+                    # Known: every fetched UID, whether stored, quarantined or a Gmail duplicate.
+                    fetched_uids = [m.uid for m in messages]
+                    in_flight.append(_InFlight(self._sink.write(elements), fetched_uids, batch[-1]))
                     while len(in_flight) >= self._max_in_flight:
                         state = self._commit(state, in_flight.popleft())
                     self._progress(SyncProgress(self.mailbox, folder, fetched, max(total, fetched)))
@@ -329,8 +334,24 @@ class FolderSync:
                 )
                 bad.append(message.uid)
                 continue
+            if self._already_stored_elsewhere(message, folder, uidvalidity):
+                continue
             elements.append(build_element(parsed, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity))
         return elements, bad
+
+    def _already_stored_elsewhere(self, message: FetchedMessage, folder: str, uidvalidity: int) -> bool:
+        """Gmail shows one message under every label: store it once, where it was first seen.
+
+        The skipped copy still counts as known in its folder, so it is not fetched again.
+        """
+        if self._gmail_index is None or message.gmail is None:
+            return False
+        key = ElementKey(self.mailbox, folder, uidvalidity, message.uid)
+        owner = self._gmail_index.owner(message.gmail.msgid)
+        if owner is not None and owner != key:
+            return True
+        self._gmail_index.claim(message.gmail.msgid, key)
+        return False
 
 
 def _flags_digest(flags: dict[int, tuple[str, ...]]) -> str:

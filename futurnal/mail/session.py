@@ -6,7 +6,6 @@ import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
@@ -16,11 +15,12 @@ from imapclient.response_parser import parse_fetch_response
 
 from futurnal.storage.registry import MailboxRecord
 
+from .fetched import FETCH_ITEMS, GMAIL_ITEMS, FetchedMessage, fetched_message
 from .folder_selection import ServerFolder, from_imapclient
 from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, ServerError, TlsVerificationFailed
 from .uidset import UidSet, to_sequence_set
 
-__all__ = ["ConnectionSettings", "FetchedMessage", "FolderChanges", "FolderStatus", "ImapSession"]
+__all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession"]
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 
@@ -70,17 +70,6 @@ class FolderChanges:
 
     flags: dict[int, tuple[str, ...]]
     vanished: UidSet
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedMessage:
-    """One message as the server sent it."""
-
-    uid: int
-    raw: bytes
-    flags: tuple[str, ...]
-    internal_date: datetime | None
-    size: int
 
 
 class _Client(imapclient.IMAPClient):
@@ -241,32 +230,10 @@ class ImapSession:
         wanted = sorted(set(uids))
         if not wanted:
             return []
-        response, _ = self._guard(
-            lambda: self.client.fetch_uid_set(
-                to_sequence_set(wanted), ["BODY.PEEK[]", "FLAGS", "INTERNALDATE", "RFC822.SIZE"]
-            )
-        )
-        messages = []
-        for uid in wanted:
-            data = response.get(uid)
-            if data is None:
-                continue
-            raw = data.get(b"BODY[]")
-            if raw is None:
-                continue
-            internal = data.get(b"INTERNALDATE")
-            if isinstance(internal, datetime) and internal.tzinfo is not None:
-                internal = internal.astimezone(timezone.utc)
-            messages.append(
-                FetchedMessage(
-                    uid=uid,
-                    raw=bytes(raw),
-                    flags=tuple(_text(f) for f in data.get(b"FLAGS", ())),
-                    internal_date=internal if isinstance(internal, datetime) else None,
-                    size=int(data.get(b"RFC822.SIZE", len(raw))),
-                )
-            )
-        return messages
+        items = FETCH_ITEMS + (GMAIL_ITEMS if self.gmail else [])
+        response, _ = self._guard(lambda: self.client.fetch_uid_set(to_sequence_set(wanted), items))
+        found = (fetched_message(uid, response[uid]) for uid in wanted if uid in response)
+        return [message for message in found if message is not None]
 
     def changes_since(self, modseq: int, up_to_uid: int) -> FolderChanges:
         """Flags changed since ``modseq`` among UIDs ``1..up_to_uid``, and (with QRESYNC) what vanished."""

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from futurnal.mail.element import SCHEMA_VERSION, build_element, element_id
 from futurnal.mail.parser import parse_message
-from futurnal.mail.session import FetchedMessage
+from futurnal.mail.fetched import FetchedMessage
 
 RAW = (
     b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\r\nTo: a@example.org\r\nSubject: Hallo\r\n"
