@@ -9,6 +9,7 @@ from loguru import logger
 
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
+from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec
@@ -50,6 +51,7 @@ class FetcherActor(SupervisedActor):
         directory: ActorDirectory,
         events: EventBus,
         stopping: threading.Event,
+        budget: ConnectionBudget | None = None,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=f"fetcher/{record.id}", supervisor=supervisor)
@@ -60,6 +62,7 @@ class FetcherActor(SupervisedActor):
         self._directory = directory
         self._events = events
         self._stopping = stopping
+        self._budget = budget
         self._session: ImapSession | None = None
         self._states: FolderStateStore | None = None
         self._log = logger.bind(mailbox=record.id)
@@ -137,7 +140,7 @@ class FetcherActor(SupervisedActor):
             settings = ConnectionSettings.for_mailbox(
                 self._record, self._settings.connect_timeout_seconds, self._settings.read_timeout_seconds
             )
-            self._session = ImapSession(settings).connect(password)
+            self._session = ImapSession(settings, self._budget).connect(password)
         return self._session
 
     def _reply(self, message: FolderSynced | FoldersResolved) -> None:

@@ -25,6 +25,8 @@ class ServiceSettings:
     write_timeout_seconds: float = 120.0
     connect_timeout_seconds: float = 15.0
     read_timeout_seconds: float = 60.0
+    #: Well under Gmail's 15 per account, which the user's other mail programs share.
+    max_connections_per_mailbox: int = 4
     default_sync_interval_seconds: int = 300
     max_restarts: int = 5
     restart_window_seconds: float = 60.0
@@ -41,6 +43,7 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "sync.interval_seconds": ("default_sync_interval_seconds", int, 1),
     "network.connect_timeout_seconds": ("connect_timeout_seconds", float, 0.1),
     "network.read_timeout_seconds": ("read_timeout_seconds", float, 0.1),
+    "network.max_connections_per_mailbox": ("max_connections_per_mailbox", int, 1),
     "supervision.max_restarts": ("max_restarts", int, 0),
     "supervision.restart_window_seconds": ("restart_window_seconds", float, 0.1),
     "supervision.stop_timeout_seconds": ("stop_timeout_seconds", float, 0.1),

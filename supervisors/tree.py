@@ -17,6 +17,7 @@ from futurnal.actors.scheduler import SchedulerActor
 from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
+from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
@@ -43,6 +44,9 @@ class TreeContext:
 
 
 def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:
+    # One budget per mailbox, outliving restarts of the actors that draw on it.
+    budget = ConnectionBudget(context.settings.max_connections_per_mailbox)
+
     def start_fetcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return FetcherActor.start(
             record=record,
@@ -52,6 +56,7 @@ def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chi
             directory=context.directory,
             events=context.events,
             stopping=context.stopping,
+            budget=budget,
             supervisor=parent,
         )
 

@@ -17,6 +17,7 @@ from futurnal.storage.registry import MailboxRecord
 
 from .fetched import FETCH_ITEMS, GMAIL_ITEMS, FetchedMessage, fetched_message
 from .folder_selection import ServerFolder, from_imapclient
+from .connection_budget import ConnectionBudget
 from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, ServerError, TlsVerificationFailed
 from .uidset import UidSet, to_sequence_set
 
@@ -112,13 +113,31 @@ class ImapSession:
     subclass whose message names the server and says what to do.
     """
 
-    def __init__(self, settings: ConnectionSettings) -> None:
+    def __init__(self, settings: ConnectionSettings, budget: ConnectionBudget | None = None) -> None:
         self.settings = settings
+        self._budget = budget
+        self._holds_lease = False
         self._client: _Client | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.extensions: frozenset[str] = frozenset()
 
     def connect(self, password: str) -> ImapSession:
+        """Connect and log in; with a budget, the connection holds one of its slots until closed."""
+        if self._budget is not None:
+            self._budget.acquire(timeout=self.settings.connect_timeout)
+            self._holds_lease = True
+        try:
+            return self._connect(password)
+        except BaseException:
+            self._release_lease()
+            raise
+
+    def _release_lease(self) -> None:
+        if self._holds_lease and self._budget is not None:
+            self._holds_lease = False
+            self._budget.release()
+
+    def _connect(self, password: str) -> ImapSession:
         s = self.settings
         timeout = imapclient.SocketTimeout(connect=s.connect_timeout, read=s.read_timeout)
         context = _tls_context(s.cafile) if s.security != "plain" else None
@@ -278,6 +297,7 @@ class ImapSession:
         """Log out politely, or just drop the socket if that fails."""
         client, self._client = self._client, None
         if client is None:
+            self._release_lease()
             return
         try:
             client.logout()
@@ -286,6 +306,8 @@ class ImapSession:
                 client.shutdown()
             except Exception:
                 pass
+        finally:
+            self._release_lease()
 
     def __enter__(self) -> ImapSession:
         return self

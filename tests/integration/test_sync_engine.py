@@ -132,3 +132,22 @@ def _small_batches() -> Any:
     from futurnal.mail.fetch_plan import BatchLimits
 
     return BatchLimits(max_messages=4, window_uids=8)
+
+
+def test_sessions_of_a_mailbox_share_its_connection_budget(dovecot: Any) -> None:
+    from futurnal.mail.connection_budget import ConnectionBudget
+    from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed
+    from futurnal.mail.session import ConnectionSettings, ImapSession
+
+    budget = ConnectionBudget(1)
+    settings = ConnectionSettings(dovecot.host, dovecot.imap_port, "alice", security="plain", connect_timeout=0.2)
+    first = ImapSession(settings, budget).connect("secret-pw")
+    with pytest.raises(ConnectionFailed, match="connection"):
+        ImapSession(settings, budget).connect("secret-pw")
+    first.close()
+    with pytest.raises(AuthenticationFailed):  # a failed login gives its slot back ...
+        ImapSession(settings, budget).connect("wrong")
+    second = ImapSession(settings, budget).connect("secret-pw")  # ... so this one gets it
+    assert budget.in_use == 1
+    second.close()
+    assert budget.in_use == 0

@@ -1,0 +1,45 @@
+"""A per-mailbox limit on simultaneous IMAP connections, shared by the fetcher and the watchers."""
+
+from __future__ import annotations
+
+import threading
+
+from .errors import ConnectionFailed
+
+__all__ = ["ConnectionBudget"]
+
+
+class ConnectionBudget:
+    """Counts open connections of one mailbox against a limit.
+
+    Providers cap them (Gmail at 15 per account, shared with every other client the user runs),
+    and going over gets connections refused or the account throttled, so the service stays well
+    below: a connection that would exceed the budget waits for one to close, then gives up.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a connection budget must allow at least 1 connection, not {limit}")
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        with self._lock:
+            return self._in_use
+
+    def acquire(self, timeout: float) -> None:
+        if not self._slots.acquire(timeout=timeout):
+            raise ConnectionFailed(
+                f"all {self.limit} connection(s) allowed for this mailbox are in use "
+                "(network.max_connections_per_mailbox)"
+            )
+        with self._lock:
+            self._in_use += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_use -= 1
+        self._slots.release()

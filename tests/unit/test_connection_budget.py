@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from futurnal.mail.connection_budget import ConnectionBudget
+from futurnal.mail.errors import ConnectionFailed
+
+
+def test_connections_beyond_the_budget_wait_then_give_up_with_a_reason() -> None:
+    budget = ConnectionBudget(2)
+    budget.acquire(timeout=1)
+    budget.acquire(timeout=1)
+    assert budget.in_use == 2
+    with pytest.raises(ConnectionFailed, match="all 2 connection"):
+        budget.acquire(timeout=0.05)
+    assert budget.in_use == 2
+
+
+def test_a_waiting_connection_gets_the_slot_another_releases() -> None:
+    budget = ConnectionBudget(1)
+    budget.acquire(timeout=1)
+    got_it = threading.Event()
+
+    def second() -> None:
+        budget.acquire(timeout=10)
+        got_it.set()
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    assert not got_it.wait(0.05)
+    budget.release()
+    assert got_it.wait(10)
+    waiter.join(10)
+    assert budget.in_use == 1
+
+
+def test_a_budget_allows_at_least_one_connection() -> None:
+    with pytest.raises(ValueError):
+        ConnectionBudget(0)
