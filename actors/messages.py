@@ -18,6 +18,7 @@ __all__ = [
     "MarkDeleted",
     "MailboxSyncReport",
     "Ping",
+    "PoisonMessage",
     "ResolveFolders",
     "SiblingRestarted",
     "SyncFolder",
@@ -101,11 +102,26 @@ class MarkDeleted:
 
 @dataclass(frozen=True, slots=True)
 class ChildExited:
-    """A supervised actor died; sent by the child itself from ``on_failure``."""
+    """A supervised actor died; sent by the child itself from ``on_failure``.
+
+    ``in_flight`` names the unit of work it was on when it died (for the fetcher, one message:
+    ``folder\x00uidvalidity\x00uid``), so the supervisor can tell a poison message from bad luck.
+    """
 
     child_id: str
     actor_urn: str
     reason: str
+    in_flight: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonMessage:
+    """From a supervisor to its children: ``key`` was in flight at ``crashes`` deaths of
+    ``child_id``; whoever owns that work must set it aside instead of retrying it."""
+
+    child_id: str
+    key: str
+    crashes: int
 
 
 @dataclass(frozen=True, slots=True)

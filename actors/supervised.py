@@ -39,6 +39,10 @@ class SupervisedActor(pykka.ThreadingActor):
         logger.debug("{actor} ignored an unknown message {kind}", actor=self.child_id, kind=type(message).__name__)
         return None
 
+    def in_flight(self) -> str | None:
+        """The unit of work being handled right now, reported if this actor dies (see ChildExited)."""
+        return None
+
     def on_failure(
         self,
         exception_type: type[BaseException] | None,
@@ -47,4 +51,4 @@ class SupervisedActor(pykka.ThreadingActor):
     ) -> None:
         reason = f"{exception_type.__name__ if exception_type else 'failure'}: {exception_value}"
         if self._supervisor is not None:
-            self._supervisor.tell(ChildExited(self.child_id, self.actor_urn, reason))
+            self._supervisor.tell(ChildExited(self.child_id, self.actor_urn, reason, self.in_flight()))
