@@ -9,12 +9,14 @@ from loguru import logger
 
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
+from futurnal.faults import crash_hook_from_env
 from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec
 from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted, utc_now
 from futurnal.mail.session import ConnectionSettings, ImapSession
+from futurnal.mail.uidset import UidSet
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementKey
@@ -28,6 +30,7 @@ from .messages import (
     FolderSynced,
     FoldersResolved,
     MarkDeleted,
+    PoisonMessage,
     ResolveFolders,
     SyncFolder,
     UpdateFlags,
@@ -64,6 +67,8 @@ class FetcherActor(SupervisedActor):
         self._stopping = stopping
         self._budget = budget
         self._session: ImapSession | None = None
+        self._active: FolderSync | None = None
+        self._fault_hook = crash_hook_from_env()
         self._states: FolderStateStore | None = None
         self._log = logger.bind(mailbox=record.id)
 
@@ -75,7 +80,23 @@ class FetcherActor(SupervisedActor):
             return self._sync_folder(message)
         if isinstance(message, ResolveFolders):
             return self._resolve_folders(message)
+        if isinstance(message, PoisonMessage) and message.child_id == self.child_id:
+            return self._mark_poisoned(message)
         return super().handle(message)
+
+    def in_flight(self) -> str | None:
+        return self._active.in_flight if self._active is not None else None
+
+    def _mark_poisoned(self, poison: PoisonMessage) -> None:
+        """The supervisor saw this message in flight at every recent crash: never parse it again."""
+        assert self._states is not None
+        folder, uidvalidity, uid = poison.key.split("\x00")
+        state = self._states.get(folder)
+        if state.uidvalidity != int(uidvalidity):
+            return  # the folder started over meanwhile; the key means nothing now
+        poisoned = UidSet.parse(state.poisoned_uids).union([int(uid)])
+        self._states.put(state.with_changes(poisoned_uids=str(poisoned)))
+        self._log.warning("a message crashed the fetcher {n} times; it will be quarantined", n=poison.crashes)
 
     def _resolve_folders(self, job: ResolveFolders) -> None:
         """LIST, pick the folders the spec selects, and tombstone folders gone from the server."""
@@ -101,11 +122,16 @@ class FetcherActor(SupervisedActor):
 
     def _sync_folder(self, job: SyncFolder) -> None:
         try:
-            result = self._folder_sync().run(job.folder)
+            self._active = self._folder_sync()
+            result = self._active.run(job.folder)
+            # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
+            self._active = None
         except AuthenticationFailed as exc:
+            self._active = None
             self._close_session()
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc), needs_reauth=True))
         except (MailError, SyncInterrupted) as exc:
+            self._active = None
             if isinstance(exc, ConnectionFailed | SyncInterrupted):
                 self._close_session()
             self._log.warning("folder sync failed: {error}", error=str(exc))
@@ -130,6 +156,7 @@ class FetcherActor(SupervisedActor):
             progress=self._events.publish,
             should_stop=self._stopping.is_set,
             gmail_index=GmailMessageIndex(self._data_dir.gmail_index_root(self._record.id)) if session.gmail else None,
+            fault_hook=self._fault_hook,
         )
 
     def _connected_session(self) -> ImapSession:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -93,17 +94,39 @@ class ActorSystem:
         self, mailbox_id: str, folders: tuple[str, ...] = (), reason: str = "manual"
     ) -> pykka.Future[MailboxSyncReport]:
         """Ask for a sync now; the future resolves to the run's report when it is done."""
+        return self._request(mailbox_id, folders, reason)[1]
+
+    def _request(
+        self, mailbox_id: str, folders: tuple[str, ...], reason: str
+    ) -> tuple[pykka.ActorRef[Any], pykka.Future[MailboxSyncReport]]:
         record = self._record(mailbox_id)
         mailbox = self._directory.get(f"mailbox/{record.id}")
         if mailbox is None:
             raise SystemNotRunning(f"mailbox {record.id} is not running")
         future: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
         mailbox.tell(SyncTick(reason=reason, folders=folders, reply_to=future))
-        return future
+        return mailbox, future
 
     def sync(self, mailbox_id: str, folders: tuple[str, ...] = (), timeout: float | None = None) -> MailboxSyncReport:
-        """Sync and wait for the report (``timeout`` None waits as long as it takes)."""
-        return self.request_sync(mailbox_id, folders).get(timeout=timeout)
+        """Sync and wait for the report (``timeout`` None waits as long as it takes).
+
+        Raises :class:`SystemNotRunning` if the mailbox actor that took the request dies first
+        (its supervisor gave up on it, or the whole tree did): that answer would never come.
+        """
+        mailbox, future = self._request(mailbox_id, folders, "manual")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 0.5 if deadline is None else min(0.5, max(deadline - time.monotonic(), 0))
+            try:
+                return future.get(timeout=wait)
+            except pykka.Timeout:
+                if not mailbox.is_alive() or self.failed.is_set():
+                    raise SystemNotRunning(
+                        f"the actors of mailbox {mailbox_id} kept failing ({self.failure or 'see the log'}); "
+                        "the sync resumes from where it stopped next time"
+                    ) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Receive every progress event and sync report; returns an unsubscribe function."""

@@ -28,6 +28,8 @@ class FolderState:
     highestmodseq: int | None = None
     #: UIDs stored under ``uidvalidity``, as an IMAP sequence set (``1:500,502``): compact however big.
     known_uids: str = ""
+    #: UIDs that were in flight each time the fetcher crashed: quarantined with their raw bytes, never parsed.
+    poisoned_uids: str = ""
     messages: int = 0
     deleted: int = 0
     parse_failures: int = 0

@@ -41,6 +41,8 @@ def run_sync(
     unsubscribe = system.subscribe(on_event)
     try:
         return system.sync(record.id, folders, timeout=timeout)
+    except SystemNotRunning as exc:
+        raise UserError(str(exc)) from None
     except pykka.Timeout:
         raise UserError(f"sync of {record.id} did not finish within {timeout:g}s; it resumes next time") from None
     finally:

@@ -137,6 +137,7 @@ class FolderSync:
         clock: Callable[[], str] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
         gmail_index: GmailMessageIndex | None = None,
+        fault_hook: Callable[[bytes], None] | None = None,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -150,6 +151,10 @@ class FolderSync:
         self._clock = clock
         self._should_stop = should_stop
         self._gmail_index = gmail_index
+        self._fault_hook = fault_hook
+        #: The message being turned into an element, as ``folder\x00uidvalidity\x00uid``: what a
+        #: crash right now would be blamed on.
+        self.in_flight: str | None = None
         self._log = logger.bind(mailbox=mailbox)
 
     def run(self, folder: str) -> FolderSyncResult:
@@ -236,7 +241,8 @@ class FolderSync:
                     if self._should_stop():
                         raise SyncInterrupted(f"sync of {folder!r} interrupted by shutdown; it resumes next time")
                     messages = self._session.fetch_messages(batch)
-                    elements, bad = self._to_elements(messages, folder, status.uidvalidity)
+                    poisoned = UidSet.parse(state.poisoned_uids)
+                    elements, bad = self._to_elements(messages, folder, status.uidvalidity, poisoned)
                     quarantined += len(bad)
                     fetched += len(messages)
                     # Known: every fetched UID, whether stored, quarantined or a Gmail duplicate.
@@ -319,25 +325,37 @@ class FolderSync:
         return pending.get(timeout=self._write_timeout)
 
     def _to_elements(
-        self, messages: list[FetchedMessage], folder: str, uidvalidity: int
+        self, messages: list[FetchedMessage], folder: str, uidvalidity: int, poisoned: UidSet
     ) -> tuple[list[dict[str, Any]], list[int]]:
         elements: list[dict[str, Any]] = []
         bad: list[int] = []
         for message in messages:
+            if message.uid in poisoned:
+                self._set_aside(message, folder, uidvalidity, "crashed the fetcher repeatedly")
+                bad.append(message.uid)
+                continue
+            self.in_flight = f"{folder}\x00{uidvalidity}\x00{message.uid}"
+            if self._fault_hook is not None:
+                self._fault_hook(message.raw)
             try:
                 parsed = parse_message(message.raw)
             except Exception as exc:  # a parser bug must not stop the folder: set the message aside
                 self._log.exception("message could not be parsed; quarantined")
-                self._quarantine.add(
-                    mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, uid=message.uid,
-                    reason=f"parse failed: {exc.__class__.__name__}", raw=message.raw, now=self._clock(),
-                )
+                self._set_aside(message, folder, uidvalidity, f"parse failed: {exc.__class__.__name__}")
                 bad.append(message.uid)
                 continue
             if self._already_stored_elsewhere(message, folder, uidvalidity):
                 continue
             elements.append(build_element(parsed, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity))
+        self.in_flight = None
         return elements, bad
+
+    def _set_aside(self, message: FetchedMessage, folder: str, uidvalidity: int, reason: str) -> None:
+        self._quarantine.add(
+            mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, uid=message.uid, reason=reason,
+            raw=message.raw, now=self._clock(), flags=stored_flags(message.flags),
+            internal_date=message.internal_date.isoformat() if message.internal_date else None,
+        )
 
     def _already_stored_elsewhere(self, message: FetchedMessage, folder: str, uidvalidity: int) -> bool:
         """Gmail shows one message under every label: store it once, where it was first seen.

@@ -63,7 +63,9 @@ class SyncRuns:
     single follow-up run, so a burst of ticks costs at most one extra sync.
     """
 
-    def __init__(self, mailbox: str, max_redrives: int = 3) -> None:
+    def __init__(self, mailbox: str, max_redrives: int = 5) -> None:
+        # More re-drives than the supervisor's poison threshold (3): a poison message is set
+        # aside on the third crash, and the folder then still completes on the next re-drive.
         self.mailbox = mailbox
         self._max_redrives = max_redrives
         self._next_id = 1

@@ -1,0 +1,110 @@
+"""``quarantine list / show / retry / drop``: messages set aside instead of stopping a folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from futurnal.mail.folder_sync import utc_now
+from futurnal.mail.quarantine_retry import element_from_quarantine
+from futurnal.storage.element_store import ElementStore
+from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
+
+from .context import CommandContext
+from .output import UserError, print_json, print_table
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    quarantine = subparsers.add_parser(
+        "quarantine", help="messages set aside (unparseable, or crashing the fetcher) with their raw bytes"
+    )
+    commands = quarantine.add_subparsers(dest="quarantine_command", metavar="COMMAND", required=True)
+    listing = commands.add_parser("list", help="quarantined messages")
+    listing.add_argument("--mailbox", metavar="MAILBOX", help="only this mailbox (id or e-mail address)")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_list)
+    show = commands.add_parser("show", help="one record; --raw prints the message's bytes instead")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--raw", action="store_true", help="write the raw message to stdout")
+    show.set_defaults(handler=_show)
+    retry = commands.add_parser(
+        "retry", help="run quarantined messages through the current parser; success stores the element"
+    )
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", metavar="ID", nargs="?")
+    which.add_argument("--all", action="store_true", help="every quarantined message")
+    retry.set_defaults(handler=_retry)
+    drop = commands.add_parser("drop", help="delete a quarantined message and its bytes for good")
+    drop.add_argument("id", metavar="ID")
+    drop.set_defaults(handler=_drop)
+
+
+def _store(ctx: CommandContext) -> QuarantineStore:
+    return QuarantineStore(ctx.data_dir.quarantine_root)
+
+
+def _record(store: QuarantineStore, record_id: str) -> QuarantineRecord:
+    record = store.get(record_id) if record_id.isalnum() else None
+    if record is None:
+        raise UserError(f"no quarantined message {record_id!r} (see `quarantine list`)")
+    return record
+
+
+def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
+    mailbox = ctx.mailbox(args.mailbox).id if args.mailbox else None
+    records = _store(ctx).list(mailbox)
+    if args.json:
+        print_json([asdict(r) for r in records])
+    elif not records:
+        print("nothing in quarantine")
+    else:
+        print_table(
+            [[r.id, r.mailbox, r.folder, str(r.uid), str(r.attempts), r.last_seen, r.reason] for r in records],
+            ["ID", "MAILBOX", "FOLDER", "UID", "ATTEMPTS", "LAST SEEN", "REASON"],
+        )
+    return 0
+
+
+def _show(args: argparse.Namespace, ctx: CommandContext) -> int:
+    store = _store(ctx)
+    record = _record(store, args.id)
+    if args.raw:
+        sys.stdout.buffer.write(store.raw(record.id))
+        return 0
+    print_json({**asdict(record), "raw_bytes": len(store.raw(record.id))})
+    return 0
+
+
+def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
+    store = _store(ctx)
+    records = store.list() if args.all else [_record(store, args.id)]
+    failed = 0
+    with ctx.owned():  # the element store gets written: not beside a running process
+        elements = ElementStore(ctx.data_dir.elements_root)
+        for record in records:
+            try:
+                element = element_from_quarantine(record, store.raw(record.id))
+            except Exception as exc:
+                store.touch(record, f"retry failed: {exc.__class__.__name__}: {exc}", utc_now())
+                print(f"{record.id}: still fails ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+                failed += 1
+                continue
+            elements.upsert_many([element])
+            store.drop(record.id)
+            print(f"{record.id}: stored as element {element['id']}")
+    if not records:
+        print("nothing in quarantine")
+    return 1 if failed else 0
+
+
+def _drop(args: argparse.Namespace, ctx: CommandContext) -> int:
+    store = _store(ctx)
+    record = _record(store, args.id)
+    with ctx.owned():
+        store.drop(record.id)
+    print(f"dropped {record.id} ({record.mailbox} {record.folder} UID {record.uid})")
+    return 0

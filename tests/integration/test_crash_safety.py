@@ -1,0 +1,154 @@
+"""Crashes, kills, cut connections and bad accounts: the store still ends equal to the server."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from futurnal.demo.dovecot import DovecotServer
+from futurnal.demo.sample_mailbox import generate_mailbox
+
+from .cli import COMMAND, Cli
+from .fault_proxy import CuttingProxy
+from .sync_harness import ServerClient
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def _populated(dovecot_factory: Any, count: int, seed: int = 5) -> DovecotServer:
+    server = dovecot_factory()
+    for message in generate_mailbox(count, seed=seed):
+        server.deliver("alice", message.raw, folder="INBOX", flags=message.flags)
+    server.start()
+    return server
+
+
+def _assert_store_equals_server(cli: Cli, server: DovecotServer, mailbox: str = "alice") -> None:
+    other = ServerClient(server)
+    try:
+        expected = other.state("INBOX")
+    finally:
+        other.close()
+    elements = [e for e in cli("elements", "export", "--mailbox", mailbox).lines()]
+    uids = [e["uid"] for e in elements]
+    assert len(uids) == len(set(uids)), "an element was stored twice"
+    assert {e["uid"]: e["flags"] for e in elements} == expected
+
+
+def _stored_files(cli: Cli) -> int:
+    root = cli.data_dir / "elements"
+    return sum(1 for _ in root.rglob("*.json")) if root.exists() else 0
+
+
+def test_sigkill_at_random_points_of_an_initial_sync_loses_and_doubles_nothing(
+    cli: Cli, dovecot_factory: Any
+) -> None:
+    server = _populated(dovecot_factory, 2000)
+    cli.data_dir.mkdir(parents=True)
+    (cli.data_dir / "config.toml").write_text("[sync]\nbatch_messages = 25\n")
+    assert cli.add(server).code == 0
+    rng = random.Random(42)
+    kills = 0
+    for _ in range(4):
+        target = _stored_files(cli) + rng.randint(50, 400)
+        process = subprocess.Popen([COMMAND, "imap", "sync", "alice"], env=cli.env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and _stored_files(cli) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=30)
+        # Every file on disk is a whole element, whatever instant the kill hit.
+        assert all(e["uid"] > 0 for e in cli("elements", "export").lines())
+    assert kills >= 2, "the sync finished before it could be killed: make the mailbox bigger"
+    finished = cli("imap", "sync", "alice")
+    assert finished.code == 0, finished.err
+    _assert_store_equals_server(cli, server)
+
+
+def test_a_message_that_keeps_crashing_the_fetcher_is_quarantined_and_the_rest_stored(
+    cli: Cli, dovecot_factory: Any
+) -> None:
+    server = _populated(dovecot_factory, 60)
+    other = ServerClient(server)
+    other.client.append("INBOX", b"From: x@example.org\r\nSubject: poison\r\n\r\nPOISON-MARKER-42\r\n")
+    other.append(5, tag="after")
+    other.close()
+    assert cli.add(server).code == 0
+    poisoned_env = {**cli.env, "FUTURNAL_TEST_CRASH_ON": "POISON-MARKER-42"}
+    done = subprocess.run([COMMAND, "imap", "sync", "alice", "--json"], env=poisoned_env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    quarantined = cli("quarantine", "list", "--json").json()
+    assert len(quarantined) == 1 and quarantined[0]["uid"] == 61
+    assert "crashed the fetcher" in quarantined[0]["reason"]
+    stored = {e["uid"] for e in cli("elements", "export").lines()}
+    assert stored == set(range(1, 67)) - {61}
+
+    retried = cli("quarantine", "retry", quarantined[0]["id"])  # today's parser has no such fault
+    assert retried.code == 0, retried.err
+    assert cli("quarantine", "list", "--json").json() == []
+    _assert_store_equals_server(cli, server)
+
+
+def test_one_mailbox_with_a_wrong_password_does_not_stop_the_other(cli: Cli, dovecot_factory: Any) -> None:
+    server = _populated(dovecot_factory, 120)
+    server.add_user("bob", "bobs-pw")
+    assert cli.add(server).code == 0
+    bad = cli.add(server, "--no-verify", user="bob", mailbox_id="bob", password="not-bobs-pw")
+    assert bad.code == 0, bad.err
+    process = subprocess.Popen([COMMAND, "run"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (any(line.startswith(tuple("0123456789")) and " alice: 120 new" in line for line in lines)
+                   and any(" bob: 0 new; * failed" in line for line in lines)):
+            assert time.monotonic() < deadline and process.poll() is None, f"run said only: {lines}"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        reader.join(10)
+    assert process.returncode == 0, process.stderr.read()  # type: ignore[union-attr]
+    assert any("rejected the login" in line for line in lines)
+    _assert_store_equals_server(cli, server)
+    assert cli("elements", "export", "--mailbox", "bob").out == ""
+
+
+def test_connections_cut_at_random_byte_offsets_end_with_store_equal_to_server(
+    cli: Cli, dovecot_factory: Any
+) -> None:
+    server = _populated(dovecot_factory, 400)
+    proxy = CuttingProxy(server.imap_port, cuts=6, low=2_000, high=400_000, seed=7)
+    try:
+        cli.data_dir.mkdir(parents=True)
+        (cli.data_dir / "config.toml").write_text("[sync]\nbatch_messages = 20\n")
+        added = cli("imap", "add", "--email", "alice@example.org", "--host", "127.0.0.1", "--port", str(proxy.port),
+                    "--username", "alice", "--security", "plain", "--id", "alice", "--no-verify",
+                    "--password-stdin", stdin="secret-pw\n")
+        assert added.code == 0, added.err
+        for _attempt in range(12):  # each cut fails a sync; the next one resumes from the watermark
+            if cli("imap", "sync", "alice").code == 0:
+                break
+        else:
+            pytest.fail("the sync never got through")
+        assert proxy.cut >= 3, "too few connections were cut for this test to mean anything"
+        _assert_store_equals_server(cli, server)
+    finally:
+        proxy.close()
