@@ -167,7 +167,15 @@ class FetcherActor(SupervisedActor):
             settings = ConnectionSettings.for_mailbox(
                 self._record, self._settings.connect_timeout_seconds, self._settings.read_timeout_seconds
             )
-            self._session = ImapSession(settings, self._budget).connect(password)
+            try:
+                self._session = ImapSession(settings, self._budget).connect(password)
+            except AuthenticationFailed as exc:
+                assert self._states is not None
+                if self._states.needs_reauth() is None:
+                    self._states.set_needs_reauth(str(exc), utc_now())
+                raise
+            assert self._states is not None
+            self._states.set_needs_reauth(None)
         return self._session
 
     def _reply(self, message: FolderSynced | FoldersResolved) -> None:

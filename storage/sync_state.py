@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tinydb import Query, TinyDB
+from tinydb.table import Document
 
 from .atomic import AtomicJSONStorage
 
@@ -61,6 +62,19 @@ class FolderStateStore:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
         self._table = self._db.table("folders")
+        self._mailbox = self._db.table("mailbox")
+
+    def needs_reauth(self) -> dict[str, str] | None:
+        """``{"reason", "since"}`` while the server rejects the credentials, else None."""
+        doc = self._mailbox.get(doc_id=1)
+        return dict(doc) if doc and doc.get("reason") else None
+
+    def set_needs_reauth(self, reason: str | None, since: str | None = None) -> None:
+        if reason is None:
+            if self._mailbox.get(doc_id=1):
+                self._mailbox.truncate()
+            return
+        self._mailbox.upsert(Document({"reason": reason, "since": since or ""}, doc_id=1))
 
     def get(self, folder: str) -> FolderState:
         doc = self._table.get(Query().folder == folder)

@@ -196,14 +196,19 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         state = states.get(folder).to_document() if states else {"folder": folder}
         state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
         folders.append(state)
+    reauth = states.needs_reauth() if states else None
     if states:
         states.close()
     quarantined = len(QuarantineStore(ctx.data_dir.quarantine_root).list(record.id))
-    report = {"mailbox": record.to_document(), "folders": folders, "quarantined": quarantined}
+    report = {"mailbox": record.to_document(), "folders": folders, "quarantined": quarantined,
+              "state": "needs-reauth" if reauth else "ok", "needs_reauth": reauth}
     if args.json:
         print_json(report)
         return 0
     print(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})")
+    if reauth:
+        print(f"NEEDS RE-AUTHENTICATION since {reauth['since']}: {reauth['reason']}")
+        print("  (syncs of this mailbox stop until then: `imap remove` it and `imap add` it with the right password)")
     print(f"folders: {', '.join(record.folders)}" + (f" excluding {', '.join(record.exclude)}" if record.exclude else ""))
     print_table(
         [

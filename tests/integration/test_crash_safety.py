@@ -127,6 +127,9 @@ def test_one_mailbox_with_a_wrong_password_does_not_stop_the_other(cli: Cli, dov
         reader.join(10)
     assert process.returncode == 0, process.stderr.read()  # type: ignore[union-attr]
     assert any("rejected the login" in line for line in lines)
+    status = cli("imap", "status", "bob", "--json").json()
+    assert status["state"] == "needs-reauth" and "rejected the login" in status["needs_reauth"]["reason"]
+    assert cli("imap", "status", "alice", "--json").json()["state"] == "ok"
     _assert_store_equals_server(cli, server)
     assert cli("elements", "export", "--mailbox", "bob").out == ""
 
