@@ -39,6 +39,12 @@ class MailboxRecord:
     exclude: tuple[str, ...] = ()
     auth: str = "password"
     sync_interval_seconds: int = 300
+    #: ``@interval <seconds>``, a cron expression, or ``@manual``; None means every ``sync_interval_seconds``.
+    schedule: str | None = None
+    #: ``low``, ``normal`` or ``high``: who goes first when the concurrent-sync limit is reached.
+    priority: str = "normal"
+    #: Folders watched in real time (IDLE, else polling), within the mailbox's connection budget.
+    watch: tuple[str, ...] = ("INBOX",)
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -46,6 +52,7 @@ class MailboxRecord:
         doc = asdict(self)
         doc["folders"] = list(self.folders)
         doc["exclude"] = list(self.exclude)
+        doc["watch"] = list(self.watch)
         return doc
 
     @classmethod
@@ -53,6 +60,7 @@ class MailboxRecord:
         known = {name: doc[name] for name in cls.__dataclass_fields__ if name in doc}
         known["folders"] = tuple(known.get("folders", ("INBOX",)))
         known["exclude"] = tuple(known.get("exclude", ()))
+        known["watch"] = tuple(known.get("watch", ("INBOX",)))
         return cls(**known)
 
     def with_changes(self, **changes: Any) -> MailboxRecord:

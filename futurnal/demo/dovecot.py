@@ -175,6 +175,7 @@ class DovecotServer:
         self.options = options
         self.imap_port = 0
         self.imaps_port = 0
+        self._keep_ports = False
         self.cert_path = self.root / "cert.pem"
         self._users: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -274,7 +275,8 @@ class DovecotServer:
             if len(str(self._base_dir)) > _MAX_BASE_DIR_LEN:
                 self._base_dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
                 self._base_dir.chmod(0o755)
-            self.imap_port, self.imaps_port = _free_ports(2)
+            if not self._keep_ports:
+                self.imap_port, self.imaps_port = _free_ports(2)
             config = self.root / "dovecot.conf"
             config.write_text(self._config(), encoding="utf-8")
             with open(self.root / "dovecot.log", "ab") as log:  # for errors before logging
@@ -286,6 +288,7 @@ class DovecotServer:
             _running.add(self._proc)
             problem = self._wait_for_greeting(timeout)
             if problem is None:
+                self._keep_ports = True  # a restart comes back where clients expect it
                 return
             self.stop()
             if "in use" not in self._log_tail() or attempt == 2:

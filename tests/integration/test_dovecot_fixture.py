@@ -192,3 +192,14 @@ def test_missing_dovecot_raises_a_clear_error(
     monkeypatch.setattr(dovecot_module.shutil, "which", lambda *_args: None)
     with pytest.raises(DovecotUnavailable, match="apt-get install dovecot-imapd"):
         DovecotServer(tmp_path)
+
+
+def test_a_restarted_server_comes_back_on_the_same_ports_with_its_mail(dovecot) -> None:  # type: ignore[no-untyped-def]
+    dovecot.deliver(USER, _message(1))
+    before = (dovecot.imap_port, dovecot.imaps_port)
+    dovecot.stop()
+    dovecot.start()
+    assert (dovecot.imap_port, dovecot.imaps_port) == before
+    with _plain(dovecot) as client:
+        client.select_folder("INBOX", readonly=True)
+        assert len(client.search("ALL")) == 1
