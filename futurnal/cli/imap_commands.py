@@ -51,6 +51,9 @@ def register(subparsers: Any) -> None:
         "Projects/** any depth) or special-use folders (\\Sent, \\Archive, \\All, \\Junk, \\Trash; or "
         "special:sent). Default: INBOX, or [Gmail]/All Mail on Gmail",
     )
+    add.add_argument("--watch", default="INBOX", metavar="FOLDERS",
+                     help="comma-separated folders to watch in real time by IDLE (polling where the server has "
+                     "no IDLE) while `run` is going; '' for none (default: INBOX)")
     add.add_argument("--exclude", default="", help="comma-separated folders to leave out, same forms (e.g. 'Trash,Spam')")
     add.add_argument("--id", dest="mailbox_id", help="id to refer to the mailbox by (default: from the e-mail address)")
     add.add_argument("--interval", type=int, default=None, metavar="SECONDS",
@@ -125,6 +128,7 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = MailboxRecord(
         id=mailbox_id, email=args.email, host=args.host, port=port, username=args.username or args.email,
         security=args.security, cafile=args.cafile, folders=spec.include, exclude=spec.exclude,
+        watch=tuple(f.strip() for f in args.watch.split(",") if f.strip()),
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
