@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import stat
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from futurnal.demo.dovecot import DovecotOptions, DovecotServer, DovecotUnavailable
+
+from ..servers.cyrus import CyrusOptions, CyrusServer, CyrusUnavailable
 
 HERE = Path(__file__).resolve().parent
 USER, PASSWORD = "alice", "secret-pw"
@@ -23,21 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.resolve().is_relative_to(HERE):
             item.add_marker(pytest.mark.integration)
-
-
-def _let_dovecot_reach(root: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """As root, grant search (not read) permission on pytest's 0700 temp dirs.
-
-    Dovecot's unprivileged processes (nobody, dovecot, dovenull) must traverse to the mail
-    and socket directories. pytest itself resets its base dir to 0700 on the next run.
-    """
-    if os.geteuid() != 0:
-        return
-    ours = tmp_path_factory.getbasetemp().parent
-    for path in (root, *root.parents):
-        mode = path.stat().st_mode
-        if not mode & stat.S_IXOTH and (path == ours or path.is_relative_to(ours)):
-            path.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +44,7 @@ def _stopping() -> Iterator[list[threading.Thread]]:
 
 @pytest.fixture
 def dovecot_factory(
-    tmp_path_factory: pytest.TempPathFactory, _stopping: list[threading.Thread]
+    _stopping: list[threading.Thread]
 ) -> Iterator[DovecotFactory]:
     """Create unstarted servers (user alice/secret-pw); each test gets fresh servers.
 
@@ -64,10 +52,14 @@ def dovecot_factory(
     Dovecot must fail loudly rather than silently skip the whole integration suite.
     """
     servers: list[DovecotServer] = []
+    roots: list[Path] = []
 
     def make(options: DovecotOptions = DovecotOptions()) -> DovecotServer:
-        root = tmp_path_factory.mktemp("dovecot")
-        _let_dovecot_reach(root, tmp_path_factory)
+        # Outside pytest's temp tree: pytest resets its base dir to 0700 at every session start,
+        # which would lock Dovecot's unprivileged processes out of a server being restarted.
+        root = Path(tempfile.mkdtemp(prefix="futurnal-dovecot-"))
+        root.chmod(0o755)
+        roots.append(root)
         try:
             server = DovecotServer(root, options)
         except DovecotUnavailable as exc:
@@ -80,14 +72,67 @@ def dovecot_factory(
 
     yield make
     for server in servers:
-        thread = threading.Thread(target=server.stop, name=f"stop {server.root}")
+        thread = threading.Thread(target=_stop_and_remove, args=(server,), name=f"stop {server.root}")
         thread.start()
         _stopping.append(thread)
+    for root in roots[len(servers):]:  # made, but Dovecot was missing
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop_and_remove(server: DovecotServer) -> None:
+    server.stop()
+    shutil.rmtree(server.root, ignore_errors=True)
 
 
 @pytest.fixture
 def dovecot(dovecot_factory: DovecotFactory) -> DovecotServer:
     """A started Dovecot with one user, alice/secret-pw, and an empty INBOX."""
     server = dovecot_factory()
+    server.start()
+    return server
+
+
+CyrusFactory = Callable[..., CyrusServer]
+
+
+@pytest.fixture
+def cyrus_factory() -> Iterator[CyrusFactory]:
+    """Create unstarted servers with user alice/secret-pw; stopped and deleted after the test.
+
+    As root, Cyrus runs as ``nobody``, which must be able to reach its directory. pytest's own
+    temp dirs do not do: every pytest session that starts (another test run on the machine)
+    makes /tmp/pytest-of-root 0700 again, which would cut a running server off. So the servers
+    live in a temp dir of their own.
+
+    Skips when Cyrus is not installed, unless the CI variable is set: on CI a missing Cyrus
+    must fail loudly rather than silently skip these tests.
+    """
+    servers: list[CyrusServer] = []
+    base = Path(tempfile.mkdtemp(prefix="futurnal-cyrus-"))
+    base.chmod(0o711)  # search only: nobody reaches the servers' dirs, cannot list them
+
+    def make(options: CyrusOptions | None = None) -> CyrusServer:
+        try:
+            server = CyrusServer(base / f"cyrus{len(servers)}", options)
+        except CyrusUnavailable as exc:
+            if os.environ.get("CI"):
+                pytest.fail(str(exc))
+            pytest.skip(str(exc))
+        servers.append(server)
+        server.add_user(USER, PASSWORD)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.stop()  # takes about 10 ms
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def cyrus(cyrus_factory: CyrusFactory) -> CyrusServer:
+    """A started Cyrus with one user, alice/secret-pw, and an empty INBOX."""
+    server = cyrus_factory()
     server.start()
     return server

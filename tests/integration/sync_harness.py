@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import imapclient
+import imapclient.exceptions
 
 from futurnal.demo.dovecot import DovecotServer
 from futurnal.mail.errors import ConnectionFailed
@@ -24,6 +25,7 @@ PROFILES = {
     "qresync": None,
     "condstore-only": BASE_CAPABILITIES + " CONDSTORE",
     "no-extensions": BASE_CAPABILITIES,
+    "cyrus": None,  # a second, different server: Cyrus IMAP with its own CONDSTORE and QRESYNC
 }
 
 
@@ -125,11 +127,23 @@ class ServerClient:
         }
 
     def append(self, count: int, folder: str = "INBOX", tag: str = "m") -> None:
-        for i in range(count):
-            self.client.append(folder, (
+        """One MULTIAPPEND (RFC 3502) for all of them where the server takes IMAPClient's form of it
+        (Dovecot does; Cyrus answers BAD), else one APPEND each."""
+        messages = [
+            (
                 f"From: a@example.org\r\nTo: b@example.org\r\nSubject: {tag} {i}\r\n"
                 f"Message-ID: <{tag}-{i}@example.org>\r\n\r\nbody {i}\r\n"
-            ).encode())
+            ).encode()
+            for i in range(count)
+        ]
+        if count > 1:
+            try:
+                self.client.multiappend(folder, messages)
+                return
+            except imapclient.exceptions.IMAPClientError:
+                pass
+        for message in messages:
+            self.client.append(folder, message)
 
     def set_flags(self, uids: list[int], flags: list[str], folder: str = "INBOX") -> None:
         self.client.select_folder(folder)

@@ -20,9 +20,12 @@ def profile(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def world(dovecot_factory: Any, tmp_path: Path, profile: str) -> Iterator[tuple[SyncHarness, ServerClient]]:
-    server = dovecot_factory(DovecotOptions(capabilities=PROFILES[profile]))
-    server.start()
+def world(request: pytest.FixtureRequest, tmp_path: Path, profile: str) -> Iterator[tuple[SyncHarness, ServerClient]]:
+    if profile == "cyrus":
+        server = request.getfixturevalue("cyrus")
+    else:
+        server = request.getfixturevalue("dovecot_factory")(DovecotOptions(capabilities=PROFILES[profile]))
+        server.start()
     harness, other = SyncHarness(server, tmp_path), ServerClient(server)
     yield harness, other
     harness.close()
@@ -31,7 +34,8 @@ def world(dovecot_factory: Any, tmp_path: Path, profile: str) -> Iterator[tuple[
 
 def test_the_extensions_in_use_match_what_the_server_offers(world: Any, profile: str) -> None:
     harness, _ = world
-    expected = {"qresync": {"CONDSTORE", "QRESYNC"}, "condstore-only": {"CONDSTORE"}, "no-extensions": set()}
+    expected = {"qresync": {"CONDSTORE", "QRESYNC"}, "condstore-only": {"CONDSTORE"}, "no-extensions": set(),
+                "cyrus": {"CONDSTORE", "QRESYNC"}}
     assert set(harness.connect().extensions) == expected[profile]
 
 
