@@ -1,74 +1,150 @@
-"""SchedulerActor: emits SyncTick to mailbox actors when their interval comes round."""
+"""SchedulerActor: sends SyncTick to mailbox actors when their schedule comes round, a few at a time."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import pykka
 from loguru import logger
 
-from futurnal.schedules import SyncSchedule
+from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.schedules import MailboxSchedule, SyncSchedule
+from futurnal.sync_queue import SyncQueue
 
 from .directory import ActorDirectory
 from .messages import SyncTick
 from .supervised import SupervisedActor
 
-__all__ = ["SchedulerActor"]
+__all__ = ["SchedulerActor", "SchedulerSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckTimetable:
+    """From the scheduler's own timer thread: look at schedules and slots now.
+
+    Private to this actor (never sent by anyone else), so it lives here, not in ``messages.py``.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSnapshot:
+    """What the scheduler is doing: mailboxes syncing (holding a slot), waiting (in order), and
+    each mailbox's next due time (naive local; None for ``@manual``)."""
+
+    running: tuple[str, ...]
+    waiting: tuple[str, ...]
+    next_runs: dict[str, datetime | None]
+
+
+@dataclass(slots=True)
+class _Slot:
+    mailbox: pykka.ActorRef[Any]
+    reply: pykka.Future[MailboxSyncReport]
 
 
 class SchedulerActor(SupervisedActor):
-    """Owns a :class:`SyncSchedule` and a timer thread that checks it once a second.
+    """Owns a :class:`SyncSchedule` (when) and a :class:`SyncQueue` (who next, how many at once).
 
-    Ticks are tells: a mailbox busy syncing folds them into one follow-up run, so a slow sync
-    never piles up ticks.
+    A timer thread only tells this actor to check, so all state is touched by the actor's own
+    thread. Each admitted sync is a tell of ``SyncTick`` with a ``reply_to`` future; Pykka futures
+    have no callbacks, so every check polls the futures of running syncs with ``get(timeout=0)``
+    and frees the slot of those answered, or whose mailbox actor has died (a restarted actor
+    never answers its predecessor's future).
     """
 
     def __init__(
         self,
         *,
         directory: ActorDirectory,
-        intervals: dict[str, int],
+        mailboxes: Iterable[MailboxSchedule],
+        max_concurrent: int = 2,
         sync_at_start: bool = True,
         resolution_seconds: float = 1.0,
+        aging_seconds: float = 60.0,
+        now: Callable[[], datetime] = datetime.now,
         child_id: str = "scheduler",
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
         self._directory = directory
-        self._intervals = dict(intervals)
+        self._mailboxes = {plan.mailbox_id: plan for plan in mailboxes}
         self._sync_at_start = sync_at_start
         self._resolution = resolution_seconds
-        self._schedule = SyncSchedule()
+        self._timetable = SyncSchedule(now)
+        self._queue = SyncQueue(max_concurrent, aging_seconds=aging_seconds)
+        self._slots: dict[str, _Slot] = {}
         self._timer_stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def on_start(self) -> None:
-        for mailbox_id, seconds in self._intervals.items():
-            self._schedule.every(mailbox_id, seconds)
-        if self._sync_at_start:
-            for mailbox_id in self._intervals:
-                self._emit(mailbox_id, "startup")
-        self._thread = threading.Thread(target=self._run, name="futurnal-scheduler", daemon=True)
+        for plan in self._mailboxes.values():
+            self._timetable.set(plan.mailbox_id, plan.schedule)
+            if self._sync_at_start and plan.schedule.kind != "manual":
+                self._queue.request(plan.mailbox_id, plan.priority, "startup")
+        self._start_admitted()
+        self._thread = threading.Thread(target=self._run_timer, name="futurnal-scheduler", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, _CheckTimetable):
+            self._free_finished_slots()
+            for mailbox_id in self._timetable.due():
+                plan = self._mailboxes[mailbox_id]
+                if not self._queue.request(mailbox_id, plan.priority, "schedule"):
+                    logger.debug("mailbox {mailbox} is due but already waiting or syncing", mailbox=mailbox_id)
+            self._start_admitted()
+            return None
+        return super().handle(message)
+
+    def snapshot(self) -> SchedulerSnapshot:
+        """For status and tests, through ``proxy()``: what runs, what waits, what comes next."""
+        return SchedulerSnapshot(
+            tuple(self._queue.running),
+            tuple(entry.mailbox_id for entry in self._queue.waiting()),
+            {mailbox_id: self._timetable.next_run(mailbox_id) for mailbox_id in self._mailboxes},
+        )
+
+    def _run_timer(self) -> None:
         while not self._timer_stop.wait(self._resolution):
             try:
-                for mailbox_id in self._schedule.due():
-                    self._emit(mailbox_id, "interval")
-            except Exception:
-                logger.exception("the schedule could not be checked; trying again")
+                self.actor_ref.tell(_CheckTimetable())
+            except pykka.ActorDeadError:
+                return
 
-    def _emit(self, mailbox_id: str, reason: str) -> None:
-        mailbox = self._directory.get(f"mailbox/{mailbox_id}")
-        if mailbox is None:
-            logger.info("mailbox {mailbox} is not running; its {reason} sync is skipped", mailbox=mailbox_id, reason=reason)
-            return
-        mailbox.tell(SyncTick(reason=reason))
+    def _free_finished_slots(self) -> None:
+        for mailbox_id, slot in list(self._slots.items()):
+            try:
+                slot.reply.get(timeout=0)
+            except pykka.Timeout:
+                if slot.mailbox.is_alive():
+                    continue
+                logger.info("mailbox {mailbox} stopped during its sync; its slot is free", mailbox=mailbox_id)
+            except Exception as exc:  # noqa: BLE001 - a failed sync has ended all the same
+                logger.debug("mailbox {mailbox}'s sync ended with {error}", mailbox=mailbox_id, error=type(exc).__name__)
+            del self._slots[mailbox_id]
+            self._queue.finished(mailbox_id)
+
+    def _start_admitted(self) -> None:
+        # Loop: a slot given to a mailbox that is not running is handed straight to the next one.
+        while admitted := self._queue.admit():
+            for entry in admitted:
+                mailbox = self._directory.get(f"mailbox/{entry.mailbox_id}")
+                if mailbox is None:
+                    logger.info("mailbox {mailbox} is not running; its {reason} sync is skipped",
+                                mailbox=entry.mailbox_id, reason=entry.reason)
+                    self._queue.finished(entry.mailbox_id)
+                    continue
+                reply: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
+                mailbox.tell(SyncTick(reason=entry.reason, reply_to=reply))
+                self._slots[entry.mailbox_id] = _Slot(mailbox, reply)
 
     def on_stop(self) -> None:
         self._timer_stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
