@@ -10,14 +10,13 @@ from loguru import logger
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.faults import crash_hook_from_env
-from futurnal.mail.connection_budget import ConnectionBudget
+from futurnal.mail.connector import MailboxConnector
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec
 from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted, utc_now
-from futurnal.mail.session import ConnectionSettings, ImapSession
+from futurnal.mail.session import ImapSession
 from futurnal.mail.uidset import UidSet
-from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
@@ -50,22 +49,20 @@ class FetcherActor(SupervisedActor):
         record: MailboxRecord,
         settings: ServiceSettings,
         data_dir: DataDir,
-        credentials: CredentialStore,
+        connect: MailboxConnector,
         directory: ActorDirectory,
         events: EventBus,
         stopping: threading.Event,
-        budget: ConnectionBudget | None = None,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=f"fetcher/{record.id}", supervisor=supervisor)
         self._record = record
         self._settings = settings
         self._data_dir = data_dir
-        self._credentials = credentials
+        self._connect = connect
         self._directory = directory
         self._events = events
         self._stopping = stopping
-        self._budget = budget
         self._session: ImapSession | None = None
         self._active: FolderSync | None = None
         self._fault_hook = crash_hook_from_env()
@@ -161,14 +158,8 @@ class FetcherActor(SupervisedActor):
 
     def _connected_session(self) -> ImapSession:
         if self._session is None:
-            password = self._credentials.get_secret(self._record.id, "password")
-            if password is None:
-                raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
-            settings = ConnectionSettings.for_mailbox(
-                self._record, self._settings.connect_timeout_seconds, self._settings.read_timeout_seconds
-            )
             try:
-                self._session = ImapSession(settings, self._budget).connect(password)
+                self._session = self._connect()
             except AuthenticationFailed as exc:
                 assert self._states is not None
                 if self._states.needs_reauth() is None:

@@ -10,7 +10,15 @@ from futurnal.events import EventBus
 from futurnal.mail.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns
 
 from .directory import ActorDirectory
-from .messages import FolderSynced, FoldersResolved, ResolveFolders, SiblingRestarted, SyncFolder, SyncTick
+from .messages import (
+    FolderChanged,
+    FolderSynced,
+    FoldersResolved,
+    ResolveFolders,
+    SiblingRestarted,
+    SyncFolder,
+    SyncTick,
+)
 from .supervised import SupervisedActor
 
 __all__ = ["MailboxActor"]
@@ -38,6 +46,9 @@ class MailboxActor(SupervisedActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, SyncTick):
             return self._on_tick(message)
+        if isinstance(message, FolderChanged):
+            # A burst of notifications during a sync folds into one follow-up sync of the folder.
+            return self._on_tick(SyncTick(reason=f"watcher: {message.reason}", folders=(message.folder,)))
         if isinstance(message, FoldersResolved):
             if message.needs_reauth and message.errors:
                 self._mark_needs_reauth(message.errors[0][1])

@@ -13,6 +13,7 @@ from futurnal.storage.element_store import ElementKey
 
 __all__ = [
     "ChildExited",
+    "FolderChanged",
     "FolderSynced",
     "FoldersResolved",
     "MarkDeleted",
@@ -65,6 +66,14 @@ class SyncFolder:
 
     run_id: int
     folder: str
+
+
+@dataclass(frozen=True, slots=True)
+class FolderChanged:
+    """From a folder watcher: the server said the folder changed (or the watcher reconnected)."""
+
+    folder: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

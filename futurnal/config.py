@@ -27,7 +27,13 @@ class ServiceSettings:
     read_timeout_seconds: float = 60.0
     #: Well under Gmail's 15 per account, which the user's other mail programs share.
     max_connections_per_mailbox: int = 4
+    #: IDLE is ended and restarted this often (RFC 2177: servers may drop it after 29 minutes).
+    idle_renew_seconds: float = 540.0
+    #: How often a watched folder is polled when the server has no IDLE.
+    poll_seconds: float = 60.0
     default_sync_interval_seconds: int = 300
+    #: Scheduled syncs running at once, across all mailboxes (``imap sync`` is not counted).
+    max_concurrent_syncs: int = 2
     max_restarts: int = 5
     restart_window_seconds: float = 60.0
     stop_timeout_seconds: float = 20.0
@@ -41,9 +47,12 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "sync.batches_in_flight": ("max_batches_in_flight", int, 1),
     "sync.write_timeout_seconds": ("write_timeout_seconds", float, 1),
     "sync.interval_seconds": ("default_sync_interval_seconds", int, 1),
+    "sync.max_concurrent": ("max_concurrent_syncs", int, 1),
     "network.connect_timeout_seconds": ("connect_timeout_seconds", float, 0.1),
     "network.read_timeout_seconds": ("read_timeout_seconds", float, 0.1),
     "network.max_connections_per_mailbox": ("max_connections_per_mailbox", int, 1),
+    "watch.idle_renew_seconds": ("idle_renew_seconds", float, 1),
+    "watch.poll_seconds": ("poll_seconds", float, 0.1),
     "supervision.max_restarts": ("max_restarts", int, 0),
     "supervision.restart_window_seconds": ("restart_window_seconds", float, 0.1),
     "supervision.stop_timeout_seconds": ("stop_timeout_seconds", float, 0.1),

@@ -61,14 +61,27 @@ class ActorSystem:
         self.failure: str | None = None
         self.failed = threading.Event()
 
-    def start(self, mailbox_ids: list[str] | None = None, *, schedule: bool = True) -> ActorSystem:
-        """Start actors for the given registered mailboxes (all of them by default)."""
+    def start(
+        self,
+        mailbox_ids: list[str] | None = None,
+        *,
+        schedule: bool = True,
+        watch: bool = True,
+        watch_folders: tuple[str, ...] | None = None,
+    ) -> ActorSystem:
+        """Start actors for the given registered mailboxes (all of them by default).
+
+        ``schedule``: run the scheduler; ``watch``: start folder watchers (IDLE or polling) for each
+        mailbox's watched folders, or for ``watch_folders`` instead when given.
+        """
         self.data_dir.ensure()
         self._lock.acquire()
         try:
             registry = MailboxRegistry(self.data_dir.registry_path, read_only=True)
             records = registry.all() if mailbox_ids is None else [registry.get(key) for key in mailbox_ids]
             registry.close()
+            if watch_folders is not None:
+                records = [record.with_changes(watch=watch_folders) for record in records]
             self._mailboxes = {record.id: record for record in records}
             context = TreeContext(
                 settings=self.settings,
@@ -77,6 +90,7 @@ class ActorSystem:
                 directory=self._directory,
                 events=self.events,
                 stopping=self._stopping,
+                watch=watch,
             )
             self._root = start_root(
                 context, sink=self._sink, mailboxes=records, schedule=schedule, on_give_up=self._gave_up

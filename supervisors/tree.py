@@ -14,10 +14,14 @@ from futurnal.actors.messages import Ping
 from futurnal.actors.fetcher import FetcherActor
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.actors.scheduler import SchedulerActor
+from futurnal.schedules import scheduled_mailboxes
 from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
+from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.mail.connection_budget import ConnectionBudget
+from futurnal.mail.connector import MailboxConnector
+from futurnal.mail.idle_watch import WatchSettings
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
@@ -38,6 +42,7 @@ class TreeContext:
     directory: ActorDirectory
     events: EventBus
     stopping: threading.Event
+    watch: bool = True
 
     def intensity(self) -> RestartIntensity:
         return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
@@ -46,17 +51,20 @@ class TreeContext:
 def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:
     # One budget per mailbox, outliving restarts of the actors that draw on it.
     budget = ConnectionBudget(context.settings.max_connections_per_mailbox)
+    connect = MailboxConnector(
+        record, context.credentials, connect_timeout=context.settings.connect_timeout_seconds,
+        read_timeout=context.settings.read_timeout_seconds, budget=budget,
+    )
 
     def start_fetcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return FetcherActor.start(
             record=record,
             settings=context.settings,
             data_dir=context.data_dir,
-            credentials=context.credentials,
+            connect=connect,
             directory=context.directory,
             events=context.events,
             stopping=context.stopping,
-            budget=budget,
             supervisor=parent,
         )
 
@@ -73,6 +81,8 @@ def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chi
         ChildSpec(f"fetcher/{record.id}", start_fetcher, shutdown_timeout=timeout),
         ChildSpec(f"mailbox/{record.id}", start_mailbox, shutdown_timeout=timeout),
     ]
+    if context.watch:
+        children += [_watcher_spec(context, record, folder, connect) for folder in watched_folders(record, budget)]
 
     def start_supervisor(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return Supervisor.start(
@@ -84,6 +94,28 @@ def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chi
         )
 
     return ChildSpec(f"supervisor/{record.id}", start_supervisor, shutdown_timeout=timeout * 2)
+
+
+def watched_folders(record: MailboxRecord, budget: ConnectionBudget) -> tuple[str, ...]:
+    """The folders that get a watcher: as many as the budget leaves beside the fetcher's connection.
+
+    The others are still synced on the mailbox's schedule; ``imap status`` says which.
+    """
+    return record.watch[: max(budget.limit - 1, 0)]
+
+
+def _watcher_spec(context: TreeContext, record: MailboxRecord, folder: str, connect: MailboxConnector) -> ChildSpec:
+    settings = WatchSettings(
+        renew_seconds=context.settings.idle_renew_seconds, poll_seconds=context.settings.poll_seconds
+    )
+
+    def start_watcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        return FolderWatcher.start(
+            mailbox_id=record.id, folder=folder, connect=connect, directory=context.directory,
+            events=context.events, settings=settings, supervisor=parent,
+        )
+
+    return ChildSpec(f"watcher/{record.id}/{folder}", start_watcher, shutdown_timeout=context.settings.stop_timeout_seconds)
 
 
 def start_root(
@@ -101,12 +133,13 @@ def start_root(
     specs = [ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent))]
     specs += [_mailbox_supervisor_spec(context, record) for record in mailboxes]
     if schedule:
-        intervals = {record.id: record.sync_interval_seconds for record in mailboxes}
+        plans = scheduled_mailboxes(mailboxes)
         specs.append(
             ChildSpec(
                 "scheduler",
                 lambda parent: SchedulerActor.start(
-                    directory=context.directory, intervals=intervals, supervisor=parent
+                    directory=context.directory, mailboxes=plans,
+                    max_concurrent=context.settings.max_concurrent_syncs, supervisor=parent,
                 ),
             )
         )

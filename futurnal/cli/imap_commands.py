@@ -20,6 +20,7 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
 from futurnal.storage.sync_state import FolderStateStore
 
+from . import monitor_command, schedule_command
 from .context import CommandContext
 from .output import UserError, print_json, print_table
 from .sync_runner import run_sync
@@ -56,8 +57,13 @@ def register(subparsers: Any) -> None:
                      "no IDLE) while `run` is going; '' for none (default: INBOX)")
     add.add_argument("--exclude", default="", help="comma-separated folders to leave out, same forms (e.g. 'Trash,Spam')")
     add.add_argument("--id", dest="mailbox_id", help="id to refer to the mailbox by (default: from the e-mail address)")
-    add.add_argument("--interval", type=int, default=None, metavar="SECONDS",
-                     help="sync interval for `run` (default: 300)")
+    when = add.add_mutually_exclusive_group()
+    when.add_argument("--interval", type=int, default=None, metavar="SECONDS",
+                      help="sync interval for `run`, short for --schedule '@interval SECONDS' (default: 300)")
+    when.add_argument("--schedule", metavar="SPEC", help="'@interval SECONDS', '@manual', or a cron expression "
+                      "such as '*/15 * * * *' (see `imap schedule --help`)")
+    add.add_argument("--priority", choices=schedule_command.PRIORITIES, default="normal",
+                     help="who goes first when more syncs are due than may run at once (default: normal)")
     add.add_argument("--no-verify", action="store_true", help="register without logging in to check")
     add.add_argument("--json", action="store_true", help="print the registered mailbox as JSON")
     add.set_defaults(handler=_add)
@@ -82,6 +88,9 @@ def register(subparsers: Any) -> None:
     sync.add_argument("--json", action="store_true", help="print the sync report as JSON")
     sync.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up after this long")
     sync.set_defaults(handler=_sync)
+
+    schedule_command.register(commands)
+    monitor_command.register(commands)
 
     remove = commands.add_parser("remove", help="unregister a mailbox and delete its secrets")
     remove.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
@@ -110,6 +119,7 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError(f"--port {port} is not a TCP port", code=2)
     if args.interval is not None and args.interval < 1:
         raise UserError("--interval must be at least 1 second", code=2)
+    plan, priority = schedule_command.validated(args.schedule, args.priority)
     try:
         spec = FolderSpec.parse(args.folders or "INBOX", args.exclude)
     except ValueError as exc:
@@ -130,6 +140,7 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
         security=args.security, cafile=args.cafile, folders=spec.include, exclude=spec.exclude,
         watch=tuple(f.strip() for f in args.watch.split(",") if f.strip()),
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
+        schedule=None if plan is None else str(plan), priority=str(priority),
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     if not args.no_verify:
@@ -205,6 +216,7 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         states.close()
     quarantined = len(QuarantineStore(ctx.data_dir.quarantine_root).list(record.id))
     report = {"mailbox": record.to_document(), "folders": folders, "quarantined": quarantined,
+              "schedule": schedule_command.describe(record, ctx),
               "state": "needs-reauth" if reauth else "ok", "needs_reauth": reauth}
     if args.json:
         print_json(report)
@@ -214,6 +226,9 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         print(f"NEEDS RE-AUTHENTICATION since {reauth['since']}: {reauth['reason']}")
         print("  (syncs of this mailbox stop until then: `imap remove` it and `imap add` it with the right password)")
     print(f"folders: {', '.join(record.folders)}" + (f" excluding {', '.join(record.exclude)}" if record.exclude else ""))
+    when = report["schedule"]
+    print(f"schedule: {when['schedule']}, priority {when['priority']}"
+          + (f", next run {when['next_run']}" if when["next_run"] else ""))
     print_table(
         [
             [f["folder"], str(f.get("uidvalidity") or "-"), str(f.get("last_uid", 0)),

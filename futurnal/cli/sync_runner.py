@@ -35,7 +35,7 @@ def run_sync(
 
     system = ActorSystem(ctx.data_dir.root, settings=ctx.settings(), credentials=ctx.credentials)
     try:
-        system.start([record.id], schedule=False)
+        system.start([record.id], schedule=False, watch=False)
     except SystemNotRunning as exc:
         raise UserError(str(exc)) from None
     unsubscribe = system.subscribe(on_event)

@@ -25,8 +25,20 @@ class CuttingProxy:
         self.cut = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._live: set[socket.socket] = set()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
+
+    def sever(self) -> int:
+        """Cut every connection open right now, as a server restart or a NAT timeout would."""
+        with self._lock:
+            live, self._live = list(self._live), set()
+        for sock in live:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(live)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -49,6 +61,8 @@ class CuttingProxy:
             client.close()
             return
         done = threading.Event()
+        with self._lock:
+            self._live.update((client, server))
 
         def pump(source: socket.socket, sink: socket.socket, budget: int | None) -> None:
             sent = 0

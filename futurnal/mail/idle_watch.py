@@ -1,0 +1,173 @@
+"""Watching one folder for changes: IMAP IDLE on a connection of its own, or polling without it.
+
+Users of other sync tools report IDLE connections that look alive but stopped delivering. Here a
+connection counts as dead on a server BYE, a socket that is readable but empty, an error, or a
+renewal (DONE, NOOP, IDLE again, well before the 29-minute limit of RFC 2177) that gets no
+answer in time; a dead connection is replaced after an exponential, jittered, capped back-off,
+and every (re)connection asks for a catch-up sync so nothing that arrived meanwhile is missed.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from imapclient.exceptions import IMAPClientError
+
+from .errors import AuthenticationFailed, ConnectionFailed, MailError
+from .session import ImapSession
+
+__all__ = ["IdleWatch", "WatchEvent", "WatchSettings"]
+
+#: Untagged responses that mean the folder changed: new mail, expunges, flag changes.
+CHANGE_RESPONSES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED"}
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    renew_seconds: float = 9 * 60  # RFC 2177: servers may drop IDLE after 29 minutes
+    check_seconds: float = 1.0  # how often the loop wakes to look at the stop flag and the clock
+    poll_seconds: float = 60.0  # without IDLE
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """What a watcher reports. ``kind``: ``connected`` (detail: ``idle`` or ``polling``),
+    ``changed`` (detail: why), ``disconnected`` (detail: the error), ``needs-reauth``."""
+
+    mailbox: str
+    folder: str
+    kind: str
+    detail: str = ""
+
+
+class IdleWatch:
+    """The watch loop of one folder; ``run`` blocks until ``stop`` is set (call it on a thread)."""
+
+    def __init__(
+        self,
+        *,
+        mailbox: str,
+        folder: str,
+        connect: Callable[[], ImapSession],
+        notify: Callable[[WatchEvent], None],
+        stop: threading.Event,
+        settings: WatchSettings = WatchSettings(),
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.mailbox, self.folder = mailbox, folder
+        self._connect = connect
+        self._notify = notify
+        self._stop = stop
+        self._settings = settings
+        self._clock = clock
+        self._jitter = jitter
+        self.mode: str = "starting"
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            session: ImapSession | None = None
+            try:
+                session = self._connect()
+                session.select(self.folder)
+                idle = "IDLE" in session.capabilities
+                self.mode = "idle" if idle else "polling"
+                failures = 0
+                self._event("connected", self.mode)
+                self._event("changed", "catch-up after connecting")
+                self._idle(session) if idle else self._poll(session)
+            except AuthenticationFailed as exc:
+                self.mode = "needs-reauth"
+                self._event("needs-reauth", str(exc))
+                return
+            except (MailError, OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+                failures += 1
+                self.mode = "reconnecting"
+                self._event("disconnected", f"{exc.__class__.__name__}: {exc}")
+            finally:
+                if session is not None:
+                    session.close()
+            if failures:
+                self._stop.wait(self._backoff(failures))
+        self.mode = "stopped"
+
+    def _backoff(self, failures: int) -> float:
+        s = self._settings
+        ceiling = min(s.backoff_max_seconds, s.backoff_initial_seconds * 2 ** (failures - 1))
+        return ceiling * (0.5 + self._jitter() / 2)  # "equal jitter": never zero, never in lockstep
+
+    def _idle(self, session: ImapSession) -> None:
+        client = session.client
+        client.idle()
+        renew_at = self._clock() + self._settings.renew_seconds
+        while not self._stop.is_set():
+            responses = client.idle_check(timeout=self._settings.check_seconds)
+            if not responses and _peer_closed(client.socket()):
+                # IMAPClient swallows EOF in idle_check and returns nothing, forever.
+                raise ConnectionFailed("the server closed the connection during IDLE")
+            self._react(responses)
+            if self._clock() >= renew_at:
+                # Ending IDLE needs the server's tagged answer: a silent dead connection fails here.
+                self._react(client.idle_done()[1])
+                self._react(client.noop()[1])
+                client.idle()
+                renew_at = self._clock() + self._settings.renew_seconds
+        try:  # stopping: end IDLE politely before the session logs out
+            client.idle_done()
+        except Exception:
+            pass
+
+    def _poll(self, session: ImapSession) -> None:
+        client = session.client
+        next_poll = self._clock() + self._settings.poll_seconds
+        while not self._stop.wait(min(self._settings.check_seconds, max(next_poll - self._clock(), 0))):
+            if self._clock() >= next_poll:
+                self._react(client.noop()[1])
+                next_poll = self._clock() + self._settings.poll_seconds
+
+    def _react(self, responses: list[tuple[object, ...]] | list[object]) -> None:
+        changed = False
+        for response in responses:
+            if not isinstance(response, tuple) or len(response) < 2:
+                continue
+            words = {part.upper() for part in response if isinstance(part, bytes)}
+            if b"BYE" in words:
+                raise ConnectionFailed(f"the server ended the connection: {response!r}")
+            changed = changed or bool(words & CHANGE_RESPONSES)
+        if changed:
+            self._event("changed", "server notification")
+
+    def _event(self, kind: str, detail: str) -> None:
+        self._notify(WatchEvent(self.mailbox, self.folder, kind, detail))
+
+
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the connection is at end of file (the peer has gone).
+
+    Peeks a duplicate of the raw descriptor, because a TLS socket refuses MSG_PEEK; at TCP level
+    a closed connection reads zero bytes whether or not TLS runs on top.
+    """
+    try:
+        raw = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return True
+    try:
+        return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    finally:
+        raw.close()

@@ -1,0 +1,131 @@
+"""Folder watchers against a real Dovecot: changes arrive without any scheduled sync."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from keyrings.alt.file import PlaintextKeyring
+
+from futurnal.config import ServiceSettings
+from futurnal.demo.dovecot import DovecotOptions, DovecotServer
+from futurnal.mail.idle_watch import WatchEvent
+from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.element_store import ElementStore
+from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.system import ActorSystem
+
+from .fault_proxy import CuttingProxy
+from .sync_harness import BASE_CAPABILITIES, ServerClient
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Watched:
+    """A started actor system watching alice's INBOX (no scheduler), plus views on both sides."""
+
+    def __init__(self, root: Path, port: int, settings: ServiceSettings) -> None:
+        self.data_dir = DataDir(root / "data").ensure()
+        backend = PlaintextKeyring()
+        backend.file_path = str(root / "keyring.cfg")  # type: ignore[misc]
+        credentials = CredentialStore(backend)
+        registry = MailboxRegistry(self.data_dir.registry_path)
+        registry.add(MailboxRecord(id="alice", email="alice@example.org", host="127.0.0.1", port=port,
+                                   username="alice", security="plain", watch=("INBOX",)))
+        registry.close()
+        credentials.set_secret("alice", "password", "secret-pw")
+        self.events: list[Any] = []
+        self.system = ActorSystem(self.data_dir.root, credentials=credentials, settings=settings)
+        self.system.subscribe(self.events.append)
+        self.system.start(schedule=False, watch=True)
+
+    def stored(self) -> dict[int, list[str]]:
+        return {e["uid"]: e["flags"] for e in ElementStore(self.data_dir.elements_root).iter_elements("alice")
+                if not e.get("deleted")}
+
+    def watch_events(self, kind: str) -> list[WatchEvent]:
+        return [e for e in list(self.events) if isinstance(e, WatchEvent) and e.kind == kind]
+
+
+@pytest.fixture
+def make_watched(tmp_path: Path) -> Iterator[Callable[..., Watched]]:
+    started: list[Watched] = []
+
+    def make(port: int, **settings: Any) -> Watched:
+        watched = Watched(tmp_path, port, ServiceSettings(**settings))
+        started.append(watched)
+        return watched
+
+    yield make
+    for watched in started:
+        watched.system.stop()
+
+
+def test_new_mail_flags_and_expunges_arrive_without_any_schedule(dovecot: DovecotServer, make_watched: Any) -> None:
+    other = ServerClient(dovecot)
+    other.append(3, tag="before")
+    watched = make_watched(dovecot.imap_port)
+    wait_for(lambda: len(watched.stored()) == 3, what="the catch-up sync")
+    assert watched.watch_events("connected")[0].detail == "idle"
+
+    other.append(2, tag="live")
+    wait_for(lambda: len(watched.stored()) == 5, what="IDLE to deliver new mail")
+    other.set_flags([1], ["\\Flagged"])
+    wait_for(lambda: watched.stored().get(1) == ["\\Flagged"], what="a flag change")
+    other.expunge([2])
+    wait_for(lambda: 2 not in watched.stored(), what="an expunge")
+    assert watched.stored() == other.state()
+    other.close()
+
+
+def test_a_server_restart_loses_nothing_and_the_watcher_recovers(dovecot: DovecotServer, make_watched: Any) -> None:
+    watched = make_watched(dovecot.imap_port)
+    wait_for(lambda: bool(watched.watch_events("connected")), what="the watcher to connect")
+    dovecot.stop()
+    dovecot.deliver("alice", b"Subject: during the outage\r\nMessage-ID: <outage@x>\r\n\r\nwhile down\r\n")
+    wait_for(lambda: bool(watched.watch_events("disconnected")), what="the watcher to notice")
+    dovecot.start()
+    wait_for(lambda: len(watched.stored()) == 1, timeout=60, what="the outage's mail")
+    other = ServerClient(dovecot)
+    other.append(1, tag="after")
+    wait_for(lambda: len(watched.stored()) == 2, what="IDLE after the restart")
+    assert watched.stored() == other.state()
+    other.close()
+
+
+def test_a_connection_cut_mid_idle_is_detected_and_recovered(dovecot: DovecotServer, make_watched: Any) -> None:
+    proxy = CuttingProxy(dovecot.imap_port, cuts=0, low=0, high=0)
+    try:
+        watched = make_watched(proxy.port)
+        wait_for(lambda: bool(watched.watch_events("connected")), what="the watcher to connect")
+        assert proxy.sever() >= 1
+        wait_for(lambda: bool(watched.watch_events("disconnected")), what="the cut to be detected")
+        wait_for(lambda: len(watched.watch_events("connected")) >= 2, timeout=30, what="a reconnection")
+        other = ServerClient(dovecot)
+        other.append(2, tag="after-cut")
+        wait_for(lambda: len(watched.stored()) == 2, what="mail after the cut")
+        other.close()
+    finally:
+        proxy.close()
+
+
+def test_a_folder_on_a_server_without_idle_is_polled(dovecot_factory: Any, make_watched: Any) -> None:
+    server = dovecot_factory(DovecotOptions(capabilities=BASE_CAPABILITIES.replace(" IDLE", "")))
+    server.start()
+    watched = make_watched(server.imap_port, poll_seconds=0.3)
+    wait_for(lambda: bool(watched.watch_events("connected")), what="the watcher to connect")
+    assert watched.watch_events("connected")[0].detail == "polling"
+    other = ServerClient(server)
+    other.append(2, tag="polled")
+    wait_for(lambda: len(watched.stored()) == 2, what="polling to find new mail")
+    other.close()
