@@ -129,3 +129,56 @@ def test_a_folder_on_a_server_without_idle_is_polled(dovecot_factory: Any, make_
     other.append(2, tag="polled")
     wait_for(lambda: len(watched.stored()) == 2, what="polling to find new mail")
     other.close()
+
+
+def _monitor(cli: Any, *args: str) -> tuple[Any, list[str]]:
+    import subprocess
+    import threading
+
+    from .cli import COMMAND
+
+    process = subprocess.Popen([COMMAND, "imap", "start-monitor", *args], env=cli.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+    return process, lines
+
+
+def test_start_monitor_prints_events_and_stops_cleanly_on_ctrl_c(dovecot: DovecotServer, tmp_path: Path) -> None:
+    import signal
+
+    from .cli import Cli
+
+    cli = Cli(tmp_path)
+    assert cli.add(dovecot).code == 0
+    process, lines = _monitor(cli, "alice")
+    try:
+        wait_for(lambda: any("INBOX: watching (IDLE)" in line for line in lines), what=f"watching; got {lines}")
+        other = ServerClient(dovecot)
+        other.append(2, tag="live")
+        other.close()
+        wait_for(lambda: any("INBOX: 2 new" in line for line in lines), what=f"the new mail; got {lines}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0, lines
+    assert len(cli("elements", "export").lines()) == 2
+
+
+def test_start_monitor_says_when_the_server_has_no_idle(dovecot_factory: Any, tmp_path: Path) -> None:
+    import signal
+
+    from .cli import Cli
+
+    server = dovecot_factory(DovecotOptions(capabilities=BASE_CAPABILITIES.replace(" IDLE", "")))
+    server.start()
+    cli = Cli(tmp_path)
+    assert cli.add(server).code == 0
+    process, lines = _monitor(cli, "alice")
+    try:
+        wait_for(lambda: any("has no IDLE" in line and "imap schedule" in line for line in lines),
+                 what=f"the advice; got {lines}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
