@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 from imapclient.imap_utf7 import encode as imap_utf7_encode
+from .server_files import require_searchable, self_signed_certificate
 
 _INSTALL_HINT = "Dovecot is not installed: run `apt-get install dovecot-imapd` as root"
 _MAILDIR_FLAGS = frozenset("DFPRST")  # Draft Flagged Passed Replied Seen Trashed
@@ -359,30 +359,11 @@ class DovecotServer:
         return f"did not greet on {self.host}:{self.imap_port} within {timeout} s"
 
     def _check_reachable(self) -> None:
-        """As root, fail clearly if Dovecot's unprivileged processes cannot reach ``root``."""
-        for path in (self.root, *self.root.parents) if self._is_root else ():
-            if not path.stat().st_mode & stat.S_IXOTH:
-                raise RuntimeError(
-                    f"{path} is not searchable by other users, so Dovecot's unprivileged "
-                    f"processes cannot reach {self.root}: `chmod o+x` it or use another root")
+        if self._is_root:
+            require_searchable(self.root, "Dovecot's unprivileged processes")
 
     def _make_cert(self) -> None:
-        """Create a self-signed cert for 127.0.0.1 and localhost, reused across restarts."""
-        key_path = self.root / "key.pem"
-        if self.cert_path.exists() and key_path.exists():
-            return
-        if shutil.which("openssl") is None:
-            raise RuntimeError("openssl is not installed: run `apt-get install openssl` as root")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", "365", "-subj", "/CN=localhost",
-             "-keyout", str(key_path), "-out", str(self.cert_path),
-             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-             "-addext", "basicConstraints=critical,CA:TRUE",  # it is its own CA for clients
-             "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
-            check=True, capture_output=True, timeout=30,
-        )
-        key_path.chmod(0o600)
+        self_signed_certificate(self.cert_path, self.root / "key.pem")
         self.cert_path.chmod(0o644)
 
     def _config(self) -> str:

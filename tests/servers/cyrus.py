@@ -29,7 +29,6 @@ import shutil
 import signal
 import socket
 import ssl
-import stat
 import subprocess
 import tempfile
 import threading
@@ -44,6 +43,7 @@ from pathlib import Path
 from types import TracebackType
 
 from imapclient.imap_utf7 import encode as imap_utf7_encode
+from futurnal.demo.server_files import require_searchable, self_signed_certificate
 
 CYRUS_DIR = Path("/opt/futurnal-test/cyrus")  # where bin/install-cyrus unpacks the packages
 INSTALL_SCRIPT = "bin/install-cyrus"
@@ -415,29 +415,12 @@ class CyrusServer:
         ), encoding="utf-8")
 
     def _check_reachable(self) -> None:
-        """As root, fail clearly if ``nobody`` cannot reach ``root``."""
-        for path in (self.root, *self.root.parents) if self._is_root else ():
-            if not path.stat().st_mode & stat.S_IXOTH:
-                raise RuntimeError(
-                    f"{path} is not searchable by other users, so Cyrus (running as nobody) "
-                    f"cannot reach {self.root}: `chmod o+x` it or use another root")
+        if self._is_root:
+            require_searchable(self.root, "Cyrus (running as nobody)")
 
     def _make_cert(self) -> None:
-        """Create a self-signed cert for 127.0.0.1 and localhost, reused across restarts."""
         key_path = self.root / "key.pem"
-        if self.cert_path.exists() and key_path.exists():
-            return
-        if shutil.which("openssl") is None:
-            raise RuntimeError("openssl is not installed: run `apt-get install openssl` as root")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", "365", "-subj", "/CN=localhost",
-             "-keyout", str(key_path), "-out", str(self.cert_path),
-             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-             "-addext", "basicConstraints=critical,CA:TRUE",  # it is its own CA for clients
-             "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
-            check=True, capture_output=True, timeout=30,
-        )
+        self_signed_certificate(self.cert_path, key_path)
         self._own(key_path, 0o600)  # imapd reads it as the Cyrus user
         self.cert_path.chmod(0o644)
 

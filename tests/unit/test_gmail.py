@@ -13,10 +13,11 @@ from futurnal.mail.folder_sync import FolderSync
 from futurnal.mail.parser import parse_message
 from futurnal.mail.session import FolderStatus
 from futurnal.mail.uidset import UidSet
-from futurnal.storage.element_store import ElementKey, ElementStore
+from futurnal.storage.element_store import ElementStore
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderStateStore
+from tests.integration.sync_harness import DirectSink
 
 BODY_A = b"From: Bob <bob@example.org>\r\nSubject: Plans\r\nMessage-ID: <a@example.org>\r\n\r\nHello\r\n"
 BODY_B = b"From: Al <al@example.org>\r\nSubject: Re: Plans\r\nMessage-ID: <b@example.org>\r\n\r\nHi\r\n"
@@ -97,28 +98,6 @@ class ReplaySession:
         return UidSet.of(uid for uid in self._messages() if uid <= up_to_uid)
 
 
-class Direct:
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def get(self, timeout: float | None = None) -> Any:
-        return self.value
-
-
-class StoreSink:
-    def __init__(self, store: ElementStore) -> None:
-        self.store = store
-
-    def write(self, elements: list[dict[str, Any]]) -> Direct:
-        return Direct(self.store.upsert_many(elements))
-
-    def update_flags(self, updates: list[tuple[ElementKey, list[str]]]) -> Direct:
-        return Direct(self.store.update_flags(updates))
-
-    def mark_deleted(self, keys: list[ElementKey]) -> Direct:
-        return Direct(self.store.mark_deleted(keys, "now"))
-
-
 def test_a_message_under_several_labels_is_ingested_once(tmp_path: Path) -> None:
     shared = recorded(1, 500, "777", "777", b"Work", BODY_A)
     all_mail = answers(shared, recorded(2, 501, "778", "778", b"", BODY_B))
@@ -127,7 +106,7 @@ def test_a_message_under_several_labels_is_ingested_once(tmp_path: Path) -> None
     store = ElementStore(tmp_path / "elements")
     states = FolderStateStore(tmp_path / "state.json")
     sync = FolderSync(
-        mailbox="g", session=session, states=states, sink=StoreSink(store),  # type: ignore[arg-type]
+        mailbox="g", session=session, states=states, sink=DirectSink(store),  # type: ignore[arg-type]
         quarantine=QuarantineStore(tmp_path / "q"), gmail_index=GmailMessageIndex(tmp_path / "index"),
     )
     sync.run("[Gmail]/All Mail")
