@@ -84,7 +84,6 @@ class IdleWatch:
                 self.mode = "idle" if idle else "polling"
                 failures = 0
                 self._event("connected", self.mode)
-                self._event("changed", "catch-up after connecting")
                 self._idle(session) if idle else self._poll(session)
             except AuthenticationFailed as exc:
                 self.mode = "needs-reauth"
@@ -109,6 +108,9 @@ class IdleWatch:
     def _idle(self, session: ImapSession) -> None:
         client = session.client
         client.idle()
+        # Only now: whatever arrives from here on is announced by IDLE, and the catch-up sync
+        # (which starts after this) sees everything that arrived before.
+        self._event("changed", "catch-up after connecting")
         renew_at = self._clock() + self._settings.renew_seconds
         while not self._stop.is_set():
             responses = client.idle_check(timeout=self._settings.check_seconds)
@@ -129,6 +131,7 @@ class IdleWatch:
 
     def _poll(self, session: ImapSession) -> None:
         client = session.client
+        self._event("changed", "catch-up after connecting")
         next_poll = self._clock() + self._settings.poll_seconds
         while not self._stop.wait(min(self._settings.check_seconds, max(next_poll - self._clock(), 0))):
             if self._clock() >= next_poll:
