@@ -36,7 +36,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600, sync_dir: 
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+        if mode != 0o600:  # mkstemp already creates the file 0600
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
