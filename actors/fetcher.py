@@ -17,6 +17,8 @@ from futurnal.mail.folder_selection import FolderSpec
 from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted, utc_now
 from futurnal.mail.session import ImapSession
 from futurnal.mail.uidset import UidSet
+from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
@@ -71,6 +73,8 @@ class FetcherActor(SupervisedActor):
 
     def on_start(self) -> None:
         self._states = FolderStateStore(self._data_dir.state_path(self._record.id))
+        self._audit = AuditLog(self._data_dir.audit_path)
+        self._consent = ConsentRegistry(self._data_dir.consent_path)
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, SyncFolder):
@@ -93,11 +97,17 @@ class FetcherActor(SupervisedActor):
             return  # the folder started over meanwhile; the key means nothing now
         poisoned = UidSet.parse(state.poisoned_uids).union([int(uid)])
         self._states.put(state.with_changes(poisoned_uids=str(poisoned)))
+        self._audit.append("poison-quarantined", mailbox=self._record.id, folder=folder, uid=int(uid),
+                           crashes=poison.crashes)
         self._log.warning("a message crashed the fetcher {n} times; it will be quarantined", n=poison.crashes)
 
     def _resolve_folders(self, job: ResolveFolders) -> None:
         """LIST, pick the folders the spec selects, and tombstone folders gone from the server."""
         assert self._states is not None
+        try:
+            self._consent.require(self._record.id)
+        except NoConsent as exc:
+            return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),)))
         try:
             session = self._connected_session()
             spec = FolderSpec(self._record.folders, self._record.exclude)
@@ -119,7 +129,11 @@ class FetcherActor(SupervisedActor):
 
     def _sync_folder(self, job: SyncFolder) -> None:
         try:
-            self._active = self._folder_sync()
+            scopes = self._consent.require(self._record.id).scopes  # checked at every sync: revocable
+        except NoConsent as exc:
+            return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
+        try:
+            self._active = self._folder_sync(scopes)
             result = self._active.run(job.folder)
             # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
             self._active = None
@@ -136,9 +150,16 @@ class FetcherActor(SupervisedActor):
         self._log.info(
             "folder synced: {fetched} new, {quarantined} quarantined", fetched=result.fetched, quarantined=result.quarantined
         )
+        if not result.unchanged and (result.fetched or result.deleted or result.flags_changed or result.quarantined
+                                     or result.uidvalidity_changed):
+            self._audit.append(
+                "sync", mailbox=self._record.id, folder=result.folder, fetched=result.fetched,
+                deleted=result.deleted, flags_changed=result.flags_changed, quarantined=result.quarantined,
+                uidvalidity=result.uidvalidity, uidvalidity_changed=result.uidvalidity_changed,
+            )
         return self._reply(FolderSynced(job.run_id, job.folder, result=result))
 
-    def _folder_sync(self) -> FolderSync:
+    def _folder_sync(self, scopes: tuple[str, ...] = ("metadata", "content", "attachments")) -> FolderSync:
         assert self._states is not None
         session = self._connected_session()
         return FolderSync(
@@ -154,6 +175,7 @@ class FetcherActor(SupervisedActor):
             should_stop=self._stopping.is_set,
             gmail_index=GmailMessageIndex(self._data_dir.gmail_index_root(self._record.id)) if session.gmail else None,
             fault_hook=self._fault_hook,
+            scopes=scopes,
         )
 
     def _connected_session(self) -> ImapSession:
@@ -164,6 +186,7 @@ class FetcherActor(SupervisedActor):
                 assert self._states is not None
                 if self._states.needs_reauth() is None:
                     self._states.set_needs_reauth(str(exc), utc_now())
+                    self._audit.append("needs-reauth", mailbox=self._record.id, reason=str(exc))
                 raise
             assert self._states is not None
             self._states.set_needs_reauth(None)

@@ -35,6 +35,14 @@ class DataDir:
     def quarantine_root(self) -> Path:
         return self.root / "quarantine"
 
+    @property
+    def audit_path(self) -> Path:
+        return self.root / "audit.jsonl"
+
+    @property
+    def consent_path(self) -> Path:
+        return self.root / "consent.json"
+
     def state_path(self, mailbox_id: str) -> Path:
         return self.root / "state" / f"{mailbox_id}.json"
 

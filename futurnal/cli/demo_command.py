@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.registry import MailboxRecord
 
@@ -82,6 +83,8 @@ def _demo(args: argparse.Namespace, ctx: CommandContext) -> int:
                 registry.remove(record.id)
             registry.add(record)
             demo_ctx.credentials.set_secret(record.id, "password", DEMO_PASSWORD)
+            # Running the demo is the consent: the mailbox is generated sample mail.
+            ConsentRegistry(demo_ctx.data_dir.consent_path).grant(record.id, "demo", SCOPES)
         print("3/4 syncing through the actor system")
         report = run_sync(demo_ctx, record, show_progress=True)
     finally:

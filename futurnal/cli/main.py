@@ -12,7 +12,7 @@ from futurnal.mail.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError
 
-from . import demo_command, elements_commands, imap_commands, quarantine_commands, run_command
+from . import demo_command, elements_commands, imap_commands, privacy_commands, quarantine_commands, run_command
 from .context import CommandContext
 from .output import UserError
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     imap_commands.register(commands)
     elements_commands.register(commands)
     quarantine_commands.register(commands)
+    privacy_commands.register(commands)
     run_command.register(commands)
     demo_command.register(commands)
     return parser

@@ -9,6 +9,7 @@ from typing import Any
 
 from futurnal.mail.folder_sync import utc_now
 from futurnal.mail.quarantine_retry import element_from_quarantine
+from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
 
@@ -85,6 +86,7 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
     failed = 0
     with ctx.owned():  # the element store gets written: not beside a running process
         elements = ElementStore(ctx.data_dir.elements_root)
+        audit = AuditLog(ctx.data_dir.audit_path)
         for record in records:
             try:
                 element = element_from_quarantine(record, store.raw(record.id))
@@ -95,6 +97,7 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
                 continue
             elements.upsert_many([element])
             store.drop(record.id)
+            audit.append("quarantine-retried", mailbox=record.mailbox, folder=record.folder, uid=record.uid)
             print(f"{record.id}: stored as element {element['id']}")
     if not records:
         print("nothing in quarantine")
@@ -106,5 +109,8 @@ def _drop(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = _record(store, args.id)
     with ctx.owned():
         store.drop(record.id)
+        AuditLog(ctx.data_dir.audit_path).append(
+            "quarantine-dropped", mailbox=record.mailbox, folder=record.folder, uid=record.uid
+        )
     print(f"dropped {record.id} ({record.mailbox} {record.folder} UID {record.uid})")
     return 0

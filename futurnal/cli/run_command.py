@@ -11,6 +11,7 @@ from loguru import logger
 
 from futurnal.mail.folder_sync import utc_now
 from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.system import ActorSystem, SystemNotRunning
 
 from .context import CommandContext
@@ -36,6 +37,12 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     registry.close()
     if not mailboxes:
         raise UserError("no mailboxes registered; add one with `futurnal-actors imap add` first")
+    consent = ConsentRegistry(ctx.data_dir.consent_path)
+    for record in mailboxes:  # the fetcher checks again at every sync, so a later revocation counts too
+        try:
+            consent.require(record.id)
+        except NoConsent as exc:
+            print(f"not syncing {exc}", flush=True)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:

@@ -8,6 +8,7 @@ import pykka
 
 from futurnal.mail.folder_sync import SyncProgress
 from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.registry import MailboxRecord
 from futurnal.system import ActorSystem, SystemNotRunning
 
@@ -33,6 +34,10 @@ def run_sync(
         if isinstance(event, SyncProgress):
             bar.update(event.done, event.total, event.folder)
 
+    try:
+        ConsentRegistry(ctx.data_dir.consent_path).require(record.id)
+    except NoConsent as exc:
+        raise UserError(str(exc)) from None
     system = ActorSystem(ctx.data_dir.root, settings=ctx.settings(), credentials=ctx.credentials)
     try:
         system.start([record.id], schedule=False, watch=False)

@@ -33,6 +33,13 @@ def gmail_thread_id(thrid: str) -> str:
     return hashlib.sha256(f"gmail-thread\x00{thrid}".encode()).hexdigest()[:32]
 
 
+def _consented(attachment: dict[str, Any], scopes: tuple[str, ...]) -> dict[str, Any]:
+    """Without consent to attachment content (or to content at all), keep only its metadata."""
+    if "attachments" in scopes and "content" in scopes:
+        return attachment
+    return {**attachment, "text": None, "status": "not-consented"}
+
+
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -45,8 +52,17 @@ def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, str | None]]:
     return [{"name": a.name, "address": a.address} for a in addresses]
 
 
+ALL_SCOPES = ("metadata", "content", "attachments")
+
+
 def build_element(
-    parsed: ParsedMessage, fetched: FetchedMessage, *, mailbox: str, folder: str, uidvalidity: int
+    parsed: ParsedMessage,
+    fetched: FetchedMessage,
+    *,
+    mailbox: str,
+    folder: str,
+    uidvalidity: int,
+    scopes: tuple[str, ...] = ALL_SCOPES,
 ) -> dict[str, Any]:
     """Combine what the server said about a message with what its bytes say.
 
@@ -80,8 +96,8 @@ def build_element(
         "gmail_msgid": gmail.msgid if gmail is not None else None,
         "gmail_thrid": gmail.thrid if gmail is not None else None,
         "size": fetched.size,
-        "text": parsed.text,
-        "attachments": [asdict(a) for a in parsed.attachments],
+        "text": parsed.text if "content" in scopes else "",
+        "attachments": [_consented(asdict(a), scopes) for a in parsed.attachments],
         "security": list(parsed.security),
         "defects": list(parsed.defects),
         "deleted": False,

@@ -31,7 +31,7 @@ from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
-from .element import build_element, stored_flags
+from .element import ALL_SCOPES, build_element, stored_flags
 from .errors import MailError
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
 from .parser import parse_message
@@ -138,6 +138,7 @@ class FolderSync:
         should_stop: Callable[[], bool] = lambda: False,
         gmail_index: GmailMessageIndex | None = None,
         fault_hook: Callable[[bytes], None] | None = None,
+        scopes: tuple[str, ...] = ALL_SCOPES,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -152,6 +153,7 @@ class FolderSync:
         self._should_stop = should_stop
         self._gmail_index = gmail_index
         self._fault_hook = fault_hook
+        self._scopes = scopes
         #: The message being turned into an element, as ``folder\x00uidvalidity\x00uid``: what a
         #: crash right now would be blamed on.
         self.in_flight: str | None = None
@@ -346,7 +348,9 @@ class FolderSync:
                 continue
             if self._already_stored_elsewhere(message, folder, uidvalidity):
                 continue
-            elements.append(build_element(parsed, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity))
+            elements.append(build_element(
+                parsed, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, scopes=self._scopes
+            ))
         self.in_flight = None
         return elements, bad
 

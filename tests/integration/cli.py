@@ -56,6 +56,6 @@ class Cli:
         return self(
             "imap", "add", "--email", f"{user}@example.org", "--host", server.host,
             "--port", str(server.imaps_port), "--username", user, "--password-stdin",
-            "--cafile", str(server.cert_path), "--id", mailbox_id, "--folders", folders, *extra,
+            "--cafile", str(server.cert_path), "--id", mailbox_id, "--folders", folders, "--consent", *extra,
             stdin=password + "\n",
         )

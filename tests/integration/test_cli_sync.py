@@ -132,7 +132,7 @@ def test_wrong_password_fails_cleanly_and_registers_nothing(cli: Cli, dovecot: D
 
 def test_untrusted_certificate_fails_unless_cafile_is_given(cli: Cli, dovecot: DovecotServer) -> None:
     done = cli(
-        "imap", "add", "--email", "alice@example.org", "--host", dovecot.host, "--port", str(dovecot.imaps_port),
+        "imap", "add", "--consent", "--email", "alice@example.org", "--host", dovecot.host, "--port", str(dovecot.imaps_port),
         "--username", "alice", "--password-stdin", stdin="secret-pw\n",
     )
     assert done.code == 1
@@ -144,7 +144,7 @@ def test_starttls_and_explicit_plain_both_work(cli: Cli, dovecot: DovecotServer)
     _append(dovecot, 2)
     for security, mailbox_id in (("starttls", "viastarttls"), ("plain", "viaplain")):
         done = cli(
-            "imap", "add", "--email", f"{mailbox_id}@example.org", "--host", dovecot.host,
+            "imap", "add", "--consent", "--email", f"{mailbox_id}@example.org", "--host", dovecot.host,
             "--port", str(dovecot.imap_port), "--username", "alice", "--password-stdin",
             "--security", security, "--cafile", str(dovecot.cert_path), "--id", mailbox_id, stdin="secret-pw\n",
         )
@@ -158,7 +158,7 @@ def test_unreachable_host_fails_with_one_line(cli: Cli, tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    done = cli("imap", "add", "--email", "a@example.org", "--host", "127.0.0.1", "--port", str(port),
+    done = cli("imap", "add", "--consent", "--email", "a@example.org", "--host", "127.0.0.1", "--port", str(port),
                "--password-stdin", stdin="pw\n")
     assert done.code == 1 and "cannot reach 127.0.0.1" in done.err and "Traceback" not in done.err
 

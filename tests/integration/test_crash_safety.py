@@ -142,7 +142,7 @@ def test_connections_cut_at_random_byte_offsets_end_with_store_equal_to_server(
     try:
         cli.data_dir.mkdir(parents=True)
         (cli.data_dir / "config.toml").write_text("[sync]\nbatch_messages = 20\n")
-        added = cli("imap", "add", "--email", "alice@example.org", "--host", "127.0.0.1", "--port", str(proxy.port),
+        added = cli("imap", "add", "--consent", "--email", "alice@example.org", "--host", "127.0.0.1", "--port", str(proxy.port),
                     "--username", "alice", "--security", "plain", "--id", "alice", "--no-verify",
                     "--password-stdin", stdin="secret-pw\n")
         assert added.code == 0, added.err

@@ -15,6 +15,7 @@ from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
 from futurnal.mail.fetch_plan import BatchLimits
 from futurnal.mail.folder_sync import SyncProgress
+from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
@@ -54,6 +55,7 @@ def registered(tmp_path: Path, dovecot_factory: Any) -> tuple[DovecotServer, Pat
                                username="alice", cafile=str(server.cert_path)))
     registry.close()
     credentials.set_secret("alice", "password", "secret-pw")
+    ConsentRegistry(data_dir.consent_path).grant("alice", "test", SCOPES)
     return server, data_dir.root, credentials
 
 

@@ -13,6 +13,7 @@ from keyrings.alt.file import PlaintextKeyring
 from futurnal.config import ServiceSettings
 from futurnal.demo.dovecot import DovecotOptions, DovecotServer
 from futurnal.mail.idle_watch import WatchEvent
+from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementStore
@@ -44,6 +45,7 @@ class Watched:
                                    username="alice", security="plain", watch=("INBOX",)))
         registry.close()
         credentials.set_secret("alice", "password", "secret-pw")
+        ConsentRegistry(self.data_dir.consent_path).grant("alice", "test", SCOPES)
         self.events: list[Any] = []
         self.system = ActorSystem(self.data_dir.root, credentials=credentials, settings=settings)
         self.system.subscribe(self.events.append)

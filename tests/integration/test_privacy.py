@@ -1,0 +1,90 @@
+"""Consent, audit log and purge through the real CLI against a real Dovecot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from futurnal.demo.dovecot import DovecotServer
+
+from .cli import Cli
+from .sync_harness import ServerClient
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def _with_attachment(server: DovecotServer) -> None:
+    other = ServerClient(server)
+    other.client.append("INBOX", (
+        b"From: Bob <bob@example.net>\r\nTo: alice@example.org\r\nSubject: Quarterly numbers\r\n"
+        b"Message-ID: <q@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nSee the attached figures.\r\n"
+        b"--b\r\nContent-Type: text/csv; name=q.csv\r\nContent-Disposition: attachment; filename=q.csv\r\n\r\n"
+        b"month;total\r\njuly;10\r\n--b--\r\n"
+    ))
+    other.close()
+
+
+def test_adding_without_consent_is_refused_and_registers_nothing(cli: Cli, dovecot: DovecotServer) -> None:
+    done = cli("imap", "add", "--email", "alice@example.org", "--host", dovecot.host,
+               "--port", str(dovecot.imaps_port), "--username", "alice", "--cafile", str(dovecot.cert_path),
+               "--password-stdin", stdin="secret-pw\n")
+    assert done.code == 2 and "--consent" in done.err
+    assert cli("imap", "list", "--json").json() == []
+
+
+def test_revoked_consent_stops_fetching_with_a_clear_reason(cli: Cli, dovecot: DovecotServer) -> None:
+    assert cli.add(dovecot).code == 0
+    assert cli("consent", "revoke", "alice").code == 0
+    _with_attachment(dovecot)
+    done = cli("imap", "sync", "alice")
+    assert done.code == 1 and "no consent is recorded" in done.err and "consent grant alice" in done.err
+    assert cli("elements", "export").out == ""
+    assert cli("consent", "grant", "alice").code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    assert len(cli("elements", "export").lines()) == 1
+
+
+def test_scopes_limit_what_is_stored(cli: Cli, dovecot: DovecotServer) -> None:
+    _with_attachment(dovecot)
+    assert cli.add(dovecot, "--consent-scopes", "metadata").code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    (element,) = cli("elements", "export").lines()
+    assert element["subject"] == "Quarterly numbers" and element["text"] == ""
+    (attachment,) = element["attachments"]
+    assert attachment["status"] == "not-consented" and attachment["text"] is None
+    assert attachment["filename"] == "q.csv" and attachment["size"] > 0
+
+
+def test_the_audit_log_records_the_story_and_detects_tampering(cli: Cli, dovecot: DovecotServer) -> None:
+    _with_attachment(dovecot)
+    assert cli.add(dovecot).code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    assert cli("consent", "revoke", "alice").code == 0
+    assert cli("imap", "remove", "alice", "--purge").code == 0
+    events = [json.loads(line)["event"] for line in cli("audit", "tail", "--json").out.splitlines()]
+    assert events == ["mailbox-added", "consent-granted", "sync", "consent-revoked", "mailbox-purged"]
+    assert cli("audit", "verify").code == 0
+    log = cli.data_dir / "audit.jsonl"
+    text = log.read_text()
+    assert "alice@example.org" not in text and "Quarterly" not in text and "secret-pw" not in text
+    log.write_text(text.replace('"fetched": 1', '"fetched": 7'))
+    tampered = cli("audit", "verify")
+    assert tampered.code == 1 and "line 3" in tampered.err
+
+
+def test_purge_leaves_nothing_of_the_mailbox_on_disk(cli: Cli, dovecot: DovecotServer) -> None:
+    _with_attachment(dovecot)
+    assert cli.add(dovecot).code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    assert cli("imap", "remove", "alice", "--purge").code == 0
+    leftovers = [p for p in cli.data_dir.rglob("*") if "alice" in p.name]
+    assert leftovers == []
+    assert "alice" not in (cli.data_dir / "consent.json").read_text()
+    keyring = "".join(p.read_text() for p in (cli.home / "xdg-data").rglob("*.cfg"))
+    assert "alice_2f" not in keyring
