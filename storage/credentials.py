@@ -14,7 +14,7 @@ from .errors import KeyringUnavailable
 __all__ = ["CredentialStore", "SECRET_KINDS"]
 
 SERVICE = "futurnal-actors"
-SECRET_KINDS = ("password", "refresh-token")
+SECRET_KINDS = ("password", "refresh-token", "client-secret")
 
 
 def _explicitly_configured() -> bool:

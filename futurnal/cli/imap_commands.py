@@ -15,12 +15,14 @@ from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, is_pattern
 from futurnal.mail.uidset import UidSet
 from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
+from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
 from futurnal.storage.sync_state import FolderStateStore
 
-from . import monitor_command, schedule_command
+from . import monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext
 from .output import UserError, print_json, print_table
 from .sync_runner import run_sync
@@ -36,10 +38,11 @@ def register(subparsers: Any) -> None:
         "add",
         help="register a mailbox (checks the login, keeps the password in the keyring)",
         description="Register a mailbox. The password is read from stdin (--password-stdin) or asked for "
-        "on the terminal, checked against the server, and kept only in the OS keyring.",
+        "on the terminal, checked against the server, and kept only in the OS keyring. With --auth oauth2 "
+        "(Gmail, Office 365, or any OAuth2 provider) you sign in in a browser instead (README: OAuth2).",
     )
     add.add_argument("--email", required=True, help="the mailbox's e-mail address")
-    add.add_argument("--host", required=True, help="IMAP server host name")
+    add.add_argument("--host", help="IMAP server host name (required, except with --provider gmail or office365)")
     add.add_argument("--port", type=int, help="IMAP port (default: 993 for tls, 143 otherwise)")
     add.add_argument("--username", help="login name (default: the e-mail address)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -64,8 +67,16 @@ def register(subparsers: Any) -> None:
                       "such as '*/15 * * * *' (see `imap schedule --help`)")
     add.add_argument("--priority", choices=schedule_command.PRIORITIES, default="normal",
                      help="who goes first when more syncs are due than may run at once (default: normal)")
+    add.add_argument("--consent", action="store_true",
+                     help="record that the mailbox's owner consents to its ingestion (asked for on a terminal "
+                     "when not given; required when there is no terminal)")
+    add.add_argument("--consent-scopes", dest="consent_scopes", default=",".join(SCOPES),
+                     help="what the consent covers: metadata (headers, flags), content (body text), attachments "
+                     "(attachment text); comma-separated (default: all three)")
+    add.add_argument("--granted-by", default=None, metavar="NAME", help="who consents (default: your user name)")
     add.add_argument("--no-verify", action="store_true", help="register without logging in to check")
     add.add_argument("--json", action="store_true", help="print the registered mailbox as JSON")
+    oauth2_commands.add_arguments(add)
     add.set_defaults(handler=_add)
 
     listing = commands.add_parser("list", help="list registered mailboxes")
@@ -91,11 +102,24 @@ def register(subparsers: Any) -> None:
 
     schedule_command.register(commands)
     monitor_command.register(commands)
+    oauth2_commands.register(commands)
 
     remove = commands.add_parser("remove", help="unregister a mailbox and delete its secrets")
     remove.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
     remove.add_argument("--purge", action="store_true", help="also delete its elements, sync state and quarantine")
     remove.set_defaults(handler=_remove)
+
+
+def _confirm_consent(args: argparse.Namespace, scopes: tuple[str, ...]) -> None:
+    """Nothing is ingested without its owner's say-so: explicit flag, or a yes on the terminal."""
+    if args.consent:
+        return
+    if not sys.stdin.isatty() or args.password_stdin:
+        raise UserError("consent is required: pass --consent to record that the mailbox's owner agrees to "
+                        f"ingesting its {', '.join(scopes)}", code=2)
+    answer = input(f"Ingest the {', '.join(scopes)} of {args.email} into this machine's store? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError("no consent given; nothing was registered", code=1)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -114,6 +138,10 @@ def _read_password(from_stdin: bool) -> str:
 def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     if "@" not in args.email:
         raise UserError(f"--email {args.email!r} is not an e-mail address", code=2)
+    oauth_client = oauth2_commands.client_from_args(args)
+    host = args.host or (oauth_client.provider.imap_host if oauth_client else None)
+    if not host:
+        raise UserError("--host is required", code=2)
     port = args.port or (993 if args.security == "tls" else 143)
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a TCP port", code=2)
@@ -133,28 +161,43 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
             open(args.cafile, "rb").close()
         except OSError as exc:
             raise UserError(f"--cafile {args.cafile}: {exc.strerror}", code=2) from None
+    scopes = tuple(scope.strip() for scope in args.consent_scopes.split(",") if scope.strip())
+    if not scopes or set(scopes) - set(SCOPES):
+        raise UserError(f"--consent-scopes: choose from {', '.join(SCOPES)}", code=2)
+    _confirm_consent(args, scopes)
     ctx.credentials.check_usable()  # before asking for a password we could not keep
-    password = _read_password(args.password_stdin)
+    signed_in = None
+    if oauth_client is not None:
+        oauth2_commands.refuse_taken(ctx, mailbox_id, args.email)
+        client_secret = oauth2_commands.read_client_secret() if args.client_secret_stdin else None
+        signed_in = oauth2_commands.sign_in(oauth_client, client_secret, args.auth_timeout)
+    password = _read_password(args.password_stdin) if signed_in is None else ""
     record = MailboxRecord(
-        id=mailbox_id, email=args.email, host=args.host, port=port, username=args.username or args.email,
+        id=mailbox_id, email=args.email, host=host, port=port, username=args.username or args.email,
         security=args.security, cafile=args.cafile, folders=spec.include, exclude=spec.exclude,
         watch=tuple(f.strip() for f in args.watch.split(",") if f.strip()),
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
         schedule=None if plan is None else str(plan), priority=str(priority),
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        auth=args.auth, extra=oauth_client.to_extra() if oauth_client else {},
     )
     if not args.no_verify:
-        record = _verify(record, password, ctx, default_folders=args.folders is None)
+        record = _verify(record, password, ctx, default_folders=args.folders is None,
+                         access_token=signed_in.tokens.access_token if signed_in else None)
     with ctx.owned() as registry:
         try:
             registry.add(record)
         except ValueError as exc:
             raise UserError(str(exc)) from None
         try:
-            ctx.credentials.set_secret(record.id, "password", password)
+            if signed_in is None:
+                ctx.credentials.set_secret(record.id, "password", password)
+            else:
+                oauth2_commands.store_secrets(ctx.credentials, record.id, signed_in)
         except Exception:
             registry.remove(record.id)  # never leave a mailbox registered without its secret
             raise
+        _record_consent(ctx, record, scopes, args.granted_by)
     if args.json:
         print_json(record.to_document())
     else:
@@ -162,14 +205,25 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     return 0
 
 
-def _verify(record: MailboxRecord, password: str, ctx: CommandContext, *, default_folders: bool) -> MailboxRecord:
+def _record_consent(ctx: CommandContext, record: MailboxRecord, scopes: tuple[str, ...], granted_by: str | None) -> None:
+    who = granted_by or getpass.getuser()
+    ConsentRegistry(ctx.data_dir.consent_path).grant(record.id, who, scopes)
+    audit = AuditLog(ctx.data_dir.audit_path)
+    audit.append("mailbox-added", mailbox=record.id, host=record.host, security=record.security,
+                 auth=record.auth, folders=list(record.folders))
+    audit.append("consent-granted", mailbox=record.id, granted_by=who, scopes=list(scopes))
+
+
+def _verify(record: MailboxRecord, password: str, ctx: CommandContext, *, default_folders: bool,
+            access_token: str | None = None) -> MailboxRecord:
     """Log in and resolve the folder selection, so mistakes show now rather than at the first sync."""
     settings = ctx.settings()
     connection = ConnectionSettings.for_mailbox(
         record, settings.connect_timeout_seconds, settings.read_timeout_seconds
     )
     try:
-        with ImapSession(connection).connect(password) as session:
+        session = ImapSession(connection)
+        with session.connect_oauth2(access_token) if access_token else session.connect(password):
             if default_folders and session.gmail:
                 record = record.with_changes(folders=gmail_default_spec().include)
             plan = plan_folders(FolderSpec(record.folders, record.exclude), session.list_folders(), (),
@@ -224,7 +278,7 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     print(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})")
     if reauth:
         print(f"NEEDS RE-AUTHENTICATION since {reauth['since']}: {reauth['reason']}")
-        print("  (syncs of this mailbox stop until then: `imap remove` it and `imap add` it with the right password)")
+        print(f"  (syncs of this mailbox stop until then: futurnal-actors imap reauth {record.id})")
     print(f"folders: {', '.join(record.folders)}" + (f" excluding {', '.join(record.exclude)}" if record.exclude else ""))
     when = report["schedule"]
     print(f"schedule: {when['schedule']}, priority {when['priority']}"
@@ -277,12 +331,18 @@ def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
         registry.remove(record.id)
         secrets = ctx.credentials.delete_secrets(record.id)
         removed = [f"registration", *(f"{kind} (keyring)" for kind in secrets)]
+        ConsentRegistry(ctx.data_dir.consent_path).revoke(record.id)
+        counts: dict[str, int] = {"secrets": len(secrets)}
         if args.purge:
-            elements = ElementStore(ctx.data_dir.elements_root).remove_mailbox(record.id)
-            quarantined = QuarantineStore(ctx.data_dir.quarantine_root).remove_mailbox(record.id)
+            counts["elements"] = ElementStore(ctx.data_dir.elements_root).remove_mailbox(record.id)
+            counts["quarantined"] = QuarantineStore(ctx.data_dir.quarantine_root).remove_mailbox(record.id)
             ctx.data_dir.state_path(record.id).unlink(missing_ok=True)
             shutil.rmtree(ctx.data_dir.gmail_index_root(record.id), ignore_errors=True)
-            removed += [f"{elements} element(s)", "sync state", f"{quarantined} quarantined message(s)"]
+            removed += [f"{counts['elements']} element(s)", "sync state",
+                        f"{counts['quarantined']} quarantined message(s)"]
+        AuditLog(ctx.data_dir.audit_path).append(
+            "mailbox-purged" if args.purge else "mailbox-removed", mailbox=record.id, **counts
+        )
     print(f"removed {record.id}: {', '.join(removed)}")
     if not args.purge:
         print("its elements were kept; `imap remove --purge` deletes them too")

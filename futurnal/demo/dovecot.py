@@ -51,7 +51,7 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_verbose = yes
 {failure_delay}
 default_login_user = {login_user}
@@ -81,8 +81,9 @@ namespace inbox {{
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%n {root}/users/%n
+  {password_mechanisms}
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/home/%n
 }}
@@ -131,6 +132,30 @@ class DovecotUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class OAuth2Passdb:
+    """Bearer-token logins (SASL XOAUTH2 / OAUTHBEARER) checked by RFC 7662 token introspection.
+
+    Dovecot asks the authorization server about every token (nothing cached), so a revoked or
+    expired token is refused at once, as a real provider's IMAP server would.
+
+    Attributes:
+        introspection_url: ``http://CLIENT:SECRET@HOST:PORT/token/introspection``; the client is
+            the one the provider lets introspect access tokens.
+        openid_configuration_url: The issuer's ``/.well-known/openid-configuration``, which
+            Dovecot names to clients in its failure answer.
+        scope: A scope the token must carry, or ``""`` for none.
+        username_attribute: The introspection field that holds the login name.
+        mechanisms: The SASL mechanisms to offer for bearer tokens.
+    """
+
+    introspection_url: str
+    openid_configuration_url: str = ""
+    scope: str = ""
+    username_attribute: str = "email"
+    mechanisms: str = "xoauth2 oauthbearer"
+
+
+@dataclass(frozen=True)
 class DovecotOptions:
     """Knobs that tests need to turn.
 
@@ -139,10 +164,13 @@ class DovecotOptions:
             exercise the client's fallbacks. ``None`` keeps Dovecot's defaults.
         auth_failure_delay_off: Turn off the delay after a failed login and anvil's per-IP
             penalty; otherwise every wrong-password test slows the following logins by 2-15 s.
+        oauth2: Also accept OAuth2 bearer tokens, validated by the given authorization server;
+            ``None`` (the default) offers password logins only.
     """
 
     capabilities: str | None = None
     auth_failure_delay_off: bool = True
+    oauth2: OAuth2Passdb | None = None
 
 
 class DovecotServer:
@@ -271,6 +299,7 @@ class DovecotServer:
             return
         self._check_reachable()
         self._make_cert()
+        self._write_oauth2_args()
         for attempt in range(3):  # a free port may be taken before Dovecot binds it
             if len(str(self._base_dir)) > _MAX_BASE_DIR_LEN:
                 self._base_dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
@@ -366,6 +395,42 @@ class DovecotServer:
         self_signed_certificate(self.cert_path, self.root / "key.pem")
         self.cert_path.chmod(0o644)
 
+    def _write_oauth2_args(self) -> None:
+        """The oauth2 passdb's settings file; it holds the introspection secret, so 0640."""
+        oauth2 = self.options.oauth2
+        if oauth2 is None:
+            return
+        lines = [
+            f"introspection_url = {oauth2.introspection_url}",
+            "introspection_mode = post",
+            "force_introspection = yes",
+            f"username_attribute = {oauth2.username_attribute}",
+            "active_attribute = active",
+            "active_value = true",
+        ]
+        if oauth2.scope:
+            lines.append(f"scope = {oauth2.scope}")
+        if oauth2.openid_configuration_url:
+            lines.append(f"openid_configuration_url = {oauth2.openid_configuration_url}")
+        if any(re.search(r"[\r\n]", line) for line in lines):
+            raise ValueError("OAuth2 passdb settings must be single lines")
+        path = self.root / "oauth2.conf"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.chmod(0o640 if self._is_root else 0o600)
+        if self._is_root:  # read by the auth process, which runs as the internal user
+            os.chown(path, 0, grp.getgrnam(self._internal_group).gr_gid)
+
+    def _oauth2_passdb(self) -> str:
+        if self.options.oauth2 is None:
+            return ""
+        return (
+            "passdb {\n  driver = oauth2\n"
+            f"  mechanisms = {self.options.oauth2.mechanisms}\n"
+            f"  args = {self.root}/oauth2.conf\n}}\n"
+            # every login is checked with the provider: a revoked token must fail at once
+            "auth_cache_size = 0\n"
+        )
+
     def _config(self) -> str:
         """Render a complete dovecot.conf; nothing is inherited from /etc/dovecot."""
         opts = self.options
@@ -380,6 +445,10 @@ class DovecotServer:
             failure_delay="auth_failure_delay = 0" if opts.auth_failure_delay_off else "",
             # Without its anvil socket, auth cannot apply per-IP penalties.
             penalty_path="path = anvil-auth-penalty-off" if opts.auth_failure_delay_off else "",
+            oauth2_mechanisms=f" {opts.oauth2.mechanisms}" if opts.oauth2 else "",
+            # The password passdb must not be asked to check bearer tokens as passwords.
+            password_mechanisms="mechanisms = plain login" if opts.oauth2 else "",
+            oauth2_passdb=self._oauth2_passdb(),
         )
 
     def _log_tail(self, lines: int = 30) -> str:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
 
 from .connection_budget import ConnectionBudget
-from .errors import AuthenticationFailed
+from .errors import AuthenticationFailed, ConnectionFailed
+from .oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
 from .session import ConnectionSettings, ImapSession
 
 __all__ = ["MailboxConnector"]
 
 
 class MailboxConnector:
-    """Callable that returns a new connected :class:`ImapSession`; shared by fetcher and watchers."""
+    """Callable that returns a new connected :class:`ImapSession`; shared by fetcher and watchers.
+
+    For an OAuth2 mailbox it also owns the access token (in memory only), so every connection of
+    the mailbox reuses one token until it nears expiry.
+    """
 
     def __init__(
         self,
@@ -23,14 +32,76 @@ class MailboxConnector:
         connect_timeout: float,
         read_timeout: float,
         budget: ConnectionBudget | None = None,
+        refresh_margin: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._record = record
         self._credentials = credentials
         self._settings = ConnectionSettings.for_mailbox(record, connect_timeout, read_timeout)
         self._budget = budget
+        self._refresh_margin = refresh_margin
+        self._clock = clock
+        self._tokens: AccessTokens | None = None
+        self._tokens_lock = threading.Lock()
+
+    @property
+    def oauth2_tokens(self) -> AccessTokens | None:
+        """The OAuth2 mailbox's token source once a connection has needed it; None for passwords."""
+        return self._tokens
 
     def __call__(self) -> ImapSession:
+        if self._record.auth == "oauth2":
+            return self._connect_oauth2()
         password = self._credentials.get_secret(self._record.id, "password")
         if password is None:
             raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
         return ImapSession(self._settings, self._budget).connect(password)
+
+    def _connect_oauth2(self) -> ImapSession:
+        """Log in with the current token; if refused, refresh once and try once more, then give up.
+
+        A token can be refused before its announced expiry (revoked, password changed, clock
+        skew), and one fresh token settles which it is: refused again means the grant is gone.
+        """
+        tokens = self._access_tokens()
+        token = self._token(tokens.get)
+        try:
+            return ImapSession(self._settings, self._budget).connect_oauth2(token)
+        except AuthenticationFailed:
+            pass
+        token = self._token(lambda: tokens.refreshed(token))
+        try:
+            return ImapSession(self._settings, self._budget).connect_oauth2(token)
+        except AuthenticationFailed as exc:
+            raise AuthenticationFailed(f"{exc}, even with a fresh token; {self._reauth_hint()}") from None
+
+    def _token(self, get: Callable[[], str]) -> str:
+        try:
+            return get()
+        except OAuth2Error as exc:
+            if exc.transient:
+                raise ConnectionFailed(str(exc)) from None
+            raise AuthenticationFailed(f"{exc}; {self._reauth_hint()}") from None
+
+    def _reauth_hint(self) -> str:
+        return f"sign in again with: futurnal-actors imap reauth {self._record.id}"
+
+    def _access_tokens(self) -> AccessTokens:
+        with self._tokens_lock:
+            if self._tokens is None:
+                try:
+                    client = OAuth2Client.from_extra(self._record.extra)
+                except OAuth2Error as exc:
+                    raise AuthenticationFailed(f"{self._record.id}: {exc}") from None
+                secret = self._credentials.get_secret(self._record.id, CLIENT_SECRET) if client.has_client_secret else None
+                if client.has_client_secret and secret is None:
+                    raise AuthenticationFailed(f"no client secret for {self._record.id} in the keyring; {self._reauth_hint()}")
+                mailbox = self._record.id
+                self._tokens = AccessTokens(
+                    TokenClient(client, secret, timeout=self._settings.read_timeout, clock=self._clock),
+                    lambda: self._credentials.get_secret(mailbox, REFRESH_TOKEN),
+                    lambda token: self._credentials.set_secret(mailbox, REFRESH_TOKEN, token),
+                    margin=self._refresh_margin,
+                    clock=self._clock,
+                )
+            return self._tokens

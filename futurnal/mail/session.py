@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -18,12 +19,15 @@ from futurnal.storage.registry import MailboxRecord
 from .fetched import FETCH_ITEMS, GMAIL_ITEMS, FetchedMessage, fetched_message
 from .folder_selection import ServerFolder, from_imapclient
 from .connection_budget import ConnectionBudget
-from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, ServerError, TlsVerificationFailed
+from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, MailError, ServerError, TlsVerificationFailed
 from .uidset import UidSet, to_sequence_set
 
-__all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession"]
+__all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession", "OAUTH2_MECHANISMS"]
 
 SECURITY_MODES = ("tls", "starttls", "plain")
+#: SASL mechanisms for bearer tokens, in order of preference: XOAUTH2 is what Gmail, Office 365
+#: and Yahoo all take; OAUTHBEARER (RFC 7628) where a server offers only that.
+OAUTH2_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,51 @@ class _Client(imapclient.IMAPClient):
         typ, lines = self._imap._untagged_response(typ, lines, "FETCH")
         return parse_fetch_response(lines, self.normalise_times, True), vanished
 
+    def preauth_capabilities(self) -> frozenset[str]:
+        """What the server offered before login (``AUTH=...`` lives only here)."""
+        return frozenset(_text(c).upper() for c in self._imap.capabilities)
+
+    def bearer_login(self, mechanism: str, initial_response: str) -> None:
+        """SASL AUTHENTICATE with a bearer token; raises LoginError with the server's reason.
+
+        IMAPClient's own oauth2 logins answer a failure challenge (``+ <base64 JSON>``) by
+        sending the token again; RFC 7628 wants an empty response, and the JSON says why the
+        token was refused, which is worth keeping for the error message.
+        """
+        reports: list[bytes] = []
+
+        def respond(challenge: bytes) -> str:
+            if not reports and not challenge:  # the server's "+ ": send the token
+                reports.append(b"")
+                return initial_response
+            reports.append(challenge)  # anything after the token is the failure report
+            return ""
+
+        try:
+            self._command_and_check("authenticate", mechanism, respond)
+        except IMAPClientError as exc:
+            raise LoginError(_bearer_failure(exc, reports[1:])) from None
+
+
+def _bearer_failure(exc: Exception, reports: list[bytes]) -> str:
+    """The server's answer plus, when it sent one, the status from its JSON failure report."""
+    reason = str(exc)
+    for report in reports:
+        try:
+            status = json.loads(report).get("status")
+        except (ValueError, AttributeError):
+            continue
+        if status:
+            reason += f" (token status: {status})"
+    return reason
+
+
+def _bearer_response(mechanism: str, username: str, access_token: str) -> str:
+    if mechanism == "OAUTHBEARER":  # RFC 7628 3.1, with the GS2 header naming the user
+        user = username.replace("=", "=3D").replace(",", "=2C")
+        return f"n,a={user},\x01auth=Bearer {access_token}\x01\x01"
+    return f"user={username}\x01auth=Bearer {access_token}\x01\x01"
+
 
 def _tls_context(cafile: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=cafile)
@@ -120,14 +169,23 @@ class ImapSession:
         self._client: _Client | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.extensions: frozenset[str] = frozenset()
+        #: The SASL mechanism of an OAuth2 login, None for a password login.
+        self.mechanism: str | None = None
 
     def connect(self, password: str) -> ImapSession:
         """Connect and log in; with a budget, the connection holds one of its slots until closed."""
+        return self._leased(lambda: self._connect(lambda client: self._password_login(client, password)))
+
+    def connect_oauth2(self, access_token: str) -> ImapSession:
+        """Connect and log in with an OAuth2 access token (SASL XOAUTH2, or OAUTHBEARER if only that is offered)."""
+        return self._leased(lambda: self._connect(lambda client: self._oauth2_login(client, access_token)))
+
+    def _leased(self, connect: Callable[[], ImapSession]) -> ImapSession:
         if self._budget is not None:
             self._budget.acquire(timeout=self.settings.connect_timeout)
             self._holds_lease = True
         try:
-            return self._connect(password)
+            return connect()
         except BaseException:
             self._release_lease()
             raise
@@ -137,7 +195,26 @@ class ImapSession:
             self._holds_lease = False
             self._budget.release()
 
-    def _connect(self, password: str) -> ImapSession:
+    def _password_login(self, client: _Client, password: str) -> None:
+        s = self.settings
+        try:
+            client.login(s.username, password)
+        except LoginError:
+            raise AuthenticationFailed(f"{s.address} rejected the login of {s.username}: check the password") from None
+
+    def _oauth2_login(self, client: _Client, access_token: str) -> None:
+        s = self.settings
+        offered = client.preauth_capabilities()
+        mechanism = next((m for m in OAUTH2_MECHANISMS if f"AUTH={m}" in offered), OAUTH2_MECHANISMS[0])
+        try:
+            client.bearer_login(mechanism, _bearer_response(mechanism, s.username, access_token))
+        except LoginError as exc:
+            if "[UNAVAILABLE]" in str(exc).upper():  # e.g. it could not reach the provider to check the token
+                raise ConnectionFailed(f"{s.address} cannot check OAuth2 tokens right now ({exc})") from None
+            raise AuthenticationFailed(f"{s.address} rejected the OAuth2 token of {s.username} ({exc})") from None
+        self.mechanism = mechanism
+
+    def _connect(self, login: Callable[[_Client], None]) -> ImapSession:
         s = self.settings
         timeout = imapclient.SocketTimeout(connect=s.connect_timeout, read=s.read_timeout)
         context = _tls_context(s.cafile) if s.security != "plain" else None
@@ -163,12 +240,16 @@ class ImapSession:
         except IMAPClientError as exc:
             raise ConnectionFailed(f"{s.address} refused the connection: {exc}") from None
         client.normalise_times = False
+        # IMAPClient turns on imaplib's protocol trace and formats every line, message bodies
+        # included, for a logger that discards it: about half the client's CPU on a big fetch.
+        # Off also means no protocol line can ever carry a credential into a log.
+        client._imap.debug = 0
         self._client = client
         try:
-            client.login(s.username, password)
-        except LoginError:
+            login(client)
+        except MailError:
             self.close()
-            raise AuthenticationFailed(f"{s.address} rejected the login of {s.username}: check the password") from None
+            raise
         except (OSError, IMAPClientError) as exc:
             self.close()
             raise ConnectionFailed(f"login to {s.address} failed: {exc}") from None
