@@ -73,6 +73,7 @@ class FetcherActor(SupervisedActor):
 
     def on_start(self) -> None:
         self._states = FolderStateStore(self._data_dir.state_path(self._record.id))
+        self._states.set_parked(None)  # a new start is a new chance
         self._audit = AuditLog(self._data_dir.audit_path)
         self._consent = ConsentRegistry(self._data_dir.consent_path)
 

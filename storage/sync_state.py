@@ -64,6 +64,18 @@ class FolderStateStore:
         self._table = self._db.table("folders")
         self._mailbox = self._db.table("mailbox")
 
+    def parked(self) -> dict[str, str] | None:
+        """``{"reason", "since"}`` when the mailbox's actors kept failing and were stopped."""
+        doc = self._mailbox.get(doc_id=2)
+        return dict(doc) if doc and doc.get("reason") else None
+
+    def set_parked(self, reason: str | None, since: str | None = None) -> None:
+        if reason is None:
+            if self._mailbox.get(doc_id=2):
+                self._mailbox.remove(doc_ids=[2])
+            return
+        self._mailbox.upsert(Document({"reason": reason, "since": since or ""}, doc_id=2))
+
     def needs_reauth(self) -> dict[str, str] | None:
         """``{"reason", "since"}`` while the server rejects the credentials, else None."""
         doc = self._mailbox.get(doc_id=1)
@@ -72,7 +84,7 @@ class FolderStateStore:
     def set_needs_reauth(self, reason: str | None, since: str | None = None) -> None:
         if reason is None:
             if self._mailbox.get(doc_id=1):
-                self._mailbox.truncate()
+                self._mailbox.remove(doc_ids=[1])
             return
         self._mailbox.upsert(Document({"reason": reason, "since": since or ""}, doc_id=1))
 

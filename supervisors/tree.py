@@ -21,7 +21,10 @@ from futurnal.events import EventBus
 from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.connector import MailboxConnector
+from futurnal.mail.folder_sync import utc_now
 from futurnal.mail.idle_watch import WatchSettings
+from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.sync_state import FolderStateStore
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
@@ -84,6 +87,15 @@ def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chi
     if context.watch:
         children += [_watcher_spec(context, record, folder, connect) for folder in watched_folders(record, budget)]
 
+    def park(reason: str) -> None:
+        # Runs after the mailbox's actors have stopped, so the state file has no other writer.
+        states = FolderStateStore(context.data_dir.state_path(record.id))
+        try:
+            states.set_parked(reason, utc_now())
+        finally:
+            states.close()
+        AuditLog(context.data_dir.audit_path).append("mailbox-parked", mailbox=record.id, reason=reason)
+
     def start_supervisor(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return Supervisor.start(
             child_id=f"supervisor/{record.id}",
@@ -91,9 +103,14 @@ def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chi
             directory=context.directory,
             intensity=context.intensity(),
             supervisor=parent,
+            on_give_up=park,
         )
 
-    return ChildSpec(f"supervisor/{record.id}", start_supervisor, shutdown_timeout=timeout * 2)
+    # Temporary: a mailbox whose actors keep failing is parked (with its reason in `imap status`)
+    # rather than restarted by the root, whose own intensity would then take every mailbox down.
+    return ChildSpec(
+        f"supervisor/{record.id}", start_supervisor, restart="temporary", shutdown_timeout=timeout * 2
+    )
 
 
 def watched_folders(record: MailboxRecord, budget: ConnectionBudget) -> tuple[str, ...]:

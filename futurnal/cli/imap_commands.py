@@ -266,16 +266,21 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
         folders.append(state)
     reauth = states.needs_reauth() if states else None
+    parked = states.parked() if states else None
     if states:
         states.close()
     quarantined = len(QuarantineStore(ctx.data_dir.quarantine_root).list(record.id))
     report = {"mailbox": record.to_document(), "folders": folders, "quarantined": quarantined,
               "schedule": schedule_command.describe(record, ctx),
-              "state": "needs-reauth" if reauth else "ok", "needs_reauth": reauth}
+              "state": "needs-reauth" if reauth else "parked" if parked else "ok", "needs_reauth": reauth,
+              "parked": parked}
     if args.json:
         print_json(report)
         return 0
     print(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})")
+    if parked:
+        print(f"PARKED since {parked['since']}: its actors kept failing ({parked['reason']}); "
+              "the other mailboxes go on, and the next start of `run` tries it again")
     if reauth:
         print(f"NEEDS RE-AUTHENTICATION since {reauth['since']}: {reauth['reason']}")
         print(f"  (syncs of this mailbox stop until then: futurnal-actors imap reauth {record.id})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -155,3 +156,35 @@ def test_connections_cut_at_random_byte_offsets_end_with_store_equal_to_server(
         _assert_store_equals_server(cli, server)
     finally:
         proxy.close()
+
+
+def test_a_mailbox_that_keeps_crashing_is_parked_and_the_others_go_on(cli: Cli, dovecot_factory: Any) -> None:
+    server = dovecot_factory()
+    server.add_user("bob", "bobs-pw")
+    for n in range(20):
+        server.deliver("alice", f"Subject: a{n}\r\nMessage-ID: <a{n}@x>\r\n\r\nCRASH-EVERY-TIME {n}\r\n".encode())
+    for message in generate_mailbox(50, seed=9):
+        server.deliver("bob", message.raw, folder="INBOX", flags=message.flags)
+    server.start()
+    cli.data_dir.mkdir(parents=True)
+    (cli.data_dir / "config.toml").write_text("[supervision]\nmax_restarts = 2\n")
+    assert cli.add(server).code == 0
+    assert cli.add(server, user="bob", mailbox_id="bob", password="bobs-pw").code == 0
+    env = {**cli.env, "FUTURNAL_TEST_CRASH_ON": "CRASH-EVERY-TIME"}
+    process = subprocess.Popen([COMMAND, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (len(cli("elements", "export", "--mailbox", "bob").lines()) == 50
+                   and cli("imap", "status", "alice", "--json").json()["state"] == "parked"):
+            assert time.monotonic() < deadline and process.poll() is None, "bob never synced or alice never parked"
+            time.sleep(0.2)
+        assert process.poll() is None, "one parked mailbox must not stop the service"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    status = cli("imap", "status", "alice", "--json").json()
+    assert "keeps failing" in status["parked"]["reason"]
+    events = [json.loads(line)["event"] for line in cli("audit", "tail", "-n", "50", "--json").out.splitlines()]
+    assert "mailbox-parked" in events
