@@ -88,3 +88,33 @@ def test_purge_leaves_nothing_of_the_mailbox_on_disk(cli: Cli, dovecot: DovecotS
     assert "alice" not in (cli.data_dir / "consent.json").read_text()
     keyring = "".join(p.read_text() for p in (cli.home / "xdg-data").rglob("*.cfg"))
     assert "alice_2f" not in keyring
+
+
+def test_a_full_sync_logged_at_debug_shows_no_address_subject_or_secret(cli: Cli, dovecot_factory) -> None:  # type: ignore[no-untyped-def]
+    import email
+    import email.policy
+
+    from futurnal.demo.sample_mailbox import generate_mailbox
+
+    server = dovecot_factory()
+    messages = generate_mailbox(120, seed=4)
+    for message in messages:
+        server.deliver("alice", message.raw, folder=message.folder, flags=message.flags)
+    server.start()
+    assert cli.add(server, folders="INBOX,Archive").code == 0
+    done = cli("--log-level", "DEBUG", "imap", "sync", "alice")
+    assert done.code == 0, done.err
+    log = done.err + done.out
+    assert "DEBUG" in log or "INFO" in log  # the log really was verbose
+    private: set[str] = {"secret-pw", "alice@example.org"}
+    for message in messages:
+        parsed = email.message_from_bytes(message.raw, policy=email.policy.compat32)
+        for header in ("From", "To", "Cc"):
+            for _name, address in email.utils.getaddresses(parsed.get_all(header, [])):
+                if "@" in address:
+                    private.add(address)
+        subject = str(email.header.make_header(email.header.decode_header(parsed.get("Subject", ""))))
+        if len(subject) > 8:
+            private.add(subject)
+    leaked = sorted(item for item in private if item in log)
+    assert leaked == []
