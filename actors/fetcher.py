@@ -20,6 +20,7 @@ from futurnal.mail.uidset import UidSet
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.data_dir import DataDir
+from futurnal.storage.errors import StorageError
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
@@ -107,7 +108,7 @@ class FetcherActor(SupervisedActor):
         assert self._states is not None
         try:
             self._consent.require(self._record.id)
-        except NoConsent as exc:
+        except (NoConsent, StorageError) as exc:
             return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),)))
         try:
             session = self._connected_session()
@@ -120,7 +121,7 @@ class FetcherActor(SupervisedActor):
         except AuthenticationFailed as exc:
             self._close_session()
             return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),), needs_reauth=True))
-        except MailError as exc:
+        except (MailError, StorageError) as exc:
             self._close_session()
             return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),)))
         missing = tuple((name, f"folder {name!r} does not exist on the server") for name in plan.missing)
@@ -131,7 +132,7 @@ class FetcherActor(SupervisedActor):
     def _sync_folder(self, job: SyncFolder) -> None:
         try:
             scopes = self._consent.require(self._record.id).scopes  # checked at every sync: revocable
-        except NoConsent as exc:
+        except (NoConsent, StorageError) as exc:
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
         try:
             self._active = self._folder_sync(scopes)
@@ -142,7 +143,8 @@ class FetcherActor(SupervisedActor):
             self._active = None
             self._close_session()
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc), needs_reauth=True))
-        except (MailError, SyncInterrupted) as exc:
+        except (MailError, SyncInterrupted, StorageError) as exc:
+            # StorageError: e.g. the keyring is locked; reported like a network failure, not a crash.
             self._active = None
             if isinstance(exc, ConnectionFailed | SyncInterrupted):
                 self._close_session()
@@ -210,6 +212,8 @@ class FetcherActor(SupervisedActor):
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._close_session()
+        if self._states is not None:  # Pykka skips on_stop after a failure
+            self._states.close()
         super().on_failure(exception_type, exception_value, traceback)
 
 

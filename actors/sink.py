@@ -18,7 +18,7 @@ class ElementSink(Protocol):
 
     ``upsert_many`` is idempotent (same ``id``, same slot: a re-fetch after a crash replaces).
     ``update_flags`` and ``mark_deleted`` address elements by :class:`ElementKey` (whose
-    element ``id`` is ``futurnal.mail.element.element_id(*key)``) and skip unknown ones;
+    element ``id`` is ``element_id(key.mailbox, key.folder, key.uidvalidity, key.uid)``) and skip unknown ones;
     ``mark_deleted`` keeps a tombstone (``deleted: true``) rather than forgetting the element.
     """
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,7 +53,9 @@ class ConsentRegistry:
             return {}
         except ValueError as exc:
             raise CorruptStateFile(str(self.path), f"not valid JSON: {exc}") from None
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            raise CorruptStateFile(str(self.path), "top level is not a JSON object")
+        return data
 
     def get(self, mailbox: str) -> ConsentRecord | None:
         doc = self._load().get(mailbox)
@@ -66,17 +71,30 @@ class ConsentRegistry:
             mailbox=mailbox, granted_by=granted_by, scopes=tuple(s for s in SCOPES if s in scopes),
             granted_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), expires_at=expires_at,
         )
-        data = self._load()
-        data[mailbox] = {**asdict(record), "scopes": list(record.scopes)}
-        atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        with self._locked():
+            data = self._load()
+            data[mailbox] = {**asdict(record), "scopes": list(record.scopes)}
+            atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
         return record
 
     def revoke(self, mailbox: str) -> bool:
-        data = self._load()
-        if data.pop(mailbox, None) is None:
-            return False
-        atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        with self._locked():
+            data = self._load()
+            if data.pop(mailbox, None) is None:
+                return False
+            atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
         return True
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Writers (CLI commands, possibly two at once) take turns; readers need no lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def require(self, mailbox: str, now: datetime | None = None) -> ConsentRecord:
         """The mailbox's valid consent, or :class:`NoConsent` saying what is missing."""

@@ -116,7 +116,7 @@ def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chi
 def watched_folders(record: MailboxRecord, budget: ConnectionBudget) -> tuple[str, ...]:
     """The folders that get a watcher: as many as the budget leaves beside the fetcher's connection.
 
-    The others are still synced on the mailbox's schedule; ``imap status`` says which.
+    The others are still synced on the mailbox's schedule.
     """
     return record.watch[: max(budget.limit - 1, 0)]
 

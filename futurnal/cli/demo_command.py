@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import os
 import shlex
 import sys
@@ -89,6 +90,7 @@ def _demo(args: argparse.Namespace, ctx: CommandContext) -> int:
         report = run_sync(demo_ctx, record, show_progress=True)
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)  # its maildirs and private key are throwaway
     _summarise(report, ElementStore(demo_ctx.data_dir.elements_root), record.id, data_root, explicit_dir)
     return 0 if report.ok else 1
 

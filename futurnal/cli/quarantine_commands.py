@@ -10,6 +10,7 @@ from typing import Any
 from futurnal.mail.folder_sync import utc_now
 from futurnal.mail.quarantine_retry import element_from_quarantine
 from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
 
@@ -88,8 +89,13 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
         elements = ElementStore(ctx.data_dir.elements_root)
         audit = AuditLog(ctx.data_dir.audit_path)
         for record in records:
+            consent = ConsentRegistry(ctx.data_dir.consent_path).get(record.mailbox)
+            if consent is None:
+                print(f"{record.id}: {record.mailbox} has no consent recorded; left in quarantine", file=sys.stderr)
+                failed += 1
+                continue
             try:
-                element = element_from_quarantine(record, store.raw(record.id))
+                element = element_from_quarantine(record, store.raw(record.id), consent.scopes)
             except Exception as exc:
                 store.touch(record, f"retry failed: {exc.__class__.__name__}: {exc}", utc_now())
                 print(f"{record.id}: still fails ({exc.__class__.__name__}: {exc})", file=sys.stderr)

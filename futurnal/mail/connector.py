@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from futurnal.log_setup import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
 
@@ -55,6 +56,7 @@ class MailboxConnector:
         password = self._credentials.get_secret(self._record.id, "password")
         if password is None:
             raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
+        redactor.add_secret(password)  # so no later log line, traceback included, can show it
         return ImapSession(self._settings, self._budget).connect(password)
 
     def _connect_oauth2(self) -> ImapSession:

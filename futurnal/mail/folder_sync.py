@@ -342,7 +342,8 @@ class FolderSync:
             try:
                 parsed = parse_message(message.raw)
             except Exception as exc:  # a parser bug must not stop the folder: set the message aside
-                self._log.exception("message could not be parsed; quarantined")
+                # The class name only: a parser traceback can quote header text (subjects, addresses).
+                self._log.error("a message could not be parsed ({kind}); quarantined", kind=exc.__class__.__name__)
                 self._set_aside(message, folder, uidvalidity, f"parse failed: {exc.__class__.__name__}")
                 bad.append(message.uid)
                 continue

@@ -89,7 +89,9 @@ class IdleWatch:
                 self.mode = "needs-reauth"
                 self._event("needs-reauth", str(exc))
                 return
-            except (MailError, OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+            except (MailError, OSError, imaplib.IMAP4.error, IMAPClientError, Exception) as exc:
+                # Anything else too (a locked keyring, a library bug): a watcher that silently
+                # stopped is exactly the failure users of other tools complain about.
                 failures += 1
                 self.mode = "reconnecting"
                 self._event("disconnected", f"{exc.__class__.__name__}: {exc}")

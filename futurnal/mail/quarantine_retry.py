@@ -7,17 +7,20 @@ from typing import Any
 
 from futurnal.storage.quarantine import QuarantineRecord
 
-from .element import build_element
+from .element import ALL_SCOPES, build_element
 from .fetched import FetchedMessage
 from .parser import parse_message
 
 __all__ = ["element_from_quarantine"]
 
 
-def element_from_quarantine(record: QuarantineRecord, raw: bytes) -> dict[str, Any]:
+def element_from_quarantine(
+    record: QuarantineRecord, raw: bytes, scopes: tuple[str, ...] = ALL_SCOPES
+) -> dict[str, Any]:
     """Parse the kept bytes and build the element the sync would have stored; raises if it still fails."""
     internal = datetime.fromisoformat(record.internal_date) if record.internal_date else None
     fetched = FetchedMessage(record.uid, raw, record.flags, internal, len(raw))
     return build_element(
-        parse_message(raw), fetched, mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity
+        parse_message(raw), fetched, mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity,
+        scopes=scopes,
     )

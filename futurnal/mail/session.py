@@ -222,8 +222,6 @@ class ImapSession:
             client = _Client(
                 s.host, port=s.port, ssl=s.security == "tls", ssl_context=context, timeout=timeout
             )
-            if s.security == "starttls":
-                client.starttls(context)
         except ssl.SSLCertVerificationError as exc:
             raise TlsVerificationFailed(
                 f"TLS certificate of {s.address} is not trusted ({exc.verify_message}); "
@@ -239,6 +237,19 @@ class ImapSession:
             raise ConnectionFailed(f"cannot reach {s.address}: {exc.strerror or exc}") from None
         except IMAPClientError as exc:
             raise ConnectionFailed(f"{s.address} refused the connection: {exc}") from None
+        self._client = client
+        if s.security == "starttls":
+            try:
+                client.starttls(context)
+            except ssl.SSLCertVerificationError as exc:
+                self.close()
+                raise TlsVerificationFailed(
+                    f"TLS certificate of {s.address} is not trusted ({exc.verify_message}); "
+                    "pass --cafile FILE if the server uses a private CA"
+                ) from None
+            except (ssl.SSLError, OSError, IMAPClientError) as exc:
+                self.close()
+                raise ConnectionFailed(f"STARTTLS with {s.address} failed: {exc}") from None
         client.normalise_times = False
         # IMAPClient turns on imaplib's protocol trace and formats every line, message bodies
         # included, for a logger that discards it: about half the client's CPU on a big fetch.
@@ -253,8 +264,12 @@ class ImapSession:
         except (OSError, IMAPClientError) as exc:
             self.close()
             raise ConnectionFailed(f"login to {s.address} failed: {exc}") from None
-        self.capabilities = frozenset(_text(c).upper() for c in self._guard(client.capabilities))
-        self._enable_sync_extensions()
+        try:
+            self.capabilities = frozenset(_text(c).upper() for c in self._guard(client.capabilities))
+            self._enable_sync_extensions()
+        except MailError:
+            self.close()  # logged in but unusable: do not leave the socket (and its lease) behind
+            raise
         return self
 
     def _enable_sync_extensions(self) -> None:
