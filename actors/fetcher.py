@@ -14,7 +14,7 @@ from futurnal.mail.connector import MailboxConnector
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec
-from futurnal.mail.folder_sync import FolderSync, PendingWrite, SyncInterrupted, utc_now
+from futurnal.mail.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted, utc_now
 from futurnal.mail.session import ImapSession
 from futurnal.mail.uidset import UidSet
 from futurnal.storage.audit_log import AuditLog
@@ -135,8 +135,7 @@ class FetcherActor(SupervisedActor):
         except (NoConsent, StorageError) as exc:
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
         try:
-            self._active = self._folder_sync(scopes)
-            result = self._active.run(job.folder)
+            result = self._run_on_live_connection(job.folder, scopes)
             # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
             self._active = None
         except AuthenticationFailed as exc:
@@ -161,6 +160,21 @@ class FetcherActor(SupervisedActor):
                 uidvalidity=result.uidvalidity, uidvalidity_changed=result.uidvalidity_changed,
             )
         return self._reply(FolderSynced(job.run_id, job.folder, result=result))
+
+    def _run_on_live_connection(self, folder: str, scopes: tuple[str, ...]) -> FolderSyncResult:
+        """Sync, and if a kept-open connection turns out dead (the server restarted, a NAT forgot
+        it), reconnect and try once more: the sync resumes from its watermark, nothing repeats."""
+        reused = self._session is not None
+        try:
+            self._active = self._folder_sync(scopes)
+            return self._active.run(folder)
+        except ConnectionFailed:
+            if not reused:
+                raise
+            self._log.info("the kept connection was dead; reconnecting")
+            self._close_session()
+            self._active = self._folder_sync(scopes)
+            return self._active.run(folder)
 
     def _folder_sync(self, scopes: tuple[str, ...] = ("metadata", "content", "attachments")) -> FolderSync:
         assert self._states is not None

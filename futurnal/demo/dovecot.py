@@ -339,6 +339,12 @@ class DovecotServer:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)  # not yet reaped: the group is still ours
                 proc.wait(timeout=10)
+        # Children (imap, imap-login) can outlive the master for a moment; a restarted server must
+        # never share its port or its clients with stragglers of the old one.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         if not self._base_dir.is_relative_to(self.root):
             shutil.rmtree(self._base_dir, ignore_errors=True)
             self._base_dir = self.root / "run"

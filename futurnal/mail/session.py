@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 import imapclient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.response_parser import parse_fetch_response
 
 from futurnal.storage.registry import MailboxRecord
@@ -307,6 +307,8 @@ class ImapSession:
         """SELECT read-only (EXAMINE), so syncing never changes \\Seen or anything else."""
         try:
             answer = self.client.select_folder(folder, readonly=True)
+        except IMAPClientAbortError as exc:  # the connection broke; the folder may be fine
+            raise ConnectionFailed(f"connection to {self.settings.address} broke: {exc}") from None
         except IMAPClientError as exc:
             raise FolderNotFound(f"cannot open folder {folder!r} on {self.settings.address}: {_reason(exc)}") from None
         except OSError as exc:
@@ -384,7 +386,7 @@ class ImapSession:
             return call()
         except (TimeoutError, socket.timeout):
             raise ConnectionFailed(f"{self.settings.address} did not answer in {self.settings.read_timeout:g}s") from None
-        except OSError as exc:
+        except (OSError, IMAPClientAbortError) as exc:
             raise ConnectionFailed(f"connection to {self.settings.address} broke: {exc}") from None
         except IMAPClientError as exc:
             raise ServerError(f"{self.settings.address} refused a command: {_reason(exc)}") from None
