@@ -1,15 +1,29 @@
-"""Service settings: defaults, overridden by ``<data dir>/config.toml``, validated once at start."""
+"""Service settings: defaults, then a TOML file, then the environment; validated once at start.
+
+The file is ``<data dir>/config.toml`` (or ``run --config FILE``). Each of its settings can also
+be set by an environment variable named ``FUTURNAL_<SECTION>_<KEY>`` in upper case, which wins
+over the file: ``FUTURNAL_SYNC_BATCH_MESSAGES=50`` sets ``[sync] batch_messages``,
+``FUTURNAL_LOGGING_REDACT=false`` sets ``[logging] redact``. Values are parsed as TOML scalars
+(``50``, ``2.5``, ``true``), then checked like the file's. Variables are settings only when
+their name starts with a known section (``FUTURNAL_SYNC_``, ``FUTURNAL_NETWORK_``,
+``FUTURNAL_WATCH_``, ``FUTURNAL_SUPERVISION_``, ``FUTURNAL_LOGGING_``); an unknown key in a known
+section is an error, like an unknown key in the file, and both suggest the nearest known key.
+Other ``FUTURNAL_`` variables (``FUTURNAL_HOME``) are left alone.
+"""
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .mail.fetch_plan import BatchLimits
 
-__all__ = ["ConfigError", "ServiceSettings", "load_settings"]
+__all__ = ["ConfigError", "ServiceSettings", "environment_variable", "load_settings"]
 
 
 class ConfigError(ValueError):
@@ -60,28 +74,67 @@ _KEYS: dict[str, tuple[str, type, float]] = {
 }
 
 
-def load_settings(path: Path) -> ServiceSettings:
-    """Read ``path`` if it exists; unknown keys and bad values are errors, not silently ignored."""
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+    """Read ``path`` if it exists, then the ``FUTURNAL_<SECTION>_<KEY>`` overrides in ``environ``
+    (default ``os.environ``); unknown keys and bad values are errors, not silently ignored."""
     settings = ServiceSettings()
-    if not path.exists():
-        return settings
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
-    for dotted, value in _flatten(document).items():
-        if dotted not in _KEYS:
-            raise ConfigError(f"{path}: unknown setting {dotted!r} (known: {', '.join(sorted(_KEYS))})")
-        attribute, kind, minimum = _KEYS[dotted]
-        if kind is bool:
-            if not isinstance(value, bool):
-                raise ConfigError(f"{path}: {dotted} must be true or false")
-        elif not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
-            raise ConfigError(f"{path}: {dotted} must be {'a whole number' if kind is int else 'a number'}")
-        elif value < minimum:
-            raise ConfigError(f"{path}: {dotted} must be at least {minimum:g}")
-        settings = _set(settings, attribute, value)
+    if path.exists():
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc}") from None
+        for dotted, value in _flatten(document).items():
+            settings = _apply(settings, str(path), dotted, dotted, value)
+    for name, dotted, value in _environment_overrides(os.environ if environ is None else environ):
+        settings = _apply(settings, f"environment variable {name}", dotted, name, value)
     return settings
+
+
+def environment_variable(dotted: str) -> str:
+    """The environment variable that overrides ``section.key``."""
+    return "FUTURNAL_" + dotted.replace(".", "_").upper()
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, Any]]:
+    sections = sorted({key.split(".", 1)[0] for key in _KEYS}, key=len, reverse=True)
+    overrides = []
+    for name in sorted(environ):
+        for section in sections:
+            prefix = f"FUTURNAL_{section.upper()}_"
+            if name.startswith(prefix):
+                dotted = f"{section}.{name[len(prefix):].lower()}"
+                overrides.append((name, dotted, _parse_scalar(environ[name])))
+                break
+    return overrides
+
+
+def _parse_scalar(text: str) -> Any:
+    """``50`` -> 50, ``2.5`` -> 2.5, ``true`` -> True; anything else stays a string (and is refused)."""
+    try:
+        return tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply(settings: ServiceSettings, where: str, dotted: str, shown: str, value: Any) -> ServiceSettings:
+    if dotted not in _KEYS:
+        raise ConfigError(f"{where}: unknown setting {shown!r}{_suggestion(dotted, shown != dotted)}")
+    attribute, kind, minimum = _KEYS[dotted]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {shown} must be true or false, not {value!r}")
+    elif not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
+        raise ConfigError(f"{where}: {shown} must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
+    elif value < minimum:
+        raise ConfigError(f"{where}: {shown} must be at least {minimum:g}, not {value!r}")
+    return _set(settings, attribute, value)
+
+
+def _suggestion(dotted: str, as_variable: bool) -> str:
+    close = difflib.get_close_matches(dotted, list(_KEYS), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {environment_variable(close[0]) if as_variable else close[0]!r}?"
+    return f" (known: {', '.join(sorted(_KEYS))})"
 
 
 def _flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:

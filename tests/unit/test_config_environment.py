@@ -1,0 +1,81 @@
+"""Config: "did you mean" for unknown keys, and FUTURNAL_<SECTION>_<KEY> environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from futurnal.config import ConfigError, ServiceSettings, environment_variable, load_settings
+
+
+def test_an_unknown_key_in_the_file_suggests_the_nearest_known_one(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sync]\nbatch_mesages = 5\n")
+    with pytest.raises(ConfigError, match=r"did you mean 'sync.batch_messages'\?"):
+        load_settings(path, environ={})
+
+
+def test_an_unknown_key_with_nothing_close_lists_the_known_keys(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[zzz]\nqqq = 5\n")
+    with pytest.raises(ConfigError, match="known: .*sync.batch_messages"):
+        load_settings(path, environ={})
+
+
+def test_an_environment_variable_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sync]\nbatch_messages = 10\nmax_concurrent = 3\n")
+    settings = load_settings(path, environ={"FUTURNAL_SYNC_BATCH_MESSAGES": "50", "FUTURNAL_LOGGING_REDACT": "false",
+                                            "FUTURNAL_NETWORK_READ_TIMEOUT_SECONDS": "2.5"})
+    assert settings.batch.max_messages == 50
+    assert settings.max_concurrent_syncs == 3
+    assert settings.redact_logs is False
+    assert settings.read_timeout_seconds == 2.5
+
+
+def test_environment_overrides_apply_without_a_file(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "missing.toml", environ={"FUTURNAL_SUPERVISION_MAX_RESTARTS": "0"})
+    assert settings.max_restarts == 0
+
+
+def test_variables_outside_the_known_sections_are_not_settings(tmp_path: Path) -> None:
+    environ = {"FUTURNAL_HOME": "/somewhere", "FUTURNAL_SOMETHING_ELSE": "x"}
+    assert load_settings(tmp_path / "missing.toml", environ=environ) == ServiceSettings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FUTURNAL_SYNC_BATCH_MESAGES", "5", "unknown setting 'FUTURNAL_SYNC_BATCH_MESAGES'; "
+                                             "did you mean 'FUTURNAL_SYNC_BATCH_MESSAGES'"),
+        ("FUTURNAL_SYNC_BATCH_MESSAGES", "many", "must be a whole number"),
+        ("FUTURNAL_SYNC_BATCH_MESSAGES", "0", "at least 1"),
+        ("FUTURNAL_LOGGING_REDACT", "1", "true or false"),
+    ],
+)
+def test_bad_environment_overrides_are_refused_naming_the_variable(tmp_path: Path, name: str, value: str,
+                                                                   message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(tmp_path / "missing.toml", environ={name: value})
+    assert str(info.value).startswith(f"environment variable {name}:")
+
+
+def test_the_variable_name_is_the_section_and_key_in_upper_case() -> None:
+    assert environment_variable("sync.batch_messages") == "FUTURNAL_SYNC_BATCH_MESSAGES"
+
+
+def test_run_reports_a_bad_config_file_before_starting_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from futurnal.cli.main import main
+
+    path = tmp_path / "service.toml"
+    path.write_text("[sync]\nbatch_mesages = 5\n")
+    assert main(["--data-dir", str(tmp_path / "data"), "run", "--config", str(path)]) == 1
+    assert "did you mean 'sync.batch_messages'?" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path / "data"), "run", "--config", str(tmp_path / "nope.toml")]) == 1
+    assert "no such config file" in capsys.readouterr().err
+    path.write_text("[sync]\nbatch_messages = 5\n")
+    monkeypatch.setenv("FUTURNAL_SYNC_MAX_CONCURENT", "3")
+    assert main(["--data-dir", str(tmp_path / "data"), "run", "--config", str(path)]) == 1
+    assert "did you mean 'FUTURNAL_SYNC_MAX_CONCURRENT'?" in capsys.readouterr().err
