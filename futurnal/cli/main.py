@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from futurnal.log_setup import configure_logging
+from futurnal.log_setup import LOG_FORMATS, configure_logging, redactor
 from futurnal.mail.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"where state and elements live (default: {default_data_dir()})")
     parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS,
                         help="log verbosity on stderr (default: WARNING)")
+    parser.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                        help="log lines for people (text, the default) or one JSON object per line (json)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("--no-redact", action="store_true",
                         help="keep e-mail addresses in logs (secrets are always redacted)")
@@ -47,9 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.no_redact)
+    configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.no_redact,
+                      log_format=args.log_format)
     ctx = CommandContext.create((args.data_dir or default_data_dir()).expanduser(), args.debug)
     try:
+        if not ctx.settings().redact_logs:  # `[logging] redact = false` in the config
+            redactor.redact_personal = False
         return int(args.handler(args, ctx))
     except UserError as exc:
         return _fail(str(exc), exc.code, args.debug)
@@ -65,11 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int, debug: bool) -> int:
+    """One line on stderr (a traceback too with --debug), through the same redaction as the logs."""
     if debug:
         import traceback
 
-        traceback.print_exc()
-    print(f"futurnal-actors: error: {message}", file=sys.stderr)
+        sys.stderr.write(redactor.redact(traceback.format_exc()))
+    print(f"futurnal-actors: error: {redactor.redact(message)}", file=sys.stderr)
     return code
 
 
