@@ -1,10 +1,19 @@
-"""The public API: start the actor system in this process, sync, watch, stop."""
+"""The public API: start the actor system in this process, sync, watch, reload, stop.
+
+The supervision tree runs as several root supervisors sharing one actor directory, started in
+this order and stopped in the reverse one: the sink's root, one root per mailbox (holding that
+mailbox's supervisor, as built by :mod:`futurnal.supervisors.tree`), then the scheduler's root.
+Separate roots are what let :meth:`ActorSystem.reload` add and remove mailboxes while the others
+keep running untouched: a Pykka supervisor's children are fixed when it starts.
+"""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,31 +22,53 @@ import pykka
 from loguru import logger
 
 from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import SyncTick
-from futurnal.actors.sink import ElementSink
+from futurnal.actors.messages import Ping, SyncTick
+from futurnal.actors.scheduler import SchedulerActor
+from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.schedules import MailboxSchedule, scheduled_mailboxes
+from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
-from futurnal.supervisors.tree import TreeContext, start_root
+from futurnal.supervisors.supervisor import ChildSpec, Supervisor
+from futurnal.supervisors.tree import TreeContext, mailbox_supervisor_spec
 
-__all__ = ["ActorSystem", "SystemNotRunning"]
+__all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
+
+_SINK_ROOT = "root/sink"
+_SCHEDULER_ROOT = "root/scheduler"
 
 
 class SystemNotRunning(RuntimeError):
     """The call needs a started system (or the mailbox is not part of it)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    """What :meth:`ActorSystem.reload` changed; mailboxes not named here were left untouched."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    restarted: tuple[str, ...] = ()
+    schedules_changed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.restarted or self.schedules_changed)
+
+
 class ActorSystem:
     """The whole service inside one process: supervision tree, scheduler and sink.
 
-    Embedders pass their own ``sink`` (anything with ``upsert_many``); the default writes element
-    files under the data directory. Holding the data directory's lock for its whole life, it is
-    the only writer of its state.
+    Embedders pass their own ``sink`` (see :class:`~futurnal.actors.sink.ElementSink`); the
+    default writes element files under the data directory. Holding the data directory's lock for
+    its whole life, it is the only writer of its state. Several systems on different data
+    directories run side by side in one process: each has its own actors, directory and events.
     """
 
     def __init__(
@@ -50,16 +81,27 @@ class ActorSystem:
     ) -> None:
         self.data_dir = DataDir(Path(data_dir))
         self.settings = settings or load_settings(self.data_dir.root / "config.toml")
-        self.events = EventBus()
+        self.event_bus = EventBus()
         self._sink = sink or ElementStore(self.data_dir.elements_root)
         self._credentials = credentials or CredentialStore()
         self._lock = DataDirLock(self.data_dir.root)
         self._directory = ActorDirectory()
         self._stopping = threading.Event()
-        self._root: pykka.ActorRef[Any] | None = None
+        # Root supervisors in start order: the sink's, one per mailbox ("root/<id>"), the scheduler's.
+        self._roots: dict[str, pykka.ActorRef[Any]] = {}
+        self._changes = threading.RLock()  # start, reload, add_mailbox and stop, one at a time
+        self._context: TreeContext | None = None
+        self._selection: list[str] | None = None
+        self._watch_folders: tuple[str, ...] | None = None
+        self._schedule = True
+        self._plans: list[MailboxSchedule] = []
         self._mailboxes: dict[str, MailboxRecord] = {}
         self.failure: str | None = None
         self.failed = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._context is not None
 
     def start(
         self,
@@ -74,35 +116,121 @@ class ActorSystem:
         ``schedule``: run the scheduler; ``watch``: start folder watchers (IDLE or polling) for each
         mailbox's watched folders, or for ``watch_folders`` instead when given.
         """
-        self.data_dir.ensure()
-        self._lock.acquire()
-        try:
-            registry = MailboxRegistry(self.data_dir.registry_path, read_only=True)
-            records = registry.all() if mailbox_ids is None else [registry.get(key) for key in mailbox_ids]
-            registry.close()
-            if watch_folders is not None:
-                records = [record.with_changes(watch=watch_folders) for record in records]
-            self._mailboxes = {record.id: record for record in records}
-            context = TreeContext(
-                settings=self.settings,
-                data_dir=self.data_dir,
-                credentials=self._credentials,
-                directory=self._directory,
-                events=self.events,
-                stopping=self._stopping,
-                watch=watch,
-            )
-            self._root = start_root(
-                context, sink=self._sink, mailboxes=records, schedule=schedule, on_give_up=self._gave_up
-            )
-        except BaseException:
-            self._stop_actors()
-            self._lock.release()
-            if self.failure:
-                raise SystemNotRunning(self.failure) from None
-            raise
+        with self._changes:
+            self.data_dir.ensure()
+            self._lock.acquire()
+            try:
+                self._selection = None if mailbox_ids is None else list(mailbox_ids)
+                self._watch_folders = watch_folders
+                self._schedule = schedule
+                records = self._registered(strict=True)
+                self._mailboxes = {record.id: record for record in records}
+                self._context = TreeContext(
+                    settings=self.settings,
+                    data_dir=self.data_dir,
+                    credentials=self._credentials,
+                    directory=self._directory,
+                    events=self.event_bus,
+                    stopping=self._stopping,
+                    watch=watch,
+                )
+                sink = self._sink
+                self._start_root(
+                    _SINK_ROOT, [ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent))]
+                )
+                for record in records:
+                    self._start_mailbox(record)
+                if schedule:
+                    self._start_scheduler(scheduled_mailboxes(records), sync_at_start=True)
+            except BaseException:
+                self._stop_actors()
+                self._context = None
+                self._lock.release()
+                if self.failure:
+                    raise SystemNotRunning(self.failure) from None
+                raise
         logger.info("actor system started with {n} mailbox(es)", n=len(records))
         return self
+
+    def reload(self) -> ReloadReport:
+        """Re-read the mailbox registry and schedules; what SIGHUP does in ``run``.
+
+        Mailboxes newly registered get their actors (and a first sync unless ``@manual``);
+        removed ones are stopped (a sync in flight stops at its next batch boundary); a mailbox
+        whose connection or folder settings changed is restarted the same way. Every other
+        mailbox keeps running untouched, syncs in flight included. When any schedule or priority
+        changed, or a mailbox came or went, the scheduler is replaced by one with the new
+        timetable: the next runs are counted again from now, and a sync the old one had started
+        finishes but no longer counts against ``sync.max_concurrent``.
+        """
+        with self._changes:
+            if self._context is None:
+                raise SystemNotRunning("the actor system is not running")
+            records = self._registered(strict=False)
+            wanted = {record.id: record for record in records}
+            removed = [key for key in self._mailboxes if key not in wanted]
+            added = [key for key in wanted if key not in self._mailboxes]
+            restarted = [key for key, record in wanted.items()
+                         if key in self._mailboxes and _connection(record) != _connection(self._mailboxes[key])]
+            plans = scheduled_mailboxes(records) if self._schedule else []
+            schedules_changed = self._schedule and plans != self._plans
+            if schedules_changed:
+                self._stop_root(_SCHEDULER_ROOT)
+            for key in reversed([*removed, *restarted]):
+                self._stop_root(f"root/{key}")
+            started = [key for key in [*restarted, *added] if self._start_mailbox(wanted[key], reloading=True)]
+            # Replaced, never changed in place: other threads look records up without the lock.
+            self._mailboxes = {key: record for key, record in wanted.items()
+                               if key in started or (key not in added and key not in restarted)}
+            if schedules_changed:
+                self._start_scheduler(plans, sync_at_start=False)
+            scheduled = {plan.mailbox_id for plan in plans if plan.schedule.kind != "manual"}
+            for key in started:  # what the scheduler does for every mailbox when the system starts
+                if key in scheduled:
+                    self._request(key, (), "startup")
+        report = ReloadReport(tuple(added), tuple(removed), tuple(restarted), schedules_changed)
+        logger.info("reloaded: {added} added, {removed} removed, {restarted} restarted, schedules {changed}",
+                    added=len(added), removed=len(removed), restarted=len(restarted),
+                    changed="changed" if schedules_changed else "unchanged")
+        return report
+
+    def add_mailbox(
+        self,
+        record: MailboxRecord,
+        *,
+        password: str | None = None,
+        consent: bool | tuple[str, ...] = False,
+        granted_by: str = "embedding application",
+    ) -> MailboxRecord:
+        """Register ``record``, store its ``password`` in the credential store, record consent.
+
+        ``consent`` True grants every scope (metadata, content, attachments); a tuple grants those.
+        Without a consent (here or from ``consent grant``) the mailbox is registered but nothing is
+        fetched. On a running system the mailbox's actors start at once (see :meth:`reload`).
+        Unlike ``imap add`` this does not log in first: the first sync reports a bad password.
+        """
+        with self._changes:
+            owned = self.running  # a running system holds the lock; otherwise take it for the write
+            if not owned:
+                self.data_dir.ensure()
+                self._lock.acquire()
+            try:
+                registry = MailboxRegistry(self.data_dir.registry_path)
+                try:
+                    registry.add(record)
+                finally:
+                    registry.close()
+            finally:
+                if not owned:
+                    self._lock.release()
+            if password is not None:
+                self._credentials.set_secret(record.id, "password", password)
+            if consent:
+                scopes = SCOPES if consent is True else tuple(consent)
+                ConsentRegistry(self.data_dir.consent_path).grant(record.id, granted_by, scopes)
+            if self.running and (self._selection is None or record.id in self._selection):
+                self.reload()
+        return record
 
     def request_sync(
         self, mailbox_id: str, folders: tuple[str, ...] = (), reason: str = "manual"
@@ -120,7 +248,6 @@ class ActorSystem:
         future: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
         mailbox.tell(SyncTick(reason=reason, folders=folders, reply_to=future))
         return mailbox, future
-
     def sync(self, mailbox_id: str, folders: tuple[str, ...] = (), timeout: float | None = None) -> MailboxSyncReport:
         """Sync and wait for the report (``timeout`` None waits as long as it takes).
 
@@ -143,23 +270,127 @@ class ActorSystem:
                     raise
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Receive every progress event and sync report; returns an unsubscribe function."""
-        return self.events.subscribe(callback)
+        """Receive every progress event and sync report, on the publishing actor's thread;
+        returns an unsubscribe function. Keep the callback short, or use :meth:`events`."""
+        return self.event_bus.subscribe(callback)
+
+    def events(self, timeout: float | None = None) -> Iterator[Any]:
+        """Every event published from this call on, in order, through a queue (so a slow reader
+        never holds up an actor). The iteration ends after ``timeout`` seconds without an event
+        (None: only when the system stops), or when the caller stops iterating, which unsubscribes.
+
+        Subscribes at once, not at the first ``next()``: events between this call and the loop
+        are kept, so ``events = system.events(); system.request_sync(...)`` misses nothing.
+        """
+        inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        unsubscribe = self.event_bus.subscribe(inbox.put)
+        return self._drain(inbox, unsubscribe, timeout)
+
+    def _drain(self, inbox: queue.SimpleQueue[Any], unsubscribe: Callable[[], None],
+               timeout: float | None) -> Iterator[Any]:
+        try:
+            while True:
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while True:
+                    wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                    if wait <= 0:
+                        return
+                    try:
+                        event = inbox.get(timeout=wait)
+                        break
+                    except queue.Empty:
+                        if self._stopping.is_set():
+                            return
+                yield event
+        finally:
+            unsubscribe()
 
     def stop(self) -> None:
         """Stop every actor in reverse start order; syncs in flight stop at the next batch boundary."""
-        self._stopping.set()
-        self._stop_actors()
-        self._lock.release()
+        with self._changes:
+            if self._context is None:
+                return
+            self._stopping.set()
+            self._stop_actors()
+            self._context = None
+            self._lock.release()
         logger.info("actor system stopped")
 
+    def _registered(self, *, strict: bool) -> list[MailboxRecord]:
+        """The registered records this system runs: all, or the selection given to ``start``.
+
+        ``strict``: an unknown selected id is an error (at start) rather than a removal (reload).
+        """
+        registry = MailboxRegistry(self.data_dir.registry_path, read_only=True)
+        try:
+            if self._selection is None:
+                records = registry.all()
+            elif strict:
+                records = [registry.get(key) for key in self._selection]
+            else:
+                records = [record for record in registry.all()
+                           if record.id in self._selection or record.email in self._selection]
+        finally:
+            registry.close()
+        if self._watch_folders is not None:
+            records = [record.with_changes(watch=self._watch_folders) for record in records]
+        return records
+
+    def _start_root(self, root_id: str, specs: list[ChildSpec],
+                    on_give_up: Callable[[str], None] | None = None) -> None:
+        assert self._context is not None
+        root = Supervisor.start(
+            child_id=root_id,
+            specs=specs,
+            directory=self._directory,
+            intensity=self._context.intensity(),
+            on_give_up=on_give_up or self._gave_up,
+        )
+        self._roots[root_id] = root
+        root.ask(Ping(), timeout=60)
+
+    def _start_mailbox(self, record: MailboxRecord, *, reloading: bool = False) -> bool:
+        """Start the mailbox's root; at start a failure stops the system, on reload only that mailbox."""
+        assert self._context is not None
+        spec = mailbox_supervisor_spec(self._context, record)
+        if not reloading:
+            self._start_root(f"root/{record.id}", [spec])
+            return True
+
+        def log_give_up(reason: str) -> None:
+            logger.error("mailbox {mailbox} could not start after reload: {reason}", mailbox=record.id, reason=reason)
+
+        try:
+            self._start_root(f"root/{record.id}", [spec], on_give_up=log_give_up)
+        except Exception as exc:
+            self._stop_root(f"root/{record.id}")
+            log_give_up(f"{exc.__class__.__name__}: {exc}")
+            return False
+        return True
+
+    def _start_scheduler(self, plans: list[MailboxSchedule], *, sync_at_start: bool) -> None:
+        directory, limit = self._directory, self.settings.max_concurrent_syncs
+
+        def start_scheduler(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+            return SchedulerActor.start(directory=directory, mailboxes=plans, max_concurrent=limit,
+                                        sync_at_start=sync_at_start, supervisor=parent)
+
+        self._plans = plans
+        self._start_root(_SCHEDULER_ROOT, [ChildSpec("scheduler", start_scheduler)])
+
+    def _stop_root(self, root_id: str) -> None:
+        root = self._roots.pop(root_id, None)
+        if root is None or not root.is_alive():
+            return
+        try:
+            root.stop(block=True, timeout=self.settings.stop_timeout_seconds * 3)
+        except pykka.Timeout:
+            logger.warning("some actors of {root} did not stop in time; going on (state on disk is consistent)",
+                           root=root_id)
+
     def _stop_actors(self) -> None:
-        root, self._root = self._root, None
-        if root is not None and root.is_alive():
-            try:
-                root.stop(block=True, timeout=self.settings.stop_timeout_seconds * 3)
-            except pykka.Timeout:
-                logger.warning("some actors did not stop in time; exiting anyway (state on disk is consistent)")
+        for root_id in reversed(list(self._roots)):
+            self._stop_root(root_id)
 
     def _record(self, key: str) -> MailboxRecord:
         for record in self._mailboxes.values():
@@ -172,9 +403,15 @@ class ActorSystem:
         self.failed.set()
 
     def __enter__(self) -> ActorSystem:
-        return self.start()
+        """Starts every registered mailbox, unless ``start(...)`` already ran (``with system.start(...):``)."""
+        return self if self.running else self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _connection(record: MailboxRecord) -> MailboxRecord:
+    """The record without its schedule and priority: what a change of needs the mailbox restarted for."""
+    return record.with_changes(schedule=None, priority="normal", sync_interval_seconds=0)

@@ -1,38 +1,37 @@
-"""The supervision tree: root -> sink, one supervisor per mailbox (fetcher, mailbox), scheduler."""
+"""The per-mailbox part of the supervision tree: supervisor -> fetcher, mailbox actor, watchers.
+
+``futurnal.system.ActorSystem`` puts each mailbox's supervisor under a root of its own, beside
+the sink's root and the scheduler's, so mailboxes can be added and removed (SIGHUP) one by one.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
 from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import Ping
 from futurnal.actors.fetcher import FetcherActor
+from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.actors.mailbox import MailboxActor
-from futurnal.actors.scheduler import SchedulerActor
-from futurnal.schedules import scheduled_mailboxes
-from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
-from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.connector import MailboxConnector
 from futurnal.mail.folder_sync import utc_now
 from futurnal.mail.idle_watch import WatchSettings
 from futurnal.storage.audit_log import AuditLog
-from futurnal.storage.sync_state import FolderStateStore
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
+from futurnal.storage.sync_state import FolderStateStore
 
 from .restart_intensity import RestartIntensity
 from .supervisor import ChildSpec, Supervisor
 
-__all__ = ["TreeContext", "start_root"]
+__all__ = ["TreeContext", "mailbox_supervisor_spec", "watched_folders"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,7 @@ class TreeContext:
         return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
 
 
-def _mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:
+def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:
     # One budget per mailbox, outliving restarts of the actors that draw on it.
     budget = ConnectionBudget(context.settings.max_connections_per_mailbox)
     connect = MailboxConnector(
@@ -133,39 +132,3 @@ def _watcher_spec(context: TreeContext, record: MailboxRecord, folder: str, conn
         )
 
     return ChildSpec(f"watcher/{record.id}/{folder}", start_watcher, shutdown_timeout=context.settings.stop_timeout_seconds)
-
-
-def start_root(
-    context: TreeContext,
-    *,
-    sink: ElementSink,
-    mailboxes: list[MailboxRecord],
-    schedule: bool,
-    on_give_up: Callable[[str], None],
-) -> pykka.ActorRef[Any]:
-    """Start the whole tree; children start in this order and stop in the reverse one.
-
-    The sink starts first and stops last, so writes in flight during shutdown still land.
-    """
-    specs = [ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent))]
-    specs += [_mailbox_supervisor_spec(context, record) for record in mailboxes]
-    if schedule:
-        plans = scheduled_mailboxes(mailboxes)
-        specs.append(
-            ChildSpec(
-                "scheduler",
-                lambda parent: SchedulerActor.start(
-                    directory=context.directory, mailboxes=plans,
-                    max_concurrent=context.settings.max_concurrent_syncs, supervisor=parent,
-                ),
-            )
-        )
-    root = Supervisor.start(
-        child_id="root",
-        specs=specs,
-        directory=context.directory,
-        intensity=context.intensity(),
-        on_give_up=on_give_up,
-    )
-    root.ask(Ping(), timeout=60)
-    return root

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
+from futurnal.config import ConfigError, ServiceSettings, load_settings
 from futurnal.mail.folder_sync import utc_now
 from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.storage.consent import ConsentRegistry, NoConsent
@@ -25,41 +27,70 @@ def register(subparsers: Any) -> None:
         "run",
         help="run the service: sync every registered mailbox on its schedule until stopped",
         description="Start the actor system for every registered mailbox and keep it running. "
-        "SIGINT or SIGTERM stops it cleanly (exit 0); if supervision gives up, it exits 1 so a "
-        "service manager can restart it.",
+        "SIGINT or SIGTERM stops it cleanly (exit 0); SIGHUP re-reads the mailbox registry and "
+        "schedules (new mailboxes start, removed ones stop, the others keep running); if "
+        "supervision gives up, it exits 1 so a service manager can restart it.",
     )
+    run.add_argument("--config", type=Path, default=None, metavar="FILE",
+                     help="settings file (TOML; default: <data dir>/config.toml); "
+                     "FUTURNAL_<SECTION>_<KEY> environment variables override it")
     run.set_defaults(handler=_run)
 
 
+def _settings(args: argparse.Namespace, ctx: CommandContext) -> ServiceSettings:
+    if args.config is None:
+        return ctx.settings()
+    path = args.config.expanduser()
+    if not path.is_file():
+        raise UserError(f"{path}: no such config file")
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
+    settings = _settings(args, ctx)  # checked first: a bad config is reported before anything starts
     registry = ctx.registry()
     mailboxes = registry.all()
     registry.close()
     if not mailboxes:
         raise UserError("no mailboxes registered; add one with `futurnal-actors imap add` first")
-    consent = ConsentRegistry(ctx.data_dir.consent_path)
-    for record in mailboxes:  # the fetcher checks again at every sync, so a later revocation counts too
-        try:
-            consent.require(record.id)
-        except NoConsent as exc:
-            print(f"not syncing {exc}", flush=True)
+    _warn_without_consent(ctx, [record.id for record in mailboxes])
     stop = threading.Event()
+    reload = threading.Event()
+    wake = threading.Event()  # either of the two; the main loop does the work, not the handler
 
     def request_stop(signum: int, _frame: Any) -> None:
         logger.info("received {signal}; stopping", signal=signal.Signals(signum).name)
         stop.set()
+        wake.set()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    system = ActorSystem(ctx.data_dir.root, settings=ctx.settings(), credentials=ctx.credentials)
+    def request_reload(_signum: int, _frame: Any) -> None:
+        reload.set()
+        wake.set()
+
+    handlers: dict[signal.Signals, Any] = {signal.SIGINT: request_stop, signal.SIGTERM: request_stop}
+    if hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = request_reload
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    system = ActorSystem(ctx.data_dir.root, settings=settings, credentials=ctx.credentials)
     try:
         system.start()
     except SystemNotRunning as exc:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         raise UserError(str(exc)) from None
     system.subscribe(_print_report)
-    print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops", flush=True)
+    print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops, SIGHUP reloads", flush=True)
     try:
-        while not stop.wait(0.5):
-            if system.failed.is_set():
+        while True:
+            wake.wait(0.5)
+            wake.clear()
+            if reload.is_set() and not stop.is_set():
+                reload.clear()
+                _reload(system, ctx)
+            if stop.is_set() or system.failed.is_set():
                 break
     finally:
         system.stop()
@@ -69,6 +100,31 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError(f"supervision gave up: {system.failure}")
     print("stopped", flush=True)
     return 0
+
+
+def _reload(system: ActorSystem, ctx: CommandContext) -> None:
+    """SIGHUP: re-read the registry and schedules; one line says what changed."""
+    try:
+        report = system.reload()
+    except Exception as exc:  # a bad registry edit must not take the running service down
+        logger.exception("reload failed")
+        print(f"reload failed: {exc}; still running as before", flush=True)
+        return
+    _warn_without_consent(ctx, [*report.added, *report.restarted])
+    parts = [f"{label} {', '.join(ids)}" for label, ids in
+             (("added", report.added), ("removed", report.removed), ("restarted", report.restarted)) if ids]
+    if report.schedules_changed:
+        parts.append("schedules updated")
+    print(f"reloaded: {'; '.join(parts) or 'nothing changed'}", flush=True)
+
+
+def _warn_without_consent(ctx: CommandContext, mailbox_ids: list[str]) -> None:
+    consent = ConsentRegistry(ctx.data_dir.consent_path)
+    for mailbox_id in mailbox_ids:  # the fetcher checks again at every sync, so a later revocation counts too
+        try:
+            consent.require(mailbox_id)
+        except NoConsent as exc:
+            print(f"not syncing {exc}", flush=True)
 
 
 def _print_report(event: object) -> None:
