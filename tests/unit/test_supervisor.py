@@ -439,3 +439,30 @@ def test_deaths_on_different_messages_are_not_poison() -> None:
     wait_for(lambda: journal.count("a saw b restart") == 7)  # poison would have been told before this
     assert not any("is poison" in line for line in journal)
     sup.stop(timeout=TIMEOUT)
+
+
+class Gate(pykka.ThreadingActor):
+    """Fails on "fail" once the gate opens; records everything else it handles."""
+
+    def __init__(self, gate: threading.Event, handled: list[str]) -> None:
+        super().__init__()
+        self.gate, self.handled = gate, handled
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "fail":
+            self.gate.wait(TIMEOUT)
+            raise RuntimeError("fail")
+        self.handled.append(message)
+        return None
+
+
+def test_pykka_drops_the_tells_queued_behind_a_failure() -> None:
+    """Why lost work must be re-driven from stored state: the mailbox of a dead actor is gone."""
+    gate, handled = threading.Event(), []
+    ref = Gate.start(gate, handled)
+    ref.tell("fail")
+    ref.tell("queued 1")
+    ref.tell("queued 2")
+    gate.set()
+    wait_for(lambda: not ref.is_alive())
+    assert handled == []
