@@ -14,10 +14,11 @@ from futurnal.mail.connector import MailboxConnector
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec
-from futurnal.mail.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted, utc_now
+from futurnal.mail.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
 from futurnal.mail.session import ImapSession
 from futurnal.mail.uidset import UidSet
 from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import StorageError

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
+from .clock import utc_now
 from .errors import CorruptStateFile
 
 __all__ = ["SCOPES", "ConsentRecord", "ConsentRegistry", "NoConsent"]
@@ -69,7 +70,7 @@ class ConsentRegistry:
             raise ValueError(f"scopes must be some of {', '.join(SCOPES)}, not {', '.join(unknown) or 'none'}")
         record = ConsentRecord(
             mailbox=mailbox, granted_by=granted_by, scopes=tuple(s for s in SCOPES if s in scopes),
-            granted_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), expires_at=expires_at,
+            granted_at=utc_now(), expires_at=expires_at,
         )
         with self._locked():
             data = self._load()

@@ -20,7 +20,7 @@ from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.connector import MailboxConnector
-from futurnal.mail.folder_sync import utc_now
+from futurnal.storage.clock import utc_now
 from futurnal.mail.idle_watch import WatchSettings
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.credentials import CredentialStore

@@ -6,7 +6,6 @@ import argparse
 import getpass
 import shutil
 import sys
-from datetime import datetime, timezone
 from typing import Any
 
 from futurnal.log_setup import redactor
@@ -16,6 +15,7 @@ from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, is_pa
 from futurnal.mail.uidset import UidSet
 from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
 from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineStore
@@ -178,7 +178,7 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
         watch=tuple(f.strip() for f in args.watch.split(",") if f.strip()),
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
         schedule=None if plan is None else str(plan), priority=str(priority),
-        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=utc_now(),
         auth=args.auth, extra=oauth_client.to_extra() if oauth_client else {},
     )
     if not args.no_verify:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.clock import utc_iso
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 
 from .context import CommandContext
@@ -73,7 +74,7 @@ def _expiry(text: str | None) -> str | None:
         moment = moment.replace(tzinfo=timezone.utc)
     if moment <= datetime.now(timezone.utc):
         raise UserError(f"--expires {text} is in the past", code=2)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(moment)
 
 
 def _grant(args: argparse.Namespace, ctx: CommandContext) -> int:

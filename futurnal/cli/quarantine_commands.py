@@ -7,7 +7,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from futurnal.mail.folder_sync import utc_now
+from futurnal.storage.clock import utc_now
 from futurnal.mail.quarantine_retry import element_from_quarantine
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import ConsentRegistry

@@ -11,7 +11,7 @@ from typing import Any
 from loguru import logger
 
 from futurnal.config import ConfigError, ServiceSettings, load_settings
-from futurnal.mail.folder_sync import utc_now
+from futurnal.storage.clock import utc_now
 from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.system import ActorSystem, SystemNotRunning

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .parser import Address, ParsedMessage
+from futurnal.storage.clock import utc_iso
+
 from .fetched import FetchedMessage
 
 __all__ = ["SCHEMA_VERSION", "build_element", "element_id", "gmail_thread_id", "stored_flags"]
@@ -41,11 +43,7 @@ def _consented(attachment: dict[str, Any], scopes: tuple[str, ...]) -> dict[str,
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(moment) if moment is not None else None
 
 
 def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, str | None]]:

@@ -21,11 +21,11 @@ import hashlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from loguru import logger
 
+from futurnal.storage.clock import utc_now
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
@@ -46,7 +46,6 @@ __all__ = [
     "SinkPort",
     "SyncInterrupted",
     "SyncProgress",
-    "utc_now",
 ]
 
 
@@ -94,10 +93,6 @@ class FolderSyncResult:
     uidvalidity_changed: bool = False
     flags_changed: int = 0
     deleted: int = 0
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(slots=True)
