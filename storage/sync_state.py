@@ -64,29 +64,34 @@ class FolderStateStore:
         self._table = self._db.table("folders")
         self._mailbox = self._db.table("mailbox")
 
-    def parked(self) -> dict[str, str] | None:
-        """``{"reason", "since"}`` when the mailbox's actors kept failing and were stopped."""
-        doc = self._mailbox.get(doc_id=2)
-        return dict(doc) if doc and doc.get("reason") else None
-
-    def set_parked(self, reason: str | None, since: str | None = None) -> None:
-        if reason is None:
-            if self._mailbox.get(doc_id=2):
-                self._mailbox.remove(doc_ids=[2])
-            return
-        self._mailbox.upsert(Document({"reason": reason, "since": since or ""}, doc_id=2))
+    # Mailbox-level conditions, one document each in the "mailbox" table.
+    _NEEDS_REAUTH, _PARKED = 1, 2
 
     def needs_reauth(self) -> dict[str, str] | None:
         """``{"reason", "since"}`` while the server rejects the credentials, else None."""
-        doc = self._mailbox.get(doc_id=1)
-        return dict(doc) if doc and doc.get("reason") else None
+        return self._condition(self._NEEDS_REAUTH)
 
     def set_needs_reauth(self, reason: str | None, since: str | None = None) -> None:
+        self._set_condition(self._NEEDS_REAUTH, reason, since)
+
+    def parked(self) -> dict[str, str] | None:
+        """``{"reason", "since"}`` when the mailbox's actors kept failing and were stopped."""
+        return self._condition(self._PARKED)
+
+    def set_parked(self, reason: str | None, since: str | None = None) -> None:
+        self._set_condition(self._PARKED, reason, since)
+
+    def _condition(self, doc_id: int) -> dict[str, str] | None:
+        doc = self._mailbox.get(doc_id=doc_id)
+        return dict(doc) if doc and doc.get("reason") else None
+
+    def _set_condition(self, doc_id: int, reason: str | None, since: str | None) -> None:
+        """Set the condition with its reason, or clear it with None (no write when already clear)."""
         if reason is None:
-            if self._mailbox.get(doc_id=1):
-                self._mailbox.remove(doc_ids=[1])
+            if self._mailbox.get(doc_id=doc_id):
+                self._mailbox.remove(doc_ids=[doc_id])
             return
-        self._mailbox.upsert(Document({"reason": reason, "since": since or ""}, doc_id=1))
+        self._mailbox.upsert(Document({"reason": reason, "since": since or ""}, doc_id=doc_id))
 
     def get(self, folder: str) -> FolderState:
         doc = self._table.get(Query().folder == folder)
