@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
-from .clock import utc_now
+from .clock import utc_iso, utc_now
 from .errors import CorruptStateFile
 
-__all__ = ["SCOPES", "ConsentRecord", "ConsentRegistry", "NoConsent"]
+__all__ = ["SCOPES", "ConsentRecord", "ConsentRegistry", "NoConsent", "parse_expiry"]
 
 #: What may be ingested: headers and flags; body text; attachment text.
 SCOPES = ("metadata", "content", "attachments")
@@ -105,3 +105,17 @@ class ConsentRegistry:
         if record.expired(now or datetime.now(timezone.utc)):
             raise NoConsent(mailbox, f"consent expired at {record.expires_at}")
         return record
+
+
+def parse_expiry(text: str) -> str:
+    """A consent expiry typed by a user (ISO 8601, UTC when no offset) as stored; ValueError if
+    it is not a date or time, or already past."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expiry {text!r} is not an ISO date or time (e.g. 2027-01-01)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment <= datetime.now(timezone.utc):
+        raise ValueError(f"expiry {text} is in the past")
+    return utc_iso(moment)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
-from futurnal.schedules import Priority, Schedule, ScheduleError, next_run, parse_priority, parse_schedule, schedule_of
-from futurnal.storage.registry import MailboxRecord, UnknownMailbox
-from futurnal.storage.sync_state import FolderStateStore
+from futurnal.schedules import Priority, Schedule, ScheduleError, parse_priority, parse_schedule
+from futurnal.status import describe_schedule
+from futurnal.storage.registry import UnknownMailbox
 
 from .context import CommandContext
 from .output import UserError, print_json
 
-__all__ = ["describe", "register", "validated"]
+__all__ = ["register", "validated"]
 
 PRIORITIES = tuple(str(p) for p in Priority)
 
@@ -45,38 +44,6 @@ def validated(spec: str | None, priority: str | None) -> tuple[Schedule | None, 
         raise UserError(str(exc), code=2) from None
 
 
-def describe(record: MailboxRecord, ctx: CommandContext) -> dict[str, Any]:
-    """The mailbox's schedule, priority and (local) next run time, as shown by status and schedule."""
-    try:
-        plan = schedule_of(record)
-    except ScheduleError as exc:
-        return {"schedule": record.schedule, "kind": "invalid", "error": str(exc), "priority": record.priority,
-                "next_run": None}
-    last = _last_sync(record, ctx) if plan.kind == "interval" else None
-    when = next_run(plan, datetime.now(), last)
-    shown = {"schedule": str(plan), "kind": plan.kind, "priority": record.priority,
-             "next_run": None if when is None else when.astimezone().isoformat(timespec="seconds")}
-    if plan.kind == "interval":
-        shown["last_sync"] = None if last is None else last.astimezone().isoformat(timespec="seconds")
-    return shown
-
-
-def _last_sync(record: MailboxRecord, ctx: CommandContext) -> datetime | None:
-    """The latest successful folder sync, in naive local time like the scheduler's clock."""
-    path = ctx.data_dir.state_path(record.id)
-    if not path.exists():
-        return None
-    states = FolderStateStore(path, read_only=True)
-    try:
-        stamps = [s.last_success for s in states.all() if s.last_success]
-    finally:
-        states.close()
-    if not stamps:
-        return None
-    latest = datetime.strptime(max(stamps), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return latest.astimezone().replace(tzinfo=None)
-
-
 def _schedule(args: argparse.Namespace, ctx: CommandContext) -> int:
     spec = " ".join(args.spec) if args.spec else None
     plan, priority = validated(spec, args.priority)
@@ -92,7 +59,7 @@ def _schedule(args: argparse.Namespace, ctx: CommandContext) -> int:
                 priority=record.priority if priority is None else str(priority),
             )
             registry.update(record)
-    shown = {"mailbox": record.id, **describe(record, ctx)}
+    shown = {"mailbox": record.id, **describe_schedule(record, ctx.data_dir)}
     if args.json:
         print_json(shown)
         return 0

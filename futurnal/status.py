@@ -1,0 +1,79 @@
+"""A mailbox's status as stored on disk: folders, sync state, schedule, quarantine, conditions.
+
+One builder for every reader: ``imap status`` (no process running), and the running process's
+mailbox actors, which add their live state on top (see the admin console).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from futurnal.mail.folder_selection import is_pattern
+from futurnal.mail.uidset import UidSet
+from futurnal.schedules import ScheduleError, next_run, schedule_of
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.registry import MailboxRecord
+from futurnal.storage.sync_state import FolderStateStore
+
+__all__ = ["describe_schedule", "mailbox_status"]
+
+
+def mailbox_status(data_dir: DataDir, record: MailboxRecord) -> dict[str, Any]:
+    """The ``imap status --json`` document of ``record``; reads only, safe beside a running process."""
+    path = data_dir.state_path(record.id)
+    states = FolderStateStore(path, read_only=True) if path.exists() else None
+    try:
+        synced = [s.folder for s in states.all()] if states else []
+        folders = []
+        for folder in synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]:
+            state = states.get(folder).to_document() if states else {"folder": folder}
+            state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
+            folders.append(state)
+        reauth = states.needs_reauth() if states else None
+        parked = states.parked() if states else None
+    finally:
+        if states:
+            states.close()
+    return {
+        "mailbox": record.to_document(),
+        "folders": folders,
+        "quarantined": len(QuarantineStore(data_dir.quarantine_root).list(record.id)),
+        "schedule": describe_schedule(record, data_dir),
+        "state": "needs-reauth" if reauth else "parked" if parked else "ok",
+        "needs_reauth": reauth,
+        "parked": parked,
+    }
+
+
+def describe_schedule(record: MailboxRecord, data_dir: DataDir) -> dict[str, Any]:
+    """The mailbox's schedule, priority and (local) next run time, as shown by status and schedule."""
+    try:
+        plan = schedule_of(record)
+    except ScheduleError as exc:
+        return {"schedule": record.schedule, "kind": "invalid", "error": str(exc), "priority": record.priority,
+                "next_run": None}
+    last = _last_sync(record, data_dir) if plan.kind == "interval" else None
+    when = next_run(plan, datetime.now(), last)
+    shown = {"schedule": str(plan), "kind": plan.kind, "priority": record.priority,
+             "next_run": None if when is None else when.astimezone().isoformat(timespec="seconds")}
+    if plan.kind == "interval":
+        shown["last_sync"] = None if last is None else last.astimezone().isoformat(timespec="seconds")
+    return shown
+
+
+def _last_sync(record: MailboxRecord, data_dir: DataDir) -> datetime | None:
+    """The latest successful folder sync, in naive local time like the scheduler's clock."""
+    path = data_dir.state_path(record.id)
+    if not path.exists():
+        return None
+    states = FolderStateStore(path, read_only=True)
+    try:
+        stamps = [s.last_success for s in states.all() if s.last_success]
+    finally:
+        states.close()
+    if not stamps:
+        return None
+    latest = datetime.strptime(max(stamps), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return latest.astimezone().replace(tzinfo=None)
