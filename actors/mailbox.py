@@ -7,14 +7,19 @@ from typing import Any
 from loguru import logger
 
 from futurnal.events import EventBus
-from futurnal.mail.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns
+from futurnal.mail.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
+from futurnal.pauses import PauseBoard
+from futurnal.storage.clock import utc_now
 
 from .directory import ActorDirectory
 from .messages import (
+    DescribeMailbox,
     FolderChanged,
     FolderSynced,
     FoldersResolved,
+    PauseMailbox,
     ResolveFolders,
+    ResumeMailbox,
     SiblingRestarted,
     SyncFolder,
     SyncTick,
@@ -33,6 +38,7 @@ class MailboxActor(SupervisedActor):
         mailbox_id: str,
         directory: ActorDirectory,
         events: EventBus,
+        pauses: PauseBoard | None = None,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=f"mailbox/{mailbox_id}", supervisor=supervisor)
@@ -40,7 +46,12 @@ class MailboxActor(SupervisedActor):
         self._runs = SyncRuns(mailbox_id)
         self._directory = directory
         self._events = events
+        self._pauses = pauses or PauseBoard()
+        # Folders asked for while paused: None nothing, () the whole selection.
+        self._missed: tuple[str, ...] | None = None
         self._needs_reauth: str | None = None
+        self._last_run: dict[str, Any] | None = None
+        self._announced_run = 0
         self._log = logger.bind(mailbox=mailbox_id)
 
     def handle(self, message: Any) -> Any:
@@ -60,13 +71,52 @@ class MailboxActor(SupervisedActor):
             return self._dispatch(jobs, finished)
         if isinstance(message, SiblingRestarted) and message.child_id == f"fetcher/{self._mailbox_id}":
             return self._dispatch(*self._runs.fetcher_restarted())
+        if isinstance(message, PauseMailbox):
+            if self._pauses.pause(self._mailbox_id):
+                self._log.info("paused")
+            return self._describe()
+        if isinstance(message, ResumeMailbox):
+            return self._resume()
+        if isinstance(message, DescribeMailbox):
+            return self._describe()
         return super().handle(message)
+
+    def _resume(self) -> dict[str, Any]:
+        if self._pauses.resume(self._mailbox_id):
+            self._log.info("resumed")
+            if self._missed is not None:
+                missed, self._missed = self._missed, None
+                self._on_tick(SyncTick(reason="missed while paused", folders=missed))
+        return self._describe()
+
+    def _describe(self) -> dict[str, Any]:
+        paused = self._pauses.is_paused(self._mailbox_id)
+        state = ("needs-reauth" if self._needs_reauth is not None else "syncing" if self._runs.running
+                 else "paused" if paused else "idle")
+        return {
+            "mailbox": self._mailbox_id,
+            "state": state,
+            "paused": paused,
+            "syncing": self._runs.running,
+            "follow_up_queued": self._runs.follow_up_queued,
+            "missed_while_paused": self._missed is not None,
+            "needs_reauth": self._needs_reauth,
+            "last_run": self._last_run,
+            "inbox": self.actor_inbox.qsize(),
+        }
 
     def _mark_needs_reauth(self, reason: str) -> None:
         self._needs_reauth = reason
         self._log.warning("mailbox needs re-authentication; its syncs stop until the user acts")
 
     def _on_tick(self, tick: SyncTick) -> None:
+        if self._pauses.is_paused(self._mailbox_id):
+            # Remembered, not lost: resuming runs one sync covering everything asked for meanwhile.
+            whole = self._missed == () or not tick.folders
+            self._missed = () if whole else tuple(dict.fromkeys((*(self._missed or ()), *tick.folders)))
+            report = MailboxSyncReport(self._mailbox_id, (), (), skipped="paused")
+            self._dispatch([], RunFinished(report, (tick.reply_to,) if tick.reply_to else ()), publish=False)
+            return
         if self._needs_reauth is not None:
             report = MailboxSyncReport(self._mailbox_id, (), (("*", f"needs re-authentication: {self._needs_reauth}"),))
             self._dispatch([], RunFinished(report, (tick.reply_to,) if tick.reply_to else ()))
@@ -74,13 +124,20 @@ class MailboxActor(SupervisedActor):
         self._log.debug("sync requested ({reason})", reason=tick.reason)
         self._dispatch(self._runs.request(tick.folders, tick.reply_to), None)
 
-    def _dispatch(self, jobs: list[FolderJob], finished: RunFinished | None) -> None:
+    def _dispatch(self, jobs: list[FolderJob], finished: RunFinished | None, *, publish: bool = True) -> None:
         if finished is not None:
             for waiter in finished.waiters:
                 waiter.set(finished.report)
-            self._events.publish(finished.report)
+            if publish:
+                report = finished.report
+                self._last_run = {"finished": utc_now(), "fetched": report.fetched, "errors": len(report.errors)}
+                self._events.publish(report)
         if not jobs:
             return
+        if jobs[0].run_id != self._announced_run:
+            self._announced_run = jobs[0].run_id
+            self._events.publish(SyncStarted(self._mailbox_id, jobs[0].run_id,
+                                             tuple(job.folder for job in jobs if job.folder is not None)))
         fetcher = self._directory.get(f"fetcher/{self._mailbox_id}")
         if fetcher is None:
             # Restarting: the supervisor's SiblingRestarted will re-drive these jobs.

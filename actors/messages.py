@@ -13,14 +13,18 @@ from futurnal.storage.element_store import ElementKey
 
 __all__ = [
     "ChildExited",
+    "DescribeChildren",
+    "DescribeMailbox",
     "FolderChanged",
     "FolderSynced",
     "FoldersResolved",
     "MarkDeleted",
     "MailboxSyncReport",
+    "PauseMailbox",
     "Ping",
     "PoisonMessage",
     "ResolveFolders",
+    "ResumeMailbox",
     "SiblingRestarted",
     "SyncFolder",
     "SyncTick",
@@ -138,3 +142,27 @@ class SiblingRestarted:
     """Told to the other children after a restart, so they re-drive work the dead one lost."""
 
     child_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PauseMailbox:
+    """Command to a mailbox actor: start no syncs until :class:`ResumeMailbox`.
+
+    A run in flight finishes; ticks and watcher notifications meanwhile are remembered as one
+    catch-up sync at resume. Answers with the mailbox's :class:`DescribeMailbox` snapshot.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeMailbox:
+    """Command to a mailbox actor: sync again (at once, if anything was missed while paused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeMailbox:
+    """Query to a mailbox actor: its live state (idle / syncing / paused / needs-reauth) as a dict."""
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeChildren:
+    """Query to a supervisor: each child's id, state, restart count and inbox depth, in start order."""

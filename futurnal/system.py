@@ -22,14 +22,24 @@ import pykka
 from loguru import logger
 
 from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import Ping, SyncTick
+from futurnal.actors.messages import (
+    DescribeChildren,
+    DescribeMailbox,
+    PauseMailbox,
+    Ping,
+    ResumeMailbox,
+    SyncTick,
+    WriteElements,
+)
 from futurnal.actors.scheduler import SchedulerActor
 from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.schedules import MailboxSchedule, scheduled_mailboxes
-from futurnal.storage.consent import SCOPES, ConsentRegistry
+from futurnal.status import mailbox_status
+from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.consent import SCOPES, ConsentRecord, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementStore
@@ -96,6 +106,7 @@ class ActorSystem:
         self._schedule = True
         self._plans: list[MailboxSchedule] = []
         self._mailboxes: dict[str, MailboxRecord] = {}
+        self._withheld: set[str] = set()  # consent revoked while running: actors stopped until granted
         self.failure: str | None = None
         self.failed = threading.Event()
 
@@ -305,6 +316,97 @@ class ActorSystem:
         finally:
             unsubscribe()
 
+    # -- operating a running system (the admin console's commands) --------------------------
+
+    def mailbox_ids(self) -> list[str]:
+        """The mailboxes this running system has actors for."""
+        return list(self._mailboxes)
+
+    def record(self, key: str) -> MailboxRecord:
+        """A running mailbox's registration, by id or address."""
+        return self._record(key)
+
+    def registered(self, key: str) -> MailboxRecord:
+        """A registered mailbox, running or not, by id or address; ``UnknownMailbox`` otherwise."""
+        registry = MailboxRegistry(self.data_dir.registry_path, read_only=True)
+        try:
+            return registry.get(key)
+        finally:
+            registry.close()
+
+    def status(self, mailbox_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Each mailbox's stored status (as ``imap status --json``) with its actor's live state
+        under ``live``: idle / syncing / paused / needs-reauth, its inbox depth, the last run."""
+        keys = [self._record(mailbox_id).id] if mailbox_id is not None else list(self._mailboxes)
+        reports = []
+        for key in keys:
+            record = self._mailboxes.get(key)
+            if record is None:
+                continue
+            report = mailbox_status(self.data_dir, record)
+            try:
+                report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
+            except SystemNotRunning as exc:
+                report["live"] = {"mailbox": key, "state": "down", "detail": str(exc)}
+            reports.append(report)
+        return reports
+
+    def pause(self, mailbox_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Start no syncs of the mailbox until :meth:`resume`; what is asked meanwhile is remembered."""
+        return self._ask_mailbox(self._record(mailbox_id).id, PauseMailbox(), timeout)
+
+    def resume(self, mailbox_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Undo :meth:`pause`; one sync catches up with whatever was asked for while paused."""
+        return self._ask_mailbox(self._record(mailbox_id).id, ResumeMailbox(), timeout)
+
+    def actor_tree(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The supervision tree: each actor's id, state, restart count, inbox depth and children."""
+        roots = []
+        for root_id, ref in list(self._roots.items()):
+            node: dict[str, Any] = {"id": root_id, "state": "running" if ref.is_alive() else "stopped",
+                                    "restarts": 0, "restart_type": "permanent",
+                                    "inbox": ref.actor_inbox.qsize() if ref.is_alive() else 0, "ref": ref}
+            roots.append(_describe_subtree(node, timeout))
+        return roots
+
+    def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...] = SCOPES,
+                      expires_at: str | None = None) -> ConsentRecord:
+        """Record consent (audited); a mailbox stopped by :meth:`revoke_consent` starts again."""
+        consent = ConsentRegistry(self.data_dir.consent_path).grant(mailbox_id, granted_by, scopes, expires_at)
+        AuditLog(self.data_dir.audit_path).append("consent-granted", mailbox=mailbox_id, granted_by=granted_by,
+                                                  scopes=list(consent.scopes), expires_at=expires_at)
+        if mailbox_id in self._withheld:
+            self._withheld.discard(mailbox_id)
+            if self.running:
+                self.reload()
+        return consent
+
+    def revoke_consent(self, mailbox_id: str) -> bool:
+        """Withdraw consent (audited) and stop the mailbox's actors; False if there was none."""
+        revoked = ConsentRegistry(self.data_dir.consent_path).revoke(mailbox_id)
+        if revoked:
+            AuditLog(self.data_dir.audit_path).append("consent-revoked", mailbox=mailbox_id)
+        if self.running and mailbox_id in self._mailboxes:
+            self._withheld.add(mailbox_id)
+            self.reload()
+        return revoked
+
+    def write_elements(self, elements: list[dict[str, Any]], timeout: float = 60.0) -> int:
+        """Store elements through the sink actor, the store's only writer (quarantine retries)."""
+        sink = self._directory.get("sink")
+        if sink is None:
+            raise SystemNotRunning("the sink is not running")
+        return sink.ask(WriteElements(tuple(elements)), timeout=timeout)
+
+    def _ask_mailbox(self, mailbox_id: str, message: Any, timeout: float) -> Any:
+        mailbox = self._directory.get(f"mailbox/{mailbox_id}")
+        if mailbox is None:
+            raise SystemNotRunning(f"mailbox {mailbox_id} is not running (restarting, parked or stopped)")
+        try:
+            return mailbox.ask(message, timeout=timeout)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            raise SystemNotRunning(f"mailbox {mailbox_id} did not answer within {timeout:g}s") from None
+
     def stop(self) -> None:
         """Stop every actor in reverse start order; syncs in flight stop at the next batch boundary."""
         with self._changes:
@@ -332,6 +434,7 @@ class ActorSystem:
                            if record.id in self._selection or record.email in self._selection]
         finally:
             registry.close()
+        records = [record for record in records if record.id not in self._withheld]
         if self._watch_folders is not None:
             records = [record.with_changes(watch=self._watch_folders) for record in records]
         return records
@@ -410,6 +513,20 @@ class ActorSystem:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Fill in ``node``'s children by asking it, if it is a running supervisor; drops the refs."""
+    ref = node.pop("ref")
+    node["children"] = []
+    if ref is not None and node["id"].startswith(("root/", "supervisor/")) and node["state"] == "running":
+        try:
+            children = ref.ask(DescribeChildren(), timeout=timeout)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            node["state"] = "not answering"
+            return node
+        node["children"] = [_describe_subtree(child, timeout) for child in children]
+    return node
 
 
 def _connection(record: MailboxRecord) -> MailboxRecord:

@@ -31,15 +31,16 @@ import pykka
 from loguru import logger
 
 from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import ChildExited, Ping, PoisonMessage, SiblingRestarted
+from futurnal.actors.messages import ChildExited, DescribeChildren, Ping, PoisonMessage, SiblingRestarted
 from futurnal.actors.supervised import SupervisedActor
+from futurnal.events import EventBus
 
 from .backoff import BackoffPolicy, RestartBackoff, Schedule, call_later
 from .poison import PoisonCounter
 from .restart_intensity import RestartIntensity
 from .strategy import RestartType, Strategy, restart_group
 
-__all__ = ["ChildSpec", "RestartType", "Strategy", "Supervisor", "SupervisorGaveUp"]
+__all__ = ["ActorRestarting", "ChildSpec", "RestartType", "Strategy", "Supervisor", "SupervisorGaveUp"]
 
 _DEFAULT_BACKOFF = BackoffPolicy()
 
@@ -69,6 +70,16 @@ class ChildSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ActorRestarting:
+    """Published when a child died: ``restarted`` False for a temporary child, which stays down."""
+
+    child_id: str
+    reason: str
+    deaths: int
+    restarted: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _RestartDue:
     """Told to itself once a back-off is over: start the children waiting on ``ticket``."""
 
@@ -95,6 +106,7 @@ class Supervisor(SupervisedActor):
         clock: for the back-off's uptime; pass the intensity's clock in tests.
         schedule: ``schedule(delay, fn)`` runs ``fn`` later on another thread; tests drive it.
         unit_random: draws in [0, 1) for the back-off's jitter.
+        events: where to publish :class:`ActorRestarting` (the admin console's subscribers).
     """
 
     def __init__(
@@ -112,6 +124,7 @@ class Supervisor(SupervisedActor):
         clock: Callable[[], float] = time.monotonic,
         schedule: Schedule = call_later,
         unit_random: Callable[[], float] = random.random,
+        events: EventBus | None = None,
     ) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
         if strategy not in get_args(Strategy):
@@ -132,6 +145,8 @@ class Supervisor(SupervisedActor):
         self._crashed: set[str] = set()  # died on their own; the others hear of it once they are back
         self._notices: dict[str, list[PoisonMessage]] = {}  # told to all once that child is back
         self._tickets = itertools.count(1)
+        self._deaths: dict[str, int] = {}  # child id -> deaths seen, for the admin console
+        self._events = events
 
     # -- Pykka hooks ------------------------------------------------------------------------
 
@@ -150,7 +165,22 @@ class Supervisor(SupervisedActor):
             return self._on_child_exited(message)
         if isinstance(message, _RestartDue):
             return self._restart(message.ticket)
+        if isinstance(message, DescribeChildren):
+            return self._describe_children()
         return super().handle(message)
+
+    def _describe_children(self) -> list[dict[str, Any]]:
+        """Each child in start order; ``ref`` is there so a caller can ask a child supervisor in turn."""
+        children = []
+        for spec in self._specs:
+            ref = self._children.get(spec.id)
+            state = "running" if ref is not None else "restarting" if spec.id in self._pending else "stopped"
+            children.append({
+                "id": spec.id, "state": state, "restarts": self._deaths.get(spec.id, 0),
+                "restart_type": spec.restart, "inbox": ref.actor_inbox.qsize() if ref is not None else 0,
+                "ref": ref,
+            })
+        return children
 
     def on_stop(self) -> None:
         self._stop_children()
@@ -174,6 +204,10 @@ class Supervisor(SupervisedActor):
             return  # an old incarnation, or one a sibling's restart already stopped
         self._forget(exited.child_id)
         spec = self._spec(exited.child_id)
+        self._deaths[spec.id] = self._deaths.get(spec.id, 0) + 1
+        if self._events is not None:
+            self._events.publish(ActorRestarting(spec.id, exited.reason, self._deaths[spec.id],
+                                                 restarted=spec.restart != "temporary"))
         notice = self._poison.record(exited.child_id, exited.in_flight)
         if spec.restart == "temporary":
             logger.warning("{child} died ({reason}); temporary, not restarted", child=spec.id, reason=exited.reason)

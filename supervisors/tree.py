@@ -7,7 +7,7 @@ the sink's root and the scheduler's, so mailboxes can be added and removed (SIGH
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -18,6 +18,7 @@ from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
+from futurnal.pauses import PauseBoard
 from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.connector import MailboxConnector
 from futurnal.storage.clock import utc_now
@@ -45,6 +46,7 @@ class TreeContext:
     events: EventBus
     stopping: threading.Event
     watch: bool = True
+    pauses: PauseBoard = field(default_factory=PauseBoard)
 
     def intensity(self) -> RestartIntensity:
         return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
@@ -75,6 +77,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             mailbox_id=record.id,
             directory=context.directory,
             events=context.events,
+            pauses=context.pauses,
             supervisor=parent,
         )
 
@@ -103,6 +106,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             intensity=context.intensity(),
             supervisor=parent,
             on_give_up=park,
+            events=context.events,
         )
 
     # Temporary: a mailbox whose actors keep failing is parked (with its reason in `imap status`)

@@ -45,6 +45,7 @@ __all__ = [
     "PendingWrite",
     "SinkPort",
     "SyncInterrupted",
+    "MessageQuarantined",
     "SyncProgress",
 ]
 
@@ -77,6 +78,16 @@ class SyncProgress:
     folder: str
     done: int
     total: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuarantined:
+    """A message was set aside with its raw bytes (``quarantine list`` shows it); the folder went on."""
+
+    mailbox: str
+    folder: str
+    uid: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +139,7 @@ class FolderSync:
         limits: BatchLimits = BatchLimits(),
         max_in_flight: int = 2,
         write_timeout: float = 120.0,
-        progress: Callable[[SyncProgress], None] | None = None,
+        progress: Callable[[SyncProgress | MessageQuarantined], None] | None = None,
         clock: Callable[[], str] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
         gmail_index: GmailMessageIndex | None = None,
@@ -356,6 +367,7 @@ class FolderSync:
             raw=message.raw, now=self._clock(), flags=stored_flags(message.flags),
             internal_date=message.internal_date.isoformat() if message.internal_date else None,
         )
+        self._progress(MessageQuarantined(self.mailbox, folder, message.uid, reason))
 
     def _already_stored_elsewhere(self, message: FetchedMessage, folder: str, uidvalidity: int) -> bool:
         """Gmail shows one message under every label: store it once, where it was first seen.

@@ -7,7 +7,7 @@ from typing import Any
 
 from .folder_sync import FolderSyncResult
 
-__all__ = ["FolderJob", "MailboxSyncReport", "SyncRuns"]
+__all__ = ["FolderJob", "MailboxSyncReport", "SyncRuns", "SyncStarted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,12 +20,23 @@ class FolderJob:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncStarted:
+    """A sync run of ``mailbox`` began: of ``folders``, or of its whole selection when empty."""
+
+    mailbox: str
+    run_id: int
+    folders: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxSyncReport:
     """The outcome of one sync run of a mailbox, folder by folder."""
 
     mailbox: str
     results: tuple[FolderSyncResult, ...]
     errors: tuple[tuple[str, str], ...]
+    #: Why nothing ran, when the mailbox did not sync at all (``"paused"``); None for a real run.
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -34,6 +45,21 @@ class MailboxSyncReport:
     @property
     def fetched(self) -> int:
         return sum(r.fetched for r in self.results)
+
+    def to_document(self) -> dict[str, Any]:
+        """As ``imap sync --json`` prints it and the admin console sends it."""
+        return {
+            "mailbox": self.mailbox,
+            "ok": self.ok,
+            "fetched": self.fetched,
+            "skipped": self.skipped,
+            "folders": [
+                {"folder": r.folder, "fetched": r.fetched, "quarantined": r.quarantined, "unchanged": r.unchanged,
+                 "uidvalidity": r.uidvalidity, "last_uid": r.last_uid}
+                for r in self.results
+            ],
+            "errors": [{"folder": folder, "error": error} for folder, error in self.errors],
+        }
 
 
 @dataclass(slots=True)
@@ -76,6 +102,11 @@ class SyncRuns:
     @property
     def running(self) -> bool:
         return self._current is not None
+
+    @property
+    def follow_up_queued(self) -> bool:
+        """A sync was asked for while one ran: it starts when the current one ends."""
+        return self._queued_folders is not None
 
     def request(self, folders: tuple[str, ...], waiter: Any = None) -> list[FolderJob]:
         """Ask for a sync of ``folders``, or of the mailbox's whole selection when empty."""
