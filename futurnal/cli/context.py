@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from futurnal.config import ConfigError, ServiceSettings, load_settings
+from futurnal.console import ConsoleClient, connect_if_running
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import StorageError
@@ -65,3 +66,8 @@ class CommandContext:
             raise UserError(str(exc)) from None
         finally:
             registry.close()
+
+    def console(self) -> ConsoleClient | None:
+        """The running process's console when one serves this data directory: commands that would
+        write its files go through it instead, so there is only ever one writer."""
+        return connect_if_running(self.data_dir.root)

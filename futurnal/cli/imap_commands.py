@@ -11,8 +11,7 @@ from typing import Any
 from futurnal.log_setup import redactor
 from futurnal.mail.errors import FolderNotFound, MailError
 from futurnal.mail.folder_plan import plan_folders
-from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, is_pattern
-from futurnal.mail.uidset import UidSet
+from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec
 from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
@@ -20,7 +19,7 @@ from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
-from futurnal.storage.sync_state import FolderStateStore
+from futurnal.status import mailbox_status
 
 from . import monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext
@@ -257,23 +256,9 @@ def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    path = ctx.data_dir.state_path(record.id)
-    states = FolderStateStore(path, read_only=True) if path.exists() else None
-    folders = []
-    synced = [s.folder for s in states.all()] if states else []
-    for folder in synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]:
-        state = states.get(folder).to_document() if states else {"folder": folder}
-        state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
-        folders.append(state)
-    reauth = states.needs_reauth() if states else None
-    parked = states.parked() if states else None
-    if states:
-        states.close()
-    quarantined = len(QuarantineStore(ctx.data_dir.quarantine_root).list(record.id))
-    report = {"mailbox": record.to_document(), "folders": folders, "quarantined": quarantined,
-              "schedule": schedule_command.describe(record, ctx),
-              "state": "needs-reauth" if reauth else "parked" if parked else "ok", "needs_reauth": reauth,
-              "parked": parked}
+    report = mailbox_status(ctx.data_dir, record)
+    folders, quarantined = report["folders"], report["quarantined"]
+    reauth, parked = report["needs_reauth"], report["parked"]
     if args.json:
         print_json(report)
         return 0
@@ -305,27 +290,29 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    report = run_sync(ctx, record, tuple(args.folder), timeout=args.timeout, show_progress=not args.json)
-    if args.json:
-        print_json({
-            "mailbox": report.mailbox,
-            "ok": report.ok,
-            "fetched": report.fetched,
-            "folders": [
-                {"folder": r.folder, "fetched": r.fetched, "quarantined": r.quarantined, "unchanged": r.unchanged,
-                 "uidvalidity": r.uidvalidity, "last_uid": r.last_uid}
-                for r in report.results
-            ],
-            "errors": [{"folder": f, "error": e} for f, e in report.errors],
-        })
-    else:
-        for r in report.results:
-            extra = f", {r.quarantined} quarantined" if r.quarantined else ""
-            print(f"{record.id} {r.folder}: {r.fetched} new message(s){extra}")
-    if report.errors:
+    console = ctx.console()
+    if console is not None:  # `run` owns this data directory: ask it to sync, and wait for its report
         if not args.json:
-            for folder, error in report.errors:
-                print(f"error: {record.id} {folder}: {error}", file=sys.stderr)
+            print(f"syncing {record.id} through the running process (pid {console.server_pid})", file=sys.stderr)
+        report = console.call("sync", mailbox=record.id, folders=list(args.folder),
+                              **({} if args.timeout is None else {"timeout": args.timeout}))
+    else:
+        report = run_sync(ctx, record, tuple(args.folder), timeout=args.timeout,
+                          show_progress=not args.json).to_document()
+    if args.json:
+        print_json(report)
+    else:
+        for folder in report["folders"]:
+            extra = f", {folder['quarantined']} quarantined" if folder["quarantined"] else ""
+            print(f"{record.id} {folder['folder']}: {folder['fetched']} new message(s){extra}")
+    if report["skipped"]:
+        print(f"{record.id}: not synced, {report['skipped']} (`futurnal-actors ctl resume {record.id}`)",
+              file=sys.stderr)
+        return 1
+    if report["errors"]:
+        if not args.json:
+            for error in report["errors"]:
+                print(f"error: {record.id} {error['folder']}: {error['error']}", file=sys.stderr)
         return 1
     return 0
 
@@ -335,7 +322,7 @@ def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
     with ctx.owned() as registry:
         registry.remove(record.id)
         secrets = ctx.credentials.delete_secrets(record.id)
-        removed = [f"registration", *(f"{kind} (keyring)" for kind in secrets)]
+        removed = ["registration", *(f"{kind} (keyring)" for kind in secrets)]
         ConsentRegistry(ctx.data_dir.consent_path).revoke(record.id)
         counts: dict[str, int] = {"secrets": len(secrets)}
         if args.purge:

@@ -7,12 +7,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from futurnal.console import ConsoleError, ConsoleUnavailable
 from futurnal.log_setup import LOG_FORMATS, configure_logging, redactor
 from futurnal.mail.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError
 
-from . import demo_command, elements_commands, imap_commands, privacy_commands, quarantine_commands, run_command
+from . import (
+    console_commands,
+    demo_command,
+    elements_commands,
+    imap_commands,
+    privacy_commands,
+    quarantine_commands,
+    run_command,
+    top_command,
+)
 from .context import CommandContext
 from .output import UserError
 
@@ -43,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine_commands.register(commands)
     privacy_commands.register(commands)
     run_command.register(commands)
+    console_commands.register(commands)
+    top_command.register(commands)
     demo_command.register(commands)
     return parser
 
@@ -58,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, ctx))
     except UserError as exc:
         return _fail(str(exc), exc.code, args.debug)
-    except (StorageError, MailError) as exc:
+    except (StorageError, MailError, ConsoleUnavailable) as exc:
         return _fail(str(exc), 1, args.debug)
+    except ConsoleError as exc:  # the running process refused what a command asked of it
+        return _fail(exc.message, 1, args.debug)
     except KeyboardInterrupt:
         return _fail("interrupted", 130, False)
     except BrokenPipeError:

@@ -6,12 +6,10 @@ import argparse
 import getpass
 import json
 from dataclasses import asdict
-from datetime import datetime, timezone
 from typing import Any
 
 from futurnal.storage.audit_log import AuditLog
-from futurnal.storage.clock import utc_iso
-from futurnal.storage.consent import SCOPES, ConsentRegistry
+from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
 
 from .context import CommandContext
 from .output import UserError, print_json, print_table
@@ -64,25 +62,25 @@ def _show(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 
 def _expiry(text: str | None) -> str | None:
-    if text is None:
-        return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"--expires {text!r} is not an ISO date or time (e.g. 2027-01-01)", code=2) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if moment <= datetime.now(timezone.utc):
-        raise UserError(f"--expires {text} is in the past", code=2)
-    return utc_iso(moment)
+        return None if text is None else parse_expiry(text)
+    except ValueError as exc:
+        raise UserError(f"--expires: {exc}", code=2) from None
 
 
 def _grant(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
     scopes = tuple(s.strip() for s in args.scopes.split(",") if s.strip())
     who = args.granted_by or getpass.getuser()
+    expires = _expiry(args.expires)
+    console = ctx.console()
+    if console is not None:  # the running process records it and starts the mailbox's actors again
+        granted = console.call("consent", action="grant", mailbox=record.id, scopes=list(scopes), granted_by=who,
+                               **({} if expires is None else {"expires": expires}))["consent"]
+        print(f"{record.id}: consent recorded for {', '.join(granted['scopes'])}")
+        return 0
     try:
-        consent = ConsentRegistry(ctx.data_dir.consent_path).grant(record.id, who, scopes, _expiry(args.expires))
+        consent = ConsentRegistry(ctx.data_dir.consent_path).grant(record.id, who, scopes, expires)
     except ValueError as exc:
         raise UserError(f"--scopes: {exc}", code=2) from None
     AuditLog(ctx.data_dir.audit_path).append(
@@ -94,10 +92,14 @@ def _grant(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _revoke(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    if not ConsentRegistry(ctx.data_dir.consent_path).revoke(record.id):
+    console = ctx.console()
+    if console is not None:  # the running process records it and stops the mailbox's actors
+        revoked = console.call("consent", action="revoke", mailbox=record.id)["revoked"]
+    elif revoked := ConsentRegistry(ctx.data_dir.consent_path).revoke(record.id):
+        AuditLog(ctx.data_dir.audit_path).append("consent-revoked", mailbox=record.id)
+    if not revoked:
         print(f"{record.id}: had no consent recorded")
         return 0
-    AuditLog(ctx.data_dir.audit_path).append("consent-revoked", mailbox=record.id)
     print(f"{record.id}: consent revoked; nothing more is fetched from it (stored elements are kept: "
           f"`imap remove {record.id} --purge` deletes them)")
     return 0

@@ -7,8 +7,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from futurnal.storage.clock import utc_now
-from futurnal.mail.quarantine_retry import element_from_quarantine
+from futurnal.mail.quarantine_retry import RetryOutcome, retry_quarantined
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.element_store import ElementStore
@@ -82,32 +81,25 @@ def _show(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 
 def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
-    store = _store(ctx)
-    records = store.list() if args.all else [_record(store, args.id)]
-    failed = 0
-    with ctx.owned():  # the element store gets written: not beside a running process
-        elements = ElementStore(ctx.data_dir.elements_root)
-        audit = AuditLog(ctx.data_dir.audit_path)
-        for record in records:
-            consent = ConsentRegistry(ctx.data_dir.consent_path).get(record.mailbox)
-            if consent is None:
-                print(f"{record.id}: {record.mailbox} has no consent recorded; left in quarantine", file=sys.stderr)
-                failed += 1
-                continue
-            try:
-                element = element_from_quarantine(record, store.raw(record.id), consent.scopes)
-            except Exception as exc:
-                store.touch(record, f"retry failed: {exc.__class__.__name__}: {exc}", utc_now())
-                print(f"{record.id}: still fails ({exc.__class__.__name__}: {exc})", file=sys.stderr)
-                failed += 1
-                continue
-            elements.upsert_many([element])
-            store.drop(record.id)
-            audit.append("quarantine-retried", mailbox=record.mailbox, folder=record.folder, uid=record.uid)
-            print(f"{record.id}: stored as element {element['id']}")
-    if not records:
+    console = ctx.console()
+    if console is not None:  # the running process owns the element store: it does the writing
+        result = console.call("quarantine", action="retry", **({} if args.all else {"id": args.id}))
+        outcomes = [RetryOutcome(o["record_id"], o["element_id"], o["error"]) for o in result["outcomes"]]
+    else:
+        store = _store(ctx)
+        records = store.list() if args.all else [_record(store, args.id)]
+        with ctx.owned():  # the element store gets written: not beside a running process
+            outcomes = retry_quarantined(records, store, ConsentRegistry(ctx.data_dir.consent_path),
+                                         AuditLog(ctx.data_dir.audit_path),
+                                         ElementStore(ctx.data_dir.elements_root).upsert_many)
+    for outcome in outcomes:
+        if outcome.ok:
+            print(f"{outcome.record_id}: stored as element {outcome.element_id}")
+        else:
+            print(f"{outcome.record_id}: {outcome.error}", file=sys.stderr)
+    if not outcomes:
         print("nothing in quarantine")
-    return 1 if failed else 0
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
 
 
 def _drop(args: argparse.Namespace, ctx: CommandContext) -> int:

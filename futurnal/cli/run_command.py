@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from futurnal.config import ConfigError, ServiceSettings, load_settings
+from futurnal.console.commands import ConsoleCommands
+from futurnal.console.protocol import ProtocolError, console_socket_path
+from futurnal.console.server import ConsoleServer
 from futurnal.storage.clock import utc_now
 from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.system import ActorSystem, SystemNotRunning
 
+from .console_render import render_reply
 from .context import CommandContext
 from .output import UserError
 
@@ -82,7 +87,22 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
             signal.signal(sig, handler)
         raise UserError(str(exc)) from None
     system.subscribe(_print_report)
-    print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops, SIGHUP reloads", flush=True)
+
+    def shutdown() -> None:  # the console's `shutdown`: the same clean stop as SIGTERM
+        logger.info("shutdown asked for on the admin console; stopping")
+        stop.set()
+        wake.set()
+
+    try:
+        console = ConsoleServer(console_socket_path(ctx.data_dir.root), ConsoleCommands(system, shutdown).run,
+                                system.subscribe).start()
+    except (ProtocolError, OSError) as exc:
+        system.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise UserError(f"cannot open the admin console: {exc}") from None
+    print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops, SIGHUP reloads; "
+          f"admin console on {console.path}", flush=True)
     try:
         while True:
             wake.wait(0.5)
@@ -93,6 +113,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
             if stop.is_set() or system.failed.is_set():
                 break
     finally:
+        console.stop()
         system.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -111,11 +132,7 @@ def _reload(system: ActorSystem, ctx: CommandContext) -> None:
         print(f"reload failed: {exc}; still running as before", flush=True)
         return
     _warn_without_consent(ctx, [*report.added, *report.restarted])
-    parts = [f"{label} {', '.join(ids)}" for label, ids in
-             (("added", report.added), ("removed", report.removed), ("restarted", report.restarted)) if ids]
-    if report.schedules_changed:
-        parts.append("schedules updated")
-    print(f"reloaded: {'; '.join(parts) or 'nothing changed'}", flush=True)
+    print(render_reply("reload", asdict(report)), flush=True)
 
 
 def _warn_without_consent(ctx: CommandContext, mailbox_ids: list[str]) -> None:

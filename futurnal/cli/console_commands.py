@@ -1,0 +1,202 @@
+"""``ctl`` (one command, for scripts) and ``console`` (interactive): clients of a running process."""
+
+from __future__ import annotations
+
+import argparse
+import cmd
+import contextlib
+import shlex
+import sys
+from typing import Any
+
+from futurnal.console import (
+    COMMANDS,
+    ConsoleClient,
+    ConsoleError,
+    ConsoleUnavailable,
+    ProtocolError,
+    args_from_words,
+    command_spec,
+)
+
+from .console_render import render_event, render_reply
+from .context import CommandContext
+from .output import UserError, print_json
+
+__all__ = ["register"]
+
+_COMMAND_LIST = ", ".join(COMMANDS)
+
+
+def register(subparsers: Any) -> None:
+    ctl = subparsers.add_parser(
+        "ctl",
+        help="send one command to the running process (status, actors, sync, pause, resume, ...)",
+        description="Send one admin console command to the `run` process of this data directory and print "
+        f"its reply. Commands: {_COMMAND_LIST}. `ctl help COMMAND` describes one. Exit status: 0 done, "
+        "1 the process answered with an error or is not running, 2 bad usage.",
+        epilog="examples: ctl status --json; ctl sync alice INBOX; ctl pause alice; "
+        "ctl quarantine list; ctl consent revoke alice; ctl subscribe",
+    )
+    ctl.add_argument("--json", action="store_true", help="print the reply (or each event) as JSON")
+    ctl.add_argument("console_command", metavar="COMMAND", help="one of: " + _COMMAND_LIST)
+    ctl.add_argument("words", nargs=argparse.REMAINDER, metavar="ARGS",
+                     help="the command's arguments (`ctl help COMMAND` lists them)")
+    ctl.set_defaults(handler=_ctl)
+    console = subparsers.add_parser(
+        "console",
+        help="interactive admin console of the running process (history, completion, help)",
+        description="An interactive shell on the running process's admin console socket. `help` lists "
+        "the commands, `help COMMAND` describes one, Tab completes, Ctrl+D leaves.",
+    )
+    console.set_defaults(handler=_console)
+
+
+def _client(ctx: CommandContext) -> ConsoleClient:
+    try:
+        return ConsoleClient(ctx.data_dir.root)
+    except (ConsoleUnavailable, ProtocolError) as exc:
+        raise UserError(f"{exc}; start it with `futurnal-actors run`") from None
+
+
+def _request(command: str, words: list[str]) -> dict[str, Any]:
+    """What the user typed, checked here first so usage mistakes exit 2 without a round trip."""
+    try:
+        return args_from_words(command_spec(command), words)
+    except ProtocolError as exc:
+        raise UserError(exc.message, code=2) from None
+
+
+def _ctl(args: argparse.Namespace, ctx: CommandContext) -> int:
+    words = [word for word in args.words if word != "--json"]
+    as_json = args.json or len(words) != len(args.words)
+    request = _request(args.console_command, words)
+    client = _client(ctx)
+    if args.console_command == "subscribe":
+        with contextlib.suppress(KeyboardInterrupt):
+            for event in client.events():
+                if as_json:
+                    print_json(event)
+                else:
+                    print(render_event(event), flush=True)
+        return 0
+    try:
+        result = client.call(args.console_command, **request)
+    except ConsoleError as exc:
+        if as_json:
+            print_json({"ok": False, "error": {"code": exc.code, "message": exc.message}})
+        raise UserError(exc.message) from None
+    if as_json:
+        print_json(result)
+    else:
+        print(render_reply(args.console_command, result))
+    return 0
+
+
+class _ConsoleShell(cmd.Cmd):
+    """Every console command is a line; ``help`` and completion come from the same table."""
+
+    prompt = "futurnal> "
+
+    def __init__(self, client: ConsoleClient, mailboxes: list[str]) -> None:
+        super().__init__()
+        self._client = client
+        self._mailboxes = mailboxes
+        self.intro = (f"connected to pid {client.server_pid} ({client.path}); `help` lists the commands, "
+                      "Ctrl+D leaves")
+
+    def default(self, line: str) -> bool:
+        if line == "EOF":
+            print()
+            return True
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            print(f"error: {exc}")
+            return False
+        command, rest = words[0], words[1:]
+        if command in ("quit", "exit"):
+            return True
+        try:
+            request = args_from_words(command_spec(command), rest)
+            if command == "subscribe":
+                print("streaming events; Ctrl+C stops")
+                with contextlib.suppress(KeyboardInterrupt):
+                    for event in self._client.events():
+                        print(render_event(event), flush=True)
+                return False
+            result = self._client.call(command, **request)
+        except (ProtocolError, ConsoleError) as exc:
+            print(f"error: {exc.message}")
+            return False
+        except ConsoleUnavailable as exc:
+            print(f"error: {exc}")
+            return True
+        print(render_reply(command, result))
+        return command == "shutdown"
+
+    def do_help(self, arg: str) -> None:
+        name = arg.strip()
+        if not name:
+            for spec in COMMANDS.values():
+                print(f"{spec.usage()}\n    {spec.summary}")
+            print("quit\n    leave the console (so does Ctrl+D)")
+            return
+        try:
+            spec = command_spec(name)
+        except ProtocolError as exc:
+            print(f"error: {exc.message}")
+            return
+        print(render_reply("help", {"usage": spec.usage(), "summary": spec.summary,
+                                    "params": [{"name": p.name, "help": p.help} for p in spec.params]}))
+
+    def completenames(self, text: str, *ignored: Any) -> list[str]:
+        return [name for name in [*COMMANDS, "quit"] if name.startswith(text)]
+
+    def completedefault(self, text: str, line: str, begidx: int, endidx: int) -> list[str]:
+        words = line[:begidx].split()
+        spec = COMMANDS.get(words[0]) if words else None
+        if spec is None:
+            return []
+        choices = [choice for param in spec.params for choice in param.choices]
+        options = [f"--{param.name.replace('_', '-')}" for param in spec.params if not param.positional]
+        return [word for word in [*choices, *self._mailboxes, *options] if word.startswith(text)]
+
+    def emptyline(self) -> bool:
+        return False
+
+
+def _console(args: argparse.Namespace, ctx: CommandContext) -> int:
+    client = _client(ctx)
+    try:
+        mailboxes = [report["mailbox"]["id"] for report in client.call("status")["mailboxes"]]
+    except ConsoleError:
+        mailboxes = []
+    history = ctx.data_dir.root / "console_history"
+    readline = _readline()
+    if readline is not None:
+        with contextlib.suppress(OSError):
+            readline.read_history_file(history)
+    shell = _ConsoleShell(client, mailboxes)
+    if not sys.stdin.isatty():
+        shell.prompt = ""
+        shell.intro = None
+    try:
+        shell.cmdloop()
+    except KeyboardInterrupt:
+        print()
+    finally:
+        if readline is not None:
+            with contextlib.suppress(OSError):
+                readline.set_history_length(1000)
+                readline.write_history_file(history)
+                history.chmod(0o600)  # commands name mailboxes: private like the rest of the data dir
+    return 0
+
+
+def _readline() -> Any:
+    try:
+        import readline
+    except ImportError:  # not on every platform; the console works without history then
+        return None
+    return readline

@@ -1,0 +1,136 @@
+"""Admin console replies and events as text for people (``ctl`` without ``--json``, ``console``)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from .output import print_table
+
+__all__ = ["render_event", "render_reply"]
+
+
+def render_reply(command: str, result: Any) -> str:
+    """The reply to ``command`` as a few readable lines; JSON for anything without a layout."""
+    renderer = _RENDERERS.get(command)
+    return renderer(result) if renderer is not None else json.dumps(result, indent=2, ensure_ascii=False)
+
+
+def render_event(doc: dict[str, Any]) -> str:
+    kind, mailbox = doc.get("event", "?"), doc.get("mailbox", "")
+    when = doc.get("time", "")
+    if kind == "sync-started":
+        what = ", ".join(doc["folders"]) or "its folders"
+        return f"{when} {mailbox}: sync started ({what})"
+    if kind == "sync-progress":
+        return f"{when} {mailbox} {doc['folder']}: {doc['done']}/{doc['total']}"
+    if kind == "sync-finished":
+        errors = "".join(f"; {e['folder']} failed: {e['error']}" for e in doc["errors"])
+        return f"{when} {mailbox}: sync finished, {doc['fetched']} new{errors}"
+    if kind == "quarantined":
+        return f"{when} {mailbox} {doc['folder']}: UID {doc['uid']} quarantined ({doc['reason']})"
+    if kind in ("actor-restarting", "actor-stopped"):
+        return f"{when} {doc['actor']}: died ({doc['reason']}), {kind.split('-')[1]}"
+    if kind.startswith("watch-"):
+        return f"{when} {mailbox} {doc['folder']}: {kind[6:]} {doc.get('detail', '')}".rstrip()
+    if kind == "dropped":
+        return f"({doc['count']} event(s) dropped: this client fell behind)"
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    out = io.StringIO()
+    print_table(rows, headers, stream=out)
+    return out.getvalue().rstrip("\n")
+
+
+def _help(result: Any) -> str:
+    if isinstance(result, dict):
+        lines = [f"usage: {result['usage']}", f"  {result['summary']}"]
+        lines += [f"  {p['name']}: {p['help']}" for p in result["params"] if p["help"]]
+        return "\n".join(lines)
+    return "\n".join(f"{item['usage']}\n    {item['summary']}" for item in result)
+
+
+def _status(result: dict[str, Any]) -> str:
+    rows = []
+    for report in result["mailboxes"]:
+        live = report.get("live", {})
+        state = live.get("state", "?")
+        if report.get("needs_reauth"):
+            state = "needs-reauth"
+        mailbox_id = report["mailbox"]["id"]
+        if not report["folders"]:
+            rows.append([mailbox_id, "-", state, "-", "-", "never", str(live.get("inbox", "-"))])
+        for folder in report["folders"]:
+            rows.append([mailbox_id, folder["folder"], state, str(folder.get("messages", 0)), str(folder["stored"]),
+                         folder.get("last_success") or "never", str(live.get("inbox", "-"))])
+    text = _table(rows, ["MAILBOX", "FOLDER", "STATE", "ON SERVER", "STORED", "LAST SUCCESS", "INBOX"])
+    queues = ", ".join(f"{actor} {depth}" for actor, depth in sorted(result["queues"].items()) if depth)
+    return text + f"\nqueued messages: {queues or 'none'}"
+
+
+def _actors(result: dict[str, Any]) -> str:
+    lines: list[str] = []
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        extra = f", {node['restarts']} restart(s)" if node["restarts"] else ""
+        queued = f", {node['inbox']} queued" if node["inbox"] else ""
+        lines.append(f"{'  ' * depth}{node['id']}: {node['state']}{extra}{queued}")
+        for child in node["children"]:
+            walk(child, depth + 1)
+
+    for root in result["tree"]:
+        walk(root, 0)
+    return "\n".join(lines)
+
+
+def _sync(result: dict[str, Any]) -> str:
+    if result["skipped"]:
+        return f"{result['mailbox']}: not synced ({result['skipped']})"
+    lines = [f"{result['mailbox']} {f['folder']}: {f['fetched']} new message(s)" for f in result["folders"]]
+    lines += [f"error: {result['mailbox']} {e['folder']}: {e['error']}" for e in result["errors"]]
+    return "\n".join(lines) or f"{result['mailbox']}: nothing to sync"
+
+
+def _mailbox_state(result: dict[str, Any]) -> str:
+    pending = " (a catch-up sync is due at resume)" if result.get("missed_while_paused") else ""
+    return f"{result['mailbox']}: {result['state']}{pending}"
+
+
+def _quarantine(result: dict[str, Any]) -> str:
+    if "records" in result:
+        if not result["records"]:
+            return "nothing in quarantine"
+        return _table([[r["id"], r["mailbox"], r["folder"], str(r["uid"]), str(r["attempts"]), r["reason"]]
+                       for r in result["records"]], ["ID", "MAILBOX", "FOLDER", "UID", "ATTEMPTS", "REASON"])
+    if "dropped" in result:
+        return f"dropped {result['dropped']}"
+    return "\n".join(f"{o['record_id']}: stored as element {o['element_id']}" if o["element_id"]
+                     else f"{o['record_id']}: {o['error']}" for o in result["outcomes"]) or "nothing in quarantine"
+
+
+def _consent(result: dict[str, Any]) -> str:
+    if "revoked" in result:
+        return (f"{result['mailbox']}: consent revoked; its actors are stopped" if result["revoked"]
+                else f"{result['mailbox']}: had no consent recorded")
+    consent = result["consent"]
+    if consent is None:
+        return f"{result['mailbox']}: no consent recorded"
+    until = f", until {consent['expires_at']}" if consent.get("expires_at") else ""
+    return f"{result['mailbox']}: {', '.join(consent['scopes'])} granted by {consent['granted_by']}{until}"
+
+
+def _reload(result: dict[str, Any]) -> str:
+    parts = [f"{label} {', '.join(result[label])}" for label in ("added", "removed", "restarted") if result[label]]
+    if result["schedules_changed"]:
+        parts.append("schedules updated")
+    return f"reloaded: {'; '.join(parts) or 'nothing changed'}"
+
+
+_RENDERERS = {
+    "help": _help, "status": _status, "actors": _actors, "sync": _sync, "pause": _mailbox_state,
+    "resume": _mailbox_state, "quarantine": _quarantine, "consent": _consent, "reload": _reload,
+    "shutdown": lambda _result: "stopping",
+}

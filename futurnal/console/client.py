@@ -1,0 +1,109 @@
+"""A client of the admin console: one-shot calls, and the ``subscribe`` stream."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .protocol import MAX_LINE_BYTES, ProtocolError, console_socket_path, encode_line
+
+__all__ = ["ConsoleClient", "ConsoleError", "ConsoleUnavailable", "connect_if_running"]
+
+
+class ConsoleUnavailable(ConnectionError):
+    """No process is listening on that data directory's console socket."""
+
+
+class ConsoleError(Exception):
+    """The server answered with an error; ``code`` says which kind (``unknown-mailbox``, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ConsoleClient:
+    """Talks to the process running on ``data_dir``; every call has a timeout.
+
+    One connection per call: requests are rare and a fresh connection cannot be left in a
+    half-read state by an earlier timeout.
+    """
+
+    def __init__(self, data_dir: Path, timeout: float = 30.0) -> None:
+        self.path = console_socket_path(data_dir)
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self.server_pid = self._server_pid()
+
+    def call(self, command: str, *, timeout: float | None = None, **args: Any) -> Any:
+        """Send one request and return its ``result``; :class:`ConsoleError` for an error reply.
+
+        A command that waits on work (``sync``) gets its own ``timeout`` plus a margin here.
+        """
+        wait = timeout or max(self.timeout, float(args.get("timeout", 0)) + 10)
+        with self._connect(wait) as conn:
+            request_id = next(self._ids)
+            conn.sendall(encode_line({"id": request_id, "command": command, "args": args}))
+            reply = _read_reply(conn)
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise ConsoleError(error.get("code", "failed"), error.get("message", "the server gave no reason"))
+        return reply.get("result")
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Subscribe, then yield event objects as they come, until the server closes the stream."""
+        with self._connect(self.timeout) as conn:
+            conn.sendall(encode_line({"id": "subscribe", "command": "subscribe"}))
+            reply = _read_reply(conn)
+            if not reply.get("ok"):
+                error = reply.get("error") or {}
+                raise ConsoleError(error.get("code", "failed"), error.get("message", ""))
+            conn.settimeout(None)  # events come when they come; the server closes on shutdown
+            reader = conn.makefile("rb")
+            for line in reader:
+                yield json.loads(line)
+
+    def _connect(self, timeout: float) -> socket.socket:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(timeout)
+        try:
+            conn.connect(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            conn.close()
+            raise ConsoleUnavailable(f"no futurnal-actors process is running on {self.path.parent}") from exc
+        except OSError:
+            conn.close()
+            raise
+        return conn
+
+    def _server_pid(self) -> int | None:
+        """The pid of the process on the other end (its peer credentials); also proves it listens."""
+        with self._connect(self.timeout) as conn:
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", creds)[0] or None
+
+
+def _read_reply(conn: socket.socket) -> dict[str, Any]:
+    buffer = b""
+    while b"\n" not in buffer:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConsoleUnavailable("the process closed the console connection without answering")
+        buffer += chunk
+        if len(buffer) > 64 * MAX_LINE_BYTES:
+            raise ProtocolError("line-too-long", "the reply is too long")
+    return json.loads(buffer.split(b"\n", 1)[0])
+
+
+def connect_if_running(data_dir: Path, timeout: float = 30.0) -> ConsoleClient | None:
+    """A client when a process serves ``data_dir``, else None (no socket, or a stale one)."""
+    with contextlib.suppress(ConsoleUnavailable, ProtocolError):
+        return ConsoleClient(data_dir, timeout)
+    return None

@@ -1,0 +1,166 @@
+"""What each admin console command does in the running process: a message to the right actor.
+
+``sync``, ``pause`` and ``resume`` go to the mailbox's actor, ``actors`` to the supervisors,
+``quarantine retry`` writes through the sink actor; the answers come back from them. Every
+failure becomes a :class:`ProtocolError` with a code, which the server turns into an error reply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import pykka
+
+from futurnal.mail.quarantine_retry import retry_quarantined
+from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
+from futurnal.storage.quarantine import QuarantineStore
+from futurnal.system import ActorSystem, SystemNotRunning
+
+from .command_specs import COMMANDS, command_spec, validate_args
+from .protocol import ProtocolError, Request
+
+__all__ = ["ConsoleCommands"]
+
+_SYNC_TIMEOUT = 3600.0
+
+
+class ConsoleCommands:
+    """Runs validated requests against ``system``; ``shutdown`` is how the process is asked to stop.
+
+    ``subscribe`` is not here: it is a stream, which the server runs itself.
+    """
+
+    def __init__(self, system: ActorSystem, shutdown: Callable[[], None]) -> None:
+        self._system = system
+        self._request_shutdown = shutdown
+
+    def run(self, request: Request) -> Any:
+        spec = command_spec(request.command)
+        args = validate_args(spec, request.args)
+        handler = getattr(self, f"_{spec.name}")
+        try:
+            return handler(**args)
+        except SystemNotRunning as exc:
+            raise ProtocolError("not-running", str(exc)) from None
+        except pykka.Timeout as exc:
+            raise ProtocolError("timeout", str(exc) or "no answer in time") from None
+
+    def _help(self, command: str | None = None) -> Any:
+        if command is not None:
+            spec = command_spec(command)
+            return {"command": spec.name, "usage": spec.usage(), "summary": spec.summary,
+                    "params": [{"name": p.name, "help": p.help, "required": p.required} for p in spec.params]}
+        return [{"command": spec.name, "usage": spec.usage(), "summary": spec.summary} for spec in COMMANDS.values()]
+
+    def _status(self, mailbox: str | None = None) -> dict[str, Any]:
+        queues = {}
+        for node in self._system.actor_tree():
+            for child in _walk(node):
+                if child["state"] == "running" and not child["id"].startswith(("root/", "supervisor/")):
+                    queues[child["id"]] = child["inbox"]
+        return {"mailboxes": self._system.status(self._mailbox_id(mailbox) if mailbox else None), "queues": queues}
+
+    def _actors(self) -> dict[str, Any]:
+        return {"tree": self._system.actor_tree()}
+
+    def _sync(self, mailbox: str, folders: list[str] | None = None, timeout: float = _SYNC_TIMEOUT) -> dict[str, Any]:
+        future = self._system.request_sync(self._mailbox_id(mailbox), tuple(folders or ()), reason="console")
+        deadline = time.monotonic() + timeout
+        while True:  # in slices, so a mailbox dying under the sync is reported rather than waited on
+            try:
+                return future.get(timeout=min(1.0, max(deadline - time.monotonic(), 0.01))).to_document()
+            except pykka.Timeout:
+                if time.monotonic() >= deadline:
+                    raise ProtocolError("timeout", f"the sync of {mailbox} did not finish within {timeout:g}s; "
+                                        "it goes on in the background") from None
+                if self._mailbox_id(mailbox) not in self._system.mailbox_ids() or self._system.failed.is_set():
+                    raise ProtocolError("not-running", f"mailbox {mailbox} stopped during the sync") from None
+
+    def _pause(self, mailbox: str) -> dict[str, Any]:
+        return self._system.pause(self._mailbox_id(mailbox))
+
+    def _resume(self, mailbox: str) -> dict[str, Any]:
+        return self._system.resume(self._mailbox_id(mailbox))
+
+    def _quarantine(self, action: str, id: str | None = None, mailbox: str | None = None) -> dict[str, Any]:
+        data_dir = self._system.data_dir
+        store = QuarantineStore(data_dir.quarantine_root)
+        if action == "list":
+            return {"records": [asdict(record) for record in store.list(mailbox and self._known_id(mailbox))]}
+        if action == "drop" and id is None:
+            raise ProtocolError("bad-argument", "quarantine drop: which record? (an id from `quarantine list`)")
+        records = store.list() if id is None else [self._quarantined(store, id)]
+        if action == "drop":
+            record = records[0]
+            store.drop(record.id)
+            AuditLog(data_dir.audit_path).append("quarantine-dropped", mailbox=record.mailbox, folder=record.folder,
+                                                 uid=record.uid)
+            return {"dropped": record.id}
+        outcomes = retry_quarantined(records, store, ConsentRegistry(data_dir.consent_path),
+                                     AuditLog(data_dir.audit_path), self._system.write_elements)
+        return {"outcomes": [{"record_id": o.record_id, "element_id": o.element_id, "error": o.error}
+                             for o in outcomes]}
+
+    def _consent(self, action: str, mailbox: str, scopes: list[str] | None = None, expires: str | None = None,
+                 granted_by: str | None = None) -> dict[str, Any]:
+        key = self._known_id(mailbox)
+        if action == "show":
+            record = ConsentRegistry(self._system.data_dir.consent_path).get(key)
+            return {"mailbox": key, "consent": None if record is None else asdict(record)}
+        if action == "revoke":
+            return {"mailbox": key, "revoked": self._system.revoke_consent(key), "running": False}
+        try:
+            granted = self._system.grant_consent(key, granted_by or "admin console", tuple(scopes or SCOPES),
+                                                 _expiry(expires))
+        except ValueError as exc:
+            raise ProtocolError("bad-argument", f"consent grant: {exc}") from None
+        return {"mailbox": key, "consent": asdict(granted), "running": key in self._system.mailbox_ids()}
+
+    def _reload(self) -> dict[str, Any]:
+        return asdict(self._system.reload())
+
+    def _shutdown(self) -> dict[str, Any]:
+        self._request_shutdown()
+        return {"stopping": True}
+
+    def _subscribe(self) -> None:
+        raise ProtocolError("bad-request", "subscribe is a stream; the server handles it")
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _mailbox_id(self, key: str) -> str:
+        """A running mailbox's id from its id or address."""
+        for mailbox_id in self._system.mailbox_ids():
+            if key == mailbox_id or key == self._system.record(mailbox_id).email:
+                return mailbox_id
+        raise ProtocolError("unknown-mailbox", f"{key!r} is not a mailbox of this running process "
+                            f"(running: {', '.join(self._system.mailbox_ids()) or 'none'})")
+
+    def _known_id(self, key: str) -> str:
+        """A registered mailbox's id, running or not (consent is about stopped ones too)."""
+        try:
+            return self._system.registered(key).id
+        except LookupError as exc:
+            raise ProtocolError("unknown-mailbox", str(exc)) from None
+
+    @staticmethod
+    def _quarantined(store: QuarantineStore, record_id: str) -> Any:
+        record = store.get(record_id)
+        if record is None:
+            raise ProtocolError("not-found", f"no quarantined message {record_id!r} (see `quarantine list`)")
+        return record
+
+
+def _walk(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node["children"] for n in _walk(child))]
+
+
+def _expiry(text: str | None) -> str | None:
+    try:
+        return None if text is None else parse_expiry(text)
+    except ValueError as exc:
+        raise ProtocolError("bad-argument", f"consent grant: {exc}") from None

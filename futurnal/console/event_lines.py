@@ -1,0 +1,41 @@
+"""Events of the actor system as the console's ``subscribe`` stream sends them: plain JSON objects.
+
+Only counts, folder names and ids: never subjects, addresses or message text, so a stream can be
+logged or shown on a shared screen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from futurnal.mail.folder_sync import MessageQuarantined, SyncProgress
+from futurnal.mail.idle_watch import WatchEvent
+from futurnal.mail.sync_runs import MailboxSyncReport, SyncStarted
+from futurnal.storage.clock import utc_now
+from futurnal.supervisors.supervisor import ActorRestarting
+
+__all__ = ["event_document"]
+
+
+def event_document(event: Any) -> dict[str, Any] | None:
+    """The stream line for ``event``; None for events the stream does not carry."""
+    doc: dict[str, Any] | None
+    if isinstance(event, SyncStarted):
+        doc = {"event": "sync-started", "mailbox": event.mailbox, "folders": list(event.folders)}
+    elif isinstance(event, SyncProgress):
+        doc = {"event": "sync-progress", "mailbox": event.mailbox, "folder": event.folder, "done": event.done,
+               "total": event.total}
+    elif isinstance(event, MailboxSyncReport):
+        doc = {"event": "sync-finished", **event.to_document()}
+    elif isinstance(event, MessageQuarantined):
+        doc = {"event": "quarantined", "mailbox": event.mailbox, "folder": event.folder, "uid": event.uid,
+               "reason": event.reason}
+    elif isinstance(event, ActorRestarting):
+        doc = {"event": "actor-restarting" if event.restarted else "actor-stopped", "actor": event.child_id,
+               "reason": event.reason, "deaths": event.deaths}
+    elif isinstance(event, WatchEvent):
+        doc = {"event": f"watch-{event.kind}", "mailbox": event.mailbox, "folder": event.folder,
+               "detail": event.detail}
+    else:
+        return None
+    return {"time": utc_now(), **doc}

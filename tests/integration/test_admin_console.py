@@ -1,0 +1,235 @@
+"""The admin console of a real `run` process, driven only through its Unix socket."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import tempfile
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from futurnal.console import ConsoleClient, ConsoleError
+from futurnal.demo.dovecot import DovecotServer
+from futurnal.demo.sample_mailbox import generate_mailbox
+
+from .cli import COMMAND, Cli
+from .sync_harness import ServerClient
+
+
+class RunningProcess:
+    """`futurnal-actors run` in the background, its stdout collected line by line."""
+
+    def __init__(self, cli: Cli) -> None:
+        self.cli = cli
+        self.process = subprocess.Popen([COMMAND, "run"], env=cli.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True)
+        self._reader.start()
+        self.socket_path = cli.data_dir / "console.sock"
+        self.wait_for(self.socket_path.exists, "the console socket did not appear")
+        self.client = ConsoleClient(cli.data_dir)
+
+    def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.process.poll() is None, self.process.communicate()
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    def stored(self) -> int:
+        return sum(1 for e in self.cli("elements", "export").lines() if e["mailbox"] == "alice")
+
+    def finish(self) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        _out, err = self.process.communicate(timeout=60)
+        return self.process.returncode, err
+
+
+@pytest.fixture
+def server(dovecot_factory: Any) -> DovecotServer:
+    server = dovecot_factory()
+    for message in generate_mailbox(12, seed=3):
+        server.deliver("alice", message.raw, folder="INBOX", flags=message.flags)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def running(tmp_path: Path, server: DovecotServer) -> Iterator[RunningProcess]:
+    cli = Cli(tmp_path)
+    # Watching off, schedule manual: every sync in these tests is one the console asked for.
+    assert cli.add(server, "--watch", "", "--schedule", "@manual").code == 0
+    assert cli("imap", "sync", "alice").code == 0
+    process = RunningProcess(cli)
+    yield process
+    process.finish()
+
+
+def _raw_exchange(path: Path, payload: bytes) -> list[dict[str, Any]]:
+    """Send bytes as they are and read reply lines until the server closes or goes quiet."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(str(path))
+        try:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+        except BrokenPipeError:
+            pass  # the server answered and hung up before reading everything (an over-long line)
+        data = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                data += chunk
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_status_sync_pause_resume_subscribe_and_shutdown_through_the_socket(
+    running: RunningProcess, server: DovecotServer
+) -> None:
+    client = running.client
+    status = client.call("status")
+    (alice,) = status["mailboxes"]
+    assert alice["mailbox"]["id"] == "alice" and alice["live"]["state"] == "idle"
+    assert [(f["folder"], f["stored"]) for f in alice["folders"]] == [("INBOX", 12)]
+    tree = client.call("actors")["tree"]
+    mailbox_root = next(node for node in tree if node["id"] == "root/alice")
+    (supervisor,) = mailbox_root["children"]
+    assert {child["id"] for child in supervisor["children"]} == {"fetcher/alice", "mailbox/alice"}
+    assert all(child["state"] == "running" and child["restarts"] == 0 for child in supervisor["children"])
+
+    events: list[dict[str, Any]] = []
+    stream = client.events()
+    threading.Thread(target=lambda: events.extend(stream), daemon=True).start()
+    ServerClient(server).append(1, tag="new")
+    report = client.call("sync", mailbox="alice")
+    assert report["ok"] and report["fetched"] == 1 and running.stored() == 13
+    running.wait_for(lambda: any(e["event"] == "sync-finished" and e["fetched"] == 1 for e in events),
+                     "the subscriber did not see the sync finish")
+    assert any(e["event"] == "sync-started" and e["mailbox"] == "alice" for e in events)
+
+    assert client.call("pause", mailbox="alice")["state"] == "paused"
+    ServerClient(server).append(2, tag="while-paused")
+    skipped = client.call("sync", mailbox="alice")
+    assert skipped["skipped"] == "paused" and running.stored() == 13
+    assert client.call("status", mailbox="alice")["mailboxes"][0]["live"]["missed_while_paused"] is True
+    assert client.call("resume", mailbox="alice")["state"] in ("syncing", "idle")
+    running.wait_for(lambda: running.stored() == 15, "resume did not catch up with what was missed")
+
+    assert client.call("shutdown") == {"stopping": True}
+    assert running.process.wait(timeout=60) == 0
+    assert not running.socket_path.exists()
+
+
+def test_malformed_requests_get_error_replies_and_the_console_keeps_serving(running: RunningProcess) -> None:
+    path = running.socket_path
+    replies = _raw_exchange(path, b'not json\n[1, 2]\n{"command": "stauts"}\n{"command": "sync"}\n'
+                                  b'{"command": "sync", "args": {"mailbox": "nobody"}}\n'
+                                  b'{"command": "pause", "args": {"mailbox": "alice", "extra": 1}}\n'
+                                  b'{"id": 9, "command": "status", "args": {"mailbox": "alice"}}\n')
+    codes = [reply["error"]["code"] if not reply["ok"] else "ok" for reply in replies]
+    assert codes == ["bad-json", "bad-request", "unknown-command", "bad-argument", "unknown-mailbox",
+                     "bad-argument", "ok"]
+    assert "did you mean 'status'" in replies[2]["error"]["message"]
+    assert replies[6]["id"] == 9
+    too_long = _raw_exchange(path, b'{"command": "status", "args": {"x": "' + b"a" * (2 << 20) + b'"}}\n')
+    assert too_long[-1]["error"]["code"] == "line-too-long"
+    # A client that connects and says nothing holds only its own thread.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as idle:
+        idle.connect(str(path))
+        assert running.client.call("status")["mailboxes"][0]["mailbox"]["id"] == "alice"
+    with pytest.raises(ConsoleError) as refused:
+        running.client.call("sync", mailbox="alice", folders="INBOX")
+    assert refused.value.code == "bad-argument"
+    assert running.process.poll() is None
+
+
+_CONNECT_AS_ANOTHER_USER = """
+import socket, sys
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    conn.settimeout(10)
+    conn.connect(sys.argv[1])
+    conn.sendall(b'{"command": "status"}\\n')
+    sys.stdout.write(conn.recv(65536).decode())
+"""
+
+
+def test_the_socket_is_private_and_other_users_are_refused_by_peer_credentials(
+    running: RunningProcess, server: DovecotServer
+) -> None:
+    path = running.socket_path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    running.finish()
+    if os.getuid() != 0:
+        pytest.skip("connecting as another user needs root")
+    # A data directory another user can reach, with the console's modes loosened on purpose:
+    # the peer-credential check alone must keep that user out.
+    home = Path(tempfile.mkdtemp(prefix="futurnal-peer-"))
+    try:
+        home.chmod(0o711)
+        cli = Cli(home)
+        assert cli.add(server, "--watch", "", "--schedule", "@manual").code == 0
+        process = RunningProcess(cli)
+        try:
+            process.socket_path.parent.chmod(0o711)
+            process.socket_path.chmod(0o666)
+            other = subprocess.run(["/usr/bin/python3", "-c", _CONNECT_AS_ANOTHER_USER, str(process.socket_path)],
+                                   user=65534, group=65534, capture_output=True, text=True, timeout=30)
+            assert other.returncode == 0, other.stderr
+            reply = json.loads(other.stdout.splitlines()[0])
+            assert reply["ok"] is False and reply["error"]["code"] == "refused"
+            assert process.client.call("status")["mailboxes"]  # the owner still gets in
+        finally:
+            process.finish()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_ctl_and_the_imap_commands_go_through_the_running_process(
+    running: RunningProcess, server: DovecotServer
+) -> None:
+    cli = running.cli
+    status = cli("ctl", "status", "--json")
+    assert status.code == 0 and status.json()["mailboxes"][0]["mailbox"]["id"] == "alice"
+    assert "alice" in cli("ctl", "status").out
+    ServerClient(server).append(1, tag="ctl")
+    synced = cli("imap", "sync", "alice")  # the data dir is locked by `run`: this asks it instead
+    assert synced.code == 0, synced.err
+    assert "through the running process" in synced.err and "1 new message" in synced.out
+    assert cli("ctl", "nonsense").code == 2
+    unknown = cli("ctl", "sync", "nobody")
+    assert unknown.code == 1 and "not a mailbox of this running process" in unknown.err
+
+    assert cli("consent", "revoke", "alice").code == 0
+    tree = cli("ctl", "actors", "--json").json()["tree"]
+    assert "root/alice" not in {node["id"] for node in tree}  # revoking stopped the mailbox's actors
+    assert cli("ctl", "sync", "alice").code == 1
+    assert cli("consent", "grant", "alice").code == 0
+    running.wait_for(lambda: "root/alice" in {n["id"] for n in cli("ctl", "actors", "--json").json()["tree"]},
+                     "granting consent again did not start the mailbox")
+    assert cli("ctl", "sync", "alice").code == 0
+    audit = [entry["event"] for entry in cli("audit", "tail", "-n", "100", "--json").lines()]
+    last_revoked = len(audit) - 1 - audit[::-1].index("consent-revoked")
+    assert "consent-granted" in audit[last_revoked:]
+    assert cli("ctl", "shutdown").code == 0
+    assert running.process.wait(timeout=60) == 0
+
+
+def test_ctl_without_a_running_process_says_so(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    done = cli("ctl", "status")
+    assert done.code == 1 and "no futurnal-actors process is running" in done.err and "run" in done.err
