@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +45,7 @@ from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.lock import DataDirLock
+from futurnal.storage.purge import remove_mailbox
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 from futurnal.supervisors.tree import TreeContext, mailbox_supervisor_spec
@@ -221,27 +223,49 @@ class ActorSystem:
         Unlike ``imap add`` this does not log in first: the first sync reports a bad password.
         """
         with self._changes:
-            owned = self.running  # a running system holds the lock; otherwise take it for the write
-            if not owned:
-                self.data_dir.ensure()
-                self._lock.acquire()
-            try:
-                registry = MailboxRegistry(self.data_dir.registry_path)
-                try:
-                    registry.add(record)
-                finally:
-                    registry.close()
-            finally:
-                if not owned:
-                    self._lock.release()
+            with self._writable_registry() as registry:
+                registry.add(record)
             if password is not None:
                 self._credentials.set_secret(record.id, "password", password)
+            audit = AuditLog(self.data_dir.audit_path)
+            audit.append("mailbox-added", mailbox=record.id, host=record.host, security=record.security,
+                         auth=record.auth, folders=list(record.folders))
             if consent:
                 scopes = SCOPES if consent is True else tuple(consent)
-                ConsentRegistry(self.data_dir.consent_path).grant(record.id, granted_by, scopes)
+                granted = ConsentRegistry(self.data_dir.consent_path).grant(record.id, granted_by, scopes)
+                audit.append("consent-granted", mailbox=record.id, granted_by=granted_by, scopes=list(granted.scopes))
             if self.running and (self._selection is None or record.id in self._selection):
                 self.reload()
         return record
+
+    def remove_mailbox(self, mailbox_id: str, *, purge: bool = False) -> dict[str, int]:
+        """Unregister a mailbox (stopping its actors when running) and, with ``purge``, delete its
+        elements, quarantine and sync state; audited. Its secrets are the caller's to delete."""
+        with self._changes, self._writable_registry() as registry:
+            key = registry.get(mailbox_id).id
+            if self.running and key in self._mailboxes:
+                # Its actors stop before its files go, so none of them writes into a purge.
+                self._withheld.add(key)
+                self.reload()
+            self._withheld.discard(key)
+            return remove_mailbox(self.data_dir, registry, key, purge=purge)
+
+    @contextmanager
+    def _writable_registry(self) -> Iterator[MailboxRegistry]:
+        """The registry for writing: a running system already holds the lock, else it is taken."""
+        owned = self.running
+        if not owned:
+            self.data_dir.ensure()
+            self._lock.acquire()
+        try:
+            registry = MailboxRegistry(self.data_dir.registry_path)
+            try:
+                yield registry
+            finally:
+                registry.close()
+        finally:
+            if not owned:
+                self._lock.release()
 
     def request_sync(
         self, mailbox_id: str, folders: tuple[str, ...] = (), reason: str = "manual"

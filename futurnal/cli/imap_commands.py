@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import shutil
 import sys
 from typing import Any
 
+from futurnal.console import ConsoleError
 from futurnal.log_setup import redactor
 from futurnal.mail.errors import FolderNotFound, MailError
 from futurnal.mail.folder_plan import plan_folders
@@ -16,10 +16,9 @@ from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSessio
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, ConsentRegistry
-from futurnal.storage.element_store import ElementStore
-from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
 from futurnal.status import mailbox_status
+from futurnal.storage.purge import remove_mailbox
 
 from . import monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext
@@ -183,25 +182,50 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     if not args.no_verify:
         record = _verify(record, password, ctx, default_folders=args.folders is None,
                          access_token=signed_in.tokens.access_token if signed_in else None)
-    with ctx.owned() as registry:
+    def store_secret() -> None:
+        if signed_in is None:
+            ctx.credentials.set_secret(record.id, "password", password)
+        else:
+            oauth2_commands.store_secrets(ctx.credentials, record.id, signed_in)
+
+    console = ctx.console()
+    if console is not None:  # `run` owns the registry: it registers the mailbox and starts it at once
+        _refuse_registered(ctx, record)  # before a secret is stored that another mailbox may own
+        store_secret()
         try:
-            registry.add(record)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        try:
-            if signed_in is None:
-                ctx.credentials.set_secret(record.id, "password", password)
-            else:
-                oauth2_commands.store_secrets(ctx.credentials, record.id, signed_in)
+            console.call("add", record=record.to_document(), scopes=list(scopes),
+                         granted_by=args.granted_by or getpass.getuser())
         except Exception:
-            registry.remove(record.id)  # never leave a mailbox registered without its secret
+            ctx.credentials.delete_secrets(record.id)  # never a secret without its mailbox
             raise
-        _record_consent(ctx, record, scopes, args.granted_by)
+    else:
+        with ctx.owned() as registry:
+            try:
+                registry.add(record)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            try:
+                store_secret()
+            except Exception:
+                registry.remove(record.id)  # never leave a mailbox registered without its secret
+                raise
+            _record_consent(ctx, record, scopes, args.granted_by)
     if args.json:
         print_json(record.to_document())
     else:
         print(f"added mailbox {record.id} ({record.email}); sync it with: futurnal-actors imap sync {record.id}")
     return 0
+
+
+def _refuse_registered(ctx: CommandContext, record: MailboxRecord) -> None:
+    registry = ctx.registry()
+    try:
+        taken = [r for r in registry.all() if record.id == r.id or record.email == r.email]
+    finally:
+        registry.close()
+    if taken:
+        raise UserError(f"{record.email} is already registered as {taken[0].id}"
+                        if taken[0].email == record.email else f"a mailbox with id {record.id!r} is already registered")
 
 
 def _record_consent(ctx: CommandContext, record: MailboxRecord, scopes: tuple[str, ...], granted_by: str | None) -> None:
@@ -256,13 +280,17 @@ def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    report = mailbox_status(ctx.data_dir, record)
+    report = _running_status(ctx, record) or mailbox_status(ctx.data_dir, record)
     folders, quarantined = report["folders"], report["quarantined"]
     reauth, parked = report["needs_reauth"], report["parked"]
     if args.json:
         print_json(report)
         return 0
     print(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})")
+    if "live" in report:
+        live = report["live"]
+        extra = ", a catch-up sync is due at resume" if live.get("missed_while_paused") else ""
+        print(f"running: {live['state']}{extra} (`futurnal-actors ctl pause|resume {record.id}`)")
     if parked:
         print(f"PARKED since {parked['since']}: its actors kept failing ({parked['reason']}); "
               "the other mailboxes go on, and the next start of `run` tries it again")
@@ -286,6 +314,17 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     if quarantined:
         print(f"{quarantined} message(s) in quarantine")
     return 0
+
+
+def _running_status(ctx: CommandContext, record: MailboxRecord) -> dict[str, Any] | None:
+    """The running process's view (with the mailbox's live state), when one runs it."""
+    console = ctx.console()
+    if console is None:
+        return None
+    try:
+        return console.call("status", mailbox=record.id)["mailboxes"][0]
+    except ConsoleError:  # not one of its mailboxes (consent revoked, or started for others)
+        return None
 
 
 def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
@@ -319,22 +358,18 @@ def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    with ctx.owned() as registry:
-        registry.remove(record.id)
+    console = ctx.console()
+    if console is not None:  # the running process stops the mailbox's actors, then deletes
+        counts = console.call("remove", mailbox=record.id, purge=args.purge)
         secrets = ctx.credentials.delete_secrets(record.id)
-        removed = ["registration", *(f"{kind} (keyring)" for kind in secrets)]
-        ConsentRegistry(ctx.data_dir.consent_path).revoke(record.id)
-        counts: dict[str, int] = {"secrets": len(secrets)}
-        if args.purge:
-            counts["elements"] = ElementStore(ctx.data_dir.elements_root).remove_mailbox(record.id)
-            counts["quarantined"] = QuarantineStore(ctx.data_dir.quarantine_root).remove_mailbox(record.id)
-            ctx.data_dir.state_path(record.id).unlink(missing_ok=True)
-            shutil.rmtree(ctx.data_dir.gmail_index_root(record.id), ignore_errors=True)
-            removed += [f"{counts['elements']} element(s)", "sync state",
-                        f"{counts['quarantined']} quarantined message(s)"]
-        AuditLog(ctx.data_dir.audit_path).append(
-            "mailbox-purged" if args.purge else "mailbox-removed", mailbox=record.id, **counts
-        )
+        AuditLog(ctx.data_dir.audit_path).append("secrets-deleted", mailbox=record.id, secrets=len(secrets))
+    else:
+        with ctx.owned() as registry:  # secrets go only once the lock says nobody else is at work
+            secrets = ctx.credentials.delete_secrets(record.id)
+            counts = remove_mailbox(ctx.data_dir, registry, record.id, purge=args.purge, secrets=len(secrets))
+    removed = ["registration", *(f"{kind} (keyring)" for kind in secrets)]
+    if args.purge:
+        removed += [f"{counts['elements']} element(s)", "sync state", f"{counts['quarantined']} quarantined message(s)"]
     print(f"removed {record.id}: {', '.join(removed)}")
     if not args.purge:
         print("its elements were kept; `imap remove --purge` deletes them too")

@@ -7,6 +7,7 @@ turn typed words into ``args`` with :func:`args_from_words`, so both spell comma
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from .protocol import ProtocolError
 
 __all__ = ["COMMANDS", "CommandSpec", "Param", "args_from_words", "command_spec", "validate_args"]
 
-ParamKind = Literal["text", "texts", "number", "flag"]
+ParamKind = Literal["text", "texts", "number", "flag", "object"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,15 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
         Param("expires", positional=False, help="grant: expiry, ISO 8601 (UTC if no offset)"),
         Param("granted_by", positional=False, help="grant: who is granting (default: console user)"),
     )),
+    CommandSpec("add", "register a mailbox whose secret is already in the keyring, and start its actors "
+                "(what `imap add` sends while a process runs)", (
+        Param("record", "object", required=True, positional=False, help="the mailbox record, as `imap list --json`"),
+        Param("scopes", "texts", help="consent scopes granted with it (none: registered but not fetched)"),
+        Param("granted_by", positional=False, help="who granted the consent"),
+    )),
+    CommandSpec("remove", "stop a mailbox's actors and unregister it; --purge deletes its data too", (
+        _MAILBOX, Param("purge", "flag", help="also delete its elements, quarantine and sync state"),
+    )),
     CommandSpec("reload", "re-read the mailbox registry and schedules, like SIGHUP"),
     CommandSpec("shutdown", "stop the process cleanly, like SIGTERM"),
     CommandSpec("subscribe", "stream events (syncs started and finished, progress, restarts, quarantines, "
@@ -126,6 +136,10 @@ def _checked(spec: CommandSpec, param: Param, value: Any) -> Any:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
+    if param.kind == "object":
+        if not isinstance(value, dict):
+            raise bad("a JSON object")
+        return value
     if not isinstance(value, str) or not value:
         raise bad("a non-empty string")
     if param.choices and value not in param.choices:
@@ -163,6 +177,11 @@ def args_from_words(spec: CommandSpec, words: list[str]) -> dict[str, Any]:
 def _put(spec: CommandSpec, args: dict[str, Any], param: Param, word: str) -> None:
     if param.kind == "texts":
         args.setdefault(param.name, []).append(word)
+    elif param.kind == "object":
+        try:
+            args[param.name] = json.loads(word)
+        except json.JSONDecodeError:
+            raise ProtocolError("bad-argument", f"{spec.name}: {param.name} must be a JSON object") from None
     elif param.kind == "number":
         try:
             args[param.name] = float(word)

@@ -18,6 +18,7 @@ from futurnal.mail.quarantine_retry import retry_quarantined
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
 from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.registry import MailboxRecord
 from futurnal.system import ActorSystem, SystemNotRunning
 
 from .command_specs import COMMANDS, command_spec, validate_args
@@ -119,6 +120,19 @@ class ConsoleCommands:
         except ValueError as exc:
             raise ProtocolError("bad-argument", f"consent grant: {exc}") from None
         return {"mailbox": key, "consent": asdict(granted), "running": key in self._system.mailbox_ids()}
+
+    def _add(self, record: dict[str, Any], scopes: list[str] | None = None,
+             granted_by: str | None = None) -> dict[str, Any]:
+        try:
+            mailbox = MailboxRecord.from_document(record)
+            added = self._system.add_mailbox(mailbox, consent=tuple(scopes) if scopes else False,
+                                             granted_by=granted_by or "admin console")
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError("bad-argument", f"add: {exc}") from None
+        return {"mailbox": added.id, "running": added.id in self._system.mailbox_ids()}
+
+    def _remove(self, mailbox: str, purge: bool = False) -> dict[str, int]:
+        return self._system.remove_mailbox(self._known_id(mailbox), purge=purge)
 
     def _reload(self) -> dict[str, Any]:
         return asdict(self._system.reload())

@@ -233,3 +233,32 @@ def test_ctl_without_a_running_process_says_so(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     done = cli("ctl", "status")
     assert done.code == 1 and "no futurnal-actors process is running" in done.err and "run" in done.err
+
+
+def test_imap_add_and_remove_while_running_start_and_stop_the_mailbox_at_once(
+    running: RunningProcess, server: DovecotServer
+) -> None:
+    cli = running.cli
+    server.add_user("bob", "bob-pw")
+    ServerClient(server, "bob", "bob-pw").append(3, tag="bob")
+    added = cli.add(server, user="bob", mailbox_id="bob", password="bob-pw")
+    assert added.code == 0, added.err
+    assert "bob" in running.client.call("status")["mailboxes"][1]["mailbox"]["id"]
+    # Registered through the running process: it starts at once and syncs, no SIGHUP needed.
+    running.wait_for(lambda: sum(e["mailbox"] == "bob" for e in cli("elements", "export").lines()) == 3,
+                     "the running process did not sync the mailbox added meanwhile")
+    assert cli("ctl", "sync", "bob", "--json").json()["ok"]
+    assert cli.add(server, user="bob", mailbox_id="bob2", password="bob-pw").code == 1  # same address
+    assert "running: idle" in cli("imap", "status", "alice").out
+
+    frame = cli("top", "--once")
+    assert frame.code == 0 and "alice" in frame.out and "bob" in frame.out and "supervisor/bob" in frame.out
+
+    removed = cli("imap", "remove", "bob", "--purge")
+    assert removed.code == 0, removed.err
+    assert "3 element(s)" in removed.out
+    assert [r["mailbox"]["id"] for r in running.client.call("status")["mailboxes"]] == ["alice"]
+    assert not any(e["mailbox"] == "bob" for e in cli("elements", "export", "--include-deleted").lines())
+    assert not (cli.data_dir / "state" / "bob.json").exists()
+    events = [(e["event"], e.get("mailbox")) for e in cli("audit", "tail", "-n", "100", "--json").lines()]
+    assert ("mailbox-purged", "bob") in events and ("secrets-deleted", "bob") in events

@@ -16,11 +16,12 @@ import pykka
 import pytest
 
 from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import Ping, PoisonMessage, SiblingRestarted
+from futurnal.actors.messages import DescribeChildren, Ping, PoisonMessage, SiblingRestarted
 from futurnal.actors.supervised import SupervisedActor
+from futurnal.events import EventBus
 from futurnal.supervisors.backoff import BackoffPolicy
 from futurnal.supervisors.restart_intensity import RestartIntensity
-from futurnal.supervisors.supervisor import ChildSpec, RestartType, Supervisor
+from futurnal.supervisors.supervisor import ActorRestarting, ChildSpec, RestartType, Supervisor
 
 TIMEOUT = 10
 
@@ -466,3 +467,19 @@ def test_pykka_drops_the_tells_queued_behind_a_failure() -> None:
     gate.set()
     wait_for(lambda: not ref.is_alive())
     assert handled == []
+
+
+def test_a_supervisor_describes_its_children_with_their_restart_counts() -> None:
+    journal: list[str] = []
+    directory = ActorDirectory()
+    events = EventBus()
+    seen: list[Any] = []
+    events.subscribe(seen.append)
+    sup = start_supervisor([spec("a", journal), spec("b", journal)], directory, events=events)
+    crash_and_wait_for_restart(directory, "b")
+    wait_for(lambda: sup.ask(DescribeChildren(), timeout=TIMEOUT)[1]["state"] == "running")
+    described = sup.ask(DescribeChildren(), timeout=TIMEOUT)
+    assert [(c["id"], c["state"], c["restarts"]) for c in described] == [("a", "running", 0), ("b", "running", 1)]
+    assert described[1]["ref"] is directory.get("b")
+    assert [(e.child_id, e.deaths, e.restarted) for e in seen if isinstance(e, ActorRestarting)] == [("b", 1, True)]
+    sup.stop(timeout=TIMEOUT)
