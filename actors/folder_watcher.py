@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from futurnal.events import EventBus
-from futurnal.mail.idle_watch import IdleWatch, WatchEvent, WatchSettings
+from futurnal.mail.idle_watch import SERVER_NOTIFICATION, IdleWatch, WatchEvent, WatchSettings
 from futurnal.mail.session import ImapSession
+from futurnal.storage.clock import utc_now
 
 from .directory import ActorDirectory
-from .messages import FolderChanged
+from .messages import FolderChanged, FolderWatchSeen
 from .supervised import SupervisedActor
 
 __all__ = ["FolderWatcher"]
@@ -56,6 +57,16 @@ class FolderWatcher(SupervisedActor):
             mailbox = self._directory.get(f"mailbox/{self._mailbox_id}")
             if mailbox is not None:
                 mailbox.tell(FolderChanged(event.folder, event.detail))
+        # Told after FolderChanged, so recording it never delays the sync it asks for. Best
+        # effort: a fetcher restarting right now misses one freshness stamp, not a message.
+        seen = None
+        if event.kind == "changed" and event.detail == SERVER_NOTIFICATION:
+            seen = FolderWatchSeen(event.folder, utc_now(), server_event=True)
+        elif event.kind == "connected":
+            seen = FolderWatchSeen(event.folder, utc_now(), server_event=False, mode=event.detail)
+        fetcher = self._directory.get(f"fetcher/{self._mailbox_id}") if seen else None
+        if fetcher is not None:
+            fetcher.tell(seen)
 
     def on_stop(self) -> None:
         self._stop_watching.set()

@@ -19,6 +19,7 @@ from futurnal.actors.mailbox import MailboxActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.mail.connection_budget import ConnectionBudget
+from futurnal.mail.freshness import WATCH_IDLE, watch_plan
 from futurnal.mail.connector import MailboxConnector
 from futurnal.storage.clock import utc_now
 from futurnal.mail.idle_watch import WatchSettings
@@ -117,7 +118,7 @@ def watched_folders(record: MailboxRecord, budget: ConnectionBudget) -> tuple[st
 
     The others are still synced on the mailbox's schedule.
     """
-    return record.watch[: max(budget.limit - 1, 0)]
+    return tuple(folder for folder, how in watch_plan(record.watch, budget.limit).items() if how == WATCH_IDLE)
 
 
 def _watcher_spec(context: TreeContext, record: MailboxRecord, folder: str, connect: MailboxConnector) -> ChildSpec:

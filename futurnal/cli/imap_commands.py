@@ -6,12 +6,14 @@ import argparse
 import getpass
 import shutil
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from futurnal.log_setup import redactor
 from futurnal.mail.errors import FolderNotFound, MailError
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, is_pattern
+from futurnal.mail.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
 from futurnal.mail.uidset import UidSet
 from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
 from futurnal.storage.audit_log import AuditLog
@@ -261,9 +263,16 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     states = FolderStateStore(path, read_only=True) if path.exists() else None
     folders = []
     synced = [s.folder for s in states.all()] if states else []
-    for folder in synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]:
+    settings = ctx.settings()
+    plan = watch_plan(record.watch, settings.max_connections_per_mailbox)
+    now = datetime.now(UTC)
+    listed = synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]
+    for folder in listed + [f for f in plan if f not in listed]:
         state = states.get(folder).to_document() if states else {"folder": folder}
         state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
+        fresh = freshness(state.get("last_success"), now=now, stale_after_seconds=settings.stale_after_seconds)
+        state["stale"], state["freshness"] = fresh.stale, fresh.describe()
+        state["watch"] = describe_watch(plan.get(folder, WATCH_NONE), state.get("watch_mode"))
         folders.append(state)
     reauth = states.needs_reauth() if states else None
     parked = states.parked() if states else None
@@ -297,6 +306,12 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         ],
         ["FOLDER", "UIDVALIDITY", "LAST UID", "MODSEQ", "ON SERVER", "STORED", "DELETED", "EXTENSIONS",
          "LAST SUCCESS", "LAST ERROR"],
+    )
+    print(f"freshness (stale after {settings.stale_after_seconds:g} s without a successful sync):")
+    print_table(
+        [[f["folder"], f["watch"], f.get("last_server_event") or "never", f.get("last_success") or "never",
+          f["freshness"]] for f in folders],
+        ["FOLDER", "WATCH", "LAST SERVER EVENT", "LAST SUCCESS", "FRESHNESS"],
     )
     if quarantined:
         print(f"{quarantined} message(s) in quarantine")

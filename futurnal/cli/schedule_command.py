@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from futurnal.schedules import Priority, Schedule, ScheduleError, next_run, parse_priority, parse_schedule, schedule_of
+from futurnal.storage.clock import parse_utc
 from futurnal.storage.registry import MailboxRecord, UnknownMailbox
 from futurnal.storage.sync_state import FolderStateStore
 
@@ -73,7 +74,7 @@ def _last_sync(record: MailboxRecord, ctx: CommandContext) -> datetime | None:
         states.close()
     if not stamps:
         return None
-    latest = datetime.strptime(max(stamps), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    latest = parse_utc(max(stamps))
     return latest.astimezone().replace(tzinfo=None)
 
 

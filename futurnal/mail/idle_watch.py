@@ -23,10 +23,12 @@ from imapclient.exceptions import IMAPClientError
 from .errors import AuthenticationFailed, ConnectionFailed, MailError
 from .session import ImapSession
 
-__all__ = ["IdleWatch", "WatchEvent", "WatchSettings"]
+__all__ = ["SERVER_NOTIFICATION", "IdleWatch", "WatchEvent", "WatchSettings"]
 
 #: Untagged responses that mean the folder changed: new mail, expunges, flag changes.
 CHANGE_RESPONSES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED"}
+#: The detail of a ``changed`` event the server caused (others are catch-ups after connecting).
+SERVER_NOTIFICATION = "server notification"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,7 @@ class IdleWatch:
                 raise ConnectionFailed(f"the server ended the connection: {response!r}")
             changed = changed or bool(words & CHANGE_RESPONSES)
         if changed:
-            self._event("changed", "server notification")
+            self._event("changed", SERVER_NOTIFICATION)
 
     def _event(self, kind: str, detail: str) -> None:
         self._notify(WatchEvent(self.mailbox, self.folder, kind, detail))

@@ -35,14 +35,14 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
 class Watched:
     """A started actor system watching alice's INBOX (no scheduler), plus views on both sides."""
 
-    def __init__(self, root: Path, port: int, settings: ServiceSettings) -> None:
+    def __init__(self, root: Path, port: int, settings: ServiceSettings, watch: tuple[str, ...] = ("INBOX",)) -> None:
         self.data_dir = DataDir(root / "data").ensure()
         backend = PlaintextKeyring()
         backend.file_path = str(root / "keyring.cfg")  # type: ignore[misc]
         credentials = CredentialStore(backend)
         registry = MailboxRegistry(self.data_dir.registry_path)
         registry.add(MailboxRecord(id="alice", email="alice@example.org", host="127.0.0.1", port=port,
-                                   username="alice", security="plain", watch=("INBOX",)))
+                                   username="alice", security="plain", watch=watch))
         registry.close()
         credentials.set_secret("alice", "password", "secret-pw")
         ConsentRegistry(self.data_dir.consent_path).grant("alice", "test", SCOPES)
@@ -63,8 +63,8 @@ class Watched:
 def make_watched(tmp_path: Path) -> Iterator[Callable[..., Watched]]:
     started: list[Watched] = []
 
-    def make(port: int, **settings: Any) -> Watched:
-        watched = Watched(tmp_path, port, ServiceSettings(**settings))
+    def make(port: int, watch: tuple[str, ...] = ("INBOX",), **settings: Any) -> Watched:
+        watched = Watched(tmp_path, port, ServiceSettings(**settings), watch)
         started.append(watched)
         return watched
 
