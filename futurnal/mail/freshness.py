@@ -15,7 +15,9 @@ from datetime import datetime
 
 from futurnal.storage.clock import parse_utc
 
-__all__ = ["Freshness", "WATCH_IDLE", "WATCH_NONE", "WATCH_OVER_BUDGET", "describe_watch", "freshness", "watch_plan"]
+__all__ = [
+    "Freshness", "WATCH_IDLE", "WATCH_NONE", "WATCH_OVER_BUDGET", "describe_watch", "freshness", "watch_plan",
+]
 
 WATCH_IDLE = "watching by IDLE"
 WATCH_OVER_BUDGET = "polling (over connection budget)"
@@ -54,12 +56,17 @@ def watch_plan(watch: Sequence[str], connection_limit: int) -> dict[str, str]:
 
 
 def describe_watch(planned: str, last_mode: str | None) -> str:
-    """The plan, corrected by what the folder's watcher last found on the server."""
-    if planned != WATCH_IDLE or last_mode in (None, "idle"):
+    """The plan, corrected by what the folder's watcher last found on the server.
+
+    NOTIFY watches every watched folder on one connection, so it lifts the budget's limit.
+    """
+    if planned == WATCH_NONE:
         return planned
-    if last_mode == "polling":
+    if last_mode == "notify":
+        return "watching by NOTIFY"
+    if planned == WATCH_IDLE and last_mode == "polling":
         return "polling (server has no IDLE)"
-    return f"watching by {last_mode.upper()}"
+    return planned
 
 
 def _duration(seconds: float) -> str:

@@ -58,4 +58,5 @@ def test_what_the_watcher_found_on_the_server_refines_the_plan() -> None:
     assert describe_watch(WATCH_IDLE, "polling") == "polling (server has no IDLE)"
     assert describe_watch(WATCH_IDLE, "notify") == "watching by NOTIFY"
     assert describe_watch(WATCH_OVER_BUDGET, "idle") == WATCH_OVER_BUDGET
+    assert describe_watch(WATCH_OVER_BUDGET, "notify") == "watching by NOTIFY"  # one connection for all
     assert describe_watch(WATCH_NONE, "idle") == WATCH_NONE
