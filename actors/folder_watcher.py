@@ -27,8 +27,7 @@ class FolderWatcher(SupervisedActor):
     on a server without NOTIFY it falls back to one IdleWatch per folder, for as many folders
     as ``idle_room`` (what the connection budget leaves) allows.
 
-    The threads only talk outwards: tells to the mailbox actor and the fetcher, events on the
-    bus. Stopping the actor sets the stop flag; each loop notices within ``check_seconds``.
+    The threads only talk outwards: tells to the mailbox actor, events on the bus. Stopping the actor sets the stop flag; each loop notices within ``check_seconds``.
     """
 
     def __init__(
@@ -90,16 +89,17 @@ class FolderWatcher(SupervisedActor):
             mailbox = self._directory.get(f"mailbox/{self._mailbox_id}")
             if mailbox is not None:
                 mailbox.tell(FolderChanged(event.folder, event.detail))
-        # Told after FolderChanged, so recording it never delays the sync it asks for. Best
-        # effort: a fetcher restarting right now misses one freshness stamp, not a message.
+        # For the fetcher (the state file's one writer), by way of the mailbox actor, which
+        # forwards it after the sync that FolderChanged asked for: recording a freshness stamp
+        # must not delay the sync. Best effort: an actor restarting now misses one stamp.
         seen = None
         if event.kind == "changed" and event.detail == SERVER_NOTIFICATION:
             seen = FolderWatchSeen(event.folder, utc_now(), server_event=True)
         elif event.kind == "connected":
             seen = FolderWatchSeen(event.folder, utc_now(), server_event=False, mode=event.detail)
-        fetcher = self._directory.get(f"fetcher/{self._mailbox_id}") if seen else None
-        if fetcher is not None:
-            fetcher.tell(seen)
+        mailbox = self._directory.get(f"mailbox/{self._mailbox_id}") if seen else None
+        if mailbox is not None:
+            mailbox.tell(seen)
 
     def on_stop(self) -> None:
         self._stop_watching.set()

@@ -79,8 +79,9 @@ class FolderChanged:
 
 @dataclass(frozen=True, slots=True)
 class FolderWatchSeen:
-    """From a folder watcher to the fetcher, the one writer of the folder-state file: what the
-    watcher saw at ``at`` (UTC): a server notification, or a connection in ``mode``."""
+    """From a folder watcher, through the mailbox actor, to the fetcher (the one writer of the
+    folder-state file): what the watcher saw at ``at`` (UTC): a server notification, or a
+    connection in ``mode``."""
 
     folder: str
     at: str
