@@ -32,6 +32,7 @@ from .directory import ActorDirectory
 from .messages import (
     FolderSynced,
     FoldersResolved,
+    FolderWatchSeen,
     MarkDeleted,
     PoisonMessage,
     ResolveFolders,
@@ -84,12 +85,24 @@ class FetcherActor(SupervisedActor):
             return self._sync_folder(message)
         if isinstance(message, ResolveFolders):
             return self._resolve_folders(message)
+        if isinstance(message, FolderWatchSeen):
+            return self._record_watch(message)
         if isinstance(message, PoisonMessage) and message.child_id == self.child_id:
             return self._mark_poisoned(message)
         return super().handle(message)
 
     def in_flight(self) -> str | None:
         return self._active.in_flight if self._active is not None else None
+
+    def _record_watch(self, seen: FolderWatchSeen) -> None:
+        """Freshness facts from a watcher, written here because this actor is the file's one writer."""
+        assert self._states is not None
+        state = self._states.get(seen.folder)
+        if seen.server_event:
+            state = state.with_changes(last_server_event=max(seen.at, state.last_server_event or ""))
+        if seen.mode is not None:
+            state = state.with_changes(watch_mode=seen.mode)
+        self._states.put(state)
 
     def _mark_poisoned(self, poison: PoisonMessage) -> None:
         """The supervisor saw this message in flight at every recent crash: never parse it again."""

@@ -1,4 +1,4 @@
-"""FolderWatcher: one per watched folder; tells the mailbox actor when the folder changed."""
+"""FolderWatcher: watches a mailbox's folders; tells the mailbox actor when one changed."""
 
 from __future__ import annotations
 
@@ -7,48 +7,81 @@ from collections.abc import Callable
 from typing import Any
 
 from futurnal.events import EventBus
-from futurnal.mail.idle_watch import IdleWatch, WatchEvent, WatchSettings
+from futurnal.mail.idle_watch import SERVER_NOTIFICATION, IdleWatch, WatchEvent, WatchSettings
+from futurnal.mail.notify_watch import NotifyWatch
 from futurnal.mail.session import ImapSession
+from futurnal.storage.clock import utc_now
 
 from .directory import ActorDirectory
-from .messages import FolderChanged
+from .messages import FolderChanged, FolderWatchSeen
 from .supervised import SupervisedActor
 
 __all__ = ["FolderWatcher"]
 
 
 class FolderWatcher(SupervisedActor):
-    """Owns the thread that runs :class:`IdleWatch` (IDLE blocks, so it cannot run in the actor).
+    """Owns the threads that run the watch loops (IDLE blocks, so it cannot run in the actor).
 
-    The thread only talks outwards: tells to the mailbox actor, events on the bus. Stopping the
-    actor sets the stop flag; the loop notices within ``check_seconds`` and closes its connection.
+    Without ``notify``: one :class:`IdleWatch` per folder (the tree gives each folder its own
+    watcher). With ``notify``: one :class:`NotifyWatch` for all ``folders`` on one connection;
+    on a server without NOTIFY it falls back to one IdleWatch per folder, for as many folders
+    as ``idle_room`` (what the connection budget leaves) allows.
+
+    The threads only talk outwards: tells to the mailbox actor, events on the bus. Stopping the actor sets the stop flag; each loop notices within ``check_seconds``.
     """
 
     def __init__(
         self,
         *,
+        child_id: str,
         mailbox_id: str,
-        folder: str,
+        folders: tuple[str, ...],
         connect: Callable[[], ImapSession],
         directory: ActorDirectory,
         events: EventBus,
         settings: WatchSettings = WatchSettings(),
+        notify: bool = False,
+        idle_room: int | None = None,
         supervisor: Any = None,
     ) -> None:
-        super().__init__(child_id=f"watcher/{mailbox_id}/{folder}", supervisor=supervisor)
+        super().__init__(child_id=child_id, supervisor=supervisor)
         self._mailbox_id = mailbox_id
+        self._folders = folders
+        self._connect = connect
         self._directory = directory
         self._events = events
+        self._settings = settings
+        self._notify_first = notify
+        self._idle_room = len(folders) if idle_room is None else idle_room
         self._stop_watching = threading.Event()
-        self._watch = IdleWatch(
-            mailbox=mailbox_id, folder=folder, connect=connect, notify=self._notify, stop=self._stop_watching,
-            settings=settings,
-        )
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()
 
     def on_start(self) -> None:
-        self._thread = threading.Thread(target=self._watch.run, name=f"watch-{self.child_id}", daemon=True)
-        self._thread.start()
+        if self._notify_first:
+            self._start(self._watch_by_notify)
+        else:
+            self._start_idle_watches()
+
+    def _watch_by_notify(self) -> None:
+        watch = NotifyWatch(folders=self._folders, **self._loop_options())
+        watch.run()
+        if watch.mode == "not-possible" and not self._stop_watching.is_set():
+            self._start_idle_watches()
+
+    def _start_idle_watches(self) -> None:
+        for folder in self._folders[: self._idle_room]:
+            self._start(IdleWatch(folder=folder, **self._loop_options()).run)
+
+    def _loop_options(self) -> dict[str, Any]:
+        return {"mailbox": self._mailbox_id, "connect": self._connect, "notify": self._notify,
+                "stop": self._stop_watching, "settings": self._settings}
+
+    def _start(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"watch-{self.child_id}", daemon=True)
+        with self._threads_lock:
+            self._threads.append(thread)
+        thread.start()
 
     def _notify(self, event: WatchEvent) -> None:
         self._events.publish(event)
@@ -56,11 +89,24 @@ class FolderWatcher(SupervisedActor):
             mailbox = self._directory.get(f"mailbox/{self._mailbox_id}")
             if mailbox is not None:
                 mailbox.tell(FolderChanged(event.folder, event.detail))
+        # For the fetcher (the state file's one writer), by way of the mailbox actor, which
+        # forwards it after the sync that FolderChanged asked for: recording a freshness stamp
+        # must not delay the sync. Best effort: an actor restarting now misses one stamp.
+        seen = None
+        if event.kind == "changed" and event.detail == SERVER_NOTIFICATION:
+            seen = FolderWatchSeen(event.folder, utc_now(), server_event=True)
+        elif event.kind == "connected":
+            seen = FolderWatchSeen(event.folder, utc_now(), server_event=False, mode=event.detail)
+        mailbox = self._directory.get(f"mailbox/{self._mailbox_id}") if seen else None
+        if mailbox is not None:
+            mailbox.tell(seen)
 
     def on_stop(self) -> None:
         self._stop_watching.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=10)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._stop_watching.set()

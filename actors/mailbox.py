@@ -17,6 +17,7 @@ from .messages import (
     FolderChanged,
     FolderSynced,
     FoldersResolved,
+    FolderWatchSeen,
     PauseMailbox,
     ResolveFolders,
     ResumeMailbox,
@@ -60,6 +61,10 @@ class MailboxActor(SupervisedActor):
         if isinstance(message, FolderChanged):
             # A burst of notifications during a sync folds into one follow-up sync of the folder.
             return self._on_tick(SyncTick(reason=f"watcher: {message.reason}", folders=(message.folder,)))
+        if isinstance(message, FolderWatchSeen):
+            # Queued behind the SyncFolder just sent for the same notification, if any.
+            fetcher = self._directory.get(f"fetcher/{self._mailbox_id}")
+            return fetcher.tell(message) if fetcher is not None else None
         if isinstance(message, FoldersResolved):
             if message.needs_reauth and message.errors:
                 self._mark_needs_reauth(message.errors[0][1])

@@ -17,6 +17,7 @@ __all__ = [
     "DescribeMailbox",
     "FolderChanged",
     "FolderSynced",
+    "FolderWatchSeen",
     "FoldersResolved",
     "MarkDeleted",
     "MailboxSyncReport",
@@ -78,6 +79,18 @@ class FolderChanged:
 
     folder: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FolderWatchSeen:
+    """From a folder watcher, through the mailbox actor, to the fetcher (the one writer of the
+    folder-state file): what the watcher saw at ``at`` (UTC): a server notification, or a
+    connection in ``mode``."""
+
+    folder: str
+    at: str
+    server_event: bool
+    mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

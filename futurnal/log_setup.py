@@ -4,63 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import threading
 from datetime import UTC
 from typing import Any, TextIO
 
 from loguru import logger
 
+from .redaction import Redactor
+
 __all__ = ["LOG_FORMATS", "Redactor", "configure_logging", "redactor"]
 
 #: ``text`` for people, ``json`` for log collectors: one JSON object per line.
 LOG_FORMATS = ("text", "json")
-
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
-_CREDENTIAL_PAIRS = re.compile(
-    r"(?i)\b(password|passwd|pass|secret|token|access_token|refresh_token|client_secret|code)"
-    r"(\s*[=:]\s*|\"\s*:\s*\")([^\s\"',&]+)"
-)
-# IMAP commands as protocol logs show them (upper case), and HTTP authorization schemes.
-_AUTH_LINES = re.compile(r"\b(LOGIN|AUTHENTICATE\s+\S+|(?i:bearer|basic))\s+\S+(\s+\S+)?")
-
-
-class Redactor:
-    """Replaces known secrets, credential-looking values and (by default) e-mail addresses.
-
-    Secrets are registered as they are read (a password from stdin, a token from the keyring),
-    so even a secret echoed inside an exception text never reaches a log line.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._secrets: set[str] = set()
-        self.redact_personal = True
-
-    def add_secret(self, secret: str | None) -> None:
-        if secret and len(secret) >= 3:
-            with self._lock:
-                self._secrets.add(secret)
-
-    def redact(self, text: str) -> str:
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            text = text.replace(secret, "[secret]")
-        text = _CREDENTIAL_PAIRS.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
-        text = _AUTH_LINES.sub(lambda m: f"{m.group(1)} [secret]", text)
-        if self.redact_personal:
-            text = _EMAIL.sub("[email]", text)
-        return text
-
-    def patch(self, record: Any) -> None:
-        """loguru patcher: the message and bound fields, before any sink (an embedder's too) sees them."""
-        record["message"] = self.redact(record["message"])
-        for key, value in list(record["extra"].items()):
-            if isinstance(value, str):
-                record["extra"][key] = self.redact(value)
-
 
 #: The process's redactor; secrets are registered here as they are read.
 redactor = Redactor()

@@ -9,9 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from futurnal.config import ServiceSettings
 from futurnal.mail.folder_selection import is_pattern
+from futurnal.mail.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
 from futurnal.mail.uidset import UidSet
 from futurnal.schedules import ScheduleError, next_run, schedule_of
+from futurnal.storage.clock import parse_utc
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
@@ -20,16 +23,27 @@ from futurnal.storage.sync_state import FolderStateStore
 __all__ = ["describe_schedule", "mailbox_status"]
 
 
-def mailbox_status(data_dir: DataDir, record: MailboxRecord) -> dict[str, Any]:
-    """The ``imap status --json`` document of ``record``; reads only, safe beside a running process."""
+def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSettings) -> dict[str, Any]:
+    """The ``imap status --json`` document of ``record``; reads only, safe beside a running process.
+
+    Each folder also says how it is watched (the plan the supervision tree follows, refined by the
+    mode the watcher last recorded) and whether it is stale (no successful sync for longer than
+    ``watch.stale_after_seconds``).
+    """
     path = data_dir.state_path(record.id)
     states = FolderStateStore(path, read_only=True) if path.exists() else None
     try:
         synced = [s.folder for s in states.all()] if states else []
+        plan = watch_plan(record.watch, settings.max_connections_per_mailbox)
+        now = datetime.now(UTC)
+        listed = synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]
         folders = []
-        for folder in synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]:
+        for folder in listed + [f for f in plan if f not in listed]:
             state = states.get(folder).to_document() if states else {"folder": folder}
             state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
+            fresh = freshness(state.get("last_success"), now=now, stale_after_seconds=settings.stale_after_seconds)
+            state["stale"], state["freshness"] = fresh.stale, fresh.describe()
+            state["watch"] = describe_watch(plan.get(folder, WATCH_NONE), state.get("watch_mode"))
             folders.append(state)
         reauth = states.needs_reauth() if states else None
         parked = states.parked() if states else None
@@ -75,5 +89,5 @@ def _last_sync(record: MailboxRecord, data_dir: DataDir) -> datetime | None:
         states.close()
     if not stamps:
         return None
-    latest = datetime.strptime(max(stamps), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    latest = parse_utc(max(stamps))
     return latest.astimezone().replace(tzinfo=None)

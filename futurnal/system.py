@@ -367,7 +367,7 @@ class ActorSystem:
             record = self._mailboxes.get(key)
             if record is None:
                 continue
-            report = mailbox_status(self.data_dir, record)
+            report = mailbox_status(self.data_dir, record, self.settings)
             try:
                 report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
             except SystemNotRunning as exc:

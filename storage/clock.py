@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-__all__ = ["utc_iso", "utc_now"]
+__all__ = ["parse_utc", "utc_iso", "utc_now"]
+
+_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def utc_iso(moment: datetime) -> str:
     """``moment`` in UTC; a naive datetime is taken to be UTC already."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(timezone.utc).strftime(_FORMAT)
 
 
 def utc_now() -> str:
     return utc_iso(datetime.now(timezone.utc))
+
+
+def parse_utc(stamp: str) -> datetime:
+    """The aware datetime of a stamp written by :func:`utc_iso`."""
+    return datetime.strptime(stamp, _FORMAT).replace(tzinfo=timezone.utc)

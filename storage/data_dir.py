@@ -43,6 +43,11 @@ class DataDir:
     def consent_path(self) -> Path:
         return self.root / "consent.json"
 
+    @property
+    def log_key_path(self) -> Path:
+        """The key of the tokens that stand for addresses, subjects and paths in logs."""
+        return self.root / "log.key"
+
     def state_path(self, mailbox_id: str) -> Path:
         return self.root / "state" / f"{mailbox_id}.json"
 

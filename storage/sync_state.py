@@ -38,6 +38,11 @@ class FolderState:
     flags_digest: str | None = None
     extensions: tuple[str, ...] = ()
     last_success: str | None = None
+    #: When the server last showed the folder changing: a watcher's notification, or a sync that
+    #: found new, changed or deleted messages. Written by the fetcher only, like everything here.
+    last_server_event: str | None = None
+    #: How the folder was last watched: ``idle``, ``notify`` or ``polling`` (None: never watched).
+    watch_mode: str | None = None
     last_error: str | None = None
     last_attempt: str | None = None
 

@@ -20,6 +20,7 @@ from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.pauses import PauseBoard
 from futurnal.mail.connection_budget import ConnectionBudget
+from futurnal.mail.freshness import WATCH_IDLE, watch_plan
 from futurnal.mail.connector import MailboxConnector
 from futurnal.storage.clock import utc_now
 from futurnal.mail.idle_watch import WatchSettings
@@ -87,7 +88,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
         ChildSpec(f"mailbox/{record.id}", start_mailbox, shutdown_timeout=timeout),
     ]
     if context.watch:
-        children += [_watcher_spec(context, record, folder, connect) for folder in watched_folders(record, budget)]
+        children += _watcher_specs(context, record, connect, watched_folders(record, budget))
 
     def park(reason: str) -> None:
         # Runs after the mailbox's actors have stopped, so the state file has no other writer.
@@ -121,18 +122,34 @@ def watched_folders(record: MailboxRecord, budget: ConnectionBudget) -> tuple[st
 
     The others are still synced on the mailbox's schedule.
     """
-    return record.watch[: max(budget.limit - 1, 0)]
+    return tuple(folder for folder, how in watch_plan(record.watch, budget.limit).items() if how == WATCH_IDLE)
 
 
-def _watcher_spec(context: TreeContext, record: MailboxRecord, folder: str, connect: MailboxConnector) -> ChildSpec:
+def _watcher_specs(
+    context: TreeContext, record: MailboxRecord, connect: MailboxConnector, within_budget: tuple[str, ...]
+) -> list[ChildSpec]:
+    """One watcher per folder; or, for several folders with ``watch.notify``, one watcher that
+    tries NOTIFY (every watched folder on one connection) and falls back to per-folder IDLE."""
+    folders = tuple(dict.fromkeys(record.watch))
+    if context.settings.watch_notify and len(folders) > 1:
+        return [_watcher_spec(context, record, f"watcher/{record.id}/*", folders, connect,
+                              notify=True, idle_room=len(within_budget))]
+    return [_watcher_spec(context, record, f"watcher/{record.id}/{folder}", (folder,), connect)
+            for folder in within_budget]
+
+
+def _watcher_spec(
+    context: TreeContext, record: MailboxRecord, child_id: str, folders: tuple[str, ...], connect: MailboxConnector,
+    *, notify: bool = False, idle_room: int | None = None,
+) -> ChildSpec:
     settings = WatchSettings(
         renew_seconds=context.settings.idle_renew_seconds, poll_seconds=context.settings.poll_seconds
     )
 
     def start_watcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return FolderWatcher.start(
-            mailbox_id=record.id, folder=folder, connect=connect, directory=context.directory,
-            events=context.events, settings=settings, supervisor=parent,
+            child_id=child_id, mailbox_id=record.id, folders=folders, connect=connect, directory=context.directory,
+            events=context.events, settings=settings, notify=notify, idle_room=idle_room, supervisor=parent,
         )
 
-    return ChildSpec(f"watcher/{record.id}/{folder}", start_watcher, shutdown_timeout=context.settings.stop_timeout_seconds)
+    return ChildSpec(child_id, start_watcher, shutdown_timeout=context.settings.stop_timeout_seconds)

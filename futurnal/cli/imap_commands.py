@@ -280,7 +280,7 @@ def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    report = _running_status(ctx, record) or mailbox_status(ctx.data_dir, record)
+    report = _running_status(ctx, record) or mailbox_status(ctx.data_dir, record, ctx.settings())
     folders, quarantined = report["folders"], report["quarantined"]
     reauth, parked = report["needs_reauth"], report["parked"]
     if args.json:
@@ -310,6 +310,12 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         ],
         ["FOLDER", "UIDVALIDITY", "LAST UID", "MODSEQ", "ON SERVER", "STORED", "DELETED", "EXTENSIONS",
          "LAST SUCCESS", "LAST ERROR"],
+    )
+    print(f"freshness (stale after {ctx.settings().stale_after_seconds:g} s without a successful sync):")
+    print_table(
+        [[f["folder"], f["watch"], f.get("last_server_event") or "never", f.get("last_success") or "never",
+          f["freshness"]] for f in folders],
+        ["FOLDER", "WATCH", "LAST SERVER EVENT", "LAST SUCCESS", "FRESHNESS"],
     )
     if quarantined:
         print(f"{quarantined} message(s) in quarantine")

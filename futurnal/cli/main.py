@@ -30,6 +30,11 @@ __all__ = ["build_parser", "main"]
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
 
+_UNREDACTED_WARNING = (
+    "futurnal-actors: warning: logs are unredacted: they show e-mail addresses, subjects, file names and "
+    "paths (secrets stay redacted). Use this for debugging only and do not share these logs."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -45,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", default="text", choices=LOG_FORMATS,
                         help="log lines for people (text, the default) or one JSON object per line (json)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("--no-redact", action="store_true",
-                        help="keep e-mail addresses in logs (secrets are always redacted)")
+    parser.add_argument("--log-unredacted", action="store_true",
+                        help="for debugging only: show e-mail addresses, subjects, file names and home paths in "
+                        "logs instead of tokens (secrets are always redacted); prints a warning")
+    parser.add_argument("--no-redact", dest="log_unredacted", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     imap_commands.register(commands)
     elements_commands.register(commands)
@@ -61,12 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.no_redact,
+    configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.log_unredacted,
                       log_format=args.log_format)
     ctx = CommandContext.create((args.data_dir or default_data_dir()).expanduser(), args.debug)
+    redactor.use_key_file(ctx.data_dir.log_key_path)  # the same token for the same address, run after run
     try:
         if not ctx.settings().redact_logs:  # `[logging] redact = false` in the config
             redactor.redact_personal = False
+        if not redactor.redact_personal:
+            print(_UNREDACTED_WARNING, file=sys.stderr)
         return int(args.handler(args, ctx))
     except UserError as exc:
         return _fail(str(exc), exc.code, args.debug)
@@ -88,8 +98,8 @@ def _fail(message: str, code: int, debug: bool) -> int:
     if debug:
         import traceback
 
-        sys.stderr.write(redactor.redact(traceback.format_exc()))
-    print(f"futurnal-actors: error: {redactor.redact(message)}", file=sys.stderr)
+        sys.stderr.write(redactor.redact(traceback.format_exc(), paths=False))
+    print(f"futurnal-actors: error: {redactor.redact(message, paths=False)}", file=sys.stderr)
     return code
 
 

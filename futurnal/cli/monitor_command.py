@@ -41,8 +41,9 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
     settings = ctx.settings()
     limit = max(settings.max_connections_per_mailbox - 1, 0)
     if len(folders) > limit:
+        notify = " unless the server has NOTIFY" if settings.watch_notify else ""
         print(f"note: only {limit} folder(s) can be watched within the connection budget "
-              f"(network.max_connections_per_mailbox); watching {', '.join(folders[:limit])}", flush=True)
+              f"(network.max_connections_per_mailbox){notify}; watching {', '.join(folders[:limit])}", flush=True)
     stop = threading.Event()
     failure: list[str] = []
     poll_seconds = settings.poll_seconds
@@ -80,8 +81,10 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _describe(event: Any, mailbox: str, poll_seconds: float) -> str | None:
     if isinstance(event, WatchEvent):
-        if event.kind == "connected" and event.detail == "idle":
-            return f"{event.folder}: watching (IDLE)"
+        if event.kind == "connected" and event.detail in ("idle", "notify"):
+            return f"{event.folder}: watching ({event.detail.upper()})"
+        if event.kind == "not-possible":
+            return f"{event.folder}: {event.detail}; watching by IDLE instead"
         if event.kind == "connected":
             return (f"{event.folder}: the server has no IDLE, polling every {poll_seconds:g}s; for such a server "
                     f"a schedule may suit better: futurnal-actors imap schedule {mailbox} '@interval 300'")

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from loguru import logger
+
 from futurnal.log_setup import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
@@ -51,6 +53,10 @@ class MailboxConnector:
         return self._tokens
 
     def __call__(self) -> ImapSession:
+        logger.bind(mailbox=self._record.id).debug(
+            "connecting to {host}:{port} as {address}", host=self._record.host, port=self._record.port,
+            address=self._record.email,
+        )
         if self._record.auth == "oauth2":
             return self._connect_oauth2()
         password = self._credentials.get_secret(self._record.id, "password")

@@ -201,9 +201,11 @@ class FolderSync:
         state, fetched, quarantined = self._fetch_new(state, status)
         state, flags_changed, vanished = self._flag_changes(state, status, previous_watermark, previous_modseq)
         state, deleted = self._deletions(state, status, vanished)
+        changed = bool(fetched or quarantined or flags_changed or deleted or validity_changed)
         state = state.with_changes(
             uidnext=status.uidnext, highestmodseq=status.highestmodseq, messages=status.exists,
             last_success=self._clock(), last_error=None, parse_failures=state.parse_failures + quarantined,
+            last_server_event=self._clock() if changed else state.last_server_event,
         )
         self._states.put(state)
         self._progress(SyncProgress(self.mailbox, status.name, fetched, fetched))
@@ -231,7 +233,7 @@ class FolderSync:
         self._tombstone(status.name, state.uidvalidity, old)
         return FolderState(
             folder=status.name, last_attempt=state.last_attempt, deleted=state.deleted + len(old),
-            parse_failures=state.parse_failures,
+            parse_failures=state.parse_failures, watch_mode=state.watch_mode,
         )
 
     def _fetch_new(self, state: FolderState, status: FolderStatus) -> tuple[FolderState, int, int]:

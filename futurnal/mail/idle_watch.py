@@ -23,10 +23,16 @@ from imapclient.exceptions import IMAPClientError
 from .errors import AuthenticationFailed, ConnectionFailed, MailError
 from .session import ImapSession
 
-__all__ = ["IdleWatch", "WatchEvent", "WatchSettings"]
+__all__ = ["SERVER_NOTIFICATION", "IdleWatch", "WatchEvent", "WatchNotPossible", "WatchSettings"]
 
 #: Untagged responses that mean the folder changed: new mail, expunges, flag changes.
 CHANGE_RESPONSES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED"}
+#: The detail of a ``changed`` event the server caused (others are catch-ups after connecting).
+SERVER_NOTIFICATION = "server notification"
+
+
+class WatchNotPossible(MailError):
+    """This way of watching cannot work on this server (e.g. no NOTIFY): give up, do not retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +46,9 @@ class WatchSettings:
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
-    """What a watcher reports. ``kind``: ``connected`` (detail: ``idle`` or ``polling``),
-    ``changed`` (detail: why), ``disconnected`` (detail: the error), ``needs-reauth``."""
+    """What a watcher reports. ``kind``: ``connected`` (detail: ``idle``, ``notify`` or ``polling``),
+    ``changed`` (detail: why), ``disconnected`` (detail: the error), ``needs-reauth``,
+    ``not-possible`` (detail: why this way of watching cannot work on the server)."""
 
     mailbox: str
     folder: str
@@ -79,12 +86,14 @@ class IdleWatch:
             session: ImapSession | None = None
             try:
                 session = self._connect()
-                session.select(self.folder)
-                idle = "IDLE" in session.capabilities
-                self.mode = "idle" if idle else "polling"
+                self.mode = self._prepare(session)
                 failures = 0
                 self._event("connected", self.mode)
-                self._idle(session) if idle else self._poll(session)
+                self._poll(session) if self.mode == "polling" else self._idle(session)
+            except WatchNotPossible as exc:
+                self.mode = "not-possible"
+                self._event("not-possible", str(exc))
+                return
             except AuthenticationFailed as exc:
                 self.mode = "needs-reauth"
                 self._event("needs-reauth", str(exc))
@@ -101,6 +110,11 @@ class IdleWatch:
             if failures:
                 self._stop.wait(self._backoff(failures))
         self.mode = "stopped"
+
+    def _prepare(self, session: ImapSession) -> str:
+        """Get the connection ready to be told about changes; return how: ``idle`` or ``polling``."""
+        session.select(self.folder)
+        return "idle" if "IDLE" in session.capabilities else "polling"
 
     def _backoff(self, failures: int) -> float:
         s = self._settings
@@ -141,21 +155,25 @@ class IdleWatch:
                 next_poll = self._clock() + self._settings.poll_seconds
 
     def _react(self, responses: list[tuple[object, ...]] | list[object]) -> None:
-        changed = False
         for response in responses:
-            if not isinstance(response, tuple) or len(response) < 2:
-                continue
-            words = {part.upper() for part in response if isinstance(part, bytes)}
-            if b"BYE" in words:
+            if isinstance(response, tuple) and b"BYE" in _words(response):
                 raise ConnectionFailed(f"the server ended the connection: {response!r}")
-            changed = changed or bool(words & CHANGE_RESPONSES)
-        if changed:
-            self._event("changed", "server notification")
+        for folder in self._changed_folders(responses):
+            self._notify(WatchEvent(self.mailbox, folder, "changed", SERVER_NOTIFICATION))
+
+    def _changed_folders(self, responses: list[tuple[object, ...]] | list[object]) -> list[str]:
+        """The folders these untagged responses say changed: here, the one selected."""
+        for response in responses:
+            if isinstance(response, tuple) and len(response) >= 2 and _words(response) & CHANGE_RESPONSES:
+                return [self.folder]
+        return []
 
     def _event(self, kind: str, detail: str) -> None:
         self._notify(WatchEvent(self.mailbox, self.folder, kind, detail))
 
 
+def _words(response: tuple[object, ...]) -> set[bytes]:
+    return {part.upper() for part in response if isinstance(part, bytes)}
 
 
 def _peer_closed(sock: socket.socket) -> bool:

@@ -35,14 +35,15 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
 class Watched:
     """A started actor system watching alice's INBOX (no scheduler), plus views on both sides."""
 
-    def __init__(self, root: Path, port: int, settings: ServiceSettings) -> None:
+    def __init__(self, root: Path, port: int, settings: ServiceSettings, watch: tuple[str, ...] = ("INBOX",),
+                 folders: tuple[str, ...] = ("INBOX",)) -> None:
         self.data_dir = DataDir(root / "data").ensure()
         backend = PlaintextKeyring()
         backend.file_path = str(root / "keyring.cfg")  # type: ignore[misc]
         credentials = CredentialStore(backend)
         registry = MailboxRegistry(self.data_dir.registry_path)
         registry.add(MailboxRecord(id="alice", email="alice@example.org", host="127.0.0.1", port=port,
-                                   username="alice", security="plain", watch=("INBOX",)))
+                                   username="alice", security="plain", watch=watch, folders=folders))
         registry.close()
         credentials.set_secret("alice", "password", "secret-pw")
         ConsentRegistry(self.data_dir.consent_path).grant("alice", "test", SCOPES)
@@ -55,6 +56,10 @@ class Watched:
         return {e["uid"]: e["flags"] for e in ElementStore(self.data_dir.elements_root).iter_elements("alice")
                 if not e.get("deleted")}
 
+    def stored_in(self, folder: str) -> dict[int, list[str]]:
+        return {e["uid"]: e["flags"] for e in ElementStore(self.data_dir.elements_root).iter_elements("alice")
+                if not e.get("deleted") and e["folder"] == folder}
+
     def watch_events(self, kind: str) -> list[WatchEvent]:
         return [e for e in list(self.events) if isinstance(e, WatchEvent) and e.kind == kind]
 
@@ -63,8 +68,9 @@ class Watched:
 def make_watched(tmp_path: Path) -> Iterator[Callable[..., Watched]]:
     started: list[Watched] = []
 
-    def make(port: int, **settings: Any) -> Watched:
-        watched = Watched(tmp_path, port, ServiceSettings(**settings))
+    def make(port: int, watch: tuple[str, ...] = ("INBOX",), folders: tuple[str, ...] = ("INBOX",),
+             **settings: Any) -> Watched:
+        watched = Watched(tmp_path, port, ServiceSettings(**settings), watch, folders)
         started.append(watched)
         return watched
 

@@ -33,7 +33,7 @@ def test_each_log_line_is_one_redacted_json_object() -> None:
     assert set(first) == {"time", "level", "message", "mailbox"}
     assert first["level"] == "INFO" and first["mailbox"] == "alice"
     assert str(first["time"]).endswith("Z")
-    assert first["message"] == "login as [email] with [secret] failed; password=[secret]"
+    assert first["message"] == f"login as {redactor.token('addr', 'bob@example.org')} with [secret] failed; password=[secret]"
     assert second["level"] == "ERROR" and second["exception"] == "RuntimeError: server echoed [secret]"
     assert "mailbox" not in third
     assert "s3cret" not in stream.getvalue() and "hunter2" not in stream.getvalue()

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
+import stat
+from pathlib import Path
 
 from loguru import logger
 
@@ -28,11 +32,48 @@ def test_credential_shaped_values_and_protocol_logins_are_redacted() -> None:
         assert secret not in text
 
 
-def test_email_addresses_are_redacted_by_default_and_kept_on_request() -> None:
+def test_email_addresses_become_tokens_by_default_and_are_kept_on_request() -> None:
     r = Redactor()
-    assert r.redact("sync of alice.smith@example.org done") == "sync of [email] done"
+    masked = r.redact("sync of alice.smith@example.org done")
+    assert re.fullmatch(r"sync of <addr:[0-9a-f]{8}> done", masked)
+    assert r.redact("from Alice.Smith@Example.org") == f"from {masked.split()[2]}"  # case does not matter
     r.redact_personal = False
     assert r.redact("sync of alice.smith@example.org done") == "sync of alice.smith@example.org done"
+
+
+def test_the_same_address_gets_the_same_token_in_every_run_on_one_data_dir(tmp_path: Path) -> None:
+    first, second, elsewhere = Redactor(), Redactor(), Redactor()
+    first.use_key_file(tmp_path / "data" / "log.key")
+    second.use_key_file(tmp_path / "data" / "log.key")
+    elsewhere.use_key_file(tmp_path / "other" / "log.key")
+    token = first.token("addr", "bob@example.org")
+    assert second.token("addr", "bob@example.org") == token
+    assert elsewhere.token("addr", "bob@example.org") != token
+    assert first.token("addr", "carol@example.org") != token
+    assert stat.S_IMODE((tmp_path / "data" / "log.key").stat().st_mode) == 0o600
+
+
+def test_paths_under_home_are_masked_in_logs_but_not_in_messages_to_the_user() -> None:
+    r = Redactor(home="/home/ann")
+    line = r.redact("cannot write /home/ann/mail/report.pdf: disk full; /etc/hosts is fine")
+    assert "/home/ann" not in line and "report.pdf" not in line and "/etc/hosts is fine" in line
+    assert r.redact("see /home/ann/.config/x.toml", paths=False) == "see /home/ann/.config/x.toml"
+    assert r.redact("/home/annex/file") == "/home/annex/file"  # another user's home is not ann's
+
+
+def test_subjects_and_file_names_passed_as_fields_are_masked_wherever_they_appear() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream, log_format="json")
+    try:
+        logger.debug("parsed {subject} with {filename}", subject="Quarterly figures", filename="q3 budget.xlsx")
+        logger.bind(subject="Quarterly figures").info("stored")
+    finally:
+        configure_logging("WARNING")
+    out = stream.getvalue()
+    assert "Quarterly" not in out and "budget" not in out
+    first = json.loads(out.splitlines()[0])
+    assert first["message"] == (f"parsed {redactor.token('subject', 'Quarterly figures')} "
+                                f"with {redactor.token('file', 'q3 budget.xlsx')}")
 
 
 def test_stdlib_logging_from_libraries_goes_through_the_same_filter() -> None:
@@ -40,4 +81,29 @@ def test_stdlib_logging_from_libraries_goes_through_the_same_filter() -> None:
     configure_logging("INFO", stream=stream)
     logging.getLogger("pykka").warning("actor of bob@example.net failed")
     assert "bob@example.net" not in stream.getvalue()
-    assert "[email]" in stream.getvalue()
+    assert "<addr:" in stream.getvalue()
+
+
+def test_lists_of_file_names_and_addresses_are_masked_item_by_item() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    try:
+        logger.debug("attachments {filenames} from {addresses}", filenames=["plan.pdf", "x.txt"],
+                     addresses=["Bob <b@example.org>"])
+    finally:
+        configure_logging("WARNING")
+    out = stream.getvalue()
+    assert "plan.pdf" not in out and "x.txt" not in out and "Bob" not in out
+    assert redactor.token("file", "plan.pdf") in out
+
+
+def test_a_short_subject_is_masked_as_a_word_and_tokens_are_not_masked_again() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    try:
+        logger.debug("High hopes: {subject} / {filename}", subject="Hi", filename="subject")
+    finally:
+        configure_logging("WARNING")
+    out = stream.getvalue()
+    assert "High hopes: " in out
+    assert f"{redactor.token('subject', 'Hi')} / {redactor.token('file', 'subject')}" in out

@@ -1,0 +1,50 @@
+"""The secret key behind log tokens, kept in the data directory so tokens stay stable across runs.
+
+The same address must map to the same token in every log of one installation (so a reader can
+follow one correspondent through the logs), yet nobody holding only the logs may test a guess
+("is <addr:...> bob@example.org?"): hence a keyed hash, whose key never leaves the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+__all__ = ["KEY_BYTES", "load_or_create_log_key"]
+
+KEY_BYTES = 32
+
+
+def load_or_create_log_key(path: Path) -> bytes:
+    """The key in ``path``, created (0600, its directory 0700) on first use.
+
+    Two processes creating it at once agree on one key: the file appears whole, by a hard link
+    of a finished temp file, and whoever links second reads the winner's key.
+    """
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(KEY_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    return _read(path)
+
+
+def _read(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"{path} is not a log key ({len(key)} bytes, expected {KEY_BYTES}); delete it to start over")
+    return key
