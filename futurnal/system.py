@@ -22,7 +22,7 @@ import pykka
 from loguru import logger
 
 from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import Ping, SyncTick
+from futurnal.actors.messages import CountPendingAttachments, Ping, SyncTick
 from futurnal.actors.scheduler import SchedulerActor
 from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings, load_settings
@@ -36,7 +36,7 @@ from futurnal.storage.element_store import ElementStore
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
-from futurnal.supervisors.tree import TreeContext, mailbox_supervisor_spec
+from futurnal.supervisors.tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
 
@@ -135,9 +135,10 @@ class ActorSystem:
                     watch=watch,
                 )
                 sink = self._sink
-                self._start_root(
-                    _SINK_ROOT, [ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent))]
-                )
+                self._start_root(_SINK_ROOT, [
+                    ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent)),
+                    attachment_processor_spec(self._context),
+                ])
                 for record in records:
                     self._start_mailbox(record)
                 if schedule:
@@ -268,6 +269,22 @@ class ActorSystem:
                     ) from None
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
+
+    def wait_for_attachments(self, timeout: float | None = None) -> int:
+        """Wait until no attachment extraction is pending (or ``timeout`` passed); returns how many
+        elements still wait. What is left runs on, or at the next start if the system stops first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            processor = self._directory.get("attachments")
+            try:
+                pending = int(processor.ask(CountPendingAttachments(), timeout=10)) if processor else 0
+            except pykka.ActorDeadError:
+                pending = 0
+            if pending == 0 or (deadline is not None and time.monotonic() >= deadline):
+                return pending
+            self._stopping.wait(0.1)
+            if self._stopping.is_set():
+                return pending
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Receive every progress event and sync report, on the publishing actor's thread;

@@ -43,6 +43,14 @@ class DataDir:
     def consent_path(self) -> Path:
         return self.root / "consent.json"
 
+    @property
+    def blobs_root(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def attachment_queue_root(self) -> Path:
+        return self.root / "attachment-queue"
+
     def state_path(self, mailbox_id: str) -> Path:
         return self.root / "state" / f"{mailbox_id}.json"
 

@@ -14,7 +14,9 @@ from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, is_pattern
 from futurnal.mail.uidset import UidSet
 from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
+from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.element_store import ElementStore
@@ -106,7 +108,8 @@ def register(subparsers: Any) -> None:
 
     remove = commands.add_parser("remove", help="unregister a mailbox and delete its secrets")
     remove.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
-    remove.add_argument("--purge", action="store_true", help="also delete its elements, sync state and quarantine")
+    remove.add_argument("--purge", action="store_true",
+                        help="also delete its elements, sync state, quarantine and attachment blobs")
     remove.set_defaults(handler=_remove)
 
 
@@ -341,10 +344,12 @@ def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
         if args.purge:
             counts["elements"] = ElementStore(ctx.data_dir.elements_root).remove_mailbox(record.id)
             counts["quarantined"] = QuarantineStore(ctx.data_dir.quarantine_root).remove_mailbox(record.id)
+            counts["blobs"] = BlobStore(ctx.data_dir.blobs_root).remove_mailbox(record.id)
+            AttachmentJobQueue(ctx.data_dir.attachment_queue_root).remove_mailbox(record.id)
             ctx.data_dir.state_path(record.id).unlink(missing_ok=True)
             shutil.rmtree(ctx.data_dir.gmail_index_root(record.id), ignore_errors=True)
             removed += [f"{counts['elements']} element(s)", "sync state",
-                        f"{counts['quarantined']} quarantined message(s)"]
+                        f"{counts['quarantined']} quarantined message(s)", f"{counts['blobs']} attachment blob(s)"]
         AuditLog(ctx.data_dir.audit_path).append(
             "mailbox-purged" if args.purge else "mailbox-removed", mailbox=record.id, **counts
         )
