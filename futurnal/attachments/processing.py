@@ -24,7 +24,8 @@ class Extractor(Protocol):
 class AttachmentProcessing:
     """Owns the job queue and the blob store (their only writer while the service runs)."""
 
-    def __init__(self, queue: AttachmentJobQueue, blobs: BlobStore, extractor: Extractor) -> None:
+    def __init__(self, queue: AttachmentJobQueue, blobs: BlobStore, extractor: Extractor | None) -> None:
+        """``extractor`` None: only accept work (a command queueing it for the service to extract)."""
         self._queue = queue
         self._blobs = blobs
         self._extractor = extractor
@@ -51,6 +52,7 @@ class AttachmentProcessing:
     def extract(self, job: AttachmentJob) -> list[dict[str, Any]]:
         """One result per item: ``index``, ``sha256``, ``status``, ``text``. Never raises for a bad file."""
         results = []
+        assert self._extractor is not None
         for position, item in enumerate(job.items):
             outcome = self._extractor.extract(self._queue.payload_path(job, position), item.kind, item.charset)
             if outcome.status != "ok":

@@ -9,7 +9,10 @@ from typing import Any
 
 from futurnal.storage.clock import utc_now
 from futurnal.mail.quarantine_retry import element_from_quarantine
+from futurnal.attachments.processing import AttachmentProcessing
+from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
@@ -88,6 +91,9 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
     with ctx.owned():  # the element store gets written: not beside a running process
         elements = ElementStore(ctx.data_dir.elements_root)
         audit = AuditLog(ctx.data_dir.audit_path)
+        attachments = AttachmentProcessing(
+            AttachmentJobQueue(ctx.data_dir.attachment_queue_root), BlobStore(ctx.data_dir.blobs_root), None
+        )
         for record in records:
             consent = ConsentRegistry(ctx.data_dir.consent_path).get(record.mailbox)
             if consent is None:
@@ -95,13 +101,17 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
                 failed += 1
                 continue
             try:
-                element = element_from_quarantine(record, store.raw(record.id), consent.scopes)
+                element, work = element_from_quarantine(
+                    record, store.raw(record.id), consent.scopes, ctx.settings().attachments
+                )
             except Exception as exc:
                 store.touch(record, f"retry failed: {exc.__class__.__name__}: {exc}", utc_now())
                 print(f"{record.id}: still fails ({exc.__class__.__name__}: {exc})", file=sys.stderr)
                 failed += 1
                 continue
             elements.upsert_many([element])
+            if work is not None:  # extracted by the processor at the next sync or `run`
+                attachments.accept([work])
             store.drop(record.id)
             audit.append("quarantine-retried", mailbox=record.mailbox, folder=record.folder, uid=record.uid)
             print(f"{record.id}: stored as element {element['id']}")

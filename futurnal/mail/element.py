@@ -16,7 +16,7 @@ from .fetched import FetchedMessage
 __all__ = ["SCHEMA_VERSION", "build_element", "element_id", "gmail_thread_id", "stored_flags"]
 
 #: Bumped whenever a field changes meaning or shape; documented in README.md.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: attachments gained `blob` and the statuses pending, timeout, too-large, failed
 
 
 def element_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
