@@ -9,6 +9,7 @@ unreadable) or 3 (out of memory). The parent (:mod:`.runner`) enforces the wall-
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 from typing import Any
@@ -26,8 +27,26 @@ def limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not leave mail in a core file
 
 
+def outlive_no_parent(timeout_seconds: float) -> None:
+    """Limits that hold even if the service is killed (SIGKILL) and cannot kill this child: the
+    kernel ends it when the parent dies (Linux), and after the timeout's worth of CPU time anyway."""
+    seconds = int(timeout_seconds) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+            if os.getppid() == 1:  # the parent died before the line above: nobody waits for us
+                os._exit(EXIT_FAILED)
+        except (OSError, AttributeError):
+            pass
+
+
 def main() -> int:
     request: dict[str, Any] = json.loads(sys.stdin.buffer.read())
+    outlive_no_parent(float(request.get("timeout_seconds", 60)))
     limit_memory(int(request["memory_mb"]))
     try:
         from .extract import extract_text

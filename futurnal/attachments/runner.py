@@ -45,6 +45,7 @@ class OutOfProcessExtractor:
         request = json.dumps({
             "path": str(path), "kind": kind, "charset": charset,
             "max_chars": self._settings.max_text_chars, "memory_mb": self._settings.memory_mb,
+            "timeout_seconds": self._settings.timeout_seconds,
         }).encode()
         child = self._start()
         if child is None:
@@ -100,6 +101,8 @@ def _outcome(returncode: int, out: bytes) -> ExtractionOutcome:
         return ExtractionOutcome("ok", text=answer["text"])
     if returncode == EXIT_OUT_OF_MEMORY:
         return ExtractionOutcome("failed", reason="over the memory limit")
+    if returncode == -signal.SIGXCPU:  # the child's own CPU limit, a second line behind the clock
+        return ExtractionOutcome("timeout", reason="over the CPU time limit")
     if returncode < 0:
         return ExtractionOutcome("failed", reason=f"killed by signal {-returncode}")
     return ExtractionOutcome("failed", reason=str(answer.get("error") or f"exit status {returncode}")[:300])
