@@ -16,6 +16,7 @@ from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
 from futurnal.storage.lock import DataDirLock
 
+from ..element_schema import assert_valid_element
 from .cli import COMMAND, Cli
 
 REQUIRED_FIELDS = {"id", "mailbox", "folder", "uidvalidity", "uid", "message_id", "subject", "from", "to",
@@ -68,6 +69,9 @@ def test_initial_sync_stores_exactly_one_element_per_message(cli: Cli, populated
         assert stored == sorted(_server_uids(populated, folder))
     assert len({e["id"] for e in elements}) == 300
     assert all(REQUIRED_FIELDS <= e.keys() for e in elements)
+    for element in elements:
+        assert_valid_element(element)
+    assert not [a for e in elements for a in e["attachments"] if a["status"] == "pending"]  # sync waited
 
     # The malformed messages were stored with their defects, not dropped and not fatal.
     assert sum(1 for e in elements if e["defects"]) >= 3
