@@ -13,7 +13,7 @@ import pytest
 
 from futurnal.actors.attachment_processor import AttachmentProcessorActor
 from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import CountPendingAttachments, SubmitAttachments
+from futurnal.actors.messages import CountPendingAttachments, Ping, SubmitAttachments
 from futurnal.actors.sink import SinkActor
 from futurnal.attachments.plan import plan_attachments
 from futurnal.attachments.settings import AttachmentSettings
@@ -133,3 +133,31 @@ def test_a_refetched_element_gets_its_attachments_extracted_again(world: World) 
     _wait_until(lambda: world.statuses(1) == [("ok", "alpha")])
     world.submit(1, files)  # a re-fetch after a crash stores the element afresh (pending)
     _wait_until(lambda: world.statuses(1) == [("ok", "alpha")] and world.drained())
+
+
+def test_the_processor_is_supervised_and_its_replacement_finishes_the_queued_work(tmp_path: Path) -> None:
+    from futurnal.config import ServiceSettings
+    from futurnal.events import EventBus
+    from futurnal.supervisors.restart_intensity import RestartIntensity
+    from futurnal.supervisors.supervisor import Supervisor
+    from futurnal.supervisors.tree import TreeContext, attachment_processor_spec
+
+    world = World(tmp_path)
+    settings = ServiceSettings()
+    context = TreeContext(settings=settings, data_dir=world.data_dir, credentials=None,  # type: ignore[arg-type]
+                          directory=world.directory, events=EventBus(), stopping=threading.Event())
+    root = Supervisor.start(child_id="root", specs=[attachment_processor_spec(context)], directory=world.directory,
+                            intensity=RestartIntensity(5, 60))
+    root.ask(Ping(), timeout=60)  # answered once its children are up
+    try:
+        first = world.directory.get("attachments")
+        assert first is not None
+        world.processor, world.settings = first, settings.attachments
+        world.submit(1, ("text/plain", "a.txt", b"alpha"))
+        first.tell(SubmitAttachments(("not work",)))  # type: ignore[arg-type]  # a handler that raises
+        _wait_until(lambda: (ref := world.directory.get("attachments")) is not None and ref is not first)
+        world.processor = world.directory.get("attachments")
+        _wait_until(lambda: world.statuses(1) == [("ok", "alpha")] and world.drained())
+    finally:
+        root.stop(timeout=30)
+        pykka.ActorRegistry.stop_all()
