@@ -13,7 +13,7 @@ __all__ = ["ActorDirectory"]
 class ActorDirectory:
     """Thread-safe ``name -> ActorRef`` map, written by supervisors, read by everyone.
 
-    Names: ``sink``, ``scheduler``, ``mailbox/<id>``, ``fetcher/<id>``, ``supervisor/<id>``.
+    Names: ``sink``, ``attachments``, ``scheduler``, ``mailbox/<id>``, ``fetcher/<id>``, ``supervisor/<id>``.
     """
 
     def __init__(self) -> None:

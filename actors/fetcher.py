@@ -7,6 +7,8 @@ from typing import Any
 
 from loguru import logger
 
+from futurnal.attachments.plan import AttachmentWork
+from futurnal.attachments.settings import AttachmentSettings
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.faults import crash_hook_from_env
@@ -35,6 +37,7 @@ from .messages import (
     FolderWatchSeen,
     MarkDeleted,
     PoisonMessage,
+    SubmitAttachments,
     ResolveFolders,
     SyncFolder,
     UpdateFlags,
@@ -207,6 +210,7 @@ class FetcherActor(SupervisedActor):
             gmail_index=GmailMessageIndex(self._data_dir.gmail_index_root(self._record.id)) if session.gmail else None,
             fault_hook=self._fault_hook,
             scopes=scopes,
+            attachments=_AttachmentPort(self._directory, self._settings.attachments),
         )
 
     def _connected_session(self) -> ImapSession:
@@ -265,3 +269,17 @@ class _SinkPort:
         if sink is None:
             raise ConnectionFailed("the sink is restarting; the folder will be synced again")
         return sink.ask(message, block=False)  # type: ignore[no-any-return]
+
+
+class _AttachmentPort:
+    """Hands new elements' attachments to the attachment processor (an ask: the watermark waits)."""
+
+    def __init__(self, directory: ActorDirectory, settings: AttachmentSettings) -> None:
+        self._directory = directory
+        self.settings = settings
+
+    def submit(self, work: list[AttachmentWork]) -> PendingWrite:
+        processor = self._directory.get("attachments")
+        if processor is None:
+            raise ConnectionFailed("the attachment processor is restarting; the folder will be synced again")
+        return processor.ask(SubmitAttachments(tuple(work)), block=False)  # type: ignore[no-any-return]

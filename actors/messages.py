@@ -7,14 +7,18 @@ from typing import Any
 
 from pykka import Future
 
+from futurnal.attachments.plan import AttachmentWork
 from futurnal.mail.folder_sync import FolderSyncResult
 from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.storage.attachment_queue import AttachmentJob
 from futurnal.storage.element_store import ElementKey
 
 __all__ = [
     "ChildExited",
     "DescribeChildren",
     "DescribeMailbox",
+    "CountPendingAttachments",
+    "ExtractionFinished",
     "FolderChanged",
     "FolderSynced",
     "FolderWatchSeen",
@@ -27,8 +31,10 @@ __all__ = [
     "ResolveFolders",
     "ResumeMailbox",
     "SiblingRestarted",
+    "SubmitAttachments",
     "SyncFolder",
     "SyncTick",
+    "UpdateAttachments",
     "UpdateFlags",
     "WriteElements",
 ]
@@ -124,6 +130,36 @@ class MarkDeleted:
 
     keys: tuple[ElementKey, ...]
     when: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateAttachments:
+    """Command to the sink: record extraction results (``index``, ``sha256``, ``status``, ``text``)
+    in these elements; answers with how many changed. Idempotent."""
+
+    updates: tuple[tuple[ElementKey, tuple[dict[str, Any], ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitAttachments:
+    """From a fetcher to the attachment processor: keep these blobs and queue these extractions
+    durably, then answer (the folder's watermark waits for that answer)."""
+
+    work: tuple[AttachmentWork, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CountPendingAttachments:
+    """Query to the attachment processor: how many elements still wait for extractions."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionFinished:
+    """From one of the processor's workers to the processor: a job's results are with the sink
+    (``stored``) or could not be delivered."""
+
+    job: AttachmentJob
+    stored: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from loguru import logger
 
 from futurnal.storage.element_store import ElementKey
 
-from .messages import MarkDeleted, UpdateFlags, WriteElements
+from .messages import MarkDeleted, UpdateAttachments, UpdateFlags, WriteElements
 from .supervised import SupervisedActor
 
 __all__ = ["ElementSink", "SinkActor"]
@@ -22,6 +22,10 @@ class ElementSink(Protocol):
     ``update_flags`` and ``mark_deleted`` address elements by :class:`ElementKey` (whose
     element ``id`` is ``element_id(key.mailbox, key.folder, key.uidvalidity, key.uid)``) and skip unknown ones;
     ``mark_deleted`` keeps a tombstone (``deleted: true``) rather than forgetting the element.
+    ``update_attachments`` records extraction results (each ``index``, ``sha256``, ``status``,
+    ``text``) into attachments still ``pending`` with that hash, and skips unknown elements, so
+    it is idempotent; ``futurnal.storage.element_store.apply_attachment_results`` does it to one
+    element. A sink without it keeps ``pending`` attachments (the results are dropped).
     """
 
     def upsert_many(self, elements: list[dict[str, Any]]) -> int: ...
@@ -29,6 +33,8 @@ class ElementSink(Protocol):
     def update_flags(self, updates: list[tuple[ElementKey, list[str]]]) -> int: ...
 
     def mark_deleted(self, keys: list[ElementKey], when: str) -> int: ...
+
+    def update_attachments(self, updates: list[tuple[ElementKey, list[dict[str, Any]]]]) -> int: ...
 
 
 class SinkActor(SupervisedActor):
@@ -48,6 +54,11 @@ class SinkActor(SupervisedActor):
             return self._sink.update_flags([(key, list(flags)) for key, flags in message.updates])
         if isinstance(message, MarkDeleted):
             return self._sink.mark_deleted(list(message.keys), message.when)
+        if isinstance(message, UpdateAttachments):
+            update = getattr(self._sink, "update_attachments", None)  # optional for sinks older than it
+            if update is None:
+                return 0
+            return update([(key, [dict(r) for r in results]) for key, results in message.updates])
         return super().handle(message)
 
 

@@ -55,6 +55,9 @@ class SubjectIndex:
             self.deleted.update(str(key) for key in keys)
         return len(keys)
 
+    def update_attachments(self, updates: list[Any]) -> int:
+        return 0  # this application ignores attachment text
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

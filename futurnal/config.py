@@ -6,7 +6,7 @@ over the file: ``FUTURNAL_SYNC_BATCH_MESSAGES=50`` sets ``[sync] batch_messages`
 ``FUTURNAL_LOGGING_REDACT=false`` sets ``[logging] redact``. Values are parsed as TOML scalars
 (``50``, ``2.5``, ``true``), then checked like the file's. Variables are settings only when
 their name starts with a known section (``FUTURNAL_SYNC_``, ``FUTURNAL_NETWORK_``,
-``FUTURNAL_WATCH_``, ``FUTURNAL_SUPERVISION_``, ``FUTURNAL_LOGGING_``); an unknown key in a known
+``FUTURNAL_WATCH_``, ``FUTURNAL_SUPERVISION_``, ``FUTURNAL_LOGGING_``, ``FUTURNAL_ATTACHMENTS_``); an unknown key in a known
 section is an error, like an unknown key in the file, and both suggest the nearest known key.
 Other ``FUTURNAL_`` variables (``FUTURNAL_HOME``) are left alone.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .attachments.settings import AttachmentSettings
 from .mail.fetch_plan import BatchLimits
 
 __all__ = ["ConfigError", "ServiceSettings", "environment_variable", "load_settings"]
@@ -56,6 +57,7 @@ class ServiceSettings:
     restart_window_seconds: float = 60.0
     stop_timeout_seconds: float = 20.0
     redact_logs: bool = True
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
 
 
 # config.toml section.key -> (settings attribute, type, minimum)
@@ -77,6 +79,12 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "supervision.restart_window_seconds": ("restart_window_seconds", float, 0.1),
     "supervision.stop_timeout_seconds": ("stop_timeout_seconds", float, 0.1),
     "logging.redact": ("redact_logs", bool, 0),
+    "attachments.max_bytes": ("attachments.max_bytes", int, 0),
+    "attachments.timeout_seconds": ("attachments.timeout_seconds", float, 0.1),
+    "attachments.memory_mb": ("attachments.memory_mb", int, 64),
+    "attachments.workers": ("attachments.workers", int, 1),
+    "attachments.keep_blobs": ("attachments.keep_blobs", bool, 0),
+    "attachments.max_text_chars": ("attachments.max_text_chars", int, 0),
 }
 
 
@@ -154,7 +162,8 @@ def _flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _set(settings: ServiceSettings, attribute: str, value: Any) -> ServiceSettings:
-    if attribute.startswith("batch."):
-        return replace(settings, batch=replace(settings.batch, **{attribute.split(".", 1)[1]: value}))
+    if "." in attribute:  # a nested settings object: batch.max_messages, attachments.workers
+        group, name = attribute.split(".", 1)
+        return replace(settings, **{group: replace(getattr(settings, group), **{name: value})})
     assert attribute in {f.name for f in fields(settings)}
     return replace(settings, **{attribute: value})

@@ -24,11 +24,13 @@ from loguru import logger
 
 from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.messages import (
+    CountPendingAttachments,
     DescribeChildren,
     DescribeMailbox,
     PauseMailbox,
     Ping,
     ResumeMailbox,
+    SubmitAttachments,
     SyncTick,
     WriteElements,
 )
@@ -48,7 +50,7 @@ from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import remove_mailbox
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
-from futurnal.supervisors.tree import TreeContext, mailbox_supervisor_spec
+from futurnal.supervisors.tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
 
@@ -148,9 +150,10 @@ class ActorSystem:
                     watch=watch,
                 )
                 sink = self._sink
-                self._start_root(
-                    _SINK_ROOT, [ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent))]
-                )
+                self._start_root(_SINK_ROOT, [
+                    ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent)),
+                    attachment_processor_spec(self._context),
+                ])
                 for record in records:
                     self._start_mailbox(record)
                 if schedule:
@@ -304,6 +307,22 @@ class ActorSystem:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
 
+    def wait_for_attachments(self, timeout: float | None = None) -> int:
+        """Wait until no attachment extraction is pending (or ``timeout`` passed); returns how many
+        elements still wait. What is left runs on, or at the next start if the system stops first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            processor = self._directory.get("attachments")
+            try:
+                pending = int(processor.ask(CountPendingAttachments(), timeout=10)) if processor else 0
+            except pykka.ActorDeadError:
+                pending = 0
+            if pending == 0 or (deadline is not None and time.monotonic() >= deadline):
+                return pending
+            self._stopping.wait(0.1)
+            if self._stopping.is_set():
+                return pending
+
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Receive every progress event and sync report, on the publishing actor's thread;
         returns an unsubscribe function. Keep the callback short, or use :meth:`events`."""
@@ -421,6 +440,13 @@ class ActorSystem:
         if sink is None:
             raise SystemNotRunning("the sink is not running")
         return sink.ask(WriteElements(tuple(elements)), timeout=timeout)
+
+    def submit_attachments(self, work: list[Any], timeout: float = 60.0) -> Any:
+        """Hand attachment work to the processor, which queues it durably before answering."""
+        processor = self._directory.get("attachments")
+        if processor is None:
+            raise SystemNotRunning("the attachment processor is not running")
+        return processor.ask(SubmitAttachments(tuple(work)), timeout=timeout)
 
     def _ask_mailbox(self, mailbox_id: str, message: Any, timeout: float) -> Any:
         mailbox = self._directory.get(f"mailbox/{mailbox_id}")

@@ -48,6 +48,14 @@ class DataDir:
         """The key of the tokens that stand for addresses, subjects and paths in logs."""
         return self.root / "log.key"
 
+    @property
+    def blobs_root(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def attachment_queue_root(self) -> Path:
+        return self.root / "attachment-queue"
+
     def state_path(self, mailbox_id: str) -> Path:
         return self.root / "state" / f"{mailbox_id}.json"
 

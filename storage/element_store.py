@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 
 from .atomic import atomic_write_bytes, fsync_directory
 
-__all__ = ["ElementKey", "ElementStore", "folder_dirname"]
+__all__ = ["ElementKey", "ElementStore", "apply_attachment_results", "folder_dirname"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,20 @@ class ElementStore:
             if element is not None and not element.get("deleted"):
                 element["deleted"] = True
                 element["deleted_at"] = when
+                changed.append((key, element))
+        return self._write_all(changed)
+
+    def update_attachments(self, updates: Iterable[tuple[ElementKey, list[dict[str, Any]]]]) -> int:
+        """Record extraction results; returns how many elements changed.
+
+        Each result names the attachment by ``index`` and ``sha256`` and carries ``status`` and
+        ``text``; it is applied only to an attachment still ``pending`` with that hash, so a
+        repeated or late update changes nothing (idempotent) and an unknown element is skipped.
+        """
+        changed = []
+        for key, results in updates:
+            element = self._read(key)
+            if element is not None and apply_attachment_results(element, results):
                 changed.append((key, element))
         return self._write_all(changed)
 
@@ -137,3 +151,19 @@ class ElementStore:
             return []
 
 
+def apply_attachment_results(element: dict[str, Any], results: Iterable[dict[str, Any]]) -> bool:
+    """Put extraction results into a stored element (what ``update_attachments`` does to each);
+    returns whether anything changed. Shared so that other sinks apply them the same way."""
+    attachments = element.get("attachments") or []
+    changed = False
+    for result in results:
+        index = result["index"]
+        if not 0 <= index < len(attachments):
+            continue
+        attachment = attachments[index]
+        if attachment.get("sha256") != result["sha256"] or attachment.get("status") != "pending":
+            continue
+        attachment["status"] = result["status"]
+        attachment["text"] = result.get("text")
+        changed = True
+    return changed

@@ -1,7 +1,10 @@
-"""The per-mailbox part of the supervision tree: supervisor -> fetcher, mailbox actor, watchers.
+"""The per-mailbox part of the supervision tree: supervisor -> fetcher, mailbox actor, watchers;
+and the shared attachment processor.
 
 ``futurnal.system.ActorSystem`` puts each mailbox's supervisor under a root of its own, beside
 the sink's root and the scheduler's, so mailboxes can be added and removed (SIGHUP) one by one.
+The attachment processor lives under the sink's root, after the sink: it starts after the sink
+and stops before it, so its last results still find the sink.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 import pykka
 
+from futurnal.actors.attachment_processor import AttachmentProcessorActor
 from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.fetcher import FetcherActor
 from futurnal.actors.folder_watcher import FolderWatcher
@@ -33,7 +37,7 @@ from futurnal.storage.sync_state import FolderStateStore
 from .restart_intensity import RestartIntensity
 from .supervisor import ChildSpec, Supervisor
 
-__all__ = ["TreeContext", "mailbox_supervisor_spec", "watched_folders"]
+__all__ = ["TreeContext", "attachment_processor_spec", "mailbox_supervisor_spec", "watched_folders"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,18 @@ class TreeContext:
 
     def intensity(self) -> RestartIntensity:
         return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
+
+
+def attachment_processor_spec(context: TreeContext) -> ChildSpec:
+    """The shared attachment processor; restarted like any child, it re-reads its disk queue."""
+
+    def start_processor(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        return AttachmentProcessorActor.start(
+            settings=context.settings.attachments, data_dir=context.data_dir, directory=context.directory,
+            write_timeout=context.settings.write_timeout_seconds, supervisor=parent,
+        )
+
+    return ChildSpec("attachments", start_processor, shutdown_timeout=context.settings.stop_timeout_seconds)
 
 
 def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:

@@ -104,7 +104,8 @@ def register(subparsers: Any) -> None:
 
     remove = commands.add_parser("remove", help="unregister a mailbox and delete its secrets")
     remove.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
-    remove.add_argument("--purge", action="store_true", help="also delete its elements, sync state and quarantine")
+    remove.add_argument("--purge", action="store_true",
+                        help="also delete its elements, sync state, quarantine and attachment blobs")
     remove.set_defaults(handler=_remove)
 
 
@@ -375,7 +376,8 @@ def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
             counts = remove_mailbox(ctx.data_dir, registry, record.id, purge=args.purge, secrets=len(secrets))
     removed = ["registration", *(f"{kind} (keyring)" for kind in secrets)]
     if args.purge:
-        removed += [f"{counts['elements']} element(s)", "sync state", f"{counts['quarantined']} quarantined message(s)"]
+        removed += [f"{counts['elements']} element(s)", "sync state", f"{counts['quarantined']} quarantined message(s)",
+                    f"{counts['blobs']} attachment blob(s)"]
     print(f"removed {record.id}: {', '.join(removed)}")
     if not args.purge:
         print("its elements were kept; `imap remove --purge` deletes them too")

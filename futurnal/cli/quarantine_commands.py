@@ -7,8 +7,11 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from futurnal.attachments.processing import AttachmentProcessing
 from futurnal.mail.quarantine_retry import RetryOutcome, retry_quarantined
+from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
@@ -89,9 +92,13 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
         store = _store(ctx)
         records = store.list() if args.all else [_record(store, args.id)]
         with ctx.owned():  # the element store gets written: not beside a running process
+            attachments = AttachmentProcessing(
+                AttachmentJobQueue(ctx.data_dir.attachment_queue_root), BlobStore(ctx.data_dir.blobs_root), None
+            )  # queued durably here; extracted at the next sync or `run`
             outcomes = retry_quarantined(records, store, ConsentRegistry(ctx.data_dir.consent_path),
                                          AuditLog(ctx.data_dir.audit_path),
-                                         ElementStore(ctx.data_dir.elements_root).upsert_many)
+                                         ElementStore(ctx.data_dir.elements_root).upsert_many,
+                                         attachments.accept, ctx.settings().attachments)
     for outcome in outcomes:
         if outcome.ok:
             print(f"{outcome.record_id}: stored as element {outcome.element_id}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from typing import Any
 
 import pykka
@@ -45,7 +47,12 @@ def run_sync(
         raise UserError(str(exc)) from None
     unsubscribe = system.subscribe(on_event)
     try:
-        return system.sync(record.id, folders, timeout=timeout)
+        started = time.monotonic()
+        report = system.sync(record.id, folders, timeout=timeout)
+        # A one-shot sync also waits for its attachments' text (each extraction is time-limited);
+        # what a --timeout leaves undone is extracted at the next sync or `run`.
+        system.wait_for_attachments(None if timeout is None else max(timeout - (time.monotonic() - started), 0))
+        return report
     except SystemNotRunning as exc:
         raise UserError(str(exc)) from None
     except pykka.Timeout:

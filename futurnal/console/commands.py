@@ -102,7 +102,8 @@ class ConsoleCommands:
                                                  uid=record.uid)
             return {"dropped": record.id}
         outcomes = retry_quarantined(records, store, ConsentRegistry(data_dir.consent_path),
-                                     AuditLog(data_dir.audit_path), self._system.write_elements)
+                                     AuditLog(data_dir.audit_path), self._system.write_elements,
+                                     self._system.submit_attachments, self._system.settings.attachments)
         return {"outcomes": [{"record_id": o.record_id, "element_id": o.element_id, "error": o.error}
                              for o in outcomes]}
 

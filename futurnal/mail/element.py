@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from .parser import Address, ParsedMessage
+from futurnal.attachments.plan import initial_status
 from futurnal.storage.clock import utc_iso
+
+from .parser import Address, ParsedAttachment, ParsedMessage
 
 from .fetched import FetchedMessage
 
 __all__ = ["SCHEMA_VERSION", "build_element", "element_id", "gmail_thread_id", "stored_flags"]
 
 #: Bumped whenever a field changes meaning or shape; documented in README.md.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: attachments gained `blob` and the statuses pending, timeout, too-large, failed
 
 
 def element_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
@@ -35,11 +36,19 @@ def gmail_thread_id(thrid: str) -> str:
     return hashlib.sha256(f"gmail-thread\x00{thrid}".encode()).hexdigest()[:32]
 
 
-def _consented(attachment: dict[str, Any], scopes: tuple[str, ...]) -> dict[str, Any]:
-    """Without consent to attachment content (or to content at all), keep only its metadata."""
-    if "attachments" in scopes and "content" in scopes:
-        return attachment
-    return {**attachment, "text": None, "status": "not-consented"}
+def _attachment(attachment: ParsedAttachment, scopes: tuple[str, ...]) -> dict[str, Any]:
+    """The stored form of an attachment before its extraction. Without consent to attachment
+    content (or to content at all), only its metadata: status ``not-consented``, never extracted."""
+    consented = "attachments" in scopes and "content" in scopes
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+        "status": initial_status(attachment, consented),
+        "text": None,
+        "blob": None,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -95,7 +104,7 @@ def build_element(
         "gmail_thrid": gmail.thrid if gmail is not None else None,
         "size": fetched.size,
         "text": parsed.text if "content" in scopes else "",
-        "attachments": [_consented(asdict(a), scopes) for a in parsed.attachments],
+        "attachments": [_attachment(a, scopes) for a in parsed.attachments],
         "security": list(parsed.security),
         "defects": list(parsed.defects),
         "deleted": False,

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from futurnal.attachments.plan import AttachmentWork, plan_attachments
+from futurnal.attachments.settings import AttachmentSettings
 from futurnal.storage.clock import utc_now
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
@@ -40,6 +42,7 @@ from .session import FolderStatus, ImapSession
 from .uidset import UidSet
 
 __all__ = [
+    "AttachmentPort",
     "FolderSync",
     "FolderSyncResult",
     "PendingWrite",
@@ -68,6 +71,18 @@ class SinkPort(Protocol):
     def update_flags(self, updates: list[tuple[ElementKey, list[str]]]) -> PendingWrite: ...
 
     def mark_deleted(self, keys: list[ElementKey]) -> PendingWrite: ...
+
+
+class AttachmentPort(Protocol):
+    """How a folder sync hands attachments to the attachment processor (see :mod:`futurnal.attachments`).
+
+    ``submit`` returns once the work is durable (queued extractions, kept blobs); the watermark
+    waits for it like for the sink's write, so a stop before that re-fetches the message.
+    """
+
+    settings: AttachmentSettings
+
+    def submit(self, work: list[AttachmentWork]) -> PendingWrite: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,17 @@ class _InFlight:
     watermark: int
 
 
+class _Both:
+    """Two writes that must both be durable before the watermark moves."""
+
+    def __init__(self, first: PendingWrite, second: PendingWrite) -> None:
+        self._first, self._second = first, second
+
+    def get(self, timeout: float | None = None) -> Any:
+        self._second.get(timeout=timeout)
+        return self._first.get(timeout=timeout)
+
+
 class _Done:
     """An already-complete write, used to move the watermark to a window's end in order."""
 
@@ -145,6 +171,7 @@ class FolderSync:
         gmail_index: GmailMessageIndex | None = None,
         fault_hook: Callable[[bytes], None] | None = None,
         scopes: tuple[str, ...] = ALL_SCOPES,
+        attachments: AttachmentPort | None = None,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -160,6 +187,7 @@ class FolderSync:
         self._gmail_index = gmail_index
         self._fault_hook = fault_hook
         self._scopes = scopes
+        self._attachments = attachments
         #: The message being turned into an element, as ``folder\x00uidvalidity\x00uid``: what a
         #: crash right now would be blamed on.
         self.in_flight: str | None = None
@@ -252,12 +280,16 @@ class FolderSync:
                         raise SyncInterrupted(f"sync of {folder!r} interrupted by shutdown; it resumes next time")
                     messages = self._session.fetch_messages(batch)
                     poisoned = UidSet.parse(state.poisoned_uids)
-                    elements, bad = self._to_elements(messages, folder, status.uidvalidity, poisoned)
+                    elements, bad, work = self._to_elements(messages, folder, status.uidvalidity, poisoned)
                     quarantined += len(bad)
                     fetched += len(messages)
                     # Known: every fetched UID, whether stored, quarantined or a Gmail duplicate.
                     fetched_uids = [m.uid for m in messages]
-                    in_flight.append(_InFlight(self._sink.write(elements), fetched_uids, batch[-1]))
+                    pending = self._sink.write(elements)
+                    if work and self._attachments is not None:
+                        # Told after the write, so the processor's results reach the sink after the element.
+                        pending = _Both(pending, self._attachments.submit(work))
+                    in_flight.append(_InFlight(pending, fetched_uids, batch[-1]))
                     while len(in_flight) >= self._max_in_flight:
                         state = self._commit(state, in_flight.popleft())
                     self._progress(SyncProgress(self.mailbox, folder, fetched, max(total, fetched)))
@@ -336,9 +368,10 @@ class FolderSync:
 
     def _to_elements(
         self, messages: list[FetchedMessage], folder: str, uidvalidity: int, poisoned: UidSet
-    ) -> tuple[list[dict[str, Any]], list[int]]:
+    ) -> tuple[list[dict[str, Any]], list[int], list[AttachmentWork]]:
         elements: list[dict[str, Any]] = []
         bad: list[int] = []
+        work: list[AttachmentWork] = []
         for message in messages:
             if message.uid in poisoned:
                 self._set_aside(message, folder, uidvalidity, "crashed the fetcher repeatedly")
@@ -357,11 +390,16 @@ class FolderSync:
                 continue
             if self._already_stored_elsewhere(message, folder, uidvalidity):
                 continue
-            elements.append(build_element(
+            element = build_element(
                 parsed, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, scopes=self._scopes
-            ))
+            )
+            if self._attachments is not None and parsed.attachments:
+                planned = plan_attachments(element, parsed.attachments, self._attachments.settings)
+                if planned is not None:
+                    work.append(planned)
+            elements.append(element)
         self.in_flight = None
-        return elements, bad
+        return elements, bad, work
 
     def _set_aside(self, message: FetchedMessage, folder: str, uidvalidity: int, reason: str) -> None:
         self._quarantine.add(

@@ -90,14 +90,19 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class ParsedAttachment:
-    """One attached file, identified by content hash so duplicates are recognisable."""
+    """One attached file, identified by content hash so duplicates are recognisable.
+
+    Its text is not extracted here: that is the attachment processor's job, in a child process
+    under time and memory limits (``futurnal.attachments``). ``data`` is the transfer-decoded
+    content it needs, ``charset`` the declared one (for text types).
+    """
 
     filename: str | None
     content_type: str
     size: int
     sha256: str
-    status: str  # "ok" when text was extracted, else "unsupported"
-    text: str | None
+    charset: str | None = None
+    data: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,14 +681,14 @@ def _text_of(data: bytes, info: _PartInfo, defects: set[str]) -> str:
 
 def _attachment(part: Message, info: _PartInfo, defects: set[str]) -> ParsedAttachment:
     data = _payload_bytes(part, defects)
-    is_text = info.content_type.startswith("text/")
+    charset = info.params.get("charset")
     return ParsedAttachment(
         filename=info.filename,
         content_type=info.content_type,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        status="ok" if is_text else "unsupported",
-        text=_text_of(data, info, defects) if is_text else None,
+        charset=_one_line(charset)[:40] or None if charset else None,
+        data=data,
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry
+from futurnal.attachments.plan import AttachmentWork, plan_attachments
+from futurnal.attachments.settings import AttachmentSettings
 from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
 
 from .element import ALL_SCOPES, build_element
@@ -33,15 +35,19 @@ class RetryOutcome:
 
 
 def element_from_quarantine(
-    record: QuarantineRecord, raw: bytes, scopes: tuple[str, ...] = ALL_SCOPES
-) -> dict[str, Any]:
-    """Parse the kept bytes and build the element the sync would have stored; raises if it still fails."""
+    record: QuarantineRecord, raw: bytes, scopes: tuple[str, ...] = ALL_SCOPES,
+    attachments: AttachmentSettings = AttachmentSettings(),
+) -> tuple[dict[str, Any], AttachmentWork | None]:
+    """Parse the kept bytes and build the element the sync would have stored, with the attachment
+    work the sync would have handed to the processor; raises if it still fails."""
     internal = datetime.fromisoformat(record.internal_date) if record.internal_date else None
     fetched = FetchedMessage(record.uid, raw, record.flags, internal, len(raw))
-    return build_element(
-        parse_message(raw), fetched, mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity,
+    parsed = parse_message(raw)
+    element = build_element(
+        parsed, fetched, mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity,
         scopes=scopes,
     )
+    return element, plan_attachments(element, parsed.attachments, attachments)
 
 
 def retry_quarantined(
@@ -50,9 +56,12 @@ def retry_quarantined(
     consent: ConsentRegistry,
     audit: AuditLog,
     write: Callable[[list[dict[str, Any]]], Any],
+    submit: Callable[[list[AttachmentWork]], Any],
+    attachments: AttachmentSettings = AttachmentSettings(),
 ) -> list[RetryOutcome]:
-    """Parse each record again; store what now parses with ``write`` (durably) and take it out of
-    quarantine, audited. A message whose mailbox has no consent stays where it is."""
+    """Parse each record again; store what now parses with ``write`` (durably), hand its attachment
+    work to ``submit`` (as a sync would), and take it out of quarantine, audited. A message whose
+    mailbox has no consent stays where it is."""
     outcomes = []
     for record in records:
         granted = consent.get(record.mailbox)
@@ -60,12 +69,14 @@ def retry_quarantined(
             outcomes.append(RetryOutcome(record.id, error=f"{record.mailbox} has no consent recorded; left in quarantine"))
             continue
         try:
-            element = element_from_quarantine(record, store.raw(record.id), granted.scopes)
+            element, work = element_from_quarantine(record, store.raw(record.id), granted.scopes, attachments)
         except Exception as exc:
             store.touch(record, f"retry failed: {exc.__class__.__name__}: {exc}", utc_now())
             outcomes.append(RetryOutcome(record.id, error=f"still fails ({exc.__class__.__name__}: {exc})"))
             continue
         write([element])
+        if work is not None:  # extracted by the processor: now in a running process, else at the next start
+            submit([work])
         store.drop(record.id)
         audit.append("quarantine-retried", mailbox=record.mailbox, folder=record.folder, uid=record.uid)
         outcomes.append(RetryOutcome(record.id, element_id=element["id"]))

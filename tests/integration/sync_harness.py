@@ -16,6 +16,8 @@ from futurnal.storage.element_store import ElementKey, ElementStore
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderStateStore
 
+from ..element_schema import assert_valid_element
+
 #: Dovecot's capabilities with the sync extensions taken out, to force each fallback path.
 BASE_CAPABILITIES = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES " \
     "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE " \
@@ -44,6 +46,8 @@ class DirectSink:
         self.store = store
 
     def write(self, elements: list[dict[str, Any]]) -> Done:
+        for element in elements:  # every element a sync-engine test stores matches the schema
+            assert_valid_element(element)
         return Done(self.store.upsert_many(elements))
 
     def update_flags(self, updates: list[tuple[ElementKey, list[str]]]) -> Done:

@@ -16,6 +16,7 @@ from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
 from futurnal.storage.lock import DataDirLock
 
+from ..element_schema import assert_valid_element
 from .cli import COMMAND, Cli
 
 REQUIRED_FIELDS = {"id", "mailbox", "folder", "uidvalidity", "uid", "message_id", "subject", "from", "to",
@@ -68,6 +69,9 @@ def test_initial_sync_stores_exactly_one_element_per_message(cli: Cli, populated
         assert stored == sorted(_server_uids(populated, folder))
     assert len({e["id"] for e in elements}) == 300
     assert all(REQUIRED_FIELDS <= e.keys() for e in elements)
+    for element in elements:
+        assert_valid_element(element)
+    assert not [a for e in elements for a in e["attachments"] if a["status"] == "pending"]  # sync waited
 
     # The malformed messages were stored with their defects, not dropped and not fatal.
     assert sum(1 for e in elements if e["defects"]) >= 3
@@ -224,8 +228,12 @@ def test_run_syncs_on_start_and_stops_cleanly_on_sigterm(cli: Cli, populated: Do
         while len(cli("elements", "export").lines()) < expected + 2:
             assert time.monotonic() < deadline, "run did not pick up new mail on its schedule"
             time.sleep(0.2)
+        # Writes go through the running process (which refuses a second registration of the
+        # address) or wait for it to stop; none touches its files beside it.
         second = cli.add(populated, mailbox_id="second")
-        assert second.code == 1 and "in use" in second.err
+        assert second.code == 1 and "already registered as alice" in second.err
+        rescheduled = cli("imap", "schedule", "alice", "@manual")
+        assert rescheduled.code == 1 and "in use" in rescheduled.err
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)

@@ -6,6 +6,9 @@ from datetime import datetime, timedelta, timezone
 from futurnal.mail.element import SCHEMA_VERSION, build_element, element_id
 from futurnal.mail.parser import parse_message
 from futurnal.mail.fetched import FetchedMessage
+from futurnal.demo.sample_mailbox import generate_mailbox
+
+from ..element_schema import assert_valid_element
 
 RAW = (
     b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\r\nTo: a@example.org\r\nSubject: Hallo\r\n"
@@ -40,3 +43,13 @@ def test_element_carries_server_facts_and_decoded_content() -> None:
 
 def test_session_only_recent_flag_is_not_stored() -> None:
     assert _element(flags=("\\Recent", "\\Seen", "$Label1"))["flags"] == ["$Label1", "\\Seen"]
+
+
+def test_every_element_of_the_sample_mailbox_matches_the_json_schema() -> None:
+    for uid, message in enumerate(generate_mailbox(300), start=1):
+        fetched = FetchedMessage(uid, message.raw, ("\\Seen", "\\Recent"), None, len(message.raw))
+        for scopes in (("metadata", "content", "attachments"), ("metadata",)):
+            element = build_element(parse_message(message.raw), fetched, mailbox="alice", folder="INBOX",
+                                    uidvalidity=9, scopes=scopes)
+            assert_valid_element(element)
+    assert_valid_element({**_element(), "deleted": True, "deleted_at": "2026-03-03T09:00:00Z"})

@@ -1,0 +1,127 @@
+"""Small real attachment files, made in memory: PDFs, Office documents, and hostile ones.
+
+Used by the demo-style corpus (:mod:`.bad_input`), the tests and the benchmark, so every one of
+them exercises the real extractors on real file formats rather than stand-ins.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+from xml.sax.saxutils import escape
+
+__all__ = ["docx_bytes", "flate_bomb_pdf", "pdf_bytes", "spinning_pdf", "xlsx_bytes", "zip_bomb_docx"]
+
+
+def _pdf(streams: list[bytes], *, compress: bool = False, deflated: bytes | None = None) -> bytes:
+    """A valid PDF with one page per content stream (Helvetica), xref offsets computed.
+
+    ``deflated``: a ready-made Flate stream for the (single) page instead of ``streams``.
+    """
+    pages = len(streams)
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + b" ".join(f"{4 + 2 * i} 0 R".encode() for i in range(pages))
+        + f"] /Count {pages} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    for index, stream in enumerate(streams):
+        content_ref = 5 + 2 * index
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {content_ref} 0 R >>".encode()
+        )
+        body = deflated if deflated is not None else zlib.compress(stream, 9) if compress else stream
+        filters = b" /Filter /FlateDecode" if compress or deflated is not None else b""
+        objects.append(b"<< /Length %d%s >>\nstream\n" % (len(body), filters) + body + b"\nendstream")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    for offset in offsets:
+        out.write(f"{offset:010d} 00000 n \n".encode())
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()
+
+
+def _pdf_string(text: str) -> bytes:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1", "replace")
+
+
+def pdf_bytes(*pages: str) -> bytes:
+    """A PDF whose pages show these lines of (Latin-1) text."""
+    streams = []
+    for page in pages:
+        lines = [b"BT /F1 12 Tf 72 720 Td 14 TL"]
+        lines += [b"(" + _pdf_string(line) + b") Tj T*" for line in page.splitlines()]
+        streams.append(b"\n".join(lines + [b"ET"]))
+    return _pdf(streams)
+
+
+def spinning_pdf(operators: int = 3_000_000) -> bytes:
+    """A small PDF (compressed) whose one page holds millions of text operators: extracting its text
+    keeps a PDF library busy for minutes, the way a hostile or machine-made PDF can."""
+    stream = b"BT /F1 1 Tf " + b"(x) Tj 0 0 Td " * operators + b"ET"
+    return _pdf([stream], compress=True)
+
+
+def flate_bomb_pdf(megabytes: int = 1024) -> bytes:
+    """A PDF of about 1 MB whose content stream inflates to ``megabytes`` of spaces."""
+    inflated = zlib.compressobj(9)
+    chunk = b" " * (1024 * 1024)
+    body = b"".join(inflated.compress(chunk) for _ in range(megabytes)) + inflated.flush()
+    return _pdf([b""], deflated=body)
+
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/{part}" ContentType="{type}"/></Types>'
+)
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def docx_bytes(*paragraphs: str) -> bytes:
+    """A minimal Word document with these paragraphs."""
+    body = "".join(f"<w:p><w:r><w:t xml:space=\"preserve\">{escape(p)}</w:t></w:r></w:p>" for p in paragraphs)
+    document = f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{_W}"><w:body>{body}</w:body></w:document>'
+    return _zip({
+        "[Content_Types].xml": _CONTENT_TYPES.format(
+            part="word/document.xml",
+            type="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml").encode(),
+        "word/document.xml": document.encode(),
+    })
+
+
+def xlsx_bytes(*cells: str) -> bytes:
+    """A spreadsheet's shared strings (what holds a workbook's text) with these cells."""
+    ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    items = "".join(f"<si><t>{escape(c)}</t></si>" for c in cells)
+    return _zip({"xl/sharedStrings.xml": f'<sst xmlns="{ns}">{items}</sst>'.encode()})
+
+
+def zip_bomb_docx(megabytes: int = 256) -> bytes:
+    """A .docx of a few MB whose document.xml inflates to ``megabytes`` (a paragraph repeated)."""
+    out = io.BytesIO()
+    paragraph = f"<w:p><w:r><w:t>{'A' * 1000}</w:t></w:r></w:p>".encode()
+    block = paragraph * 1024  # about 1 MB
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("word/document.xml", "w", force_zip64=True) as member:
+            member.write(f'<w:document xmlns:w="{_W}"><w:body>'.encode())
+            for _ in range(megabytes):
+                member.write(block)
+            member.write(b"</w:body></w:document>")
+    return out.getvalue()
