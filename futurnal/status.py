@@ -14,6 +14,7 @@ from futurnal.mail.folder_selection import is_pattern
 from futurnal.mail.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
 from futurnal.mail.uidset import UidSet
 from futurnal.schedules import ScheduleError, next_run, schedule_of
+from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.clock import parse_utc
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.quarantine import QuarantineStore
@@ -54,6 +55,7 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
         "mailbox": record.to_document(),
         "folders": folders,
         "quarantined": len(QuarantineStore(data_dir.quarantine_root).list(record.id)),
+        "pending_extractions": AttachmentJobQueue(data_dir.attachment_queue_root).count(record.id),
         "schedule": describe_schedule(record, data_dir),
         "state": "needs-reauth" if reauth else "parked" if parked else "ok",
         "needs_reauth": reauth,

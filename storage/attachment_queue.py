@@ -91,14 +91,18 @@ class AttachmentJobQueue:
                 except (ValueError, KeyError, TypeError):
                     shutil.rmtree(job_dir, ignore_errors=True)
 
+    def count(self, mailbox: str) -> int:
+        """How many of the mailbox's elements wait for extractions; reads only (safe for status)."""
+        directory = self.root / validate_mailbox_id(mailbox)
+        return sum(1 for _ in directory.glob("*/job.json")) if directory.is_dir() else 0
+
     def remove(self, mailbox: str, element_id: str) -> None:
         shutil.rmtree(self._dir(mailbox, element_id), ignore_errors=True)
 
     def remove_mailbox(self, mailbox: str) -> int:
         """Forget every job of a mailbox (``imap remove --purge``); returns how many there were."""
-        directory = self.root / validate_mailbox_id(mailbox)
-        count = sum(1 for p in directory.glob("*/job.json")) if directory.is_dir() else 0
-        shutil.rmtree(directory, ignore_errors=True)
+        count = self.count(mailbox)
+        shutil.rmtree(self.root / validate_mailbox_id(mailbox), ignore_errors=True)
         return count
 
     def _dir(self, mailbox: str, element_id: str) -> Path:

@@ -320,6 +320,9 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     )
     if quarantined:
         print(f"{quarantined} message(s) in quarantine")
+    if report["pending_extractions"]:
+        print(f"{report['pending_extractions']} element(s) wait for attachment text extraction "
+              "(done in the background by `run`, or by the next `imap sync`)")
     return 0
 
 

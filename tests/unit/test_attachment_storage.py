@@ -113,7 +113,9 @@ def test_job_queue_survives_a_reopen_and_a_new_generation_replaces_the_old(tmp_p
     second = queue.put(job, [b"%PDF"])
     assert second.generation != first.generation and list(queue.jobs()) == [second]
     (tmp_path / "alice" / ("cd" * 16)).mkdir()  # a job whose job.json was never written
+    assert queue.count("alice") == 1 and (tmp_path / "alice" / ("cd" * 16)).exists()  # counting only reads
     assert list(queue.jobs()) == [second] and not (tmp_path / "alice" / ("cd" * 16)).exists()
+    assert queue.count("bob") == 0
     assert queue.remove_mailbox("alice") == 1 and list(queue.jobs()) == []
 
 
