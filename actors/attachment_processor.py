@@ -24,7 +24,13 @@ from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.data_dir import DataDir
 
 from .directory import ActorDirectory
-from .messages import CountPendingAttachments, ExtractionFinished, SubmitAttachments, UpdateAttachments
+from .messages import (
+    CountPendingAttachments,
+    ExtractionFinished,
+    ForgetMailbox,
+    SubmitAttachments,
+    UpdateAttachments,
+)
 from .supervised import SupervisedActor
 
 __all__ = ["AttachmentProcessorActor"]
@@ -78,6 +84,9 @@ class AttachmentProcessorActor(SupervisedActor):
             return self._finished(message)
         if isinstance(message, CountPendingAttachments):
             return len(self._running)
+        if isinstance(message, ForgetMailbox):
+            assert self._processing is not None
+            return self._processing.forget(message.mailbox)
         return super().handle(message)
 
     def _dispatch(self, job: AttachmentJob) -> None:

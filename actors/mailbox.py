@@ -77,14 +77,27 @@ class MailboxActor(SupervisedActor):
         if isinstance(message, SiblingRestarted) and message.child_id == f"fetcher/{self._mailbox_id}":
             return self._dispatch(*self._runs.fetcher_restarted())
         if isinstance(message, PauseMailbox):
-            if self._pauses.pause(self._mailbox_id):
-                self._log.info("paused")
-            return self._describe()
+            return self._pause()
         if isinstance(message, ResumeMailbox):
             return self._resume()
         if isinstance(message, DescribeMailbox):
             return self._describe()
         return super().handle(message)
+
+    def _pause(self) -> dict[str, Any]:
+        if self._pauses.pause(self._mailbox_id):
+            self._log.info("paused")
+        follow_up = self._runs.take_follow_up()  # queued before the pause: it waits for the resume too
+        if follow_up is not None:
+            folders, waiters = follow_up
+            self._remember_missed(folders)
+            report = MailboxSyncReport(self._mailbox_id, (), (), skipped="paused")
+            self._dispatch([], RunFinished(report, tuple(waiters)), publish=False)
+        return self._describe()
+
+    def _remember_missed(self, folders: tuple[str, ...]) -> None:
+        whole = self._missed == () or not folders
+        self._missed = () if whole else tuple(dict.fromkeys((*(self._missed or ()), *folders)))
 
     def _resume(self) -> dict[str, Any]:
         if self._pauses.resume(self._mailbox_id):
@@ -117,8 +130,7 @@ class MailboxActor(SupervisedActor):
     def _on_tick(self, tick: SyncTick) -> None:
         if self._pauses.is_paused(self._mailbox_id):
             # Remembered, not lost: resuming runs one sync covering everything asked for meanwhile.
-            whole = self._missed == () or not tick.folders
-            self._missed = () if whole else tuple(dict.fromkeys((*(self._missed or ()), *tick.folders)))
+            self._remember_missed(tick.folders)
             report = MailboxSyncReport(self._mailbox_id, (), (), skipped="paused")
             self._dispatch([], RunFinished(report, (tick.reply_to,) if tick.reply_to else ()), publish=False)
             return

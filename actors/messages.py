@@ -22,6 +22,7 @@ __all__ = [
     "FolderChanged",
     "FolderSynced",
     "FolderWatchSeen",
+    "ForgetMailbox",
     "FoldersResolved",
     "MarkDeleted",
     "MailboxSyncReport",
@@ -215,3 +216,11 @@ class DescribeMailbox:
 @dataclass(frozen=True, slots=True)
 class DescribeChildren:
     """Query to a supervisor: each child's id, state, restart count and inbox depth, in start order."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetMailbox:
+    """Command to the sink and to the attachment processor (a purge): delete what each keeps of
+    ``mailbox``, in its own thread so no write of theirs races the deletion; answers with a count."""
+
+    mailbox: str

@@ -8,7 +8,7 @@ from loguru import logger
 
 from futurnal.storage.element_store import ElementKey
 
-from .messages import MarkDeleted, UpdateAttachments, UpdateFlags, WriteElements
+from .messages import ForgetMailbox, MarkDeleted, UpdateAttachments, UpdateFlags, WriteElements
 from .supervised import SupervisedActor
 
 __all__ = ["ElementSink", "SinkActor"]
@@ -54,6 +54,9 @@ class SinkActor(SupervisedActor):
             return self._sink.update_flags([(key, list(flags)) for key, flags in message.updates])
         if isinstance(message, MarkDeleted):
             return self._sink.mark_deleted(list(message.keys), message.when)
+        if isinstance(message, ForgetMailbox):
+            remove = getattr(self._sink, "remove_mailbox", None)  # optional: a purge of the default store
+            return remove(message.mailbox) if remove is not None else 0
         if isinstance(message, UpdateAttachments):
             update = getattr(self._sink, "update_attachments", None)  # optional for sinks older than it
             if update is None:

@@ -27,6 +27,7 @@ from futurnal.actors.messages import (
     CountPendingAttachments,
     DescribeChildren,
     DescribeMailbox,
+    ForgetMailbox,
     PauseMailbox,
     Ping,
     ResumeMailbox,
@@ -225,6 +226,9 @@ class ActorSystem:
         fetched. On a running system the mailbox's actors start at once (see :meth:`reload`).
         Unlike ``imap add`` this does not log in first: the first sync reports a bad password.
         """
+        scopes = SCOPES if consent is True else tuple(consent or ())
+        if set(scopes) - set(SCOPES):  # checked before anything is written
+            raise ValueError(f"consent scopes must be some of {', '.join(SCOPES)}, not {', '.join(scopes)}")
         with self._changes:
             with self._writable_registry() as registry:
                 registry.add(record)
@@ -233,8 +237,7 @@ class ActorSystem:
             audit = AuditLog(self.data_dir.audit_path)
             audit.append("mailbox-added", mailbox=record.id, host=record.host, security=record.security,
                          auth=record.auth, folders=list(record.folders))
-            if consent:
-                scopes = SCOPES if consent is True else tuple(consent)
+            if scopes:
                 granted = ConsentRegistry(self.data_dir.consent_path).grant(record.id, granted_by, scopes)
                 audit.append("consent-granted", mailbox=record.id, granted_by=granted_by, scopes=list(granted.scopes))
             if self.running and (self._selection is None or record.id in self._selection):
@@ -251,7 +254,8 @@ class ActorSystem:
                 self._withheld.add(key)
                 self.reload()
             self._withheld.discard(key)
-            return remove_mailbox(self.data_dir, registry, key, purge=purge)
+            owners = _ActorOwners(self._directory) if self.running else None
+            return remove_mailbox(self.data_dir, registry, key, purge=purge, owners=owners)
 
     @contextmanager
     def _writable_registry(self) -> Iterator[MailboxRegistry]:
@@ -391,6 +395,9 @@ class ActorSystem:
                 report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
             except SystemNotRunning as exc:
                 report["live"] = {"mailbox": key, "state": "down", "detail": str(exc)}
+            except pykka.Timeout:
+                report["live"] = {"mailbox": key, "state": "not answering",
+                                  "detail": f"its mailbox actor did not answer within {timeout:g}s"}
             reports.append(report)
         return reports
 
@@ -415,6 +422,11 @@ class ActorSystem:
     def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...] = SCOPES,
                       expires_at: str | None = None) -> ConsentRecord:
         """Record consent (audited); a mailbox stopped by :meth:`revoke_consent` starts again."""
+        with self._changes:  # one consent change at a time: a grant and a revoke must not interleave
+            return self._grant_consent(mailbox_id, granted_by, scopes, expires_at)
+
+    def _grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...],
+                       expires_at: str | None) -> ConsentRecord:
         consent = ConsentRegistry(self.data_dir.consent_path).grant(mailbox_id, granted_by, scopes, expires_at)
         AuditLog(self.data_dir.audit_path).append("consent-granted", mailbox=mailbox_id, granted_by=granted_by,
                                                   scopes=list(consent.scopes), expires_at=expires_at)
@@ -426,6 +438,10 @@ class ActorSystem:
 
     def revoke_consent(self, mailbox_id: str) -> bool:
         """Withdraw consent (audited) and stop the mailbox's actors; False if there was none."""
+        with self._changes:
+            return self._revoke_consent(mailbox_id)
+
+    def _revoke_consent(self, mailbox_id: str) -> bool:
         revoked = ConsentRegistry(self.data_dir.consent_path).revoke(mailbox_id)
         if revoked:
             AuditLog(self.data_dir.audit_path).append("consent-revoked", mailbox=mailbox_id)
@@ -453,9 +469,9 @@ class ActorSystem:
         if mailbox is None:
             raise SystemNotRunning(f"mailbox {mailbox_id} is not running (restarting, parked or stopped)")
         try:
-            return mailbox.ask(message, timeout=timeout)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            raise SystemNotRunning(f"mailbox {mailbox_id} did not answer within {timeout:g}s") from None
+            return mailbox.ask(message, timeout=timeout)  # pykka.Timeout goes up as it is: busy, not down
+        except pykka.ActorDeadError:
+            raise SystemNotRunning(f"mailbox {mailbox_id} stopped before it answered") from None
 
     def stop(self) -> None:
         """Stop every actor in reverse start order; syncs in flight stop at the next batch boundary."""
@@ -498,6 +514,7 @@ class ActorSystem:
             directory=self._directory,
             intensity=self._context.intensity(),
             on_give_up=on_give_up or self._gave_up,
+            events=self.event_bus,
         )
         self._roots[root_id] = root
         root.ask(Ping(), timeout=60)
@@ -563,6 +580,26 @@ class ActorSystem:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class _ActorOwners:
+    """A purge on a running system: the sink and the attachment processor delete what they own."""
+
+    def __init__(self, directory: ActorDirectory, timeout: float = 120.0) -> None:
+        self._directory = directory
+        self._timeout = timeout
+
+    def forget_elements(self, mailbox_id: str) -> int:
+        return self._ask("sink", mailbox_id)
+
+    def forget_attachments(self, mailbox_id: str) -> int:
+        return self._ask("attachments", mailbox_id)
+
+    def _ask(self, name: str, mailbox_id: str) -> int:
+        owner = self._directory.get(name)
+        if owner is None:
+            raise SystemNotRunning(f"the {name} actor is restarting; nothing was purged, try again")
+        return int(owner.ask(ForgetMailbox(mailbox_id), timeout=self._timeout))
 
 
 def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:

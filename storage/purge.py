@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from typing import Protocol
 
 from .attachment_queue import AttachmentJobQueue
 from .audit_log import AuditLog
@@ -14,25 +15,48 @@ from .element_store import ElementStore
 from .quarantine import QuarantineStore
 from .registry import MailboxRegistry
 
-__all__ = ["remove_mailbox"]
+__all__ = ["MailboxDataOwners", "remove_mailbox"]
+
+
+class MailboxDataOwners(Protocol):
+    """Whoever writes a mailbox's elements and attachment data; a running system's sink and
+    attachment processor delete them in their own threads (a purge must not race their writes)."""
+
+    def forget_elements(self, mailbox_id: str) -> int: ...
+
+    def forget_attachments(self, mailbox_id: str) -> int: ...
+
+
+class _FilesOnDisk:
+    """No process running: the stores are deleted directly (the caller holds the lock)."""
+
+    def __init__(self, data_dir: DataDir) -> None:
+        self._data_dir = data_dir
+
+    def forget_elements(self, mailbox_id: str) -> int:
+        return ElementStore(self._data_dir.elements_root).remove_mailbox(mailbox_id)
+
+    def forget_attachments(self, mailbox_id: str) -> int:
+        AttachmentJobQueue(self._data_dir.attachment_queue_root).remove_mailbox(mailbox_id)
+        return BlobStore(self._data_dir.blobs_root).remove_mailbox(mailbox_id)
 
 
 def remove_mailbox(data_dir: DataDir, registry: MailboxRegistry, mailbox_id: str, *, purge: bool,
-                   secrets: int = 0) -> dict[str, int]:
+                   secrets: int = 0, owners: MailboxDataOwners | None = None) -> dict[str, int]:
     """Unregister ``mailbox_id`` and withdraw its consent; with ``purge`` also delete its elements,
     quarantined messages, attachment blobs (those no other mailbox shares) and queued extractions,
     sync state and Gmail index. Audited with the counts (``secrets``: how many
     the caller deleted from the keyring). The caller holds the data directory's lock."""
-    registry.remove(mailbox_id)
     ConsentRegistry(data_dir.consent_path).revoke(mailbox_id)
     counts = {"secrets": secrets}
     if purge:
-        counts["elements"] = ElementStore(data_dir.elements_root).remove_mailbox(mailbox_id)
+        owners = owners or _FilesOnDisk(data_dir)
+        counts["blobs"] = owners.forget_attachments(mailbox_id)  # first: its late results then find no element
+        counts["elements"] = owners.forget_elements(mailbox_id)
         counts["quarantined"] = QuarantineStore(data_dir.quarantine_root).remove_mailbox(mailbox_id)
-        counts["blobs"] = BlobStore(data_dir.blobs_root).remove_mailbox(mailbox_id)
-        AttachmentJobQueue(data_dir.attachment_queue_root).remove_mailbox(mailbox_id)
         data_dir.state_path(mailbox_id).unlink(missing_ok=True)
         shutil.rmtree(data_dir.gmail_index_root(mailbox_id), ignore_errors=True)
+    registry.remove(mailbox_id)  # last: a purge that failed half-way can be run again
     AuditLog(data_dir.audit_path).append("mailbox-purged" if purge else "mailbox-removed", mailbox=mailbox_id,
                                          **counts)
     return counts

@@ -205,10 +205,10 @@ class Supervisor(SupervisedActor):
         self._forget(exited.child_id)
         spec = self._spec(exited.child_id)
         self._deaths[spec.id] = self._deaths.get(spec.id, 0) + 1
-        if self._events is not None:
-            self._events.publish(ActorRestarting(spec.id, exited.reason, self._deaths[spec.id],
-                                                 restarted=spec.restart != "temporary"))
         notice = self._poison.record(exited.child_id, exited.in_flight)
+        allowed = spec.restart != "temporary" and self._intensity.allow()
+        if self._events is not None:
+            self._events.publish(ActorRestarting(spec.id, exited.reason, self._deaths[spec.id], restarted=allowed))
         if spec.restart == "temporary":
             logger.warning("{child} died ({reason}); temporary, not restarted", child=spec.id, reason=exited.reason)
             self._drop(spec)
@@ -217,7 +217,7 @@ class Supervisor(SupervisedActor):
             return
         if notice is not None:
             self._notices.setdefault(spec.id, []).append(notice)
-        if not self._intensity.allow():
+        if not allowed:
             self._give_up(f"{spec.id} keeps failing ({exited.reason})")
         group = restart_group(self._strategy, [s.id for s in self._specs], spec.id)
         logger.warning("{child} died ({reason}); restarting {group}", child=spec.id, reason=exited.reason, group=group)

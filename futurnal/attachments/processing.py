@@ -73,6 +73,16 @@ class AttachmentProcessing:
             return job
         return self._queue.get(job.key.mailbox, job.element_id)
 
+    def forget(self, mailbox: str) -> int:
+        """A purge: drop the mailbox's queued jobs and its blob references (blobs no other mailbox
+        shares go); a job still running finds itself forgotten and its results find no element.
+        Returns how many blobs were deleted."""
+        for job in self._queue.jobs():
+            if job.key.mailbox == mailbox:
+                self._current.pop(job.element_id, None)
+        self._queue.remove_mailbox(mailbox)
+        return self._blobs.remove_mailbox(mailbox)
+
     def retire(self, job: AttachmentJob) -> bool:
         """Its results are stored: remove it, unless a newer job for the element replaced it."""
         if not self.is_current(job):

@@ -129,7 +129,7 @@ class _ConsoleShell(cmd.Cmd):
         except (ProtocolError, ConsoleError) as exc:
             print(f"error: {exc.message}")
             return False
-        except ConsoleUnavailable as exc:
+        except (ConsoleUnavailable, ConnectionError) as exc:
             print(f"error: {exc}")
             return True
         print(render_reply(command, result))

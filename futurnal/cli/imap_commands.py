@@ -196,8 +196,9 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
         try:
             console.call("add", record=record.to_document(), scopes=list(scopes),
                          granted_by=args.granted_by or getpass.getuser())
-        except Exception:
-            ctx.credentials.delete_secrets(record.id)  # never a secret without its mailbox
+        except ConsoleError as exc:
+            if exc.code != "timeout":  # refused for sure: never a secret without its mailbox
+                ctx.credentials.delete_secrets(record.id)
             raise
     else:
         with ctx.owned() as registry:

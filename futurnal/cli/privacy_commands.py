@@ -71,6 +71,8 @@ def _expiry(text: str | None) -> str | None:
 def _grant(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
     scopes = tuple(s.strip() for s in args.scopes.split(",") if s.strip())
+    if not scopes or set(scopes) - set(SCOPES):
+        raise UserError(f"--scopes: choose one or more of {', '.join(SCOPES)}", code=2)
     who = args.granted_by or getpass.getuser()
     expires = _expiry(args.expires)
     console = ctx.console()

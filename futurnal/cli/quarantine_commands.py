@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from futurnal.attachments.processing import AttachmentProcessing
-from futurnal.mail.quarantine_retry import RetryOutcome, retry_quarantined
+from futurnal.mail.quarantine_retry import RetryOutcome, drop_quarantined, retry_quarantined
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.blob_store import BlobStore
@@ -110,12 +110,14 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 
 def _drop(args: argparse.Namespace, ctx: CommandContext) -> int:
+    console = ctx.console()
+    if console is not None:  # the running process owns the quarantine: it deletes
+        console.call("quarantine", action="drop", id=args.id)
+        print(f"dropped {args.id}")
+        return 0
     store = _store(ctx)
     record = _record(store, args.id)
     with ctx.owned():
-        store.drop(record.id)
-        AuditLog(ctx.data_dir.audit_path).append(
-            "quarantine-dropped", mailbox=record.mailbox, folder=record.folder, uid=record.uid
-        )
+        drop_quarantined(record, store, AuditLog(ctx.data_dir.audit_path))
     print(f"dropped {record.id} ({record.mailbox} {record.folder} UID {record.uid})")
     return 0

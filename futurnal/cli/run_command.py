@@ -59,8 +59,9 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     registry = ctx.registry()
     mailboxes = registry.all()
     registry.close()
-    if not mailboxes:
-        raise UserError("no mailboxes registered; add one with `futurnal-actors imap add` first")
+    if not mailboxes:  # a service may start before its first mailbox: `imap add` then starts it at once
+        print("no mailboxes registered yet; `futurnal-actors imap add ...` registers one with this process",
+              flush=True)
     _warn_without_consent(ctx, [record.id for record in mailboxes])
     stop = threading.Event()
     reload = threading.Event()

@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
         help="live view of the running process: mailboxes, folders, rates, queues, actors, events",
         description="A live view of the `run` process of this data directory: each mailbox's folders with "
         "their state, counts and last success, messages per second while syncing, queue depths, the "
-        "supervision tree with restart counts, and the latest events. q or Ctrl+C leaves.",
+        "supervision tree with restart counts, and the latest events. Ctrl+C leaves.",
     )
     top.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
                      help="how often to refresh the figures (default 1)")
@@ -38,24 +38,35 @@ def register(subparsers: Any) -> None:
 
 
 class RateMeter:
-    """Messages per second per mailbox, over a sliding window of progress events."""
+    """Messages per second per mailbox, over a sliding window of progress events.
+
+    Fed by the event thread, read by the drawing one: every access holds the lock.
+    """
 
     def __init__(self, window: float = 10.0) -> None:
         self._window = window
+        self._lock = threading.Lock()
         self._samples: dict[str, collections.deque[tuple[float, int]]] = collections.defaultdict(collections.deque)
         self._last_done: dict[tuple[str, str], int] = {}
 
+    def started(self, mailbox: str) -> None:
+        """A new sync run: its folders count from zero again."""
+        with self._lock:
+            self._last_done = {key: done for key, done in self._last_done.items() if key[0] != mailbox}
+
     def progress(self, mailbox: str, folder: str, done: int, now: float) -> None:
-        previous = self._last_done.get((mailbox, folder), 0)
-        self._last_done[(mailbox, folder)] = done
-        if done > previous:
-            self._samples[mailbox].append((now, done - previous))
+        with self._lock:
+            previous = self._last_done.get((mailbox, folder), 0)
+            self._last_done[(mailbox, folder)] = done
+            if done > previous:
+                self._samples[mailbox].append((now, done - previous))
 
     def rate(self, mailbox: str, now: float) -> float:
-        samples = self._samples[mailbox]
-        while samples and samples[0][0] < now - self._window:
-            samples.popleft()
-        return sum(count for _, count in samples) / self._window
+        with self._lock:
+            samples = self._samples[mailbox]
+            while samples and samples[0][0] < now - self._window:
+                samples.popleft()
+            return sum(count for _, count in samples) / self._window
 
 
 def _top(args: argparse.Namespace, ctx: CommandContext) -> int:
@@ -78,6 +89,8 @@ def _top(args: argparse.Namespace, ctx: CommandContext) -> int:
                 live.update(_frame(client, rates, recent), refresh=True)
             except (ConsoleUnavailable, ConnectionError):
                 raise UserError("the process stopped") from None
+            except ConsoleError as exc:  # busy or slow: keep the last frame, say why
+                recent.append(f"(refresh failed: {exc.message})")
     return 0
 
 
@@ -86,8 +99,10 @@ def _follow(client: ConsoleClient, rates: RateMeter, recent: collections.deque[s
         for event in client.events():
             if event.get("event") == "sync-progress":
                 rates.progress(event["mailbox"], event["folder"], event["done"], time.monotonic())
-            else:
-                recent.append(render_event(event))
+                continue
+            if event.get("event") == "sync-started":
+                rates.started(event["mailbox"])
+            recent.append(render_event(event))
 
 
 def _frame(client: ConsoleClient, rates: RateMeter, recent: collections.deque[str]) -> Group:
@@ -95,7 +110,8 @@ def _frame(client: ConsoleClient, rates: RateMeter, recent: collections.deque[st
     tree = client.call("actors")["tree"]
     now = time.monotonic()
     folders = Table(title=f"futurnal-actors, pid {client.server_pid}", expand=True)
-    for header in ("mailbox", "state", "folder", "on server", "stored", "last success", "msg/s", "inbox"):
+    for header in ("mailbox", "state", "folder", "on server", "stored", "last success", "freshness", "msg/s",
+                   "inbox"):
         folders.add_column(header, justify="right" if header in ("on server", "stored", "msg/s", "inbox") else "left")
     for report in status["mailboxes"]:
         live = report.get("live", {})
@@ -105,7 +121,7 @@ def _frame(client: ConsoleClient, rates: RateMeter, recent: collections.deque[st
             first = index == 0
             folders.add_row(mailbox if first else "", live.get("state", "?") if first else "", folder["folder"],
                             str(folder.get("messages", 0)), str(folder["stored"]), folder.get("last_success") or "never",
-                            rate if first else "", str(live.get("inbox", "")) if first else "")
+                            folder.get("freshness", "-"), rate if first else "", str(live.get("inbox", "")) if first else "")
     actors = Tree("actors")
     for root in tree:
         _branch(actors, root)

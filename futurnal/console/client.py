@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -43,15 +44,22 @@ class ConsoleClient:
         self.server_pid = self._server_pid()
 
     def call(self, command: str, *, timeout: float | None = None, **args: Any) -> Any:
-        """Send one request and return its ``result``; :class:`ConsoleError` for an error reply.
+        """Send one request and return its ``result``; :class:`ConsoleError` for an error reply,
+        code ``timeout`` when no reply came in time (the request may still complete).
 
-        A command that waits on work (``sync``) gets its own ``timeout`` plus a margin here.
+        Commands that wait on work get longer: ``sync`` its own ``timeout`` (default the server's)
+        plus a margin; those that stop or start actors (``remove``, ``reload``, ``consent``, ``add``)
+        as long as a slow mailbox may take to stop.
         """
-        wait = timeout or max(self.timeout, float(args.get("timeout", 0)) + 10)
-        with self._connect(wait) as conn:
-            request_id = next(self._ids)
-            conn.sendall(encode_line({"id": request_id, "command": command, "args": args}))
-            reply = _read_reply(conn)
+        wait = timeout or _reply_wait(command, args, self.timeout)
+        try:
+            with self._connect(wait) as conn:
+                request_id = next(self._ids)
+                conn.sendall(encode_line({"id": request_id, "command": command, "args": args}))
+                reply = _read_reply(conn)
+        except TimeoutError:
+            raise ConsoleError("timeout", f"no answer to {command} within {wait:g}s; it may still complete "
+                               "(see `ctl status`)") from None
         if not reply.get("ok"):
             error = reply.get("error") or {}
             raise ConsoleError(error.get("code", "failed"), error.get("message", "the server gave no reason"))
@@ -84,10 +92,29 @@ class ConsoleClient:
         return conn
 
     def _server_pid(self) -> int | None:
-        """The pid of the process on the other end (its peer credentials); also proves it listens."""
+        """The pid of the process on the other end (its peer credentials); also proves it listens,
+        and that it runs as this user: requests carry mailbox ids and get mail-derived answers."""
         with self._connect(self.timeout) as conn:
             creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return struct.unpack("3i", creds)[0] or None
+        pid, uid, _gid = struct.unpack("3i", creds)
+        if uid != os.getuid():
+            raise ConsoleUnavailable(f"the process on {self.path} runs as uid {uid}, not as this user; not using it")
+        return pid or None
+
+
+#: Seconds to wait for replies of commands that stop or start a mailbox's actors (their stop
+#: timeout is ``stop_timeout_seconds * 3``, 60 s by default).
+_ACTOR_CHANGE_WAIT = 300.0
+#: The server's default for ``sync`` when no timeout is given.
+_SYNC_WAIT = 3600.0
+
+
+def _reply_wait(command: str, args: dict[str, Any], default: float) -> float:
+    if command == "sync":
+        return float(args.get("timeout", _SYNC_WAIT)) + 30
+    if command in ("remove", "reload", "consent", "add", "quarantine"):
+        return max(default, _ACTOR_CHANGE_WAIT)
+    return default
 
 
 def _read_reply(conn: socket.socket) -> dict[str, Any]:

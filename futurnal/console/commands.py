@@ -7,14 +7,13 @@ failure becomes a :class:`ProtocolError` with a code, which the server turns int
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import pykka
 
-from futurnal.mail.quarantine_retry import retry_quarantined
+from futurnal.mail.quarantine_retry import drop_quarantined, retry_quarantined
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
 from futurnal.storage.quarantine import QuarantineStore
@@ -41,6 +40,8 @@ class ConsoleCommands:
 
     def run(self, request: Request) -> Any:
         spec = command_spec(request.command)
+        if spec.name == "subscribe":
+            raise ProtocolError("bad-request", "subscribe is a stream; only the socket server runs it")
         args = validate_args(spec, request.args)
         handler = getattr(self, f"_{spec.name}")
         try:
@@ -69,17 +70,11 @@ class ConsoleCommands:
         return {"tree": self._system.actor_tree()}
 
     def _sync(self, mailbox: str, folders: list[str] | None = None, timeout: float = _SYNC_TIMEOUT) -> dict[str, Any]:
-        future = self._system.request_sync(self._mailbox_id(mailbox), tuple(folders or ()), reason="console")
-        deadline = time.monotonic() + timeout
-        while True:  # in slices, so a mailbox dying under the sync is reported rather than waited on
-            try:
-                return future.get(timeout=min(1.0, max(deadline - time.monotonic(), 0.01))).to_document()
-            except pykka.Timeout:
-                if time.monotonic() >= deadline:
-                    raise ProtocolError("timeout", f"the sync of {mailbox} did not finish within {timeout:g}s; "
-                                        "it goes on in the background") from None
-                if self._mailbox_id(mailbox) not in self._system.mailbox_ids() or self._system.failed.is_set():
-                    raise ProtocolError("not-running", f"mailbox {mailbox} stopped during the sync") from None
+        try:
+            return self._system.sync(self._mailbox_id(mailbox), tuple(folders or ()), timeout=timeout).to_document()
+        except pykka.Timeout:
+            raise ProtocolError("timeout", f"the sync of {mailbox} did not finish within {timeout:g}s; "
+                                "it goes on in the background") from None
 
     def _pause(self, mailbox: str) -> dict[str, Any]:
         return self._system.pause(self._mailbox_id(mailbox))
@@ -96,11 +91,8 @@ class ConsoleCommands:
             raise ProtocolError("bad-argument", "quarantine drop: which record? (an id from `quarantine list`)")
         records = store.list() if id is None else [self._quarantined(store, id)]
         if action == "drop":
-            record = records[0]
-            store.drop(record.id)
-            AuditLog(data_dir.audit_path).append("quarantine-dropped", mailbox=record.mailbox, folder=record.folder,
-                                                 uid=record.uid)
-            return {"dropped": record.id}
+            drop_quarantined(records[0], store, AuditLog(data_dir.audit_path))
+            return {"dropped": records[0].id}
         outcomes = retry_quarantined(records, store, ConsentRegistry(data_dir.consent_path),
                                      AuditLog(data_dir.audit_path), self._system.write_elements,
                                      self._system.submit_attachments, self._system.settings.attachments)
@@ -116,8 +108,8 @@ class ConsoleCommands:
         if action == "revoke":
             return {"mailbox": key, "revoked": self._system.revoke_consent(key), "running": False}
         try:
-            granted = self._system.grant_consent(key, granted_by or "admin console", tuple(scopes or SCOPES),
-                                                 _expiry(expires))
+            granted = self._system.grant_consent(key, granted_by or "admin console",
+                                                 SCOPES if scopes is None else tuple(scopes), _expiry(expires))
         except ValueError as exc:
             raise ProtocolError("bad-argument", f"consent grant: {exc}") from None
         return {"mailbox": key, "consent": asdict(granted), "running": key in self._system.mailbox_ids()}
@@ -141,9 +133,6 @@ class ConsoleCommands:
     def _shutdown(self) -> dict[str, Any]:
         self._request_shutdown()
         return {"stopping": True}
-
-    def _subscribe(self) -> None:
-        raise ProtocolError("bad-request", "subscribe is a stream; the server handles it")
 
     # -- helpers ------------------------------------------------------------------------------
 

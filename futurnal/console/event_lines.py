@@ -1,13 +1,14 @@
 """Events of the actor system as the console's ``subscribe`` stream sends them: plain JSON objects.
 
 Only counts, folder names and ids: never subjects, addresses or message text, so a stream can be
-logged or shown on a shared screen.
+logged or shown on a shared screen. Free text (errors, reasons) passes through the log redaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from futurnal.log_setup import redactor
 from futurnal.mail.folder_sync import MessageQuarantined, SyncProgress
 from futurnal.mail.idle_watch import WatchEvent
 from futurnal.mail.sync_runs import MailboxSyncReport, SyncStarted
@@ -26,16 +27,18 @@ def event_document(event: Any) -> dict[str, Any] | None:
         doc = {"event": "sync-progress", "mailbox": event.mailbox, "folder": event.folder, "done": event.done,
                "total": event.total}
     elif isinstance(event, MailboxSyncReport):
-        doc = {"event": "sync-finished", **event.to_document()}
+        report = event.to_document()
+        report["errors"] = [{"folder": e["folder"], "error": redactor.redact(e["error"])} for e in report["errors"]]
+        doc = {"event": "sync-finished", **report}
     elif isinstance(event, MessageQuarantined):
         doc = {"event": "quarantined", "mailbox": event.mailbox, "folder": event.folder, "uid": event.uid,
-               "reason": event.reason}
+               "reason": redactor.redact(event.reason)}
     elif isinstance(event, ActorRestarting):
         doc = {"event": "actor-restarting" if event.restarted else "actor-stopped", "actor": event.child_id,
-               "reason": event.reason, "deaths": event.deaths}
+               "reason": redactor.redact(event.reason), "deaths": event.deaths}
     elif isinstance(event, WatchEvent):
         doc = {"event": f"watch-{event.kind}", "mailbox": event.mailbox, "folder": event.folder,
-               "detail": event.detail}
+               "detail": redactor.redact(event.detail)}
     else:
         return None
     return {"time": utc_now(), **doc}

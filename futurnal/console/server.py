@@ -13,6 +13,7 @@ import queue
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,10 @@ __all__ = ["ConsoleServer"]
 
 #: Events a subscriber may fall behind by before the oldest are dropped (and it is told so).
 _SUBSCRIBER_BACKLOG = 1000
-_MAX_CLIENTS = 32
+_MAX_CLIENTS = 64
+#: A connection that sends nothing for this long (outside ``subscribe``) is closed, so silent
+#: clients cannot take every slot.
+_IDLE_SECONDS = 60.0
 
 
 class ConsoleServer:
@@ -45,7 +49,7 @@ class ConsoleServer:
         self._closing = threading.Event()
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self._clients: set[threading.Thread] = set()
+        self._clients: dict[threading.Thread, socket.socket] = {}
         self._clients_lock = threading.Lock()
 
     def start(self) -> ConsoleServer:
@@ -54,11 +58,9 @@ class ConsoleServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)  # created 0600: no moment where another user could connect
-        try:
-            listener.bind(str(self.path))
-        finally:
-            os.umask(old_umask)
+        # No umask dance (it is process-wide, and actors are writing files meanwhile): until the
+        # chmod, the 0700 data directory already keeps other users away from the socket.
+        listener.bind(str(self.path))
         os.chmod(self.path, 0o600)
         listener.listen(16)
         listener.settimeout(0.5)
@@ -68,15 +70,24 @@ class ConsoleServer:
         logger.info("admin console listening on {path}", path=str(self.path))
         return self
 
-    def stop(self) -> None:
-        """Stop accepting, end every connection, remove the socket; waits for the threads."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, end every connection, remove the socket; waits up to ``timeout`` in all.
+
+        A client whose command is still running (a long sync) is cut off; its thread is a daemon
+        and ends when the command returns, which the stopping actor system makes quick.
+        """
         self._closing.set()
+        deadline = time.monotonic() + timeout
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
         with self._clients_lock:
-            clients = list(self._clients)
+            clients = dict(self._clients)
+        for conn in clients.values():
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         for thread in clients:
-            thread.join(timeout=5)
+            if thread.ident is not None:
+                thread.join(timeout=max(deadline - time.monotonic(), 0.01))
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -92,30 +103,34 @@ class ConsoleServer:
                 conn, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as exc:  # EMFILE and the like: the console must outlive them
                 if self._closing.is_set():
                     return
-                raise
+                logger.warning("admin console could not accept a connection ({error}); retrying", error=str(exc))
+                self._closing.wait(0.5)
+                continue
             with self._clients_lock:
-                self._clients = {t for t in self._clients if t.is_alive()}
+                self._clients = {t: c for t, c in self._clients.items() if t.is_alive() or t.ident is None}
                 crowded = len(self._clients) >= _MAX_CLIENTS
                 if not crowded:
                     thread = threading.Thread(target=self._serve, args=(conn,), name="console-client", daemon=True)
-                    self._clients.add(thread)
+                    self._clients[thread] = conn
+                    thread.start()
             if crowded:
                 self._refuse(conn, "busy", f"too many console clients ({_MAX_CLIENTS}); try again")
-            else:
-                thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            uid = _peer_uid(conn)
+            try:
+                uid = _peer_uid(conn)
+            except OSError:
+                return  # gone before it could be asked who it is
             if uid != os.getuid():
                 logger.warning("admin console refused a connection from uid {uid}", uid=uid)
                 self._refuse(conn, "refused", f"only uid {os.getuid()} may use this console, not uid {uid}")
                 return
             conn.settimeout(0.5)  # reads wake up to notice a shutdown; a slow client only holds its own thread
-            for line in _lines(conn, self._closing):
+            for line in _lines(conn, self._closing, _IDLE_SECONDS):
                 if line is None:
                     self._send(conn, error_reply(None, "line-too-long", f"requests are at most {MAX_LINE_BYTES} bytes"))
                     return
@@ -147,6 +162,7 @@ class ConsoleServer:
         """``subscribe``: the reply, then event lines until the client goes or the server stops."""
         backlog: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=_SUBSCRIBER_BACKLOG)
         dropped = [0]
+        dropped_lock = threading.Lock()  # publishers run on several actors' threads
 
         def enqueue(event: Any) -> None:  # runs on the publishing actor's thread: never blocks
             doc = event_document(event)
@@ -155,15 +171,17 @@ class ConsoleServer:
             try:
                 backlog.put_nowait(doc)
             except queue.Full:
-                dropped[0] += 1
+                with dropped_lock:
+                    dropped[0] += 1
 
         unsubscribe = self._subscribe_events(enqueue)
         try:
             if not self._send(conn, ok_reply(request_id, {"subscribed": True})):
                 return
             while not self._closing.is_set():
-                if dropped[0]:
+                with dropped_lock:
                     lost, dropped[0] = dropped[0], 0
+                if lost:
                     if not self._send(conn, {"event": "dropped", "count": lost}):
                         return
                 try:
@@ -198,18 +216,23 @@ def _peer_uid(conn: socket.socket) -> int:
     return uid
 
 
-def _lines(conn: socket.socket, closing: threading.Event) -> Any:
-    """Yield request lines as they arrive; None once for an over-long line; ends at EOF or shutdown."""
+def _lines(conn: socket.socket, closing: threading.Event, idle_seconds: float) -> Any:
+    """Yield request lines as they arrive; None once for an over-long line; ends at EOF, at
+    shutdown, or after ``idle_seconds`` without a byte."""
     buffer = b""
+    last_heard = time.monotonic()
     while not closing.is_set():
         try:
             chunk = conn.recv(65536)
         except TimeoutError:
+            if time.monotonic() - last_heard > idle_seconds:
+                return
             continue
         except OSError:
             return
         if not chunk:
             return
+        last_heard = time.monotonic()
         buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)

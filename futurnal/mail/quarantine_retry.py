@@ -18,7 +18,7 @@ from .element import ALL_SCOPES, build_element
 from .fetched import FetchedMessage
 from .parser import parse_message
 
-__all__ = ["RetryOutcome", "element_from_quarantine", "retry_quarantined"]
+__all__ = ["RetryOutcome", "drop_quarantined", "element_from_quarantine", "retry_quarantined"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +81,9 @@ def retry_quarantined(
         audit.append("quarantine-retried", mailbox=record.mailbox, folder=record.folder, uid=record.uid)
         outcomes.append(RetryOutcome(record.id, element_id=element["id"]))
     return outcomes
+
+
+def drop_quarantined(record: QuarantineRecord, store: QuarantineStore, audit: AuditLog) -> None:
+    """Delete a quarantined message and its bytes for good, audited."""
+    store.drop(record.id)
+    audit.append("quarantine-dropped", mailbox=record.mailbox, folder=record.folder, uid=record.uid)

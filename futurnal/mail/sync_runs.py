@@ -108,6 +108,15 @@ class SyncRuns:
         """A sync was asked for while one ran: it starts when the current one ends."""
         return self._queued_folders is not None
 
+    def take_follow_up(self) -> tuple[tuple[str, ...], list[Any]] | None:
+        """Withdraw the queued follow-up run (its folders, ``()`` for the whole selection, and its
+        waiters) so it does not start when the current run ends; None when none is queued."""
+        if self._queued_folders is None:
+            return None
+        folders = tuple(sorted(self._queued_folders))
+        waiters, self._queued_folders, self._queued_waiters = self._queued_waiters, None, []
+        return folders, waiters
+
     def request(self, folders: tuple[str, ...], waiter: Any = None) -> list[FolderJob]:
         """Ask for a sync of ``folders``, or of the mailbox's whole selection when empty."""
         if self._current is None:

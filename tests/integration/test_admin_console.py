@@ -30,9 +30,9 @@ from .sync_harness import ServerClient
 class RunningProcess:
     """`futurnal-actors run` in the background, its stdout collected line by line."""
 
-    def __init__(self, cli: Cli) -> None:
+    def __init__(self, cli: Cli, **env: str) -> None:
         self.cli = cli
-        self.process = subprocess.Popen([COMMAND, "run"], env=cli.env, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen([COMMAND, "run"], env={**cli.env, **env}, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         assert self.process.stdout is not None
@@ -262,3 +262,35 @@ def test_imap_add_and_remove_while_running_start_and_stop_the_mailbox_at_once(
     assert not (cli.data_dir / "state" / "bob.json").exists()
     events = [(e["event"], e.get("mailbox")) for e in cli("audit", "tail", "-n", "100", "--json").lines()]
     assert ("mailbox-purged", "bob") in events and ("secrets-deleted", "bob") in events
+
+
+def test_restarts_and_quarantines_reach_subscribers_and_quarantine_is_handled_by_the_process(
+    tmp_path: Path, server: DovecotServer
+) -> None:
+    cli = Cli(tmp_path)
+    assert cli.add(server, "--watch", "", "--schedule", "@manual").code == 0
+    # The fetcher dies on every message carrying the marker: poison, quarantined after 3 deaths.
+    running = RunningProcess(cli, FUTURNAL_TEST_CRASH_ON="POISON-MARKER-7")
+    try:
+        assert running.client.call("sync", mailbox="alice")["fetched"] == 12
+        events: list[dict[str, Any]] = []
+        stream = running.client.events()
+        threading.Thread(target=lambda: events.extend(stream), daemon=True).start()
+        ServerClient(server).append(1, tag="POISON-MARKER-7")
+        assert running.client.call("sync", mailbox="alice")["ok"]
+        running.wait_for(lambda: any(e["event"] == "quarantined" for e in events), "no quarantined event")
+        restarts = [e for e in events if e["event"] == "actor-restarting"]
+        assert restarts and all(e["actor"] == "fetcher/alice" for e in restarts)
+        tree = running.client.call("actors")["tree"]
+        (supervisor,) = next(n for n in tree if n["id"] == "root/alice")["children"]
+        assert next(c for c in supervisor["children"] if c["id"] == "fetcher/alice")["restarts"] == len(restarts)
+
+        listed = cli("quarantine", "list", "--json")  # read alongside
+        (record,) = listed.json()
+        retried = cli("quarantine", "retry", record["id"])  # the parser itself is fine: it stores it now
+        assert retried.code == 0, retried.err
+        assert running.client.call("quarantine", action="list")["records"] == []
+        assert running.stored() == 13
+        assert cli("ctl", "reload").out.strip() == "reloaded: nothing changed"
+    finally:
+        running.finish()

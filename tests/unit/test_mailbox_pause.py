@@ -80,3 +80,15 @@ def test_a_pause_outlives_a_restart_of_the_mailbox_actor_and_a_whole_selection_t
     mailbox.ask(ResumeMailbox(), timeout=TIMEOUT)
     assert fetcher.ask("asked", timeout=TIMEOUT) == [ResolveFolders(1)]
     assert mailbox.ask(ResumeMailbox(), timeout=TIMEOUT)["state"] == "syncing"  # resuming twice is harmless
+
+
+def test_a_follow_up_queued_before_the_pause_waits_for_the_resume() -> None:
+    mailbox, fetcher = _mailbox(PauseBoard(), EventBus())
+    mailbox.tell(SyncTick(folders=("INBOX",)))  # runs; the stand-in fetcher never answers
+    queued: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
+    mailbox.tell(SyncTick(folders=("Archive",), reply_to=queued))  # folded into a follow-up
+    described = mailbox.ask(PauseMailbox(), timeout=TIMEOUT)
+    assert queued.get(timeout=TIMEOUT).skipped == "paused"
+    assert described["follow_up_queued"] is False and described["missed_while_paused"] is True
+    mailbox.ask(ResumeMailbox(), timeout=TIMEOUT)
+    assert mailbox.ask(DescribeMailbox(), timeout=TIMEOUT)["follow_up_queued"] is True  # behind the running one

@@ -81,3 +81,13 @@ def test_fetcher_restart_redrives_resolution_and_pending_folders_until_the_limit
     assert jobs == [] and finished is not None
     assert finished.report.errors[0][0] == "Archive"
     assert "crashed 3 times" in finished.report.errors[0][1]
+
+
+def test_a_queued_follow_up_can_be_withdrawn_with_its_waiters() -> None:
+    runs = SyncRuns("alice")
+    runs.request(("INBOX",))
+    assert runs.take_follow_up() is None
+    runs.request(("Archive",), waiter="w1")
+    runs.request((), waiter="w2")
+    assert runs.take_follow_up() == ((), ["w1", "w2"])
+    assert not runs.follow_up_queued and runs.take_follow_up() is None

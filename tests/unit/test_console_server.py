@@ -1,0 +1,117 @@
+"""The console's socket server with a plain command function: replies, silence, stopping."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from futurnal.console import server as server_module
+from futurnal.console.protocol import ProtocolError, Request
+from futurnal.console.server import ConsoleServer
+from futurnal.mail.sync_runs import SyncStarted
+
+
+def _echo(request: Request) -> Any:
+    if request.command == "boom":
+        raise RuntimeError("a command failed")
+    if request.command == "nope":
+        raise ProtocolError("unknown-mailbox", "no such mailbox")
+    return {"command": request.command, "args": request.args}
+
+
+class Events:
+    def __init__(self) -> None:
+        self.subscribers: list[Callable[[Any], None]] = []
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ConsoleServer, Events]]:
+    events = Events()
+    directory = tmp_path / "d"
+    directory.mkdir()
+    console = ConsoleServer(directory / "console.sock", _echo, events.subscribe).start()
+    yield console, events
+    console.stop()
+
+
+def _connect(console: ConsoleServer) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(10)
+    conn.connect(str(console.path))
+    return conn
+
+
+def _ask(conn: socket.socket, line: bytes) -> dict[str, Any]:
+    conn.sendall(line + b"\n")
+    return json.loads(conn.makefile("rb").readline())
+
+
+def test_each_request_line_gets_one_reply_and_failures_become_error_replies(served: Any) -> None:
+    console, _ = served
+    with _connect(console) as conn:
+        assert _ask(conn, b'{"id": 1, "command": "status"}') == {
+            "id": 1, "ok": True, "result": {"command": "status", "args": {}}}
+        assert _ask(conn, b'{"id": 2, "command": "boom"}')["error"] == {
+            "code": "failed", "message": "RuntimeError: a command failed"}
+        assert _ask(conn, b'{"id": 3, "command": "nope"}')["error"]["code"] == "unknown-mailbox"
+        assert _ask(conn, b'{"id": 4, "command": "status"}')["ok"] is True  # still serving after both
+
+
+def test_a_silent_client_is_closed_so_it_cannot_hold_a_slot(served: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    console, _ = served
+    monkeypatch.setattr(server_module, "_IDLE_SECONDS", 0.6)
+    with _connect(console) as conn:
+        assert conn.recv(1) == b""  # closed by the server, having said nothing
+
+
+def test_a_subscriber_gets_event_lines_until_it_hangs_up(served: Any) -> None:
+    console, events = served
+    with _connect(console) as conn:
+        reader = conn.makefile("rb")
+        conn.sendall(b'{"command": "subscribe"}\n')
+        assert json.loads(reader.readline())["result"] == {"subscribed": True}
+        events.subscribers[0](SyncStarted("alice", 1, ("INBOX",)))
+        events.subscribers[0]("not an event the stream carries")
+        line = json.loads(reader.readline())
+        assert (line["event"], line["mailbox"], line["folders"]) == ("sync-started", "alice", ["INBOX"])
+        reader.close()  # the socket's file object holds it open too
+    _wait(lambda: not events.subscribers)  # hung up: unsubscribed
+
+
+def test_stopping_ends_every_connection_removes_the_socket_and_leaves_no_thread(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    console = ConsoleServer(tmp_path / "console.sock", _echo, Events().subscribe).start()
+    clients = [_connect(console) for _ in range(3)]
+    _ask(clients[0], b'{"command": "status"}')
+    console.stop()
+    assert not console.path.exists()
+    assert all(_closed(client) for client in clients)
+    _wait(lambda: set(threading.enumerate()) <= before)
+    for client in clients:
+        client.close()
+
+
+def _closed(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1) == b""
+    except ConnectionResetError:  # closed with our request still unread on its side
+        return True
+
+
+def _wait(condition: Callable[[], bool]) -> None:
+    done = threading.Event()
+    for _ in range(250):
+        if condition():
+            return
+        done.wait(0.02)
+    raise AssertionError("condition not reached in time")
