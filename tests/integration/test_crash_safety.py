@@ -105,6 +105,27 @@ def test_a_message_that_keeps_crashing_the_fetcher_is_quarantined_and_the_rest_s
     _assert_store_equals_server(cli, server)
 
 
+def test_messages_that_kill_or_hang_a_parser_process_are_quarantined_and_the_rest_stored(
+    cli: Cli, dovecot_factory: Any
+) -> None:
+    server = _populated(dovecot_factory, 60)
+    other = ServerClient(server)
+    other.client.append("INBOX", b"From: x@example.org\r\nSubject: dies\r\n\r\nPARSER-EXIT-7\r\n")
+    other.client.append("INBOX", b"From: x@example.org\r\nSubject: hangs\r\n\r\nPARSER-HANG-7\r\n")
+    other.append(40, tag="after")
+    other.close()
+    assert cli.add(server).code == 0
+    (cli.data_dir / "config.toml").write_text("[sync]\nparse_workers = 2\nparse_timeout_seconds = 2\n")
+    env = {**cli.env, "FUTURNAL_TEST_PARSER_EXIT_ON": "PARSER-EXIT-7", "FUTURNAL_TEST_PARSER_HANG_ON": "PARSER-HANG-7"}
+    done = subprocess.run([COMMAND, "imap", "sync", "alice", "--json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    reasons = {q["uid"]: q["reason"] for q in cli("quarantine", "list", "--json").json()}
+    assert reasons == {61: "parser process died", 62: "parse took over 2 s"}
+    stored = {e["uid"] for e in cli("elements", "export").lines()}
+    assert stored == set(range(1, 103)) - {61, 62}
+
+
 def test_one_mailbox_with_a_wrong_password_does_not_stop_the_other(cli: Cli, dovecot_factory: Any) -> None:
     server = _populated(dovecot_factory, 120)
     server.add_user("bob", "bobs-pw")
