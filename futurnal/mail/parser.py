@@ -30,6 +30,7 @@ from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
 
 from .html_text import html_to_text
+from .simple_headers import simple_addresses, simple_params
 
 __all__ = [
     "FORWARD_MARKER",
@@ -501,6 +502,10 @@ def _addresses(msg: Message, name: str, defects: set[str]) -> tuple[Address, ...
     found: list[Address | None] = []
     for raw in _raw_values(msg, name):
         text = _header_text(raw, name, defects)
+        simple = simple_addresses(text) if len(text) <= _MAX_STRUCTURED else None
+        if simple is not None:
+            found.extend(_make_address(display, local, domain) for display, local, domain in simple)
+            continue
         header = _structured(name, text, defects)
         if header is not None:
             try:
@@ -626,6 +631,9 @@ def _param_header(part: Message, name: str, defects: set[str]) -> tuple[str | No
     text = _header_text(values[0], name, defects)
     for match in _RFC2231_CHARSET.finditer(text):
         _codec(match.group(1), defects)
+    simple = simple_params(name, text) if len(text) <= _MAX_STRUCTURED else None
+    if simple is not None:
+        return simple
     header = _structured(name, text, defects)
     if header is not None:
         try:
