@@ -29,6 +29,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
 
+from .body_runs import restore, shrink
 from .html_text import html_to_text
 from .simple_headers import simple_addresses, simple_params
 
@@ -287,7 +288,15 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, bool]:
 
 
 def _parse_bytes(data: bytes, defects: set[str]) -> Message:
-    """Parse with the modern policy, degrading to headers-only, then to an empty message."""
+    """Parse the MIME structure, degrading to headers-only, then to an empty message."""
+    shrunk, runs = shrink(data)
+    if runs:  # long base64 bodies stand aside while the structure is parsed (see body_runs)
+        try:
+            msg = BytesParser(policy=_PARSE_POLICY).parsebytes(shrunk)
+            if restore(msg, runs):
+                return msg
+        except Exception:
+            pass  # whatever went wrong, the plain parse below decides what to record
     try:
         return BytesParser(policy=_PARSE_POLICY).parsebytes(data)
     except Exception:  # RecursionError on absurd nesting, parser bugs on hostile input
