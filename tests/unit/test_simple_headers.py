@@ -15,7 +15,9 @@ import futurnal.mail.parser as parser_module
 from futurnal.mail.parser import parse_message
 from futurnal.mail.simple_headers import simple_addresses, simple_params
 
-NAMES = ["Alice", "Alice Example", "O'Brien", '"Example, Alice"', '""', '" spaced  out "', '"quoted"', "A.B.",
+NAMES = ["Alice", "Alice Example", "=?utf-8?q?=C3=89milie?= Dubois", "X =?UTF-8?B?w4k=?=", '"Example, Alice"',
+         "=?utf-8?q?a?= =?iso-8859-1?q?=E9?=", '" spaced  out "', "O'Brien", '""', '"quoted"', "A.B.",
+         "=?utf-8?b?w4?=", "=?x-unknown?q?a?=", "=?utf-8?q?=FF?=", "a=?utf-8?q?a?=", "=?utf-8*en?q?a?=",
          '"Al \\"A\\""', "Ünï Côde", "=?utf-8?q?Caf=C3=A9?=", "(note)", "", "Mr. X", "a@b"]
 LOCALS = ["alice", "a.b", "a+tag", "ALICE", "x_y", "a'b", "A=B", "a..b", ".a", '"quoted local"', "é"]
 DOMAINS = ["example.org", "Example.ORG", "localhost", "ex_ample.org", "-x.org", "x--y.org", "a1.b2", "[1.2.3.4]",
@@ -31,7 +33,7 @@ PARAM_SEPARATORS = ["; ", ";", " ; ", ";  ", " ;", "; \t", ";;"]
 
 def plain(rng: random.Random, pool: list[str]) -> str:
     """Half the time from the head of the pool (shapes the fast paths take), else from all of it."""
-    return rng.choice(pool[:7] if rng.random() < 0.5 else pool)
+    return rng.choice(pool[:6] if rng.random() < 0.5 else pool)
 
 
 def mailbox(rng: random.Random) -> str:
@@ -93,7 +95,8 @@ def test_fast_paths_take_the_plain_shapes_and_leave_the_rest() -> None:
     assert simple_params("content-disposition", 'attachment; filename="a b.pdf"') == (
         "attachment", {"filename": "a b.pdf"}
     )
-    for left_alone in ("=?utf-8?q?Caf=C3=A9?= <a@b.org>", "a@b.org (Al)", "Team: a@b.org;", "<a@b.org>",
+    assert simple_addresses("=?utf-8?q?J=C3=BCrgen?= Meyer <j@x.org>") == [("Jürgen Meyer", "j", "x.org")]
+    for left_alone in ("=?utf-8?b?w4?= <a@b.org>", "=?utf-8?q?a?=<a@b.org>", "a@b.org (Al)", "Team: a@b.org;", "<a@b.org>",
                        '"a b"@c.org', "a@[1.2.3.4]"):
         assert simple_addresses(left_alone) is None, left_alone
     for left_alone in ("text", "text/plain; name*=utf-8''x", 'text/plain; name="=?utf-8?q?x?="', "text/plain; a"):
