@@ -102,9 +102,13 @@ class ElementStore:
                 payload = json.dumps(element, ensure_ascii=False, sort_keys=True).encode()
                 if path in latest:  # the same element twice: the later one must land last
                     latest[path].exception()
-                latest[path] = self._writers().submit(atomic_write_bytes, path, payload, sync_dir=False)
+                if path.parent not in directories:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    directories.add(path.parent)
+                latest[path] = self._writers().submit(
+                    atomic_write_bytes, path, payload, sync_dir=False, make_parent=False
+                )
                 pending.append(latest[path])
-                directories.add(path.parent)
         finally:
             for written in pending:
                 written.exception()  # wait for every write, even after a failure: none outlives the call
