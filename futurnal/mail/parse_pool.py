@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from .parse_worker import READY, read_frame, write_frame
@@ -61,9 +60,9 @@ class _Worker:
     """
 
     def __init__(self) -> None:
-        package_root = str(Path(__file__).resolve().parent.parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+        # The parent's import path, as multiprocessing's spawn passes it: the worker finds futurnal
+        # wherever this process found it.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "futurnal.mail.parse_worker"],
