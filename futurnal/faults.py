@@ -1,7 +1,9 @@
-"""A fault hook for crash tests, off unless ``FUTURNAL_TEST_CRASH_ON`` is set.
+"""Fault hooks for crash tests, off unless ``FUTURNAL_TEST_CRASH_ON`` (or, for the parser worker
+processes, ``FUTURNAL_TEST_PARSER_EXIT_ON`` / ``FUTURNAL_TEST_PARSER_HANG_ON``) is set.
 
 Tests need an actor that dies on one specific message, every time, to prove the supervisor
-quarantines poison. Production never sets the variable, so the hook is None and costs nothing.
+quarantines poison, and a parser process that dies or hangs on one, to prove the pool contains
+it. Production never sets the variables, so the hooks are None and cost nothing.
 """
 
 from __future__ import annotations
