@@ -18,6 +18,7 @@ import os
 import pickle
 import struct
 import sys
+import threading
 from typing import BinaryIO
 
 from futurnal.faults import parser_fault_hook_from_env
@@ -48,8 +49,23 @@ def write_frame(stream: BinaryIO, seq: int, payload: bytes) -> None:
     stream.flush()
 
 
+def _exit_when_orphaned(interval: float = 1.0) -> None:
+    """End this process once its parent is gone (killed with SIGKILL, say), even mid-parse.
+
+    A closed stdin ends a worker between messages; this also ends one stuck in a message.
+    """
+    parent = os.getppid()
+    while not _stopping.wait(interval):
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+_stopping = threading.Event()
+
+
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer every request until the request stream ends."""
+    threading.Thread(target=_exit_when_orphaned, daemon=True, name="orphan-watch").start()
     fault = parser_fault_hook_from_env()
     write_frame(replies, 0, READY)
     while (frame := read_frame(requests)) is not None:
@@ -61,6 +77,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         except Exception as exc:  # parse_message does not raise by contract; a bug still must not kill us
             reply = ("error", type(exc).__name__)
         write_frame(replies, seq, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+    _stopping.set()
 
 
 def main() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +77,31 @@ def test_a_closed_pool_tells_the_caller_to_parse_itself(pool: ParsePool) -> None
     pool.close()
     with pytest.raises(PoolUnavailable):
         next(outcomes)
+
+
+def test_a_worker_stuck_in_a_message_ends_when_the_service_is_killed(tmp_path: Path) -> None:
+    script = f"""
+import os, sys
+os.environ[{PARSER_HANG_ENV!r}] = "HANGS"
+from futurnal.mail.parse_pool import ParsePool
+pool = ParsePool(workers=1, timeout=60, min_batch=1)
+pool.submit([b"Subject: x\\r\\n\\r\\nHANGS\\r\\n"])
+print(pool._workers[0].process.pid, flush=True)
+os._exit(0)  # as SIGKILL would: no clean-up, the worker stays behind in its message
+"""
+    # stderr is not captured: the worker inherits it, and a pipe it holds would keep run() waiting.
+    done = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, timeout=60)
+    worker = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker), "the orphaned worker is still running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
