@@ -17,6 +17,7 @@ from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailErr
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec
 from futurnal.mail.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
+from futurnal.mail.parse_pool import ParsePool
 from futurnal.mail.session import ImapSession
 from futurnal.mail.uidset import UidSet
 from futurnal.storage.audit_log import AuditLog
@@ -75,6 +76,7 @@ class FetcherActor(SupervisedActor):
         self._active: FolderSync | None = None
         self._fault_hook = crash_hook_from_env()
         self._states: FolderStateStore | None = None
+        self._parse_pool: ParsePool | None = None
         self._log = logger.bind(mailbox=record.id)
 
     def on_start(self) -> None:
@@ -155,13 +157,16 @@ class FetcherActor(SupervisedActor):
             result = self._run_on_live_connection(job.folder, scopes)
             # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
             self._active = None
+            self._close_parse_pool()  # idle mailboxes keep no worker processes around
         except AuthenticationFailed as exc:
             self._active = None
+            self._close_parse_pool()
             self._close_session()
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc), needs_reauth=True))
         except (MailError, SyncInterrupted, StorageError) as exc:
             # StorageError: e.g. the keyring is locked; reported like a network failure, not a crash.
             self._active = None
+            self._close_parse_pool()
             if isinstance(exc, ConnectionFailed | SyncInterrupted):
                 self._close_session()
             self._log.warning("folder sync failed: {error}", error=str(exc))
@@ -211,7 +216,19 @@ class FetcherActor(SupervisedActor):
             fault_hook=self._fault_hook,
             scopes=scopes,
             attachments=_AttachmentPort(self._directory, self._settings.attachments),
+            parse_pool=self._pool(),
         )
+
+    def _pool(self) -> ParsePool | None:
+        """The mailbox's parser processes, started on the first batch that uses them."""
+        if self._parse_pool is None and self._settings.parse_workers > 0:
+            self._parse_pool = ParsePool(self._settings.parse_workers, self._settings.parse_timeout_seconds)
+        return self._parse_pool
+
+    def _close_parse_pool(self) -> None:
+        if self._parse_pool is not None:
+            self._parse_pool.close()
+            self._parse_pool = None
 
     def _connected_session(self) -> ImapSession:
         if self._session is None:
@@ -238,11 +255,13 @@ class FetcherActor(SupervisedActor):
             self._session = None
 
     def on_stop(self) -> None:
+        self._close_parse_pool()
         self._close_session()
         if self._states is not None:
             self._states.close()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self._close_parse_pool()
         self._close_session()
         if self._states is not None:  # Pykka skips on_stop after a failure
             self._states.close()

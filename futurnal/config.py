@@ -38,6 +38,10 @@ class ServiceSettings:
     batch: BatchLimits = field(default_factory=BatchLimits)
     max_batches_in_flight: int = 2
     write_timeout_seconds: float = 120.0
+    #: Parser worker processes per syncing mailbox; 0 parses inside the service's own process.
+    parse_workers: int = 2
+    #: A message whose parsing takes longer is quarantined (its worker is killed and replaced).
+    parse_timeout_seconds: float = 60.0
     connect_timeout_seconds: float = 15.0
     read_timeout_seconds: float = 60.0
     #: Well under Gmail's 15 per account, which the user's other mail programs share.
@@ -66,6 +70,8 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "sync.batch_bytes": ("batch.max_bytes", int, 1024),
     "sync.batches_in_flight": ("max_batches_in_flight", int, 1),
     "sync.write_timeout_seconds": ("write_timeout_seconds", float, 1),
+    "sync.parse_workers": ("parse_workers", int, 0),
+    "sync.parse_timeout_seconds": ("parse_timeout_seconds", float, 1),
     "sync.interval_seconds": ("default_sync_interval_seconds", int, 1),
     "sync.max_concurrent": ("max_concurrent_syncs", int, 1),
     "network.connect_timeout_seconds": ("connect_timeout_seconds", float, 0.1),

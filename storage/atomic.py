@@ -24,18 +24,26 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600, sync_dir: bool = True) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, mode: int = 0o600, sync_dir: bool = True, make_parent: bool = True
+) -> None:
     """Write ``data`` to ``path`` by temp file + fsync + rename.
 
-    ``sync_dir=False`` lets a caller writing many files into one directory fsync it once at the end.
+    ``sync_dir=False`` lets a caller writing many files into one directory fsync it once at the
+    end, and ``make_parent=False`` lets it create the directory once: on a busy disk every
+    system call here waits its turn, so the element store keeps to the five that matter.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if mode != 0o600:  # mkstemp already creates the file 0600
             os.chmod(tmp, mode)
         os.replace(tmp, path)

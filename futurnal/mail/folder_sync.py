@@ -36,6 +36,7 @@ from futurnal.storage.sync_state import FolderState, FolderStateStore
 from .element import ALL_SCOPES, build_element, stored_flags
 from .errors import MailError
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
+from .parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool, PoolUnavailable
 from .parser import parse_message
 from .fetched import FetchedMessage
 from .session import FolderStatus, ImapSession
@@ -139,6 +140,16 @@ class _Both:
         return self._first.get(timeout=timeout)
 
 
+@dataclass(slots=True)
+class _Parsing:
+    """A fetched batch on its way through the parser; ``parses`` is None when parsed in-process."""
+
+    messages: list[FetchedMessage]
+    poisoned: UidSet
+    watermark: int
+    parses: ParseBatch | None
+
+
 class _Done:
     """An already-complete write, used to move the watermark to a window's end in order."""
 
@@ -172,6 +183,7 @@ class FolderSync:
         fault_hook: Callable[[bytes], None] | None = None,
         scopes: tuple[str, ...] = ALL_SCOPES,
         attachments: AttachmentPort | None = None,
+        parse_pool: ParsePool | None = None,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -188,6 +200,7 @@ class FolderSync:
         self._fault_hook = fault_hook
         self._scopes = scopes
         self._attachments = attachments
+        self._parse_pool = parse_pool
         #: The message being turned into an element, as ``folder\x00uidvalidity\x00uid``: what a
         #: crash right now would be blamed on.
         self.in_flight: str | None = None
@@ -271,28 +284,39 @@ class FolderSync:
         fetched = quarantined = 0
         in_flight: deque[_InFlight] = deque()
         windows = UidWindows(state.last_uid, status.uidnext, self._limits)
+        # One batch is parsed (in the pool's processes) while the next one is read from IMAP.
+        parsing: _Parsing | None = None
+
+        def hand_over(batch: _Parsing) -> None:
+            nonlocal state, quarantined
+            elements, bad, work = self._to_elements(batch, folder, status.uidvalidity)
+            quarantined += len(bad)
+            pending = self._sink.write(elements)
+            if work and self._attachments is not None:
+                # Told after the write, so the processor's results reach the sink after the element.
+                pending = _Both(pending, self._attachments.submit(work))
+            # Known: every fetched UID, whether stored, quarantined or a Gmail duplicate.
+            in_flight.append(_InFlight(pending, [m.uid for m in batch.messages], batch.watermark))
+            while len(in_flight) >= self._max_in_flight:
+                state = self._commit(state, in_flight.popleft())
+
         try:
             while (window := windows.next_window()) is not None:
                 sizes = self._session.sizes(window.criteria)
                 windows.record(len(sizes))
-                for batch in plan_batches(sizes, self._limits):
+                for uids in plan_batches(sizes, self._limits):
                     if self._should_stop():
                         raise SyncInterrupted(f"sync of {folder!r} interrupted by shutdown; it resumes next time")
-                    messages = self._session.fetch_messages(batch)
-                    poisoned = UidSet.parse(state.poisoned_uids)
-                    elements, bad, work = self._to_elements(messages, folder, status.uidvalidity, poisoned)
-                    quarantined += len(bad)
+                    messages = self._session.fetch_messages(uids)
+                    started = self._start_parsing(messages, UidSet.parse(state.poisoned_uids), uids[-1])
+                    if parsing is not None:
+                        hand_over(parsing)
+                    parsing = started
                     fetched += len(messages)
-                    # Known: every fetched UID, whether stored, quarantined or a Gmail duplicate.
-                    fetched_uids = [m.uid for m in messages]
-                    pending = self._sink.write(elements)
-                    if work and self._attachments is not None:
-                        # Told after the write, so the processor's results reach the sink after the element.
-                        pending = _Both(pending, self._attachments.submit(work))
-                    in_flight.append(_InFlight(pending, fetched_uids, batch[-1]))
-                    while len(in_flight) >= self._max_in_flight:
-                        state = self._commit(state, in_flight.popleft())
                     self._progress(SyncProgress(self.mailbox, folder, fetched, max(total, fetched)))
+                if parsing is not None:
+                    hand_over(parsing)
+                    parsing = None
                 if window.last is not None:
                     # Every UID up to the window's end that existed has been handed over.
                     in_flight.append(_InFlight(_Done(), [], window.last))
@@ -300,6 +324,18 @@ class FolderSync:
             while in_flight:
                 state = self._commit(state, in_flight.popleft())
         return state, fetched, quarantined
+
+    def _start_parsing(self, messages: list[FetchedMessage], poisoned: UidSet, watermark: int) -> _Parsing:
+        """Hand a batch to the parse pool (when there is one) and return at once."""
+        wanted = [m.raw for m in messages if m.uid not in poisoned]
+        parses = None
+        if self._parse_pool is not None and len(wanted) >= max(1, self._parse_pool.min_batch):
+            try:
+                parses = self._parse_pool.submit(wanted)
+            except PoolUnavailable as exc:
+                self._log.warning("parsing in-process: {error}", error=str(exc))
+                self._parse_pool = None
+        return _Parsing(messages, poisoned, watermark, parses)
 
     def _commit(self, state: FolderState, flight: _InFlight) -> FolderState:
         """Wait until the sink has the batch durably, then move the watermark past it."""
@@ -366,40 +402,54 @@ class FolderSync:
     def _wait(self, pending: PendingWrite) -> Any:
         return pending.get(timeout=self._write_timeout)
 
-    def _to_elements(
-        self, messages: list[FetchedMessage], folder: str, uidvalidity: int, poisoned: UidSet
-    ) -> tuple[list[dict[str, Any]], list[int], list[AttachmentWork]]:
+    def _to_elements(self, batch: _Parsing, folder: str, uidvalidity: int) -> tuple[list[dict[str, Any]], list[int], list[AttachmentWork]]:
         elements: list[dict[str, Any]] = []
         bad: list[int] = []
         work: list[AttachmentWork] = []
-        for message in messages:
-            if message.uid in poisoned:
+        outcomes = iter(batch.parses.outcomes()) if batch.parses is not None else None
+        for message in batch.messages:
+            if message.uid in batch.poisoned:
                 self._set_aside(message, folder, uidvalidity, "crashed the fetcher repeatedly")
                 bad.append(message.uid)
                 continue
             self.in_flight = f"{folder}\x00{uidvalidity}\x00{message.uid}"
             if self._fault_hook is not None:
                 self._fault_hook(message.raw)
-            try:
-                parsed = parse_message(message.raw)
-            except Exception as exc:  # a parser bug must not stop the folder: set the message aside
+            outcome: ParseOutcome | None = None
+            if outcomes is not None:
+                try:
+                    outcome = next(outcomes)
+                except PoolUnavailable as exc:
+                    self._log.warning("parsing in-process: {error}", error=str(exc))
+                    outcomes, self._parse_pool = None, None
+            if outcome is None:
+                outcome = self._parse_here(message)
+            if isinstance(outcome, ParseFailure):
                 # The class name only: a parser traceback can quote header text (subjects, addresses).
-                self._log.error("a message could not be parsed ({kind}); quarantined", kind=exc.__class__.__name__)
-                self._set_aside(message, folder, uidvalidity, f"parse failed: {exc.__class__.__name__}")
+                self._log.error("a message could not be parsed ({reason}); quarantined", reason=outcome.reason)
+                self._set_aside(message, folder, uidvalidity, outcome.reason)
                 bad.append(message.uid)
                 continue
             if self._already_stored_elsewhere(message, folder, uidvalidity):
                 continue
             element = build_element(
-                parsed, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, scopes=self._scopes
+                outcome, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, scopes=self._scopes
             )
-            if self._attachments is not None and parsed.attachments:
-                planned = plan_attachments(element, parsed.attachments, self._attachments.settings)
+            if self._attachments is not None and outcome.attachments:
+                planned = plan_attachments(element, outcome.attachments, self._attachments.settings)
                 if planned is not None:
                     work.append(planned)
             elements.append(element)
         self.in_flight = None
         return elements, bad, work
+
+    @staticmethod
+    def _parse_here(message: FetchedMessage) -> ParseOutcome:
+        """Parse in this process: without a pool, or when the pool could not go on."""
+        try:
+            return parse_message(message.raw)
+        except Exception as exc:  # a parser bug must not stop the folder: set the message aside
+            return ParseFailure(f"parse failed: {exc.__class__.__name__}")
 
     def _set_aside(self, message: FetchedMessage, folder: str, uidvalidity: int, reason: str) -> None:
         self._quarantine.add(

@@ -29,7 +29,9 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
 
+from .body_runs import restore, shrink
 from .html_text import html_to_text
+from .simple_headers import simple_addresses, simple_params
 
 __all__ = [
     "FORWARD_MARKER",
@@ -60,6 +62,7 @@ _ALWAYS_ATTACH = ("text/calendar",)  # invitations ride inside multipart/alterna
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _LINE_CONTROLS = re.compile("[\x00-\x1f\x7f]")
 _TEXT_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+_TEXT_CONTROL_BYTES = bytes(range(0x00, 0x09)) + bytes(range(0x0B, 0x20)) + b"\x7f"
 _ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)(?:\*[^?]*)?\?[bBqQ]\?")
 _RFC2231_CHARSET = re.compile(r"\*\s*=\s*\"?([A-Za-z0-9_.:+-]+)'")
 _MSG_ID = re.compile(r"<([^<>]*)>")
@@ -290,7 +293,15 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, bool]:
 
 
 def _parse_bytes(data: bytes, defects: set[str]) -> Message:
-    """Parse with the modern policy, degrading to headers-only, then to an empty message."""
+    """Parse the MIME structure, degrading to headers-only, then to an empty message."""
+    shrunk, runs = shrink(data)
+    if runs:  # long base64 bodies stand aside while the structure is parsed (see body_runs)
+        try:
+            msg = BytesParser(policy=_PARSE_POLICY).parsebytes(shrunk)
+            if restore(msg, runs):
+                return msg
+        except Exception:
+            pass  # whatever went wrong, the plain parse below decides what to record
     try:
         return BytesParser(policy=_PARSE_POLICY).parsebytes(data)
     except Exception:  # RecursionError on absurd nesting, parser bugs on hostile input
@@ -325,8 +336,15 @@ def _one_line(text: str | None) -> str:
 
 def _clean_text(text: str) -> str:
     """Multi-line text: newlines normalised to ``\\n``, other control characters dropped."""
-    text = _fix_surrogates(text).replace("\r\n", "\n").replace("\r", "\n")
-    return _TEXT_CONTROLS.sub("", text)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (undecodable bytes): the general, slower way
+        text = _fix_surrogates(text).replace("\r\n", "\n").replace("\r", "\n")
+        return _TEXT_CONTROLS.sub("", text)
+    # The same edits on UTF-8 bytes, several times faster than a regex over the text: ASCII control
+    # characters are single bytes in UTF-8, never part of another character's encoding.
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").translate(None, _TEXT_CONTROL_BYTES)
+    return data.decode("utf-8")
 
 
 def _token(value: str) -> str:
@@ -498,6 +516,10 @@ def _addresses(msg: Message, name: str, defects: set[str]) -> tuple[Address, ...
     found: list[Address | None] = []
     for raw in _raw_values(msg, name):
         text = _header_text(raw, name, defects)
+        simple = simple_addresses(text) if len(text) <= _MAX_STRUCTURED else None
+        if simple is not None:
+            found.extend(_make_address(display, local, domain) for display, local, domain in simple)
+            continue
         header = _structured(name, text, defects)
         if header is not None:
             try:
@@ -571,15 +593,40 @@ class _Acc:
     """What a walk over (part of) the MIME tree collected."""
 
     defects: set[str]
-    segments: list[tuple[str, str]] = field(default_factory=list)  # (plain|html, text)
+    segments: list[tuple[str, str | _Html]] = field(default_factory=list)  # (plain|html, text)
     forwarded: list[str] = field(default_factory=list)
     attachments: list[ParsedAttachment] = field(default_factory=list)
     security: set[str] = field(default_factory=set)
 
+    def has_plain(self) -> bool:
+        return any(kind == "plain" and _has_text(str(text)) for kind, text in self.segments)
+
     def rank(self) -> int:
         """0: has plain text, 1: has only HTML text, 2: no text (multipart/alternative choice)."""
-        kinds = {kind for kind, text in self.segments if text.strip()}
-        return 0 if "plain" in kinds else 1 if kinds else 2
+        if self.has_plain():
+            return 0
+        return 1 if any(_has_text(str(text)) for _, text in self.segments) else 2
+
+
+def _has_text(text: str) -> bool:
+    """``bool(text.strip())`` without copying the text."""
+    return bool(text) and not text.isspace()
+
+
+class _Html:
+    """An HTML body part, reduced to text only when asked: inside multipart/alternative the
+    text/plain rendering usually wins, and then the (costly) reduction is never needed."""
+
+    __slots__ = ("_source", "_text")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = html_to_text(self._source)
+        return self._text
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +645,9 @@ def _param_header(part: Message, name: str, defects: set[str]) -> tuple[str | No
     text = _header_text(values[0], name, defects)
     for match in _RFC2231_CHARSET.finditer(text):
         _codec(match.group(1), defects)
+    simple = simple_params(name, text) if len(text) <= _MAX_STRUCTURED else None
+    if simple is not None:
+        return simple
     header = _structured(name, text, defects)
     if header is not None:
         try:
@@ -671,9 +721,14 @@ def _unflow(text: str, delsp: bool) -> str:
 
 def _text_of(data: bytes, info: _PartInfo, defects: set[str]) -> str:
     """Readable text of a text/* payload: decoded, HTML reduced, flowed text unwrapped."""
+    return str(_lazy_text_of(data, info, defects))
+
+
+def _lazy_text_of(data: bytes, info: _PartInfo, defects: set[str]) -> str | _Html:
+    """:func:`_text_of`, with the HTML reduction left until the text is used."""
     text = _clean_text(_decode_bytes(data, info.params.get("charset"), defects))
     if info.content_type == "text/html":
-        return html_to_text(text)
+        return _Html(text)
     if info.params.get("format", "").lower() == "flowed":
         text = _unflow(text, info.params.get("delsp", "").lower() == "yes")
     return text
@@ -787,8 +842,8 @@ def _leaf(
         return
     if not body or not is_body_type:
         return
-    text = _text_of(_payload_bytes(part, acc.defects), info, acc.defects)
-    if ctype == "text/plain":
+    text = _lazy_text_of(_payload_bytes(part, acc.defects), info, acc.defects)
+    if isinstance(text, str):  # text/plain
         armour = text.lstrip()
         if armour.startswith("-----BEGIN PGP MESSAGE-----"):
             acc.security.add("encrypted")
@@ -807,7 +862,10 @@ def _alternative(children: list[Message], acc: _Acc, *, body: bool, depth: int) 
         subs.append(sub)
         acc.attachments.extend(sub.attachments)
         acc.security.update(sub.security)
-    best = min(reversed(subs), key=_Acc.rank, default=None)
+    # Ranks of HTML-only alternatives need their text, so they are only asked for when no
+    # alternative has plain text (the winner then is the last one that has).
+    with_plain = [sub for sub in subs if sub.has_plain()]
+    best = with_plain[-1] if with_plain else min(reversed(subs), key=_Acc.rank, default=None)
     if best is not None and best.rank() < 2:
         acc.segments.extend(best.segments)
         acc.forwarded.extend(best.forwarded)
@@ -840,6 +898,6 @@ def _forwarded(inner: Message, acc: _Acc, *, body: bool, depth: int) -> None:
 
 def _compose(acc: _Acc) -> str:
     """Body segments in document order, then forwarded messages."""
-    blocks = [text.strip("\n").rstrip() for _, text in acc.segments]
+    blocks = [str(text).strip("\n").rstrip() for _, text in acc.segments]
     blocks += acc.forwarded
     return "\n\n".join(block for block in blocks if block.strip())

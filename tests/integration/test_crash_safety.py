@@ -80,19 +80,29 @@ def test_sigkill_at_random_points_of_an_initial_sync_loses_and_doubles_nothing(
     _assert_store_equals_server(cli, server)
 
 
+def _with_bad_messages(dovecot_factory: Any, markers: list[str], after: int) -> DovecotServer:
+    """60 good messages, one message holding each marker (UIDs 61, 62, ...), then ``after`` good ones."""
+    server = _populated(dovecot_factory, 60)
+    other = ServerClient(server)
+    for marker in markers:
+        other.client.append("INBOX", f"From: x@example.org\r\nSubject: bad\r\n\r\n{marker}\r\n".encode())
+    other.append(after, tag="after")
+    other.close()
+    return server
+
+
+def _sync_with(cli: Cli, **env: str) -> None:
+    done = subprocess.run([COMMAND, "imap", "sync", "alice", "--json"], env={**cli.env, **env}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_message_that_keeps_crashing_the_fetcher_is_quarantined_and_the_rest_stored(
     cli: Cli, dovecot_factory: Any
 ) -> None:
-    server = _populated(dovecot_factory, 60)
-    other = ServerClient(server)
-    other.client.append("INBOX", b"From: x@example.org\r\nSubject: poison\r\n\r\nPOISON-MARKER-42\r\n")
-    other.append(5, tag="after")
-    other.close()
+    server = _with_bad_messages(dovecot_factory, ["POISON-MARKER-42"], after=5)
     assert cli.add(server).code == 0
-    poisoned_env = {**cli.env, "FUTURNAL_TEST_CRASH_ON": "POISON-MARKER-42"}
-    done = subprocess.run([COMMAND, "imap", "sync", "alice", "--json"], env=poisoned_env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    _sync_with(cli, FUTURNAL_TEST_CRASH_ON="POISON-MARKER-42")
     quarantined = cli("quarantine", "list", "--json").json()
     assert len(quarantined) == 1 and quarantined[0]["uid"] == 61
     assert "crashed the fetcher" in quarantined[0]["reason"]
@@ -103,6 +113,19 @@ def test_a_message_that_keeps_crashing_the_fetcher_is_quarantined_and_the_rest_s
     assert retried.code == 0, retried.err
     assert cli("quarantine", "list", "--json").json() == []
     _assert_store_equals_server(cli, server)
+
+
+def test_messages_that_kill_or_hang_a_parser_process_are_quarantined_and_the_rest_stored(
+    cli: Cli, dovecot_factory: Any
+) -> None:
+    server = _with_bad_messages(dovecot_factory, ["PARSER-EXIT-7", "PARSER-HANG-7"], after=40)
+    assert cli.add(server).code == 0
+    (cli.data_dir / "config.toml").write_text("[sync]\nparse_workers = 2\nparse_timeout_seconds = 2\n")
+    _sync_with(cli, FUTURNAL_TEST_PARSER_EXIT_ON="PARSER-EXIT-7", FUTURNAL_TEST_PARSER_HANG_ON="PARSER-HANG-7")
+    reasons = {q["uid"]: q["reason"] for q in cli("quarantine", "list", "--json").json()}
+    assert reasons == {61: "parser process died", 62: "parse took over 2 s"}
+    stored = {e["uid"] for e in cli("elements", "export").lines()}
+    assert stored == set(range(1, 103)) - {61, 62}
 
 
 def test_one_mailbox_with_a_wrong_password_does_not_stop_the_other(cli: Cli, dovecot_factory: Any) -> None:

@@ -162,3 +162,19 @@ def test_tombstones_keep_the_element_and_say_when(tmp_path: Path) -> None:
     elements = list(store.iter_elements("alice"))
     assert [e.get("deleted", False) for e in elements] == [False, True]
     assert elements[1]["deleted_at"] == "2026-01-01T00:00:00Z"
+
+
+def test_the_same_element_twice_in_one_batch_ends_as_the_later_one(tmp_path: Path) -> None:
+    store = ElementStore(tmp_path)
+    batch = [{**_element(uid), "subject": f"first {uid}"} for uid in range(40)]
+    batch += [{**_element(uid), "subject": f"second {uid}"} for uid in range(40)]
+    assert store.upsert_many(batch) == 80
+    assert [e["subject"] for e in store.iter_elements("alice")] == [f"second {uid}" for uid in range(40)]
+
+
+def test_a_batch_that_cannot_be_written_fails_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    store = ElementStore(tmp_path)
+    (tmp_path / "alice").write_text("a file where the mailbox directory should be")
+    with pytest.raises(OSError):
+        store.upsert_many([_element(uid) for uid in range(20)])
+    assert not list(tmp_path.rglob("*.tmp"))

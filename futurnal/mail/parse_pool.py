@@ -1,0 +1,236 @@
+"""A small pool of parser worker processes, so parsing uses every core and never blocks the GIL.
+
+A folder sync is a pipeline: read a batch from IMAP, parse it, write its elements. Parsing is
+CPU-bound Python, and in one process it holds the GIL that the IMAP socket reads and the sink's
+file writes wait for. :class:`ParsePool` moves it into worker processes
+(:mod:`futurnal.mail.parse_worker`): :meth:`ParsePool.submit` hands a batch over without
+blocking, so the caller fetches the next batch meanwhile, and :meth:`ParseBatch.outcomes` gives
+the results back in the batch's order.
+
+The workers are plain subprocesses speaking a framed protocol over pipes, not
+``multiprocessing``: nothing is forked from a process full of threads, an embedding
+application's ``__main__`` is never re-imported, and each worker handles one message at a time,
+so a worker that dies or hangs names exactly the message that did it. That message comes back as
+a :class:`ParseFailure` (the caller quarantines it), the worker is replaced, and the messages
+queued behind it are handed to the replacement.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from .parse_worker import READY, read_frame, write_frame
+from .parser import ParsedMessage
+
+__all__ = ["ParseBatch", "ParseFailure", "ParseOutcome", "ParsePool", "PoolUnavailable"]
+
+_STARTUP_TIMEOUT = 30.0
+_EOF = (-1, b"")  # what the collector queues when the worker's stdout ends
+
+
+class PoolUnavailable(Exception):
+    """No worker process could be started (no interpreter to run, no pipes); parse in-process."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """A message the pool could not parse; ``reason`` is what the quarantine record says."""
+
+    reason: str
+
+
+ParseOutcome = ParsedMessage | ParseFailure
+
+
+class _Worker:
+    """One worker process, with a thread that feeds it and one that collects its replies.
+
+    Both directions need their own thread: a worker blocks writing a reply while nobody reads it,
+    and the pool must not block writing requests while the caller is busy with IMAP.
+    """
+
+    def __init__(self) -> None:
+        # The parent's import path, as multiprocessing's spawn passes it: the worker finds futurnal
+        # wherever this process found it.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "futurnal.mail.parse_worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                start_new_session=True,  # Ctrl+C goes to the service, which stops the workers itself
+            )
+        except OSError as exc:
+            raise PoolUnavailable(f"cannot start a parser process: {exc}") from None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        #: (seq, raw) handed to this worker and not yet answered, oldest first.
+        self.outstanding: deque[tuple[int, bytes]] = deque()
+        self.replies: queue.Queue[tuple[int, bytes]] = queue.Queue()
+        self.died = False
+        self._requests: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
+        threading.Thread(target=self._feed, args=(self.process.stdin,), daemon=True,
+                         name="parse-pool-feed").start()
+        threading.Thread(target=self._collect, args=(self.process.stdout,), daemon=True,
+                         name="parse-pool-collect").start()
+        first = self._next_reply(time.monotonic() + _STARTUP_TIMEOUT)
+        if first != (0, READY):
+            self.stop()
+            raise PoolUnavailable("a parser process did not start")
+
+    def send(self, seq: int, raw: bytes) -> None:
+        self.outstanding.append((seq, raw))
+        self._requests.put((seq, raw))
+
+    def reply_to(self, seq: int, deadline: float) -> bytes | None:
+        """The reply to request ``seq``; None if the worker died (``died`` is set) or the deadline passed."""
+        while True:
+            reply = self._next_reply(deadline)
+            if reply is None:
+                return None
+            got, payload = reply
+            if reply is _EOF:
+                self.died = True
+                return None
+            while self.outstanding and self.outstanding[0][0] <= got:
+                self.outstanding.popleft()
+            if got == seq:
+                return payload
+            # An older request whose batch was abandoned: nobody wants its reply any more.
+
+    def _next_reply(self, deadline: float) -> tuple[int, bytes] | None:
+        try:
+            return self.replies.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def stop(self, wait: float = 0.0) -> None:
+        """Close the worker's stdin (it exits); kill it if it has not gone within ``wait``."""
+        self._requests.put(None)
+        try:
+            self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def _feed(self, stdin: IO[bytes]) -> None:
+        try:
+            while (item := self._requests.get()) is not None:
+                write_frame(stdin, *item)
+        except (OSError, ValueError):  # the worker died: the collector reports it
+            pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _collect(self, stdout: IO[bytes]) -> None:
+        try:
+            while (frame := read_frame(stdout)) is not None:
+                self.replies.put(frame)
+        except (OSError, ValueError):
+            pass
+        self.replies.put(_EOF)
+
+
+class ParseBatch:
+    """Messages handed to the pool together; :meth:`outcomes` gives their results in order."""
+
+    def __init__(self, pool: ParsePool, assignments: list[tuple[int, int]]) -> None:
+        self._pool = pool
+        self._assignments = assignments  # (worker slot, seq), in message order
+
+    def __len__(self) -> int:
+        return len(self._assignments)
+
+    def outcomes(self) -> Iterator[ParseOutcome]:
+        """Each message's result, in the order submitted; waits at most ``timeout`` for each.
+
+        Raises :class:`PoolUnavailable` when the pool broke (workers cannot be restarted) or was
+        closed: the caller parses the remaining messages itself.
+        """
+        for slot, seq in self._assignments:
+            yield self._pool._outcome(slot, seq)
+
+
+class ParsePool:
+    """``workers`` parser processes, started on first use and kept until :meth:`close`.
+
+    Not thread-safe: one owner (a fetcher) submits and collects. ``timeout`` bounds the parsing
+    of one message; a worker that takes longer is killed and the message is reported as failed.
+    """
+
+    def __init__(self, workers: int = 2, timeout: float = 60.0, min_batch: int = 16) -> None:
+        if workers < 1:
+            raise ValueError("a parse pool needs at least one worker")
+        self._size = workers
+        #: Smaller batches (a few new messages after IDLE) are not worth starting processes for.
+        self.min_batch = min_batch
+        self._timeout = timeout
+        self._workers: list[_Worker] = []
+        self._next_seq = 1  # 0 is the workers' ready frame
+        self._next_slot = 0
+        self._broken: str | None = None  # why workers can no longer be started
+
+    def submit(self, raws: Sequence[bytes]) -> ParseBatch:
+        """Queue messages for parsing without waiting; raises :class:`PoolUnavailable`."""
+        if self._broken is not None:
+            raise PoolUnavailable(self._broken)
+        if not self._workers:
+            self._start()
+        assignments = []
+        for raw in raws:
+            slot, seq = self._next_slot, self._next_seq
+            self._next_slot, self._next_seq = (slot + 1) % self._size, seq + 1
+            self._workers[slot].send(seq, raw)
+            assignments.append((slot, seq))
+        return ParseBatch(self, assignments)
+
+    def close(self) -> None:
+        """Stop every worker (each gets a moment to exit on its own, then is killed)."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop(wait=2.0)
+
+    def _start(self) -> None:
+        try:
+            self._workers = [_Worker() for _ in range(self._size)]
+        except PoolUnavailable:
+            self.close()
+            raise
+
+    def _outcome(self, slot: int, seq: int) -> ParseOutcome:
+        if self._broken is not None or not self._workers:
+            raise PoolUnavailable(self._broken or "the parser pool was closed")
+        worker = self._workers[slot]
+        payload = worker.reply_to(seq, time.monotonic() + self._timeout)
+        if payload is not None:
+            status, value = pickle.loads(payload)
+            return value if status == "ok" else ParseFailure(f"parse failed: {value}")
+        died = worker.died
+        try:
+            self._replace(slot, worker, seq)
+        except PoolUnavailable as exc:
+            self._broken = str(exc)
+            self.close()
+        return ParseFailure("parser process died" if died else f"parse took over {self._timeout:g} s")
+
+    def _replace(self, slot: int, worker: _Worker, failed_seq: int) -> None:
+        """A new worker in ``slot``, given every request the old one had not answered after ``failed_seq``."""
+        worker.stop()
+        queued = [(seq, raw) for seq, raw in worker.outstanding if seq > failed_seq]
+        replacement = _Worker()
+        self._workers[slot] = replacement
+        for seq, raw in queued:
+            replacement.send(seq, raw)
