@@ -149,11 +149,15 @@ def test_extractions_pending_when_the_process_is_killed_finish_at_the_next_sync(
     children: list[int] = []
     found = threading.Event()
 
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1])
+
     def extraction_child() -> bool:
+        """The child extracting right now: forked by the service's fork server (its child)."""
         for entry in Path("/proc").iterdir():
             try:
                 if entry.name.isdigit() and b"futurnal.attachments.child" in (entry / "cmdline").read_bytes() \
-                        and int((entry / "stat").read_text().split(")")[1].split()[1]) == process.pid:
+                        and parent(parent(int(entry.name))) == process.pid:
                     children.append(int(entry.name))
                     return True
             except (OSError, ValueError, IndexError):

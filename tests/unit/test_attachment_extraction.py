@@ -113,7 +113,7 @@ def test_kill_all_ends_a_running_child_and_refuses_new_ones(tmp_path: Path) -> N
     outcomes = []
     worker = threading.Thread(target=lambda: outcomes.append(extractor.extract(path, "pdf")))
     worker.start()
-    while not extractor._children and worker.is_alive():  # wait for the child to exist
+    while not extractor._busy and worker.is_alive():  # wait for the extraction to be under way
         threading.Event().wait(0.01)
     extractor.kill_all()
     worker.join(timeout=30)
