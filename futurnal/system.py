@@ -257,6 +257,18 @@ class ActorSystem:
             owners = _ActorOwners(self._directory) if self.running else None
             return remove_mailbox(self.data_dir, registry, key, purge=purge, owners=owners)
 
+    def set_schedule(self, mailbox_id: str, schedule: str | None = None, priority: str | None = None) -> MailboxRecord:
+        """Store a mailbox's schedule and/or priority (already validated); a running system's
+        scheduler takes them at once, as after SIGHUP."""
+        with self._changes, self._writable_registry() as registry:
+            record = registry.get(mailbox_id)
+            record = record.with_changes(schedule=record.schedule if schedule is None else schedule,
+                                         priority=record.priority if priority is None else priority)
+            registry.update(record)
+        if self.running:
+            self.reload()
+        return record
+
     @contextmanager
     def _writable_registry(self) -> Iterator[MailboxRegistry]:
         """The registry for writing: a running system already holds the lock, else it is taken."""

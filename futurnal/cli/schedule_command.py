@@ -48,6 +48,12 @@ def _schedule(args: argparse.Namespace, ctx: CommandContext) -> int:
     spec = " ".join(args.spec) if args.spec else None
     plan, priority = validated(spec, args.priority)
     record = ctx.mailbox(args.mailbox)
+    console = ctx.console() if plan is not None or priority is not None else None
+    if console is not None:  # `run` owns the registry: it stores them and reschedules at once
+        shown = console.call("schedule", mailbox=record.id,
+                             **({} if plan is None else {"spec": str(plan)}),
+                             **({} if priority is None else {"priority": str(priority)}))
+        return _show(shown, args.json)
     if plan is not None or priority is not None:
         with ctx.owned() as registry:
             try:
@@ -59,11 +65,14 @@ def _schedule(args: argparse.Namespace, ctx: CommandContext) -> int:
                 priority=record.priority if priority is None else str(priority),
             )
             registry.update(record)
-    shown = {"mailbox": record.id, **describe_schedule(record, ctx.data_dir)}
-    if args.json:
+    return _show({"mailbox": record.id, **describe_schedule(record, ctx.data_dir)}, args.json)
+
+
+def _show(shown: dict[str, Any], as_json: bool) -> int:
+    if as_json:
         print_json(shown)
         return 0
-    print(f"{record.id}: {shown['schedule']}, priority {shown['priority']}")
+    print(f"{shown['mailbox']}: {shown['schedule']}, priority {shown['priority']}")
     print(f"next run: {_next_run_text(shown)}")
     return 0
 

@@ -86,6 +86,11 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("remove", "stop a mailbox's actors and unregister it; --purge deletes its data too", (
         _MAILBOX, Param("purge", "flag", help="also delete its elements, quarantine and sync state"),
     )),
+    CommandSpec("schedule", "set a mailbox's schedule and/or priority; the scheduler takes them at once", (
+        _MAILBOX,
+        Param("spec", positional=False, help="@interval SECONDS, @manual, or a cron expression"),
+        Param("priority", positional=False, choices=("low", "normal", "high")),
+    )),
     CommandSpec("reload", "re-read the mailbox registry and schedules, like SIGHUP"),
     CommandSpec("shutdown", "stop the process cleanly, like SIGTERM"),
     CommandSpec("subscribe", "stream events (syncs started and finished, progress, restarts, quarantines, "

@@ -14,6 +14,8 @@ from typing import Any
 import pykka
 
 from futurnal.mail.quarantine_retry import drop_quarantined, retry_quarantined
+from futurnal.schedules import ScheduleError, parse_priority, parse_schedule
+from futurnal.status import describe_schedule
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
 from futurnal.storage.quarantine import QuarantineStore
@@ -126,6 +128,15 @@ class ConsoleCommands:
 
     def _remove(self, mailbox: str, purge: bool = False) -> dict[str, int]:
         return self._system.remove_mailbox(self._known_id(mailbox), purge=purge)
+
+    def _schedule(self, mailbox: str, spec: str | None = None, priority: str | None = None) -> dict[str, Any]:
+        try:
+            plan = None if spec is None else str(parse_schedule(spec))
+            level = None if priority is None else str(parse_priority(priority))
+        except ScheduleError as exc:
+            raise ProtocolError("bad-argument", f"schedule: {exc}") from None
+        record = self._system.set_schedule(self._known_id(mailbox), plan, level)
+        return {"mailbox": record.id, **describe_schedule(record, self._system.data_dir)}
 
     def _reload(self) -> dict[str, Any]:
         return asdict(self._system.reload())

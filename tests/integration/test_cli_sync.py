@@ -232,8 +232,9 @@ def test_run_syncs_on_start_and_stops_cleanly_on_sigterm(cli: Cli, populated: Do
         # address) or wait for it to stop; none touches its files beside it.
         second = cli.add(populated, mailbox_id="second")
         assert second.code == 1 and "already registered as alice" in second.err
-        rescheduled = cli("imap", "schedule", "alice", "@manual")
-        assert rescheduled.code == 1 and "in use" in rescheduled.err
+        rescheduled = cli("imap", "schedule", "alice", "--priority", "high")  # done by `run` itself
+        assert rescheduled.code == 0 and "priority high" in rescheduled.out, rescheduled.err
+        assert cli("imap", "schedule", "alice", "every", "day").code == 2  # refused before it is sent
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
