@@ -46,6 +46,7 @@ __all__ = [
     "AttachmentPort",
     "FolderSync",
     "FolderSyncResult",
+    "header_block",
     "PendingWrite",
     "SinkPort",
     "SyncInterrupted",
@@ -454,7 +455,8 @@ class FolderSync:
     def _set_aside(self, message: FetchedMessage, folder: str, uidvalidity: int, reason: str) -> None:
         self._quarantine.add(
             mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, uid=message.uid, reason=reason,
-            raw=message.raw, now=self._clock(), flags=stored_flags(message.flags),
+            raw=message.raw if "content" in self._scopes else header_block(message.raw), now=self._clock(),
+            flags=stored_flags(message.flags),
             internal_date=message.internal_date.isoformat() if message.internal_date else None,
         )
         self._progress(MessageQuarantined(self.mailbox, folder, message.uid, reason))
@@ -472,6 +474,16 @@ class FolderSync:
             return True
         self._gmail_index.claim(message.gmail.msgid, key)
         return False
+
+
+def header_block(raw: bytes) -> bytes:
+    """The message's header section only: what a quarantine may keep under metadata-only consent
+    (the body is content the user did not agree to have stored)."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(separator)
+        if end >= 0:
+            return raw[: end + len(separator)]
+    return raw  # no blank line: it is all header
 
 
 def _flags_digest(flags: dict[int, tuple[str, ...]]) -> str:

@@ -118,3 +118,21 @@ def test_a_full_sync_logged_at_debug_shows_no_address_subject_or_secret(cli: Cli
             private.add(subject)
     leaked = sorted(item for item in private if item in log)
     assert leaked == []
+
+
+def test_without_content_consent_the_quarantine_keeps_headers_only(cli: Cli, dovecot: DovecotServer) -> None:
+    import subprocess
+
+    from .cli import COMMAND
+
+    other = ServerClient(dovecot)
+    other.client.append("INBOX", b"From: x@example.org\r\nSubject: poison\r\n\r\nPOISON-MARKER-9 SECRET-BODY\r\n")
+    other.client.logout()
+    assert cli.add(dovecot, "--consent-scopes", "metadata").code == 0
+    done = subprocess.run([COMMAND, "imap", "sync", "alice"], env={**cli.env, "FUTURNAL_TEST_CRASH_ON": "POISON-MARKER-9"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (record,) = cli("quarantine", "list", "--json").json()
+    kept = cli("quarantine", "show", record["id"], "--raw").out
+    assert "Subject: poison" in kept and "SECRET-BODY" not in kept
+    assert not [p for p in cli.data_dir.rglob("*") if p.is_file() and b"SECRET-BODY" in p.read_bytes()]
