@@ -277,11 +277,8 @@ class ActorSystem:
             self.data_dir.ensure()
             self._lock.acquire()
         try:
-            registry = MailboxRegistry(self.data_dir.registry_path)
-            try:
+            with MailboxRegistry(self.data_dir.registry_path) as registry:
                 yield registry
-            finally:
-                registry.close()
         finally:
             if not owned:
                 self._lock.release()
@@ -387,11 +384,8 @@ class ActorSystem:
 
     def registered(self, key: str) -> MailboxRecord:
         """A registered mailbox, running or not, by id or address; ``UnknownMailbox`` otherwise."""
-        registry = MailboxRegistry(self.data_dir.registry_path, read_only=True)
-        try:
+        with MailboxRegistry(self.data_dir.registry_path, read_only=True) as registry:
             return registry.get(key)
-        finally:
-            registry.close()
 
     def status(self, mailbox_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Each mailbox's stored status (as ``imap status --json``) with its actor's live state

@@ -114,5 +114,11 @@ class MailboxRegistry:
                 return record
         raise UnknownMailbox(key)
 
+    def __enter__(self) -> MailboxRegistry:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._db.close()

@@ -46,11 +46,8 @@ class CommandContext:
         except StorageError as exc:
             raise UserError(str(exc)) from None
         try:
-            registry = MailboxRegistry(self.data_dir.registry_path)
-            try:
+            with MailboxRegistry(self.data_dir.registry_path) as registry:
                 yield registry
-            finally:
-                registry.close()
         finally:
             lock.release()
 
