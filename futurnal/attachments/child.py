@@ -4,7 +4,9 @@ That process is a small fork server: it imports the extraction libraries once, t
 JSON request line on stdin (``path``, ``kind``, ``charset``, ``max_chars``, ``memory_mb``,
 ``timeout_seconds``) forks a child, answers ``{"pid": N}`` at once (so the service can kill the
 child's process group past the wall-clock limit), and ``{"status": S, "answer": ...}`` when the
-child has ended. A fork costs a few milliseconds where a fresh interpreter, with pypdf to import,
+child has ended. The server runs one extraction of each kind on a stub first (:func:`warm_up`),
+so that imports done on first use are done once, not in every child. A fork costs a few
+milliseconds where a fresh interpreter, with pypdf to import,
 cost 60-150 ms per file; the child is as isolated as before.
 
 The child caps its own address space with ``RLIMIT_AS`` before touching the file, extracts, and
@@ -22,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "warm_up"]
 
 EXIT_FAILED = 2
 EXIT_OUT_OF_MEMORY = 3
@@ -48,11 +50,7 @@ def main() -> int:
     # Not PR_SET_PDEATHSIG here: it fires when the *thread* that started us ends, and the service
     # hands servers from one worker thread to another. Children do use it (our main thread forks).
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    from . import extract  # noqa: F401  imported once here, inherited by every child
-    try:
-        import pypdf  # noqa: F401
-    except ImportError:
-        pass
+    warm_up()
     for line in sys.stdin.buffer:
         request: dict[str, Any] = json.loads(line)
         read_end, write_end = os.pipe()
@@ -68,6 +66,28 @@ def main() -> int:
         _, status = os.waitpid(pid, 0)
         _reply({"status": os.waitstatus_to_exitcode(status), "answer": data.decode("utf-8", "replace") or None})
     return 0
+
+
+def warm_up() -> None:
+    """Import here, once, everything a child would otherwise import on its first use.
+
+    pypdf loads modules lazily (its filters pull in subprocess, tempfile, locale): a few
+    milliseconds a child would pay on every file. ``gc.freeze`` then keeps the children's
+    collector off the inherited objects, so fewer of the server's pages get copied.
+    """
+    import ctypes  # noqa: F401  the children's parent-death signal
+    import gc
+
+    from .extract import extract_text
+
+    samples = {"pdf": b"%PDF-1.4\n%%EOF\n", "docx": b"PK\x05\x06" + bytes(18), "html": b"<p>x</p>", "text": b"x"}
+    for kind, data in samples.items():
+        try:
+            extract_text(data, kind)
+        except Exception:  # noqa: BLE001  refusals and pypdf's errors on stubs: only the imports matter
+            pass
+    gc.collect()
+    gc.freeze()
 
 
 def _reply(message: dict[str, Any]) -> None:

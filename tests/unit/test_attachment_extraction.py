@@ -120,3 +120,15 @@ def test_kill_all_ends_a_running_child_and_refuses_new_ones(tmp_path: Path) -> N
     assert not worker.is_alive()
     assert outcomes[0].status == "failed"
     assert extractor.extract(path, "pdf").status == "failed"
+
+
+def test_the_fork_server_imports_what_children_would_import_on_first_use() -> None:
+    """pypdf imports its filters (and with them subprocess and tempfile) on the first PDF read: in
+    every child, unless the server did it once before forking them."""
+    import subprocess
+    import sys
+
+    probe = ("import gc, sys; from futurnal.attachments.child import warm_up; warm_up(); "
+             "print('pypdf.filters' in sys.modules, 'subprocess' in sys.modules, gc.get_freeze_count() > 0)")
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert shown.stdout.split() == ["True", "True", "True"]
