@@ -74,6 +74,7 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         #: (seq, raw) handed to this worker and not yet answered, oldest first.
         self.outstanding: deque[tuple[int, bytes]] = deque()
+        self.outstanding_bytes = 0
         self.replies: queue.Queue[tuple[int, bytes]] = queue.Queue()
         self.died = False
         self._requests: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
@@ -88,6 +89,7 @@ class _Worker:
 
     def send(self, seq: int, raw: bytes) -> None:
         self.outstanding.append((seq, raw))
+        self.outstanding_bytes += len(raw)
         self._requests.put((seq, raw))
 
     def reply_to(self, seq: int, deadline: float) -> bytes | None:
@@ -101,7 +103,7 @@ class _Worker:
                 self.died = True
                 return None
             while self.outstanding and self.outstanding[0][0] <= got:
-                self.outstanding.popleft()
+                self.outstanding_bytes -= len(self.outstanding.popleft()[1])
             if got == seq:
                 return payload
             # An older request whose batch was abandoned: nobody wants its reply any more.
@@ -180,7 +182,6 @@ class ParsePool:
         self._timeout = timeout
         self._workers: list[_Worker] = []
         self._next_seq = 1  # 0 is the workers' ready frame
-        self._next_slot = 0
         self._broken: str | None = None  # why workers can no longer be started
 
     def submit(self, raws: Sequence[bytes]) -> ParseBatch:
@@ -191,11 +192,17 @@ class ParsePool:
             self._start()
         assignments = []
         for raw in raws:
-            slot, seq = self._next_slot, self._next_seq
-            self._next_slot, self._next_seq = (slot + 1) % self._size, seq + 1
+            # To the worker with the fewest bytes still to parse: message sizes vary a hundredfold,
+            # and taking turns left one worker idle while the other worked through the big ones.
+            slot = min(range(self._size), key=lambda index: self._workers[index].outstanding_bytes)
+            seq, self._next_seq = self._next_seq, self._next_seq + 1
             self._workers[slot].send(seq, raw)
             assignments.append((slot, seq))
         return ParseBatch(self, assignments)
+
+    def outstanding_bytes(self) -> list[int]:
+        """Per worker, the bytes of the messages handed to it whose results were not collected yet."""
+        return [worker.outstanding_bytes for worker in self._workers]
 
     def close(self) -> None:
         """Stop every worker (each gets a moment to exit on its own, then is killed)."""

@@ -87,4 +87,5 @@ def test_messages_holding_the_placeholder_word_or_odd_line_breaks_are_left_alone
     long_body = b"words\r\n" * 200
     assert shrink(b"Subject: x\r\n\r\nFUTURNALBODYRUN0Z\r\n\r\n" + long_body)[1] == {}
     assert shrink(b"Subject: x\r\n\r\n" + long_body + b"a\rb\r\n")[1] == {}
+    assert shrink(b"Subject: x\r\n\r\n" + long_body + b"a\r")[1] == {}  # a CR ending the message
     assert shrink(b"Subject: x\r\n\r\n" + long_body)[1] != {}

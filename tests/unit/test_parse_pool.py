@@ -36,6 +36,15 @@ def test_the_pool_gives_what_parsing_in_process_gives_in_the_order_submitted(poo
     assert first + second == [parse_message(raw) for raw in raws]
 
 
+def test_messages_go_to_the_worker_with_the_fewest_bytes_still_to_parse(pool: ParsePool) -> None:
+    big = note("x" * 200_000, 0)
+    smalls = [note("small", n) for n in range(1, 6)]
+    batch = pool.submit([big, *smalls])
+    assert sorted(pool.outstanding_bytes()) == sorted([len(big), sum(map(len, smalls))])
+    assert list(batch.outcomes()) == [parse_message(raw) for raw in [big, *smalls]]
+    assert pool.outstanding_bytes() == [0, 0]
+
+
 def test_a_batch_abandoned_half_read_does_not_shift_the_next_batch(pool: ParsePool) -> None:
     raws = [note("text", n) for n in range(10)]
     abandoned = pool.submit(raws).outcomes()
