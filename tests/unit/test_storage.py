@@ -29,6 +29,23 @@ def test_atomic_write_leaves_no_temp_files_and_private_permissions(tmp_path: Pat
     assert target.stat().st_mode & 0o777 == 0o600
 
 
+def test_a_temp_file_left_by_a_crashed_process_with_the_same_pid_is_stepped_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import itertools
+    import os
+    import threading
+
+    from futurnal.storage import atomic
+
+    monkeypatch.setattr(atomic, "_temp_numbers", itertools.count())
+    stale = tmp_path / f".file.json.{os.getpid()}.{threading.get_native_id()}.0.tmp"
+    stale.write_bytes(b"left by a crash")
+    atomic_write_bytes(tmp_path / "file.json", b"new")
+    assert (tmp_path / "file.json").read_bytes() == b"new"
+    assert stale.read_bytes() == b"left by a crash"
+
+
 def test_failed_write_keeps_the_old_content(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     atomic_write_bytes(target, b"old")
