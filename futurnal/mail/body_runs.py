@@ -1,5 +1,8 @@
 """Let the stdlib MIME parser skip over long bodies instead of reading them line by line.
 
+Well-formed messages never get here (:mod:`.clean_mime` finds their structure by boundary
+search); this is for the ones it leaves to the stdlib parser.
+
 ``email.feedparser`` looks at every line of a message: a 3 MB attachment is 40,000 lines, each
 checked against every open multipart boundary, and most of a typical mailbox's parse time went
 there. Yet most lines cannot change the MIME structure. Once a part's header block has ended,

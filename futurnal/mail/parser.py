@@ -30,6 +30,7 @@ from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
 
 from .body_runs import restore, shrink
+from .clean_mime import parse_clean
 from .html_text import html_to_text
 from .simple_headers import simple_addresses, simple_params
 
@@ -294,6 +295,9 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, bool]:
 
 def _parse_bytes(data: bytes, defects: set[str]) -> Message:
     """Parse the MIME structure, degrading to headers-only, then to an empty message."""
+    msg = parse_clean(data)
+    if msg is not None:  # a well-formed message: its structure found by boundary search (clean_mime)
+        return msg
     shrunk, runs = shrink(data)
     if runs:  # long base64 bodies stand aside while the structure is parsed (see body_runs)
         try:
