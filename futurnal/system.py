@@ -50,6 +50,7 @@ from futurnal.storage.element_store import ElementStore
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import remove_mailbox
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.storage.sync_state import clear_needs_reauth
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 from futurnal.supervisors.tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 
@@ -455,6 +456,26 @@ class ActorSystem:
             self._withheld.add(mailbox_id)
             self.reload()
         return revoked
+
+    def reauthenticated(self, mailbox_id: str, auth: str | None = None) -> bool:
+        """The mailbox's secret in the keyring was renewed (``imap reauth``): audit it, and start
+        its actors again, so watchers stopped by the refused login come back and the fetcher
+        connects with the new secret, then sync. False when its actors are not running here
+        (no consent, say): the secret is used whenever they start."""
+        with self._changes:
+            record = self.registered(mailbox_id)
+            AuditLog(self.data_dir.audit_path).append("reauth", mailbox=record.id, auth=auth or record.auth)
+            if not self.running or record.id not in self._mailboxes:
+                clear_needs_reauth(self.data_dir.state_path(record.id))  # no fetcher owns the file now
+                return False
+            self._stop_root(f"root/{record.id}")
+            if not self._start_mailbox(self._mailboxes[record.id], reloading=True):
+                # As in reload: a mailbox that cannot start is no longer one of the running ones.
+                self._mailboxes = {key: kept for key, kept in self._mailboxes.items() if key != record.id}
+                return False
+        logger.bind(mailbox=record.id).info("signed in again; its actors restarted")
+        self._request(record.id, (), "signed in again")
+        return True
 
     def write_elements(self, elements: list[dict[str, Any]], timeout: float = 60.0) -> int:
         """Store elements through the sink actor, the store's only writer (quarantine retries)."""

@@ -113,3 +113,15 @@ class FolderStateStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def clear_needs_reauth(path: Path) -> None:
+    """Clear a mailbox's needs-reauth condition, for a caller that owns the file while no fetcher
+    runs (``imap reauth``); a missing file has nothing to clear."""
+    if not path.exists():
+        return
+    states = FolderStateStore(path)
+    try:
+        states.set_needs_reauth(None)
+    finally:
+        states.close()

@@ -29,7 +29,7 @@ from futurnal.mail.session import ConnectionSettings, ImapSession
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.credentials import SECRET_KINDS, CredentialStore
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
-from futurnal.storage.sync_state import FolderStateStore
+from futurnal.storage.sync_state import clear_needs_reauth
 
 from .context import CommandContext
 from .output import UserError
@@ -185,25 +185,39 @@ def register(commands: Any) -> None:
 def _reauth(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
     ctx.credentials.check_usable()
-    with ctx.owned() as registry:  # a running `run` would keep the old secret: refuse while it owns the data
+    if ctx.console() is not None:
+        return _reauth_running(args, ctx, record)
+    with ctx.owned() as registry:
         if record.auth == "oauth2":
             secret_kind = _reauth_oauth2(args, ctx, record, registry)
         else:
             secret_kind = _reauth_password(args, ctx, record)
-        path = ctx.data_dir.state_path(record.id)
-        if path.exists():
-            states = FolderStateStore(path)
-            try:
-                states.set_needs_reauth(None)
-            finally:
-                states.close()
+        clear_needs_reauth(ctx.data_dir.state_path(record.id))
         AuditLog(ctx.data_dir.audit_path).append("reauth", mailbox=record.id, auth=record.auth)
     print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
     return 0
 
 
+def _reauth_running(args: argparse.Namespace, ctx: CommandContext, record: MailboxRecord) -> int:
+    """With `run` serving the data directory: sign in here (the browser, the keyring), then let the
+    process audit it, clear needs-reauth and restart the mailbox's actors with the new secret."""
+    if record.auth == "oauth2":
+        secret_kind = _reauth_oauth2(args, ctx, record, None)
+    else:
+        secret_kind = _reauth_password(args, ctx, record)
+    console = ctx.console()  # asked again: the sign-in may have taken minutes
+    if console is None:
+        raise UserError(f"the new {secret_kind} is in the keyring, but the running process stopped meanwhile; "
+                        f"run `imap reauth {record.id}` again to record it")
+    restarted = console.call("reauthenticated", mailbox=record.id, auth=record.auth)["restarted"]
+    print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
+    print(f"  the running process {'restarted its actors and is syncing it' if restarted else 'will use it when the mailbox starts'}")
+    return 0
+
+
 def _reauth_oauth2(args: argparse.Namespace, ctx: CommandContext, record: MailboxRecord,
-                   registry: MailboxRegistry) -> str:
+                   registry: MailboxRegistry | None) -> str:
+    """``registry`` None: the running process owns it, so nothing may change the mailbox's record."""
     if args.password_stdin:
         raise UserError(f"{record.id} signs in with OAuth2: there is no password to give", code=2)
     if args.auth_timeout <= 0:
@@ -215,6 +229,9 @@ def _reauth_oauth2(args: argparse.Namespace, ctx: CommandContext, record: Mailbo
     if args.client_secret_stdin:
         if CLIENT_SECRET not in SECRET_KINDS:
             raise UserError("this version cannot keep a client secret in the keyring yet", code=2)
+        if registry is None and not client.has_client_secret:
+            raise UserError(f"giving {record.id} a client secret changes its registration, which the running "
+                            f"process owns: stop it (`ctl shutdown`), then run this again", code=2)
         secret: str | None = read_client_secret()
         client = OAuth2Client(client.provider, client.client_id, True)
     elif client.has_client_secret:
@@ -227,7 +244,7 @@ def _reauth_oauth2(args: argparse.Namespace, ctx: CommandContext, record: Mailbo
     signed_in = sign_in(client, secret, args.auth_timeout)
     check_login(ctx, record, access_token=signed_in.tokens.access_token)
     store_secrets(ctx.credentials, record.id, signed_in)
-    if client.has_client_secret and not OAuth2Client.from_extra(record.extra).has_client_secret:
+    if registry is not None and client.has_client_secret and not OAuth2Client.from_extra(record.extra).has_client_secret:
         registry.update(record.with_changes(extra={**record.extra, **client.to_extra()}))
     return "refresh token"
 

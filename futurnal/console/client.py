@@ -112,7 +112,7 @@ _SYNC_WAIT = 3600.0
 def _reply_wait(command: str, args: dict[str, Any], default: float) -> float:
     if command == "sync":
         return float(args.get("timeout", _SYNC_WAIT)) + 30
-    if command in ("remove", "reload", "consent", "add", "quarantine"):
+    if command in ("remove", "reload", "consent", "add", "quarantine", "reauthenticated"):
         return max(default, _ACTOR_CHANGE_WAIT)
     return default
 

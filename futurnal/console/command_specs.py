@@ -91,6 +91,10 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
         Param("spec", positional=False, help="@interval SECONDS, @manual, or a cron expression"),
         Param("priority", positional=False, choices=("low", "normal", "high")),
     )),
+    CommandSpec("reauthenticated", "the mailbox's secret in the keyring was renewed (what `imap reauth` sends): "
+                "audit it, restart the mailbox's actors with it and sync", (
+        _MAILBOX, Param("auth", positional=False, choices=("password", "oauth2"), help="how it signs in now"),
+    )),
     CommandSpec("reload", "re-read the mailbox registry and schedules, like SIGHUP"),
     CommandSpec("shutdown", "stop the process cleanly, like SIGTERM"),
     CommandSpec("subscribe", "stream events (syncs started and finished, progress, restarts, quarantines, "

@@ -138,6 +138,10 @@ class ConsoleCommands:
         record = self._system.set_schedule(self._known_id(mailbox), plan, level)
         return {"mailbox": record.id, **describe_schedule(record, self._system.data_dir)}
 
+    def _reauthenticated(self, mailbox: str, auth: str | None = None) -> dict[str, Any]:
+        key = self._known_id(mailbox)
+        return {"mailbox": key, "restarted": self._system.reauthenticated(key, auth)}
+
     def _reload(self) -> dict[str, Any]:
         return asdict(self._system.reload())
 

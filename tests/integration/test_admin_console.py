@@ -6,58 +6,24 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import tempfile
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from futurnal.console import ConsoleClient, ConsoleError
+from futurnal.console import ConsoleError
 from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
 
-from .cli import COMMAND, Cli
+from .cli import Cli
+from .running_process import RunningProcess
 from .sync_harness import ServerClient
-
-
-class RunningProcess:
-    """`futurnal-actors run` in the background, its stdout collected line by line."""
-
-    def __init__(self, cli: Cli, **env: str) -> None:
-        self.cli = cli
-        self.process = subprocess.Popen([COMMAND, "run"], env={**cli.env, **env}, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        assert self.process.stdout is not None
-        stdout = self.process.stdout
-        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True)
-        self._reader.start()
-        self.socket_path = cli.data_dir / "console.sock"
-        self.wait_for(self.socket_path.exists, "the console socket did not appear")
-        self.client = ConsoleClient(cli.data_dir)
-
-    def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert self.process.poll() is None, self.process.communicate()
-            assert time.monotonic() < deadline, what
-            time.sleep(0.1)
-
-    def stored(self) -> int:
-        return sum(1 for e in self.cli("elements", "export").lines() if e["mailbox"] == "alice")
-
-    def finish(self) -> tuple[int, str]:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        _out, err = self.process.communicate(timeout=60)
-        return self.process.returncode, err
 
 
 @pytest.fixture
