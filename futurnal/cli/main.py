@@ -9,6 +9,7 @@ from pathlib import Path
 
 from futurnal.console import ConsoleError, ConsoleUnavailable
 from futurnal.log_setup import LOG_FORMATS, configure_logging, redactor
+from futurnal.malloc_threshold import fix_mmap_threshold
 from futurnal.mail.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    fix_mmap_threshold()  # a long-running process must not keep every big message's memory
     args = build_parser().parse_args(argv)
     configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.log_unredacted,
                       log_format=args.log_format)

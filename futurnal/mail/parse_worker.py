@@ -22,6 +22,7 @@ import threading
 from typing import BinaryIO
 
 from futurnal.faults import parser_fault_hook_from_env
+from futurnal.malloc_threshold import fix_mmap_threshold
 
 from .parser import parse_message
 
@@ -81,6 +82,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
 
 
 def main() -> None:
+    fix_mmap_threshold()  # a worker that parsed a 4 MB message must not keep that memory
     # Frames get a private copy of stdout; anything else printed goes to stderr, not into a frame.
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
