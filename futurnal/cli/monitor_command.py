@@ -9,8 +9,10 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from futurnal.mail.idle_watch import WatchEvent
-from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.console import ConsoleClient, ConsoleError
+from futurnal.console.event_lines import event_document
+from futurnal.mail.freshness import WATCH_NONE
+from futurnal.storage.registry import MailboxRecord
 from futurnal.system import ActorSystem, SystemNotRunning
 
 from .context import CommandContext
@@ -36,9 +38,12 @@ def register(commands: Any) -> None:
 def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
     folders = tuple(args.folder) or record.watch
+    settings = ctx.settings()
+    console = ctx.console()
+    if console is not None:
+        return _follow_running(console, record, tuple(args.folder), settings.poll_seconds)
     if not folders:
         raise UserError(f"{record.id} watches no folder: pass --folder F", code=2)
-    settings = ctx.settings()
     limit = max(settings.max_connections_per_mailbox - 1, 0)
     if len(folders) > limit:
         notify = " unless the server has NOTIFY" if settings.watch_notify else ""
@@ -49,11 +54,12 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
     poll_seconds = settings.poll_seconds
 
     def on_event(event: Any) -> None:
-        line = _describe(event, record.id, poll_seconds)
-        if line:
-            print(f"{datetime.now():%H:%M:%S} {line}", flush=True)
-        if isinstance(event, WatchEvent) and event.kind == "needs-reauth":
-            failure.append(event.detail)
+        doc = event_document(event)
+        if doc is None:
+            return
+        _print(doc, record.id, poll_seconds)
+        if doc["event"] == "watch-needs-reauth":
+            failure.append(doc["detail"])
             stop.set()
 
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -79,25 +85,71 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
     return 0
 
 
-def _describe(event: Any, mailbox: str, poll_seconds: float) -> str | None:
-    if isinstance(event, WatchEvent):
-        if event.kind == "connected" and event.detail in ("idle", "notify"):
-            return f"{event.folder}: watching ({event.detail.upper()})"
-        if event.kind == "not-possible":
-            return f"{event.folder}: {event.detail}; watching by IDLE instead"
-        if event.kind == "connected":
-            return (f"{event.folder}: the server has no IDLE, polling every {poll_seconds:g}s; for such a server "
-                    f"a schedule may suit better: futurnal-actors imap schedule {mailbox} '@interval 300'")
-        if event.kind == "disconnected":
-            return f"{event.folder}: connection lost ({event.detail}); reconnecting"
-        if event.kind == "needs-reauth":
-            return f"{event.folder}: {event.detail}"
-        return None
-    if isinstance(event, MailboxSyncReport):
+def _follow_running(console: ConsoleClient, record: MailboxRecord, asked: tuple[str, ...],
+                    poll_seconds: float) -> int:
+    """`run` owns the data directory and watches the mailbox already: show what it does."""
+    try:
+        live = console.call("status", mailbox=record.id)["mailboxes"]
+    except ConsoleError as exc:
+        if exc.code != "unknown-mailbox":
+            raise
+        live = []
+    watched = [f["folder"] for f in live[0]["folders"] if f.get("watch", WATCH_NONE) != WATCH_NONE] if live else []
+    print(f"`run` (pid {console.server_pid}) owns this data directory and watches {record.id} itself"
+          f"{': ' + ', '.join(watched) if watched else ''}; showing its events. Ctrl+C stops this view, "
+          f"not the service", flush=True)
+    if not live:
+        print(f"note: {record.id} is not running in that process (no consent?); its events will not come",
+              flush=True)
+    unwatched = [folder for folder in asked if folder not in watched]
+    if unwatched:
+        print(f"note: the process does not watch {', '.join(unwatched)} (the mailbox's --watch setting decides)",
+              flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for doc in console.events():
+            if doc.get("mailbox") not in (None, record.id):
+                continue
+            _print(doc, record.id, poll_seconds)
+            if doc["event"] == "watch-needs-reauth":
+                raise UserError(f"{doc['detail']} (futurnal-actors imap reauth {record.id})")
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    raise UserError("the running process stopped; nothing watches the mailbox now")
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _print(doc: dict[str, Any], mailbox: str, poll_seconds: float) -> None:
+    line = _describe(doc, mailbox, poll_seconds)
+    if line:
+        print(f"{datetime.now():%H:%M:%S} {line}", flush=True)
+
+
+def _describe(doc: dict[str, Any], mailbox: str, poll_seconds: float) -> str | None:
+    """One line for an event document (as the console streams it), or None for events not shown."""
+    kind, folder, detail = doc["event"], doc.get("folder"), doc.get("detail")
+    if kind == "watch-connected" and detail in ("idle", "notify"):
+        return f"{folder}: watching ({detail.upper()})"
+    if kind == "watch-not-possible":
+        return f"{folder}: {detail}; watching by IDLE instead"
+    if kind == "watch-connected":
+        return (f"{folder}: the server has no IDLE, polling every {poll_seconds:g}s; for such a server "
+                f"a schedule may suit better: futurnal-actors imap schedule {mailbox} '@interval 300'")
+    if kind == "watch-disconnected":
+        return f"{folder}: connection lost ({detail}); reconnecting"
+    if kind == "watch-needs-reauth":
+        return f"{folder}: {detail}"
+    if kind == "sync-finished":
         parts = [
-            f"{r.folder}: {r.fetched} new, {r.flags_changed} flag change(s), {r.deleted} deleted"
-            for r in event.results if not r.unchanged
+            f"{r['folder']}: {r['fetched']} new, {r['flags_changed']} flag change(s), {r['deleted']} deleted"
+            for r in doc["folders"] if not r["unchanged"]
         ]
-        parts += [f"{folder}: failed: {error}" for folder, error in event.errors]
+        parts += [f"{e['folder']}: failed: {e['error']}" for e in doc["errors"]]
         return "; ".join(parts) or None
     return None

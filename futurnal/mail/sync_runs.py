@@ -54,8 +54,9 @@ class MailboxSyncReport:
             "fetched": self.fetched,
             "skipped": self.skipped,
             "folders": [
-                {"folder": r.folder, "fetched": r.fetched, "quarantined": r.quarantined, "unchanged": r.unchanged,
-                 "uidvalidity": r.uidvalidity, "last_uid": r.last_uid}
+                {"folder": r.folder, "fetched": r.fetched, "flags_changed": r.flags_changed, "deleted": r.deleted,
+                 "quarantined": r.quarantined, "unchanged": r.unchanged, "uidvalidity": r.uidvalidity,
+                 "last_uid": r.last_uid}
                 for r in self.results
             ],
             "errors": [{"folder": folder, "error": error} for folder, error in self.errors],

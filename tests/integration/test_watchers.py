@@ -190,3 +190,34 @@ def test_start_monitor_says_when_the_server_has_no_idle(dovecot_factory: Any, tm
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_start_monitor_beside_run_shows_what_the_running_process_does(dovecot: DovecotServer, tmp_path: Path) -> None:
+    import signal
+
+    from .cli import Cli
+    from .running_process import RunningProcess
+
+    cli = Cli(tmp_path)
+    assert cli.add(dovecot).code == 0
+    running = RunningProcess(cli)
+    try:
+        running.wait_for(lambda: cli("imap", "status", "alice", "--json").json()["folders"][0].get("watch_mode"),
+                         "the process did not start watching INBOX")
+        process, lines = _monitor(cli, "alice")
+        try:
+            wait_for(lambda: any("owns this data directory" in line and "INBOX" in line for line in lines),
+                     what=f"the monitor naming the running process; got {lines}")
+            other = ServerClient(dovecot)
+            other.append(2, tag="live")
+            other.close()
+            wait_for(lambda: any("INBOX: 2 new" in line for line in lines), what=f"the new mail; got {lines}")
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        assert process.returncode == 0, lines
+        assert running.process.poll() is None  # the view stopped, not the service
+        assert len(cli("elements", "export").lines()) == 2
+    finally:
+        code, err = running.finish()
+    assert code == 0, err
