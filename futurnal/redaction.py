@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from futurnal.storage.log_key import load_or_create_log_key
+from futurnal.storage.registry import default_mailbox_id
 
 __all__ = ["PERSONAL_FIELDS", "Redactor"]
 
@@ -53,6 +54,7 @@ class Redactor:
     def __init__(self, home: str | None = None) -> None:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        self._personal_ids: set[str] = set()  # mailbox ids made from an address: masked like one
         self._key: bytes | None = None
         self._key_file: Path | None = None
         self.redact_personal = True
@@ -67,6 +69,13 @@ class Redactor:
         if secret and len(secret) >= 3:
             with self._lock:
                 self._secrets.add(secret)
+
+    def add_mailbox(self, mailbox_id: str, email: str) -> None:
+        """Mask ``mailbox_id`` in logs (``<mailbox:...>``) when it was made from the mailbox's
+        address (``imap add`` without ``--id``): else every log line would spell the address."""
+        if mailbox_id == default_mailbox_id(email):
+            with self._lock:
+                self._personal_ids.add(mailbox_id)
 
     def use_key_file(self, path: Path) -> None:
         """Take the token key from ``path`` (created on first use), so tokens match across runs."""
@@ -83,16 +92,21 @@ class Redactor:
     def redact(self, text: str, *, paths: bool = True) -> str:
         """``text`` without secrets, and without personal data unless ``redact_personal`` is off.
 
-        ``paths=False`` keeps home paths, for messages to the user's own terminal (an error naming
-        the config file they must fix), which are not logs.
+        ``paths=False`` keeps home paths and mailbox ids, for messages to the user's own terminal
+        (an error naming the config file they must fix, or the mailbox to name in the next
+        command), which are not logs.
         """
         with self._lock:
             known = sorted(self._secrets, key=len, reverse=True)
+            ids = sorted(self._personal_ids, key=len, reverse=True) if paths else []
         for secret in known:
             text = text.replace(secret, "[secret]")
         text = _CREDENTIAL_PAIRS.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
         text = _AUTH_LINES.sub(lambda m: f"{m.group(1)} [secret]", text)
         if self.redact_personal:
+            if ids:  # before addresses: an id holds one's parts, and must become one token
+                text = re.sub("|".join(f"(?<![\\w.-]){re.escape(i)}(?![\\w.-])" for i in ids),
+                              lambda m: self.token("mailbox", m.group(0)), text)
             text = _EMAIL.sub(lambda m: self.token("addr", m.group(0)), text)
             if paths and self._home_paths is not None:
                 text = self._home_paths.sub(lambda m: self.token("path", m.group(0)), text)

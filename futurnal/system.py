@@ -39,6 +39,7 @@ from futurnal.actors.scheduler import SchedulerActor
 from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
+from futurnal.log_setup import redactor
 from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.status import mailbox_status
@@ -549,6 +550,7 @@ class ActorSystem:
     def _start_mailbox(self, record: MailboxRecord, *, reloading: bool = False) -> bool:
         """Start the mailbox's root; at start a failure stops the system, on reload only that mailbox."""
         assert self._context is not None
+        redactor.add_mailbox(record.id, record.email)  # before any of its actors logs
         spec = mailbox_supervisor_spec(self._context, record)
         if not reloading:
             self._start_root(f"root/{record.id}", [spec])

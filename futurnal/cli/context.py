@@ -9,6 +9,7 @@ from pathlib import Path
 
 from futurnal.config import ConfigError, ServiceSettings, load_settings
 from futurnal.console import ConsoleClient, connect_if_running
+from futurnal.log_setup import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import StorageError
@@ -58,11 +59,13 @@ class CommandContext:
     def mailbox(self, key: str) -> MailboxRecord:
         registry = self.registry()
         try:
-            return registry.get(key)
+            record = registry.get(key)
         except UnknownMailbox as exc:
             raise UserError(str(exc)) from None
         finally:
             registry.close()
+        redactor.add_mailbox(record.id, record.email)
+        return record
 
     def console(self) -> ConsoleClient | None:
         """The running process's console when one serves this data directory: commands that would

@@ -15,6 +15,7 @@ PEOPLE = [("Bob Example", "bob@example.net"), ("Carol Q. Sender", "Carol.Sender@
           ("Dave", "dave+lists@example.org")]
 SUBJECTS = ["Quarterly figures for the board", "Re: dinner on Friday?", "Ünïcode subject ☃"]
 FILES = ["salary review 2026.pdf", "passport-scan.jpg"]
+DERIVED_ID = "alice-example.org"  # what `imap add` makes of alice@example.org without --id
 
 
 def message(i: int, sender: tuple[str, str], subject: str) -> bytes:
@@ -36,7 +37,8 @@ def tokens(log: str) -> set[str]:
 
 def personal(log: str) -> list[str]:
     """What of the mailbox's personal data the log shows (empty is the goal)."""
-    needles = ["alice@example.org", *(a for _, a in PEOPLE), *(n for n, _ in PEOPLE[:2]), *SUBJECTS, *FILES]
+    needles = ["alice@example.org", DERIVED_ID, *(a for _, a in PEOPLE), *(n for n, _ in PEOPLE[:2]), *SUBJECTS,
+               *FILES]
     return [n for n in needles if n.lower() in log.lower()]
 
 
@@ -45,9 +47,9 @@ def test_a_debug_log_of_a_full_sync_shows_tokens_not_addresses_or_subjects(dovec
     for i, subject in enumerate(SUBJECTS):
         dovecot.deliver("alice", message(i, PEOPLE[i], subject))
     cli = Cli(tmp_path)
-    assert cli.add(dovecot).code == 0
+    assert cli.add(dovecot, mailbox_id=DERIVED_ID).code == 0
 
-    text = cli("--log-level", "DEBUG", "imap", "sync", "alice")
+    text = cli("--log-level", "DEBUG", "imap", "sync", DERIVED_ID)
     assert text.code == 0, text.err
     assert "3 new message(s)" in text.out
     assert "stored INBOX UID 1" in text.err  # the debug trail is there, masked
@@ -57,10 +59,11 @@ def test_a_debug_log_of_a_full_sync_shows_tokens_not_addresses_or_subjects(dovec
     first_run = tokens(text.err)
     bob = re.search(r"UID 1: <subject:[0-9a-f]{8}>, from \['(<addr:[0-9a-f]{8}>)'\]", text.err)
     assert bob is not None, text.err
+    assert re.search(r"\[<mailbox:[0-9a-f]{8}>\]", text.err), text.err  # the id made from the address
 
     # A second run, on the same data directory, in JSON: new mail from Bob gets Bob's token again.
     dovecot.deliver("alice", message(9, PEOPLE[0], "A fourth subject"))
-    json_run = cli("--log-level", "DEBUG", "--log-format", "json", "imap", "sync", "alice")
+    json_run = cli("--log-level", "DEBUG", "--log-format", "json", "imap", "sync", DERIVED_ID)
     assert json_run.code == 0, json_run.err
     lines = [line for line in json_run.err.splitlines() if line.startswith("{")]
     assert lines and all(line.endswith("}") for line in lines)
@@ -69,7 +72,7 @@ def test_a_debug_log_of_a_full_sync_shows_tokens_not_addresses_or_subjects(dovec
     assert first_run & tokens(json_run.err)  # alice's own address, at connection time, both runs
 
     # The way out for debugging says what it does, and shows what the tokens stood for.
-    unredacted = cli("--log-level", "DEBUG", "--log-unredacted", "imap", "sync", "alice")
+    unredacted = cli("--log-level", "DEBUG", "--log-unredacted", "imap", "sync", DERIVED_ID)
     assert unredacted.code == 0
     assert "warning: logs are unredacted" in unredacted.err
     assert "alice@example.org" in unredacted.err

@@ -61,6 +61,18 @@ def test_paths_under_home_are_masked_in_logs_but_not_in_messages_to_the_user() -
     assert r.redact("/home/annex/file") == "/home/annex/file"  # another user's home is not ann's
 
 
+def test_a_mailbox_id_made_from_its_address_is_masked_in_logs_and_a_chosen_one_is_not() -> None:
+    r = Redactor(home="/nonexistent")
+    r.add_mailbox("alice.smith-example.com", "Alice.Smith@Example.com")  # the default id
+    r.add_mailbox("work", "bob@example.org")  # chosen with --id
+    line = r.redact("sync of alice.smith-example.com failed; work is fine; alice.smith-example.com.bak kept")
+    assert re.fullmatch(r"sync of <mailbox:[0-9a-f]{8}> failed; work is fine; alice\.smith-example\.com\.bak kept",
+                        line), line
+    assert r.redact("no mailbox alice.smith-example.com", paths=False) == "no mailbox alice.smith-example.com"
+    r.redact_personal = False
+    assert "alice.smith-example.com" in r.redact("sync of alice.smith-example.com")
+
+
 def test_subjects_and_file_names_passed_as_fields_are_masked_wherever_they_appear() -> None:
     stream = io.StringIO()
     configure_logging("DEBUG", stream=stream, log_format="json")
