@@ -9,6 +9,7 @@ from loguru import logger
 from futurnal.events import EventBus
 from futurnal.mail.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
 from futurnal.pauses import PauseBoard
+from futurnal.refused_logins import RefusedLogins
 from futurnal.storage.clock import utc_now
 
 from .directory import ActorDirectory
@@ -40,6 +41,7 @@ class MailboxActor(SupervisedActor):
         directory: ActorDirectory,
         events: EventBus,
         pauses: PauseBoard | None = None,
+        refused_logins: RefusedLogins | None = None,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=f"mailbox/{mailbox_id}", supervisor=supervisor)
@@ -50,7 +52,7 @@ class MailboxActor(SupervisedActor):
         self._pauses = pauses or PauseBoard()
         # Folders asked for while paused: None nothing, () the whole selection.
         self._missed: tuple[str, ...] | None = None
-        self._needs_reauth: str | None = None
+        self._refused = refused_logins or RefusedLogins()
         self._last_run: dict[str, Any] | None = None
         self._announced_run = 0
         self._log = logger.bind(mailbox=mailbox_id)
@@ -109,7 +111,8 @@ class MailboxActor(SupervisedActor):
 
     def _describe(self) -> dict[str, Any]:
         paused = self._pauses.is_paused(self._mailbox_id)
-        state = ("needs-reauth" if self._needs_reauth is not None else "syncing" if self._runs.running
+        needs_reauth = self._refused.reason(self._mailbox_id)
+        state = ("needs-reauth" if needs_reauth is not None else "syncing" if self._runs.running
                  else "paused" if paused else "idle")
         return {
             "mailbox": self._mailbox_id,
@@ -118,13 +121,13 @@ class MailboxActor(SupervisedActor):
             "syncing": self._runs.running,
             "follow_up_queued": self._runs.follow_up_queued,
             "missed_while_paused": self._missed is not None,
-            "needs_reauth": self._needs_reauth,
+            "needs_reauth": needs_reauth,
             "last_run": self._last_run,
             "inbox": self.actor_inbox.qsize(),
         }
 
     def _mark_needs_reauth(self, reason: str) -> None:
-        self._needs_reauth = reason
+        self._refused.refuse(self._mailbox_id, reason)
         self._log.warning("mailbox needs re-authentication; its syncs stop until the user acts")
 
     def _on_tick(self, tick: SyncTick) -> None:
@@ -134,8 +137,8 @@ class MailboxActor(SupervisedActor):
             report = MailboxSyncReport(self._mailbox_id, (), (), skipped="paused")
             self._dispatch([], RunFinished(report, (tick.reply_to,) if tick.reply_to else ()), publish=False)
             return
-        if self._needs_reauth is not None:
-            report = MailboxSyncReport(self._mailbox_id, (), (("*", f"needs re-authentication: {self._needs_reauth}"),))
+        if (refused := self._refused.reason(self._mailbox_id)) is not None:
+            report = MailboxSyncReport(self._mailbox_id, (), (("*", f"needs re-authentication: {refused}"),))
             self._dispatch([], RunFinished(report, (tick.reply_to,) if tick.reply_to else ()))
             return
         self._log.debug("sync requested ({reason})", reason=tick.reason)

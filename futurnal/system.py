@@ -197,6 +197,8 @@ class ActorSystem:
                 self._stop_root(_SCHEDULER_ROOT)
             for key in reversed([*removed, *restarted]):
                 self._stop_root(f"root/{key}")
+            for key in [*removed, *restarted, *added]:  # a new or changed registration: the login is tried again
+                self._context.refused_logins.clear(key)
             started = [key for key in [*restarted, *added] if self._start_mailbox(wanted[key], reloading=True)]
             # Replaced, never changed in place: other threads look records up without the lock.
             self._mailboxes = {key: record for key, record in wanted.items()
@@ -470,6 +472,8 @@ class ActorSystem:
                 clear_needs_reauth(self.data_dir.state_path(record.id))  # no fetcher owns the file now
                 return False
             self._stop_root(f"root/{record.id}")
+            assert self._context is not None
+            self._context.refused_logins.clear(record.id)
             if not self._start_mailbox(self._mailboxes[record.id], reloading=True):
                 # As in reload: a mailbox that cannot start is no longer one of the running ones.
                 self._mailboxes = {key: kept for key, kept in self._mailboxes.items() if key != record.id}

@@ -23,6 +23,7 @@ from futurnal.actors.mailbox import MailboxActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.pauses import PauseBoard
+from futurnal.refused_logins import RefusedLogins
 from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.freshness import WATCH_IDLE, watch_plan
 from futurnal.mail.connector import MailboxConnector
@@ -52,6 +53,7 @@ class TreeContext:
     stopping: threading.Event
     watch: bool = True
     pauses: PauseBoard = field(default_factory=PauseBoard)
+    refused_logins: RefusedLogins = field(default_factory=RefusedLogins)
 
     def intensity(self) -> RestartIntensity:
         return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
@@ -95,6 +97,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             directory=context.directory,
             events=context.events,
             pauses=context.pauses,
+            refused_logins=context.refused_logins,
             supervisor=parent,
         )
 

@@ -1,7 +1,9 @@
-"""Pausing a mailbox actor: ticks meanwhile are answered at once and remembered for the resume."""
+"""What a mailbox actor keeps outside itself, so a restart remembers it: a pause (ticks meanwhile
+are answered at once and remembered for the resume) and a refused login."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,10 +12,13 @@ import pytest
 
 from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.mailbox import MailboxActor
-from futurnal.actors.messages import DescribeMailbox, PauseMailbox, ResolveFolders, ResumeMailbox, SyncTick
+from futurnal.actors.messages import (
+    DescribeMailbox, FoldersResolved, PauseMailbox, ResolveFolders, ResumeMailbox, SyncTick,
+)
 from futurnal.events import EventBus
 from futurnal.mail.sync_runs import MailboxSyncReport, SyncStarted
 from futurnal.pauses import PauseBoard
+from futurnal.refused_logins import RefusedLogins
 
 TIMEOUT = 5
 
@@ -38,11 +43,13 @@ def no_actor_left_behind() -> Iterator[None]:
     pykka.ActorRegistry.stop_all(timeout=TIMEOUT)
 
 
-def _mailbox(pauses: PauseBoard, events: EventBus) -> tuple[pykka.ActorRef[Any], pykka.ActorRef[Any]]:
+def _mailbox(pauses: PauseBoard, events: EventBus,
+             refused: RefusedLogins | None = None) -> tuple[pykka.ActorRef[Any], pykka.ActorRef[Any]]:
     directory = ActorDirectory()
     fetcher = FetcherStandIn.start()
     directory.set("fetcher/alice", fetcher)
-    mailbox = MailboxActor.start(mailbox_id="alice", directory=directory, events=events, pauses=pauses)
+    mailbox = MailboxActor.start(mailbox_id="alice", directory=directory, events=events, pauses=pauses,
+                                 refused_logins=refused)
     return mailbox, fetcher
 
 
@@ -92,3 +99,36 @@ def test_a_follow_up_queued_before_the_pause_waits_for_the_resume() -> None:
     assert described["follow_up_queued"] is False and described["missed_while_paused"] is True
     mailbox.ask(ResumeMailbox(), timeout=TIMEOUT)
     assert mailbox.ask(DescribeMailbox(), timeout=TIMEOUT)["follow_up_queued"] is True  # behind the running one
+
+
+def _tick(mailbox: pykka.ActorRef[Any]) -> pykka.Future[MailboxSyncReport]:
+    reply: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
+    mailbox.tell(SyncTick(reply_to=reply))
+    return reply
+
+
+def _asked_once(fetcher: pykka.ActorRef[Any]) -> list[Any]:
+    """What the fetcher was asked, once it was asked something (the tick reaches it through the mailbox)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not (asked := fetcher.ask("asked", timeout=TIMEOUT)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return asked
+
+
+def test_a_refused_login_outlives_a_restart_so_the_secret_is_not_tried_again_until_renewed() -> None:
+    refused = RefusedLogins()
+    first, fetcher = _mailbox(PauseBoard(), EventBus(), refused)
+    reply = _tick(first)
+    (resolve,) = _asked_once(fetcher)
+    first.tell(FoldersResolved(resolve.run_id, (), (("*", "LOGIN refused"),), needs_reauth=True))
+    assert reply.get(timeout=TIMEOUT).errors == (("*", "LOGIN refused"),)
+    first.stop(timeout=TIMEOUT)
+
+    second, fetcher = _mailbox(PauseBoard(), EventBus(), refused)  # what the supervisor's restart does
+    assert second.ask(DescribeMailbox(), timeout=TIMEOUT)["state"] == "needs-reauth"
+    assert _tick(second).get(timeout=TIMEOUT).errors == (("*", "needs re-authentication: LOGIN refused"),)
+    assert fetcher.ask("asked", timeout=TIMEOUT) == []  # no login attempt
+
+    refused.clear("alice")  # imap reauth renewed the secret
+    _tick(second)
+    assert [type(job) for job in _asked_once(fetcher)] == [ResolveFolders]
