@@ -15,7 +15,6 @@ starts (the CLI, parser workers): an application embedding the service keeps its
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -27,12 +26,12 @@ _M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
 
 def fix_mmap_threshold(threshold: int = DEFAULT_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold; True if set. A no-op elsewhere than glibc on Linux, and when
-    the user chose a threshold already through the environment."""
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    the user chose a threshold already (``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES``)."""
+    if (not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ
+            or "glibc.malloc.mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this interpreter runs on
     except (OSError, AttributeError):  # musl and other libcs have no mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

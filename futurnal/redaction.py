@@ -105,7 +105,8 @@ class Redactor:
         text = _AUTH_LINES.sub(lambda m: f"{m.group(1)} [secret]", text)
         if self.redact_personal:
             if ids:  # before addresses: an id holds one's parts, and must become one token
-                text = re.sub("|".join(f"(?<![\\w.-]){re.escape(i)}(?![\\w.-])" for i in ids),
+                # Bounded by what cannot be part of an id, so "<id>.json" and "<id>." are masked too.
+                text = re.sub("|".join(f"(?<![\\w-]){re.escape(i)}(?![\\w-])" for i in ids),
                               lambda m: self.token("mailbox", m.group(0)), text)
             text = _EMAIL.sub(lambda m: self.token("addr", m.group(0)), text)
             if paths and self._home_paths is not None:

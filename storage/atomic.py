@@ -65,7 +65,8 @@ def _create_temp(target: str) -> tuple[int, str]:
     the element store writes thousands of small files. A name left by a crashed earlier process
     with the same pid is skipped (``O_EXCL``).
     """
-    stem = f"{os.path.dirname(target)}/.{os.path.basename(target)}.{os.getpid()}.{threading.get_native_id()}"
+    directory = os.path.dirname(target) or "."  # a bare name is in the working directory
+    stem = f"{directory}/.{os.path.basename(target)}.{os.getpid()}.{threading.get_native_id()}"
     while True:
         tmp = f"{stem}.{next(_temp_numbers)}.tmp"
         try:

@@ -95,9 +95,10 @@ def _follow_running(console: ConsoleClient, record: MailboxRecord, asked: tuple[
             raise
         live = []
     watched = [f["folder"] for f in live[0]["folders"] if f.get("watch", WATCH_NONE) != WATCH_NONE] if live else []
-    print(f"`run` (pid {console.server_pid}) owns this data directory and watches {record.id} itself"
-          f"{': ' + ', '.join(watched) if watched else ''}; showing its events. Ctrl+C stops this view, "
-          f"not the service", flush=True)
+    doing = (f"watches {record.id} itself: {', '.join(watched)}" if watched
+             else f"runs {record.id} but watches none of its folders (it syncs on its schedule)")
+    print(f"`run` (pid {console.server_pid}) owns this data directory and {doing}; showing its events. "
+          f"Ctrl+C stops this view, not the service", flush=True)
     if not live:
         print(f"note: {record.id} is not running in that process (no consent?); its events will not come",
               flush=True)
@@ -147,7 +148,7 @@ def _describe(doc: dict[str, Any], mailbox: str, poll_seconds: float) -> str | N
         return f"{folder}: {detail}"
     if kind == "sync-finished":
         parts = [
-            f"{r['folder']}: {r['fetched']} new, {r['flags_changed']} flag change(s), {r['deleted']} deleted"
+            f"{r['folder']}: {r['fetched']} new, {r.get('flags_changed', 0)} flag change(s), {r.get('deleted', 0)} deleted"
             for r in doc["folders"] if not r["unchanged"]
         ]
         parts += [f"{e['folder']}: failed: {e['error']}" for e in doc["errors"]]

@@ -192,10 +192,15 @@ def _reauth(args: argparse.Namespace, ctx: CommandContext) -> int:
             secret_kind = _reauth_oauth2(args, ctx, record, registry)
         else:
             secret_kind = _reauth_password(args, ctx, record)
-        clear_needs_reauth(ctx.data_dir.state_path(record.id))
-        AuditLog(ctx.data_dir.audit_path).append("reauth", mailbox=record.id, auth=record.auth)
+        _record_reauth(ctx, record)
     print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
     return 0
+
+
+def _record_reauth(ctx: CommandContext, record: MailboxRecord) -> None:
+    """With the data directory's lock held: the mailbox may sync again, and the audit log says why."""
+    clear_needs_reauth(ctx.data_dir.state_path(record.id))
+    AuditLog(ctx.data_dir.audit_path).append("reauth", mailbox=record.id, auth=record.auth)
 
 
 def _reauth_running(args: argparse.Namespace, ctx: CommandContext, record: MailboxRecord) -> int:
@@ -206,9 +211,11 @@ def _reauth_running(args: argparse.Namespace, ctx: CommandContext, record: Mailb
     else:
         secret_kind = _reauth_password(args, ctx, record)
     console = ctx.console()  # asked again: the sign-in may have taken minutes
-    if console is None:
-        raise UserError(f"the new {secret_kind} is in the keyring, but the running process stopped meanwhile; "
-                        f"run `imap reauth {record.id}` again to record it")
+    if console is None:  # the process stopped meanwhile: record it here, as without one
+        with ctx.owned():
+            _record_reauth(ctx, record)
+        print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
+        return 0
     restarted = console.call("reauthenticated", mailbox=record.id, auth=record.auth)["restarted"]
     print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
     print(f"  the running process {'restarted its actors and is syncing it' if restarted else 'will use it when the mailbox starts'}")

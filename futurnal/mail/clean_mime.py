@@ -102,8 +102,8 @@ def _headers(text: str, start: int, end: int, msg: Message) -> int:
 def _multipart(text: str, start: int, end: int, msg: Message, depth: int) -> None:
     """Split ``text[start:end]`` at ``msg``'s boundary lines into preamble, parts and epilogue."""
     boundary = msg.get_boundary()
-    if not boundary:
-        raise _NotClean
+    if not boundary or "\n" in boundary or "\r" in boundary:
+        raise _NotClean  # a boundary with a line break (folded, or RFC 2231 %0A) never matches a line
     if str(msg.get("content-transfer-encoding", "8bit")).lower() not in ("7bit", "8bit", "binary"):
         compat32.handle_defect(msg, errors.InvalidMultipartContentTransferEncodingDefect())
     separator = "--" + boundary

@@ -192,8 +192,9 @@ class ParsePool:
             self._start()
         assignments = []
         for raw in raws:
-            # To the worker with the fewest bytes still to parse: message sizes vary a hundredfold,
-            # and taking turns left one worker idle while the other worked through the big ones.
+            # To the worker with the fewest bytes handed over and not yet collected (the pipeline
+            # collects one batch while the next is parsed): message sizes vary a hundredfold, and
+            # taking turns left one worker idle while the other worked through the big ones.
             slot = min(range(self._size), key=lambda index: self._workers[index].outstanding_bytes)
             seq, self._next_seq = self._next_seq, self._next_seq + 1
             self._workers[slot].send(seq, raw)

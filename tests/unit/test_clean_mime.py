@@ -100,7 +100,10 @@ def test_well_formed_messages_take_the_fast_path_and_match(raw: bytes) -> None:
     b'Content-Type: multipart/digest; boundary="d"\r\n\r\n--d\r\n\r\nSubject: x\r\n\r\nbody\r\n--d--\r\n',
     # The stdlib's RFC 2231 decoding raises TypeError on these parameters; its path records the defect.
     b"Content-Type: multipart/mixed; name*=\"\"; name*0=utf-8; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n",
+    b"Content-Type: multipart/mixed; boundary*=us-ascii''a%0Ab\n\n--a\nb\n\nhi\n--a\nb--\n",  # a line break
+    b'Content-Type: multipart/mixed;\r\n boundary="a\r\n b"\r\n\r\n--a\r\n b\r\n\r\nhi\r\n--a\r\n b--\r\n',
 ], ids=["bare-cr", "unclosed", "double-boundary", "never-opened", "no-boundary", "not-a-header", "envelope",
-        "leading-continuation", "no-separator", "message-part", "digest", "stdlib-raises"])
+        "leading-continuation", "no-separator", "message-part", "digest", "stdlib-raises",
+        "boundary-with-lf", "folded-boundary"])
 def test_anything_irregular_is_left_to_the_stdlib_parser(raw: bytes) -> None:
     assert parse_clean(raw) is None

@@ -65,9 +65,11 @@ def test_a_mailbox_id_made_from_its_address_is_masked_in_logs_and_a_chosen_one_i
     r = Redactor(home="/nonexistent")
     r.add_mailbox("alice.smith-example.com", "Alice.Smith@Example.com")  # the default id
     r.add_mailbox("work", "bob@example.org")  # chosen with --id
-    line = r.redact("sync of alice.smith-example.com failed; work is fine; alice.smith-example.com.bak kept")
-    assert re.fullmatch(r"sync of <mailbox:[0-9a-f]{8}> failed; work is fine; alice\.smith-example\.com\.bak kept",
+    line = r.redact("sync of alice.smith-example.com failed; work is fine; alice.smith-example.com2 is another")
+    assert re.fullmatch(r"sync of <mailbox:[0-9a-f]{8}> failed; work is fine; alice\.smith-example\.com2 is another",
                         line), line
+    assert re.fullmatch(r"gave up on <mailbox:[0-9a-f]{8}>\. /srv/state/<mailbox:[0-9a-f]{8}>\.json",
+                        r.redact("gave up on alice.smith-example.com. /srv/state/alice.smith-example.com.json"))
     assert r.redact("no mailbox alice.smith-example.com", paths=False) == "no mailbox alice.smith-example.com"
     r.redact_personal = False
     assert "alice.smith-example.com" in r.redact("sync of alice.smith-example.com")

@@ -46,6 +46,18 @@ def test_a_temp_file_left_by_a_crashed_process_with_the_same_pid_is_stepped_over
     assert stale.read_bytes() == b"left by a crash"
 
 
+def test_a_bare_file_name_is_written_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.chdir(tmp_path)  # `--data-dir .` turns into bare names like this one
+    renamed: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append(str(src)), real_replace(src, dst)))
+    atomic_write_bytes(Path("state.json"), b"here", make_parent=False)
+    assert (tmp_path / "state.json").read_bytes() == b"here"
+    assert [os.path.dirname(os.path.abspath(src)) for src in renamed] == [str(tmp_path)]  # not "/" (root could)
+
+
 def test_failed_write_keeps_the_old_content(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     atomic_write_bytes(target, b"old")
