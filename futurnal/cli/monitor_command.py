@@ -10,10 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from futurnal.console import ConsoleClient, ConsoleError
-from futurnal.console.event_lines import event_document
 from futurnal.mail.freshness import WATCH_NONE
 from futurnal.storage.registry import MailboxRecord
-from futurnal.system import ActorSystem, SystemNotRunning
 
 from .context import CommandContext
 from .output import UserError
@@ -49,6 +47,9 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
         notify = " unless the server has NOTIFY" if settings.watch_notify else ""
         print(f"note: only {limit} folder(s) can be watched within the connection budget "
               f"(network.max_connections_per_mailbox){notify}; watching {', '.join(folders[:limit])}", flush=True)
+    from futurnal.console.event_lines import event_document  # here: most commands need no actor system
+    from futurnal.system import ActorSystem, SystemNotRunning
+
     stop = threading.Event()
     failure: list[str] = []
     poll_seconds = settings.poll_seconds

@@ -7,22 +7,21 @@ import signal
 import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from futurnal.config import ConfigError, ServiceSettings, load_settings
-from futurnal.console.commands import ConsoleCommands
 from futurnal.console.protocol import ProtocolError, console_socket_path
-from futurnal.console.server import ConsoleServer
 from futurnal.storage.clock import utc_now
-from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.storage.consent import ConsentRegistry, NoConsent
-from futurnal.system import ActorSystem, SystemNotRunning
 
 from .console_render import render_reply
 from .context import CommandContext
 from .output import UserError
+
+if TYPE_CHECKING:
+    from futurnal.system import ActorSystem
 
 __all__ = ["register"]
 
@@ -56,6 +55,11 @@ def _settings(args: argparse.Namespace, ctx: CommandContext) -> ServiceSettings:
 
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     settings = _settings(args, ctx)  # checked first: a bad config is reported before anything starts
+    # Imported here: the actor system is most of the CLI's start-up, and most commands need none of it.
+    from futurnal.console.commands import ConsoleCommands
+    from futurnal.console.server import ConsoleServer
+    from futurnal.system import ActorSystem, SystemNotRunning
+
     registry = ctx.registry()
     mailboxes = registry.all()
     registry.close()
@@ -147,6 +151,8 @@ def _warn_without_consent(ctx: CommandContext, mailbox_ids: list[str]) -> None:
 
 def _print_report(event: object) -> None:
     """One line per sync that fetched something or failed; quiet syncs stay quiet."""
+    from futurnal.mail.sync_runs import MailboxSyncReport  # loaded by then: the system is running
+
     if not isinstance(event, MailboxSyncReport) or (event.ok and not event.fetched):
         return
     folders = ", ".join(f"{r.folder} {r.fetched}" for r in event.results if r.fetched)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import time
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pykka
-
-from futurnal.mail.folder_sync import SyncProgress
-from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.registry import MailboxRecord
-from futurnal.system import ActorSystem, SystemNotRunning
 
 from .context import CommandContext
 from .output import ProgressBar, UserError
+
+if TYPE_CHECKING:
+    from futurnal.mail.sync_runs import MailboxSyncReport
 
 __all__ = ["run_sync"]
 
@@ -30,6 +28,12 @@ def run_sync(
     progress: ProgressBar | None = None,
 ) -> MailboxSyncReport:
     """Sync ``record`` through the real actor tree and return the report."""
+    # Imported here: the actor system is most of the CLI's start-up, and most commands need none of it.
+    import pykka
+
+    from futurnal.mail.folder_sync import SyncProgress
+    from futurnal.system import ActorSystem, SystemNotRunning
+
     bar = progress or ProgressBar(f"syncing {record.id}", enabled=None if show_progress else False)
 
     def on_event(event: Any) -> None:
