@@ -55,3 +55,11 @@ def test_importing_the_domain_does_not_load_the_actor_system(tmp_path: Path) -> 
     code = "import sys, futurnal.mail.parser, futurnal.mail.session; print('pykka' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_cli_loads_the_actor_system_only_for_commands_that_start_one(tmp_path: Path) -> None:
+    """Most commands (list, status, ctl, export) never start actors; their start-up must not pay for them."""
+    code = ("import sys, futurnal.cli.main; "
+            "print(sorted(m for m in ('pykka', 'futurnal.system', 'futurnal.mail.folder_sync') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
