@@ -152,16 +152,14 @@ def _monitor(cli: Any, *args: str) -> tuple[Any, list[str]]:
     return process, lines
 
 
-def test_start_monitor_prints_events_and_stops_cleanly_on_ctrl_c(dovecot: DovecotServer, tmp_path: Path) -> None:
+def _monitor_shows_new_mail(cli: Any, dovecot: DovecotServer, *, ready: str) -> None:
+    """Start `imap start-monitor alice`, wait for the ``ready`` line, deliver two messages, see them
+    reported, and stop it with Ctrl+C, which must exit 0."""
     import signal
 
-    from .cli import Cli
-
-    cli = Cli(tmp_path)
-    assert cli.add(dovecot).code == 0
     process, lines = _monitor(cli, "alice")
     try:
-        wait_for(lambda: any("INBOX: watching (IDLE)" in line for line in lines), what=f"watching; got {lines}")
+        wait_for(lambda: any(ready in line for line in lines), what=f"{ready!r}; got {lines}")
         other = ServerClient(dovecot)
         other.append(2, tag="live")
         other.close()
@@ -170,6 +168,14 @@ def test_start_monitor_prints_events_and_stops_cleanly_on_ctrl_c(dovecot: Doveco
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0, lines
+
+
+def test_start_monitor_prints_events_and_stops_cleanly_on_ctrl_c(dovecot: DovecotServer, tmp_path: Path) -> None:
+    from .cli import Cli
+
+    cli = Cli(tmp_path)
+    assert cli.add(dovecot).code == 0
+    _monitor_shows_new_mail(cli, dovecot, ready="INBOX: watching (IDLE)")
     assert len(cli("elements", "export").lines()) == 2
 
 
@@ -193,8 +199,6 @@ def test_start_monitor_says_when_the_server_has_no_idle(dovecot_factory: Any, tm
 
 
 def test_start_monitor_beside_run_shows_what_the_running_process_does(dovecot: DovecotServer, tmp_path: Path) -> None:
-    import signal
-
     from .cli import Cli
     from .running_process import RunningProcess
 
@@ -204,18 +208,7 @@ def test_start_monitor_beside_run_shows_what_the_running_process_does(dovecot: D
     try:
         running.wait_for(lambda: cli("imap", "status", "alice", "--json").json()["folders"][0].get("watch_mode"),
                          "the process did not start watching INBOX")
-        process, lines = _monitor(cli, "alice")
-        try:
-            wait_for(lambda: any("owns this data directory" in line and "INBOX" in line for line in lines),
-                     what=f"the monitor naming the running process; got {lines}")
-            other = ServerClient(dovecot)
-            other.append(2, tag="live")
-            other.close()
-            wait_for(lambda: any("INBOX: 2 new" in line for line in lines), what=f"the new mail; got {lines}")
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
-        assert process.returncode == 0, lines
+        _monitor_shows_new_mail(cli, dovecot, ready="owns this data directory and watches alice itself: INBOX")
         assert running.process.poll() is None  # the view stopped, not the service
         assert len(cli("elements", "export").lines()) == 2
     finally:
