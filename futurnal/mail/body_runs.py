@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from .clean_mime import BARE_CR
+
 __all__ = ["restore", "shrink"]
 
 #: Characters that end a line for the parser (str.splitlines) besides LF and CRLF. A message with
@@ -35,7 +37,6 @@ _PLACEHOLDER = "FUTURNALBODYRUN{}Z"
 _PLACEHOLDERS = re.compile(r"FUTURNALBODYRUN[0-9]+Z")
 #: Where runs may start: after an empty line (the end of a header block, or of a paragraph).
 _EMPTY_LINE = re.compile(rb"\n\r?\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")  # one scan, where counting CR and CRLF took two slower ones
 
 
 def shrink(data: bytes) -> tuple[bytes, dict[str, str]]:
@@ -48,7 +49,7 @@ def shrink(data: bytes) -> tuple[bytes, dict[str, str]]:
     if (
         b"FUTURNALBODYRUN" in data
         or any(odd in data for odd in _ODD_BREAKS)
-        or _BARE_CR.search(data) is not None
+        or BARE_CR.search(data) is not None
         or b"delivery-status" in data.lower()
     ):
         return data, {}

@@ -21,12 +21,12 @@ from email import errors
 from email.message import Message
 from email.policy import compat32
 
-__all__ = ["parse_clean"]
+__all__ = ["BARE_CR", "parse_clean"]
 
 #: What the stdlib parser accepts as a header line (``email.feedparser.headerRE``).
 _HEADER_LINE = re.compile(r"(From |[\041-\071\073-\176]*:|[\t ])")
 #: A CR that is not part of a CRLF: the stdlib parser ends a line there, this module does not.
-_BARE_CR = re.compile(rb"\r(?!\n)")
+BARE_CR = re.compile(rb"\r(?!\n)")
 _MAX_DEPTH = 40
 _BOUNDARY_LINE_ENDS = ("", "\n", "\r\n")
 
@@ -38,7 +38,7 @@ class _NotClean(Exception):
 def parse_clean(data: bytes) -> Message | None:
     """The message's ``compat32`` tree, or None when it is not plainly well-formed."""
     # Checked on the bytes: a regular expression over the decoded text is ten times slower.
-    if _BARE_CR.search(data) is not None:
+    if BARE_CR.search(data) is not None:
         return None
     text = data.decode("ascii", "surrogateescape")
     try:
