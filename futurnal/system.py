@@ -47,10 +47,10 @@ from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRecord, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.element_store import ElementStore
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import remove_mailbox
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.storage.sqlite import SqliteElementStore, open_element_store
 from futurnal.storage.sync_state import clear_needs_reauth
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 from futurnal.supervisors.tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
@@ -83,7 +83,7 @@ class ActorSystem:
     """The whole service inside one process: supervision tree, scheduler and sink.
 
     Embedders pass their own ``sink`` (see :class:`~futurnal.actors.sink.ElementSink`); the
-    default writes element files under the data directory. Holding the data directory's lock for
+    default is the SQLite element store in the data directory. Holding the data directory's lock for
     its whole life, it is the only writer of its state. Several systems on different data
     directories run side by side in one process: each has its own actors, directory and events.
     """
@@ -99,7 +99,8 @@ class ActorSystem:
         self.data_dir = DataDir(Path(data_dir))
         self.settings = settings or load_settings(self.data_dir.root / "config.toml")
         self.event_bus = EventBus()
-        self._sink = sink or ElementStore(self.data_dir.elements_root)
+        self._sink = sink  # None: the default store, opened at start once the lock is held
+        self._own_store: SqliteElementStore | None = None
         self._credentials = credentials or CredentialStore()
         self._lock = DataDirLock(self.data_dir.root)
         self._directory = ActorDirectory()
@@ -152,7 +153,9 @@ class ActorSystem:
                     stopping=self._stopping,
                     watch=watch,
                 )
-                sink = self._sink
+                if self._sink is None:
+                    self._own_store = open_element_store(self.data_dir)
+                sink = self._sink or self._own_store
                 self._start_root(_SINK_ROOT, [
                     ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent)),
                     attachment_processor_spec(self._context),
@@ -163,6 +166,7 @@ class ActorSystem:
                     self._start_scheduler(scheduled_mailboxes(records), sync_at_start=True)
             except BaseException:
                 self._stop_actors()
+                self._close_store()
                 self._context = None
                 self._lock.release()
                 if self.failure:
@@ -512,9 +516,15 @@ class ActorSystem:
                 return
             self._stopping.set()
             self._stop_actors()
+            self._close_store()
             self._context = None
             self._lock.release()
         logger.info("actor system stopped")
+
+    def _close_store(self) -> None:
+        if self._own_store is not None:
+            self._own_store.close()
+            self._own_store = None
 
     def _registered(self, *, strict: bool) -> list[MailboxRecord]:
         """The registered records this system runs: all, or the selection given to ``start``.

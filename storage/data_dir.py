@@ -28,7 +28,18 @@ class DataDir:
         return self.root / "mailboxes.json"
 
     @property
-    def elements_root(self) -> Path:
+    def element_db_path(self) -> Path:
+        """The element store: elements, their change feed and search index (SQLite)."""
+        return self.root / "elements.sqlite"
+
+    @property
+    def feed_listeners_root(self) -> Path:
+        """Where followers of the change feed leave the names of their wake-up sockets."""
+        return self.root / "feed-listeners"
+
+    @property
+    def legacy_elements_root(self) -> Path:
+        """The old element store (one JSON file per element), imported into the database once."""
         return self.root / "elements"
 
     @property

@@ -1,22 +1,35 @@
-"""The default element store: one JSON file per message, written atomically."""
+"""The element store's interface, whatever keeps the elements (SQLite by default).
+
+The store keeps each element document exactly as the parser built it, keyed by its ``id`` and by
+where the message lives on the server (:class:`ElementKey`). Every change to an element takes the
+next number of one growing sequence, which is the change feed consumers read by cursor. Nothing
+here names a database type, so a second backend implements the same two protocols.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote, unquote
+from typing import Any, Literal, Protocol
 
-from .atomic import atomic_write_bytes, fsync_directory
+from .errors import StorageError
 
-__all__ = ["ElementKey", "ElementStore", "apply_attachment_results", "folder_dirname"]
+__all__ = [
+    "BadSearchQuery",
+    "Change",
+    "ConsumerCursor",
+    "CursorExpired",
+    "ElementKey",
+    "ElementReader",
+    "ElementStore",
+    "SearchFilters",
+    "SearchHit",
+    "apply_attachment_results",
+    "encode_element",
+]
 
-_WRITERS = 8  # files written (and fsynced) at once by one store
+ChangeOp = Literal["upsert", "delete", "purge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,150 +46,147 @@ class ElementKey:
         return cls(element["mailbox"], element["folder"], element["uidvalidity"], element["uid"])
 
 
-def folder_dirname(folder: str) -> str:
-    """A reversible, path-safe directory name for an IMAP folder (``Archive/2024`` -> ``Archive%2F2024``)."""
-    name = quote(folder, safe=" -_@+,")
-    return "%2E" + name[1:] if name.startswith(".") else name
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change feed: what happened to which element, and the element as it is now.
 
-
-class ElementStore:
-    """Elements under ``root/<mailbox>/<folder>/<uidvalidity>/<uid>.json``.
-
-    Each file is replaced atomically, so readers never see half an element and writing the same
-    element twice is harmless (the upsert that makes re-fetching after a crash safe).
+    ``document`` is the element's JSON text as stored (absent for ``purge``, and for an element a
+    later purge removed), so a feed can be copied to a consumer without decoding it.
     """
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._pool: ThreadPoolExecutor | None = None
+    seq: int
+    op: ChangeOp
+    mailbox: str
+    id: str | None
+    document: str | None
 
-    def path_for(self, key: ElementKey) -> Path:
-        return self.root / key.mailbox / folder_dirname(key.folder) / str(key.uidvalidity) / f"{key.uid:010d}.json"
+    @property
+    def element(self) -> dict[str, Any] | None:
+        return None if self.document is None else json.loads(self.document)
 
-    def upsert_many(self, elements: Iterable[dict[str, Any]]) -> int:
-        """Write every element durably; returns how many were written."""
-        return self._write_all((ElementKey.of(element), element) for element in elements)
+    def json_line(self) -> str:
+        """The change as one JSON object (no newline): ``seq``, ``op``, ``id``, ``mailbox``, ``element``."""
+        head = f'{{"seq": {self.seq}, "op": "{self.op}", "mailbox": {json.dumps(self.mailbox, ensure_ascii=False)}'
+        if self.id is not None:
+            head += f', "id": "{self.id}"'
+        if self.document is not None:
+            head += f', "element": {self.document}'
+        return head + "}"
 
-    def update_flags(self, updates: Iterable[tuple[ElementKey, list[str]]]) -> int:
-        """Set the flags of stored elements; returns how many changed (unknown or unchanged ones are skipped)."""
-        changed = []
-        for key, flags in updates:
-            element = self._read(key)
-            if element is not None and element.get("flags") != sorted(flags):
-                element["flags"] = sorted(flags)
-                changed.append((key, element))
-        return self._write_all(changed)
 
-    def mark_deleted(self, keys: Iterable[ElementKey], when: str) -> int:
-        """Turn elements into tombstones (``deleted: true``); returns how many were live before."""
-        changed = []
-        for key in keys:
-            element = self._read(key)
-            if element is not None and not element.get("deleted"):
-                element["deleted"] = True
-                element["deleted_at"] = when
-                changed.append((key, element))
-        return self._write_all(changed)
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """What narrows a search besides the query: all optional, dates as ``YYYY-MM-DD`` or ISO UTC."""
 
-    def update_attachments(self, updates: Iterable[tuple[ElementKey, list[dict[str, Any]]]]) -> int:
-        """Record extraction results; returns how many elements changed.
+    mailbox: str | None = None
+    folder: str | None = None
+    sender: str | None = None
+    after: str | None = None
+    before: str | None = None
 
-        Each result names the attachment by ``index`` and ``sha256`` and carries ``status`` and
-        ``text``; it is applied only to an attachment still ``pending`` with that hash, so a
-        repeated or late update changes nothing (idempotent) and an unknown element is skipped.
-        """
-        changed = []
-        for key, results in updates:
-            element = self._read(key)
-            if element is not None and apply_attachment_results(element, results):
-                changed.append((key, element))
-        return self._write_all(changed)
 
-    def _read(self, key: ElementKey) -> dict[str, Any] | None:
-        try:
-            with open(self.path_for(key), "rb") as handle:
-                element: dict[str, Any] = json.load(handle)
-                return element
-        except FileNotFoundError:
-            return None
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One element that matched, best first: enough to show a result line and fetch the rest."""
 
-    def _write_all(self, items: Iterable[tuple[ElementKey, dict[str, Any]]]) -> int:
-        """Write every item durably before returning: each file fsynced, then each directory.
+    id: str
+    mailbox: str
+    folder: str
+    date: str | None
+    sender: str
+    subject: str | None
+    snippet: str
+    rank: float
 
-        Files are written by a few threads at once. Each fsync waits for the disk, and the file
-        system commits concurrent fsyncs together, so a batch is durable several times sooner
-        than one file after another; encoding stays in the caller's thread.
-        """
-        directories: set[Path] = set()
-        pending: list[Future[None]] = []
-        latest: dict[Path, Future[None]] = {}
-        try:
-            for key, element in items:
-                path = self.path_for(key)
-                payload = json.dumps(element, ensure_ascii=False, sort_keys=True).encode()
-                if path in latest:  # the same element twice: the later one must land last
-                    latest[path].exception()
-                if path.parent not in directories:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    directories.add(path.parent)
-                latest[path] = self._writers().submit(
-                    atomic_write_bytes, path, payload, sync_dir=False, make_parent=False
-                )
-                pending.append(latest[path])
-        finally:
-            for written in pending:
-                written.exception()  # wait for every write, even after a failure: none outlives the call
-        for written in pending:
-            written.result()  # the first failure, if any, is the caller's
-        for directory in directories:
-            fsync_directory(directory)
-        return len(pending)
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "mailbox": self.mailbox, "folder": self.folder, "date": self.date,
+                "from": self.sender, "subject": self.subject, "snippet": self.snippet, "rank": self.rank}
 
-    def _writers(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="element-store")
-        return self._pool
 
-    def iter_elements(self, mailbox: str | None = None, folder: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every stored element, ordered by mailbox, folder, UIDVALIDITY and UID."""
-        for mailbox_dir in self._children(self.root, mailbox):
-            wanted_folder = folder_dirname(folder) if folder is not None else None
-            for folder_dir in self._children(mailbox_dir, wanted_folder):
-                for validity_dir in sorted(self._children(folder_dir, None), key=lambda p: int(p.name)):
-                    for path in sorted(validity_dir.glob("*.json")):
-                        with open(path, "rb") as handle:
-                            yield json.load(handle)
+@dataclass(frozen=True, slots=True)
+class ConsumerCursor:
+    """A named consumer of the change feed and where it has read up to."""
 
-    def folders(self, mailbox: str) -> list[str]:
-        return [unquote(p.name) for p in self._children(self.root / mailbox, None)]
+    name: str
+    cursor: int
+    lag: int
+    updated_at: str
 
-    def count(self, mailbox: str, folder: str | None = None) -> int:
-        """How many elements are stored, by counting files (no JSON is read)."""
-        wanted = folder_dirname(folder) if folder is not None else None
-        return sum(
-            sum(1 for entry in os.scandir(validity_dir) if entry.name.endswith(".json"))
-            for folder_dir in self._children(self.root / mailbox, wanted)
-            for validity_dir in self._children(folder_dir, None)
+
+class CursorExpired(StorageError):
+    """A cursor older than what a purge (or compaction) removed from the feed: changes are missing
+    after it, so the consumer must start over from a full export."""
+
+    def __init__(self, since: int, oldest: int) -> None:
+        super().__init__(
+            f"cursor {since} can no longer be served: changes up to {oldest} were removed (a purge); "
+            "start over from a full export ('elements export'), then read changes from "
+            f"'elements changes --since {oldest}' onwards"
         )
+        self.since = since
+        self.oldest = oldest
 
-    def remove_mailbox(self, mailbox: str) -> int:
-        """Delete every element of a mailbox; returns how many files went."""
-        target = self.root / mailbox
-        if not target.exists():
-            return 0
-        removed = sum(1 for _ in target.rglob("*.json"))
-        shutil.rmtree(target)
-        return removed
 
-    @staticmethod
-    def _children(directory: Path, only: str | None) -> list[Path]:
-        if only is not None:
-            candidate = directory / only
-            return [candidate] if candidate.is_dir() else []
-        try:
-            return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
-        except FileNotFoundError:
-            return []
+class BadSearchQuery(StorageError):
+    """A search query the syntax cannot read; the message says where."""
+
+
+class ElementReader(Protocol):
+    """Reading the store: safe beside the writer, from any thread or process of its own."""
+
+    def get(self, element_id: str) -> dict[str, Any] | None: ...
+
+    def iter_elements(self, mailbox: str | None = None, folder: str | None = None, *,
+                      include_deleted: bool = True) -> Iterator[dict[str, Any]]: ...
+
+    def iter_documents(self, mailbox: str | None = None, folder: str | None = None, *,
+                       include_deleted: bool = True) -> Iterator[str]: ...
+
+    def count(self, mailbox: str | None = None, folder: str | None = None) -> int: ...
+
+    def folders(self, mailbox: str) -> list[str]: ...
+
+    def thread(self, thread_id: str) -> list[dict[str, Any]]: ...
+
+    def search(self, query: str, filters: SearchFilters = ..., limit: int = 20) -> list[SearchHit]: ...
+
+    def changes(self, since: int | None = None, *, mailbox: str | None = None,
+                limit: int | None = None) -> list[Change]: ...
+
+    def last_seq(self) -> int: ...
+
+    def wait_for_changes(self, after: int, timeout: float) -> bool: ...
+
+    def consumers(self) -> list[ConsumerCursor]: ...
+
+    def consumer_cursor(self, name: str) -> int | None: ...
+
+    def save_consumer_cursor(self, name: str, seq: int) -> None: ...
+
+    def remove_consumer(self, name: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ElementStore(ElementReader, Protocol):
+    """The writer: each method commits its whole change durably, as one transaction, before it
+    returns (the fetcher moves a folder's watermark on that return), and gives every element it
+    changed the next number of the change feed. Repeating a call changes nothing more."""
+
+    def upsert_many(self, elements: Iterable[dict[str, Any]]) -> int: ...
+
+    def update_flags(self, updates: Iterable[tuple[ElementKey, list[str]]]) -> int: ...
+
+    def mark_deleted(self, keys: Iterable[ElementKey], when: str) -> int: ...
+
+    def update_attachments(self, updates: Iterable[tuple[ElementKey, list[dict[str, Any]]]]) -> int: ...
+
+    def remove_mailbox(self, mailbox: str) -> int: ...
+
+
+def encode_element(element: dict[str, Any]) -> str:
+    """The one JSON text of an element: what the store keeps and ``elements export`` prints."""
+    return json.dumps(element, ensure_ascii=False, sort_keys=True)
 
 
 def apply_attachment_results(element: dict[str, Any], results: Iterable[dict[str, Any]]) -> bool:

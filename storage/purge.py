@@ -11,9 +11,9 @@ from .audit_log import AuditLog
 from .blob_store import BlobStore
 from .consent import ConsentRegistry
 from .data_dir import DataDir
-from .element_store import ElementStore
 from .quarantine import QuarantineStore
 from .registry import MailboxRegistry
+from .sqlite import open_element_store
 
 __all__ = ["MailboxDataOwners", "remove_mailbox"]
 
@@ -34,7 +34,11 @@ class _FilesOnDisk:
         self._data_dir = data_dir
 
     def forget_elements(self, mailbox_id: str) -> int:
-        return ElementStore(self._data_dir.elements_root).remove_mailbox(mailbox_id)
+        store = open_element_store(self._data_dir)
+        try:
+            return store.remove_mailbox(mailbox_id)
+        finally:
+            store.close()
 
     def forget_attachments(self, mailbox_id: str) -> int:
         AttachmentJobQueue(self._data_dir.attachment_queue_root).remove_mailbox(mailbox_id)

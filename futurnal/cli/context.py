@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import StorageError
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
+from futurnal.storage.sqlite import SqliteElementReader, SqliteElementStore, open_element_reader, open_element_store
 
 from .output import UserError
 
@@ -67,7 +69,25 @@ class CommandContext:
         redactor.add_mailbox(record.id, record.email)
         return record
 
+    def element_reader(self) -> SqliteElementReader:
+        """The element store for reading, safe beside a running process."""
+        try:
+            return open_element_reader(self.data_dir, report=_say)
+        except StorageError as exc:
+            raise UserError(str(exc)) from None
+
+    def element_store(self) -> SqliteElementStore:
+        """The element store for writing: only under :meth:`owned` (the data directory's lock)."""
+        try:
+            return open_element_store(self.data_dir, report=_say)
+        except StorageError as exc:
+            raise UserError(str(exc)) from None
+
     def console(self) -> ConsoleClient | None:
         """The running process's console when one serves this data directory: commands that would
         write its files go through it instead, so there is only ever one writer."""
         return connect_if_running(self.data_dir.root)
+
+
+def _say(line: str) -> None:
+    print(f"futurnal-actors: {line}", file=sys.stderr)

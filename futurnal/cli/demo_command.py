@@ -14,7 +14,7 @@ from typing import Any
 
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.consent import SCOPES, ConsentRegistry
-from futurnal.storage.element_store import ElementStore
+from futurnal.storage.sqlite import SqliteElementReader
 from futurnal.storage.registry import MailboxRecord
 
 from .context import CommandContext
@@ -91,12 +91,13 @@ def _demo(args: argparse.Namespace, ctx: CommandContext) -> int:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)  # its maildirs and private key are throwaway
-    _summarise(report, ElementStore(demo_ctx.data_dir.elements_root), record.id, data_root, explicit_dir)
+    with demo_ctx.element_reader() as store:
+        _summarise(report, store, record.id, data_root, explicit_dir)
     return 0 if report.ok else 1
 
 
-def _summarise(report: Any, store: ElementStore, mailbox: str, data_root: Path, explicit_dir: bool) -> None:
-    elements = list(store.iter_elements(mailbox))
+def _summarise(report: Any, store: SqliteElementReader, mailbox: str, data_root: Path, explicit_dir: bool) -> None:
+    elements = list(store.iter_elements(mailbox, include_deleted=False))
     per_folder = Counter(e["folder"] for e in elements)
     threads = Counter(e["thread_id"] for e in elements)
     attachments = sum(len(e["attachments"]) for e in elements)
@@ -112,7 +113,7 @@ def _summarise(report: Any, store: ElementStore, mailbox: str, data_root: Path, 
     print("  a few subjects:")
     for element in elements[:: max(len(elements) // 5, 1)][:5]:
         print(f"    - {element['subject']}")
-    print(f"  store: {store.root}")
+    print(f"  store: {store.path}")
     # The command as it was started (bin/demo runs it from .venv, which is not on PATH).
     program = shlex.quote(sys.argv[0]) if os.path.isabs(sys.argv[0]) else "futurnal-actors"
     where = "" if explicit_dir else f" --data-dir {shlex.quote(str(data_root))}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 from dataclasses import asdict
 from typing import Any
 
@@ -13,7 +14,6 @@ from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.consent import ConsentRegistry
-from futurnal.storage.element_store import ElementStore
 from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
 
 from .context import CommandContext
@@ -95,10 +95,10 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
             attachments = AttachmentProcessing(
                 AttachmentJobQueue(ctx.data_dir.attachment_queue_root), BlobStore(ctx.data_dir.blobs_root), None
             )  # queued durably here; extracted at the next sync or `run`
-            outcomes = retry_quarantined(records, store, ConsentRegistry(ctx.data_dir.consent_path),
-                                         AuditLog(ctx.data_dir.audit_path),
-                                         ElementStore(ctx.data_dir.elements_root).upsert_many,
-                                         attachments.accept, ctx.settings().attachments)
+            with closing(ctx.element_store()) as elements:
+                outcomes = retry_quarantined(records, store, ConsentRegistry(ctx.data_dir.consent_path),
+                                             AuditLog(ctx.data_dir.audit_path), elements.upsert_many,
+                                             attachments.accept, ctx.settings().attachments)
     for outcome in outcomes:
         if outcome.ok:
             print(f"{outcome.record_id}: stored as element {outcome.element_id}")

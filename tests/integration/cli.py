@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from futurnal.demo.dovecot import DovecotServer
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.sqlite import SqliteElementReader
 
 COMMAND = shutil.which("futurnal-actors", path=str(Path(sys.executable).parent)) or "futurnal-actors"
 
@@ -59,3 +61,12 @@ class Cli:
             "--cafile", str(server.cert_path), "--id", mailbox_id, "--folders", folders, "--consent", *extra,
             stdin=password + "\n",
         )
+
+
+def stored_count(data_dir: Path) -> int:
+    """How many elements the store in ``data_dir`` holds (0 before a process made it)."""
+    layout = DataDir(data_dir)
+    if not layout.element_db_path.exists():
+        return 0
+    with SqliteElementReader(layout.element_db_path, layout.feed_listeners_root) as reader:
+        return reader.count()

@@ -12,7 +12,8 @@ from futurnal.demo.dovecot import DovecotServer
 from futurnal.mail.errors import ConnectionFailed
 from futurnal.mail.folder_sync import FolderSync, FolderSyncResult
 from futurnal.mail.session import ConnectionSettings, ImapSession
-from futurnal.storage.element_store import ElementKey, ElementStore
+from futurnal.storage.element_store import ElementKey
+from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderStateStore
 
@@ -42,7 +43,7 @@ class Done:
 class DirectSink:
     """The element store behind the sink port, without actors (the actor is tested elsewhere)."""
 
-    def __init__(self, store: ElementStore) -> None:
+    def __init__(self, store: SqliteElementStore) -> None:
         self.store = store
 
     def write(self, elements: list[dict[str, Any]]) -> Done:
@@ -60,7 +61,7 @@ class DirectSink:
 class SyncHarness:
     def __init__(self, server: DovecotServer, root: Path, user: str = "alice", password: str = "secret-pw") -> None:
         self.server, self.user, self.password = server, user, password
-        self.store = ElementStore(root / "elements")
+        self.store = SqliteElementStore(root / "elements.sqlite", root / "feed-listeners")
         self.states = FolderStateStore(root / "state.json")
         self.quarantine = QuarantineStore(root / "quarantine")
         self.session: ImapSession | None = None

@@ -17,7 +17,7 @@ from futurnal.demo.sample_mailbox import generate_mailbox
 from futurnal.storage.lock import DataDirLock
 
 from ..element_schema import assert_valid_element
-from .cli import COMMAND, Cli
+from .cli import COMMAND, Cli, stored_count
 
 REQUIRED_FIELDS = {"id", "mailbox", "folder", "uidvalidity", "uid", "message_id", "subject", "from", "to",
                    "date", "flags", "text", "attachments", "defects", "schema_version", "thread_id"}
@@ -267,7 +267,7 @@ def test_sigterm_during_a_sync_loses_nothing_and_the_next_sync_completes_it(
                                text=True)
     try:
         deadline = time.monotonic() + 60
-        while not list((cli.data_dir / "elements").rglob("*.json")):
+        while not stored_count(cli.data_dir):
             assert time.monotonic() < deadline and process.poll() is None, "run never started writing"
             time.sleep(0.05)
     finally:

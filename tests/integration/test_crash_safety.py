@@ -17,7 +17,7 @@ import pytest
 from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
 
-from .cli import COMMAND, Cli
+from .cli import COMMAND, Cli, stored_count
 from .fault_proxy import CuttingProxy
 from .sync_harness import ServerClient
 
@@ -48,8 +48,7 @@ def _assert_store_equals_server(cli: Cli, server: DovecotServer, mailbox: str = 
 
 
 def _stored_files(cli: Cli) -> int:
-    root = cli.data_dir / "elements"
-    return sum(1 for _ in root.rglob("*.json")) if root.exists() else 0
+    return stored_count(cli.data_dir)
 
 
 def test_sigkill_at_random_points_of_an_initial_sync_loses_and_doubles_nothing(

@@ -16,7 +16,7 @@ from futurnal.mail.idle_watch import WatchEvent
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.element_store import ElementStore
+from futurnal.storage.sqlite import SqliteElementReader
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.system import ActorSystem
 
@@ -53,12 +53,14 @@ class Watched:
         self.system.start(schedule=False, watch=True)
 
     def stored(self) -> dict[int, list[str]]:
-        return {e["uid"]: e["flags"] for e in ElementStore(self.data_dir.elements_root).iter_elements("alice")
-                if not e.get("deleted")}
+        return {e["uid"]: e["flags"] for e in self._elements() if not e.get("deleted")}
 
     def stored_in(self, folder: str) -> dict[int, list[str]]:
-        return {e["uid"]: e["flags"] for e in ElementStore(self.data_dir.elements_root).iter_elements("alice")
-                if not e.get("deleted") and e["folder"] == folder}
+        return {e["uid"]: e["flags"] for e in self._elements() if not e.get("deleted") and e["folder"] == folder}
+
+    def _elements(self) -> list[dict[str, Any]]:
+        with SqliteElementReader(self.data_dir.element_db_path, self.data_dir.feed_listeners_root) as reader:
+            return list(reader.iter_elements("alice"))
 
     def watch_events(self, kind: str) -> list[WatchEvent]:
         return [e for e in list(self.events) if isinstance(e, WatchEvent) and e.kind == kind]

@@ -23,7 +23,7 @@ from futurnal.mail.fetched import FetchedMessage
 from futurnal.mail.parser import parse_message
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.element_store import ElementStore
+from futurnal.storage.sqlite import open_element_store
 
 from ..element_schema import assert_valid_element
 from .test_attachment_storage import _message
@@ -32,7 +32,7 @@ from .test_attachment_storage import _message
 class World:
     def __init__(self, root: Path) -> None:
         self.data_dir = DataDir(root).ensure()
-        self.store = ElementStore(self.data_dir.elements_root)
+        self.store = open_element_store(self.data_dir)
         self.directory = ActorDirectory()
         self.directory.set("sink", SinkActor.start(sink=self.store))
         self.processor: pykka.ActorRef[Any] | None = None

@@ -17,7 +17,8 @@ from futurnal.mail.fetched import FetchedMessage
 from futurnal.mail.parser import parse_message
 from futurnal.storage.attachment_queue import AttachmentJob, AttachmentJobQueue, ExtractionItem
 from futurnal.storage.blob_store import BlobStore
-from futurnal.storage.element_store import ElementKey, ElementStore
+from futurnal.storage.element_store import ElementKey
+from futurnal.storage.sqlite import SqliteElementStore
 
 from ..element_schema import assert_valid_element
 
@@ -120,7 +121,7 @@ def test_job_queue_survives_a_reopen_and_a_new_generation_replaces_the_old(tmp_p
 
 
 def test_results_fill_only_pending_attachments_with_the_same_hash_and_repeat_harmlessly(tmp_path: Path) -> None:
-    store = ElementStore(tmp_path)
+    store = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "feed-listeners")
     element, _ = _build(_message(("application/pdf", "r.pdf", pdf_bytes("x"))), AttachmentSettings())
     store.upsert_many([element])
     key, sha = ElementKey.of(element), element["attachments"][0]["sha256"]

@@ -17,7 +17,8 @@ from futurnal.mail.fetched import FetchedMessage
 from futurnal.mail.parser import parse_message
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.blob_store import BlobStore
-from futurnal.storage.element_store import ElementStore, apply_attachment_results
+from futurnal.storage.element_store import apply_attachment_results
+from futurnal.storage.sqlite import SqliteElementStore
 
 from ..element_schema import assert_valid_element
 
@@ -60,7 +61,7 @@ def test_malformed_messages_record_what_was_wrong() -> None:
 def test_hostile_attachments_end_contained_and_never_write_outside_the_store(tmp_path: Path) -> None:
     queue, blobs = AttachmentJobQueue(tmp_path / "queue"), BlobStore(tmp_path / "blobs")
     processing = AttachmentProcessing(queue, blobs, OutOfProcessExtractor(LIMITS))
-    store = ElementStore(tmp_path / "elements")
+    store = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "feed-listeners")
     outcome: dict[str, list[str]] = {}
     for uid, message in enumerate(hostile_attachment_messages(), start=1):
         element, work = _element(message, uid)
@@ -80,5 +81,7 @@ def test_hostile_attachments_end_contained_and_never_write_outside_the_store(tmp
     assert outcome["oversized"] == ["too-large"]
     assert list(queue.jobs()) == []
     written = [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()]
-    assert set(written) == {"blobs", "elements"}  # the queue emptied; nothing anywhere else
+    store.close()
+    assert set(written) <= {"blobs", "elements.sqlite", "elements.sqlite-wal", "elements.sqlite-shm"}
+    assert "blobs" in written and "elements.sqlite" in written  # the queue emptied; nothing anywhere else
     assert len(blobs.referenced_by("alice")) == len(hostile_attachment_messages())

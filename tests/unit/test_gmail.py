@@ -13,7 +13,7 @@ from futurnal.mail.folder_sync import FolderSync
 from futurnal.mail.parser import parse_message
 from futurnal.mail.session import FolderStatus
 from futurnal.mail.uidset import UidSet
-from futurnal.storage.element_store import ElementStore
+from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderStateStore
@@ -103,7 +103,7 @@ def test_a_message_under_several_labels_is_ingested_once(tmp_path: Path) -> None
     all_mail = answers(shared, recorded(2, 501, "778", "778", b"", BODY_B))
     work_label = answers(recorded(1, 40, "777", "777", b"Work", BODY_A))
     session = ReplaySession({"[Gmail]/All Mail": (3, all_mail), "Work": (9, work_label)})
-    store = ElementStore(tmp_path / "elements")
+    store = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "feed-listeners")
     states = FolderStateStore(tmp_path / "state.json")
     sync = FolderSync(
         mailbox="g", session=session, states=states, sink=DirectSink(store),  # type: ignore[arg-type]

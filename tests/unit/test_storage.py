@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from futurnal.storage.atomic import AtomicJSONStorage, atomic_write_bytes
-from futurnal.storage.element_store import ElementStore, folder_dirname
 from futurnal.storage.errors import CorruptStateFile, DataDirLocked
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox, default_mailbox_id
@@ -140,70 +139,3 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path: Path) -> None:
     with DataDirLock(tmp_path):
         with pytest.raises(DataDirLocked):
             DataDirLock(tmp_path).acquire()
-
-
-def _element(uid: int, folder: str = "INBOX") -> dict[str, object]:
-    return {"id": f"e{uid}", "mailbox": "alice", "folder": folder, "uidvalidity": 5, "uid": uid, "subject": str(uid)}
-
-
-def test_element_store_upsert_is_idempotent(tmp_path: Path) -> None:
-    store = ElementStore(tmp_path)
-    store.upsert_many([_element(1), _element(2)])
-    store.upsert_many([_element(2), _element(3)])
-    assert [e["uid"] for e in store.iter_elements("alice")] == [1, 2, 3]
-    assert store.count("alice") == 3
-
-
-def test_element_store_keeps_odd_folder_names_inside_the_store(tmp_path: Path) -> None:
-    store = ElementStore(tmp_path / "store")
-    for folder in ("../../escape", "Archive/2024", ".hidden", "Ünïcödé"):
-        store.upsert_many([_element(1, folder)])
-        assert store.count("alice", folder) == 1
-    assert folder_dirname("../../escape") == "%2E.%2F..%2Fescape"
-    assert all(p.resolve().is_relative_to((tmp_path / "store").resolve()) for p in tmp_path.rglob("*.json"))
-    assert sorted(store.folders("alice")) == sorted([".hidden", "../../escape", "Archive/2024", "Ünïcödé"])
-
-
-def test_element_files_are_complete_json(tmp_path: Path) -> None:
-    store = ElementStore(tmp_path)
-    store.upsert_many([_element(9)])
-    (path,) = tmp_path.rglob("*.json")
-    assert json.loads(path.read_bytes())["uid"] == 9
-
-
-def test_flag_updates_change_only_what_differs(tmp_path: Path) -> None:
-    from futurnal.storage.element_store import ElementKey
-
-    store = ElementStore(tmp_path)
-    store.upsert_many([{**_element(1), "flags": ["\\Seen"]}, {**_element(2), "flags": []}])
-    key1, key2, missing = (ElementKey("alice", "INBOX", 5, uid) for uid in (1, 2, 99))
-    assert store.update_flags([(key1, ["\\Seen"]), (key2, ["\\Flagged"]), (missing, ["\\Seen"])]) == 1
-    assert [e["flags"] for e in store.iter_elements("alice")] == [["\\Seen"], ["\\Flagged"]]
-
-
-def test_tombstones_keep_the_element_and_say_when(tmp_path: Path) -> None:
-    from futurnal.storage.element_store import ElementKey
-
-    store = ElementStore(tmp_path)
-    store.upsert_many([_element(1), _element(2)])
-    assert store.mark_deleted([ElementKey("alice", "INBOX", 5, 2)], "2026-01-01T00:00:00Z") == 1
-    assert store.mark_deleted([ElementKey("alice", "INBOX", 5, 2)], "2026-01-02T00:00:00Z") == 0
-    elements = list(store.iter_elements("alice"))
-    assert [e.get("deleted", False) for e in elements] == [False, True]
-    assert elements[1]["deleted_at"] == "2026-01-01T00:00:00Z"
-
-
-def test_the_same_element_twice_in_one_batch_ends_as_the_later_one(tmp_path: Path) -> None:
-    store = ElementStore(tmp_path)
-    batch = [{**_element(uid), "subject": f"first {uid}"} for uid in range(40)]
-    batch += [{**_element(uid), "subject": f"second {uid}"} for uid in range(40)]
-    assert store.upsert_many(batch) == 80
-    assert [e["subject"] for e in store.iter_elements("alice")] == [f"second {uid}" for uid in range(40)]
-
-
-def test_a_batch_that_cannot_be_written_fails_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    store = ElementStore(tmp_path)
-    (tmp_path / "alice").write_text("a file where the mailbox directory should be")
-    with pytest.raises(OSError):
-        store.upsert_many([_element(uid) for uid in range(20)])
-    assert not list(tmp_path.rglob("*.tmp"))

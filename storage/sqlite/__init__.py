@@ -1,0 +1,57 @@
+"""The default element store: one SQLite database in the data directory (see ``docs/store.md``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loguru import logger
+
+from ..data_dir import DataDir
+from ..errors import DataDirLocked
+from ..lock import DataDirLock
+from .file_tree_import import TreeImport, import_file_tree
+from .reader import SqliteElementReader
+from .schema import BadStoreFile
+from .store import SqliteElementStore
+
+__all__ = ["BadStoreFile", "SqliteElementReader", "SqliteElementStore", "TreeImport", "open_element_reader",
+           "open_element_store"]
+
+ImportReport = Callable[[str], None]
+
+
+def open_element_store(data_dir: DataDir, *, report: ImportReport | None = None) -> SqliteElementStore:
+    """The writer, for the process that owns ``data_dir`` (it holds the lock); imports an old
+    file tree first, saying so through ``report`` (default: the log)."""
+    data_dir.ensure()
+    store = SqliteElementStore(data_dir.element_db_path, data_dir.feed_listeners_root)
+    try:
+        _import_old_tree(store, data_dir, report)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def open_element_reader(data_dir: DataDir, *, report: ImportReport | None = None) -> SqliteElementReader:
+    """A reader, safe beside a running process. When an old file tree is still there and no process
+    owns the directory, it is imported first (a running process imported it at its start)."""
+    data_dir.ensure()
+    if data_dir.legacy_elements_root.is_dir():
+        lock = DataDirLock(data_dir.root)
+        try:
+            lock.acquire()
+        except DataDirLocked:
+            pass
+        else:
+            try:
+                open_element_store(data_dir, report=report).close()
+            finally:
+                lock.release()
+    return SqliteElementReader(data_dir.element_db_path, data_dir.feed_listeners_root)
+
+
+def _import_old_tree(store: SqliteElementStore, data_dir: DataDir, report: ImportReport | None) -> None:
+    done = import_file_tree(store, data_dir.legacy_elements_root)
+    if done is not None:
+        (report or logger.warning)(done.describe(data_dir.element_db_path))

@@ -1,0 +1,254 @@
+"""The SQLite element store: upserts, the change feed, search, purge, bad files and concurrent readers."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from futurnal.storage.element_store import BadSearchQuery, CursorExpired, ElementKey, SearchFilters
+from futurnal.storage.sqlite import BadStoreFile, SqliteElementReader, SqliteElementStore
+from futurnal.storage.sqlite.schema import SCHEMA_VERSION
+
+
+def _element(uid: int, folder: str = "INBOX", mailbox: str = "alice", **fields: Any) -> dict[str, Any]:
+    element = {"id": f"{mailbox}-{folder}-{uid}", "mailbox": mailbox, "folder": folder, "uidvalidity": 5, "uid": uid,
+               "subject": f"subject {uid}", "text": "", "from": [], "to": [], "flags": [], "attachments": [],
+               "date": f"2024-03-{uid % 28 + 1:02d}T10:00:00Z", "thread_id": "t", "deleted": False}
+    element.update(fields)
+    return element
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    opened = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "listeners")
+    yield opened
+    opened.close()
+
+
+def _reader(tmp_path: Path) -> SqliteElementReader:
+    return SqliteElementReader(tmp_path / "elements.sqlite", tmp_path / "listeners")
+
+
+def _ops(store: SqliteElementReader, since: int | None = None) -> list[tuple[int, str, str | None]]:
+    return [(change.seq, change.op, change.id) for change in store.changes(since)]
+
+
+def test_upserting_the_same_element_again_stores_it_once_and_adds_no_change(store: Any) -> None:
+    assert store.upsert_many([_element(1), _element(2)]) == 2
+    assert store.upsert_many([_element(2), _element(3)]) == 1
+    assert [e["uid"] for e in store.iter_elements("alice")] == [1, 2, 3]
+    assert [op[2] for op in _ops(store)] == ["alice-INBOX-1", "alice-INBOX-2", "alice-INBOX-3"]
+
+
+def test_a_changed_element_replaces_the_stored_one_and_is_a_new_change(store: Any) -> None:
+    store.upsert_many([_element(1)])
+    store.upsert_many([_element(1, subject="edited")])
+    assert store.get("alice-INBOX-1")["subject"] == "edited"
+    assert _ops(store) == [(1, "upsert", "alice-INBOX-1"), (2, "upsert", "alice-INBOX-1")]
+    assert [hit.subject for hit in store.search("edited")] == ["edited"]
+    assert store.search("subject") == []  # the old text left the index
+
+
+def test_the_same_element_twice_in_one_batch_ends_as_the_later_one(store: Any) -> None:
+    batch = [_element(uid, subject=f"first {uid}") for uid in range(1, 41)]
+    batch += [_element(uid, subject=f"second {uid}") for uid in range(1, 41)]
+    store.upsert_many(batch)
+    assert [e["subject"] for e in store.iter_elements("alice")] == [f"second {uid}" for uid in range(1, 41)]
+
+
+def test_flag_updates_change_only_what_differs(store: Any) -> None:
+    store.upsert_many([_element(1, flags=["\\Seen"]), _element(2)])
+    key1, key2, missing = (ElementKey("alice", "INBOX", 5, uid) for uid in (1, 2, 99))
+    assert store.update_flags([(key1, ["\\Seen"]), (key2, ["\\Flagged"]), (missing, ["\\Seen"])]) == 1
+    assert [e["flags"] for e in store.iter_elements("alice")] == [["\\Seen"], ["\\Flagged"]]
+    assert _ops(store, since=2) == [(3, "upsert", "alice-INBOX-2")]
+
+
+def test_tombstones_keep_the_element_say_when_and_leave_search(store: Any) -> None:
+    store.upsert_many([_element(1, text="unicorn"), _element(2, text="unicorn")])
+    assert store.mark_deleted([ElementKey("alice", "INBOX", 5, 2)], "2026-01-01T00:00:00Z") == 1
+    assert store.mark_deleted([ElementKey("alice", "INBOX", 5, 2)], "2026-01-02T00:00:00Z") == 0
+    elements = list(store.iter_elements("alice"))
+    assert [e["deleted"] for e in elements] == [False, True]
+    assert elements[1]["deleted_at"] == "2026-01-01T00:00:00Z"
+    assert [e["uid"] for e in store.iter_elements("alice", include_deleted=False)] == [1]
+    assert [hit.id for hit in store.search("unicorn")] == ["alice-INBOX-1"]
+    (change,) = store.changes(since=2)
+    assert (change.op, change.element["deleted"]) == ("delete", True)
+
+
+def test_attachment_results_are_applied_once_and_make_the_text_searchable(store: Any) -> None:
+    pending = {"filename": "report.pdf", "content_type": "application/pdf", "size": 9, "sha256": "a" * 64,
+               "status": "pending", "text": None, "blob": None}
+    store.upsert_many([_element(1, attachments=[pending])])
+    key, ok = ElementKey("alice", "INBOX", 5, 1), {"index": 0, "sha256": "a" * 64, "status": "ok", "text": "zeppelin"}
+    assert store.search("zeppelin") == []
+    assert store.update_attachments([(key, [{**ok, "sha256": "b" * 64}])]) == 0  # another file's result
+    assert store.update_attachments([(key, [ok])]) == 1
+    assert store.update_attachments([(key, [ok])]) == 0
+    assert store.get("alice-INBOX-1")["attachments"][0]["text"] == "zeppelin"
+    assert [hit.id for hit in store.search("zeppelin")] == ["alice-INBOX-1"]
+    assert [op[1] for op in _ops(store)] == ["upsert", "upsert"]
+
+
+def test_the_sequence_grows_by_one_per_change_without_gaps(store: Any) -> None:
+    store.upsert_many([_element(uid) for uid in range(1, 6)])
+    store.update_flags([(ElementKey("alice", "INBOX", 5, 3), ["\\Seen"])])
+    store.mark_deleted([ElementKey("alice", "INBOX", 5, 4)], "2026-01-01T00:00:00Z")
+    store.upsert_many([_element(6)])
+    seqs = [seq for seq, _, _ in _ops(store)]
+    assert seqs == list(range(1, 9)) and store.last_seq() == 8
+    assert [seq for seq, _, _ in _ops(store, since=5)] == [6, 7, 8]
+    assert store.changes(since=8) == []
+    assert [c.seq for c in store.changes(since=0, limit=2)] == [1, 2]
+
+
+def test_a_purge_leaves_one_purge_change_and_expires_older_cursors(store: Any, tmp_path: Path) -> None:
+    store.upsert_many([_element(1, mailbox="bob")])
+    store.upsert_many([_element(uid, subject=f"Quarterly xylophone {uid}") for uid in range(1, 4)])
+    store.upsert_many([_element(2, mailbox="bob")])
+    assert store.remove_mailbox("alice") == 3
+    assert list(store.iter_elements("alice")) == [] and store.search("xylophone") == []
+    assert _ops(store, since=4) == [(5, "upsert", "bob-INBOX-2"), (6, "purge", None)]
+    (purge,) = store.changes(since=5)
+    assert (purge.mailbox, purge.json_line()) == ("alice", '{"seq": 6, "op": "purge", "mailbox": "alice"}')
+    with pytest.raises(CursorExpired) as expired:
+        store.changes(since=3)
+    assert expired.value.oldest == 4
+    assert [c.id for c in store.changes()] == ["bob-INBOX-1", "bob-INBOX-2", None]  # from the oldest served
+    for name in ("elements.sqlite", "elements.sqlite-wal"):
+        path = tmp_path / name
+        assert not path.exists() or b"xylophone" not in path.read_bytes().lower()
+
+
+def test_a_reader_in_another_connection_sees_every_commit_in_order_while_the_writer_writes(
+    store: Any, tmp_path: Path
+) -> None:
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        reader, cursor = _reader(tmp_path), 0
+        try:
+            while not (done.is_set() and reader.last_seq() == cursor):
+                batch = reader.changes(cursor)
+                seen.extend(change.seq for change in batch)
+                cursor = batch[-1].seq if batch else cursor
+                if not batch:
+                    reader.wait_for_changes(cursor, 1.0)
+        except BaseException as exc:  # reported below: "database is locked" would land here
+            errors.append(exc)
+        finally:
+            reader.close()
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    for batch in range(50):
+        store.upsert_many([_element(batch * 10 + uid) for uid in range(1, 11)])
+    done.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and errors == []
+    assert seen == list(range(1, 501))
+
+
+def test_a_follower_is_woken_by_a_commit_rather_than_its_timeout(store: Any, tmp_path: Path) -> None:
+    reader = _reader(tmp_path)
+    woke = threading.Event()
+    try:
+        assert reader.wait_for_changes(0, 0.05) is False
+        waiter = threading.Thread(target=lambda: reader.wait_for_changes(0, 30.0) and woke.set())
+        waiter.start()
+        store.upsert_many([_element(1)])
+        waiter.join(timeout=10)  # far sooner than the 30 s it would sleep without the bell
+        assert woke.is_set()
+    finally:
+        reader.close()
+    assert list((tmp_path / "listeners").iterdir()) == []  # a closed listener leaves nothing behind
+
+
+def test_search_ranks_filters_and_takes_words_phrases_prefixes_and_addresses(store: Any) -> None:
+    bob = [{"name": "Bob Builder", "address": "bob@example.com"}]
+    store.upsert_many([
+        _element(1, subject="Invoice for March", text="please pay", **{"from": bob}),
+        _element(2, subject="Lunch", text="the invoice is attached, café on friday"),
+        _element(3, folder="Archive", subject="Old invoice", date="2023-01-01T00:00:00Z"),
+    ])
+    assert [hit.id for hit in store.search("invoice")][-1] == "alice-INBOX-2"  # the subject counts most
+    assert {hit.id for hit in store.search("invoice", SearchFilters(folder="Archive"))} == {"alice-Archive-3"}
+    assert {hit.id for hit in store.search("invoice", SearchFilters(after="2024-01-01"))} == {
+        "alice-INBOX-1", "alice-INBOX-2"}
+    assert {hit.id for hit in store.search("invoice", SearchFilters(before="2024-01-01"))} == {"alice-Archive-3"}
+    assert [hit.id for hit in store.search("invoice", SearchFilters(sender="BOB@example"))] == ["alice-INBOX-1"]
+    assert [hit.id for hit in store.search("bob@example.com")] == ["alice-INBOX-1"]
+    assert [hit.id for hit in store.search('"invoice is attached"')] == ["alice-INBOX-2"]
+    assert [hit.id for hit in store.search("cafe")] == ["alice-INBOX-2"]  # accents do not matter
+    assert [hit.id for hit in store.search("invo* NOT lunch NOT old")] == ["alice-INBOX-1"]
+    assert [hit.id for hit in store.search("subject:lunch OR subject:march", limit=5)] != []
+    hit = store.search("pay")[0]
+    assert (hit.sender, hit.subject, hit.snippet) == ("Bob Builder <bob@example.com>", "Invoice for March",
+                                                      "please [pay]")
+    with pytest.raises(BadSearchQuery):
+        store.search('"never closed')
+    with pytest.raises(BadSearchQuery):
+        store.search("invoice", SearchFilters(after="next tuesday"))
+
+
+def test_search_finds_japanese_and_chinese_words_inside_unspaced_text(store: Any) -> None:
+    store.upsert_many([
+        _element(1, subject="会議の予定", text="明日は東京で会議があります。"),
+        _element(2, text="我们下周在北京见面"),
+        _element(3, text="京都の東にある"),  # 東 and 京 apart: not 東京
+    ])
+    assert [hit.id for hit in store.search("東京")] == ["alice-INBOX-1"]
+    assert [hit.id for hit in store.search("北京")] == ["alice-INBOX-2"]
+    assert store.search("東京")[0].snippet == "明日は[東京]で会議があります。"
+
+
+def test_a_thread_is_its_live_elements_oldest_first(store: Any) -> None:
+    store.upsert_many([_element(1, thread_id="x", date="2024-02-02T00:00:00Z"),
+                       _element(2, thread_id="x", date="2024-01-01T00:00:00Z"), _element(3, thread_id="y")])
+    assert [e["uid"] for e in store.thread("x")] == [2, 1]
+    store.mark_deleted([ElementKey("alice", "INBOX", 5, 2)], "2026-01-01T00:00:00Z")
+    assert [e["uid"] for e in store.thread("x")] == [1]
+
+
+def test_consumers_keep_their_cursor_and_show_their_lag(store: Any) -> None:
+    store.upsert_many([_element(uid) for uid in range(1, 4)])
+    assert store.consumer_cursor("indexer") is None
+    store.save_consumer_cursor("indexer", 2)
+    (consumer,) = store.consumers()
+    assert (consumer.name, consumer.cursor, consumer.lag) == ("indexer", 2, 1)
+    assert store.remove_consumer("indexer") and not store.remove_consumer("indexer")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"this is a text file, not a database\n" * 10, "not a SQLite database"),
+     (None, "made by another program"), ("newer", "newer than this version")],
+)
+def test_a_foreign_corrupt_or_newer_file_is_refused_and_left_untouched(
+    tmp_path: Path, content: bytes | str | None, message: str
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "elements.sqlite"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        other = sqlite3.connect(path)
+        if content == "newer":
+            SqliteElementStore(path, tmp_path / "listeners").close()
+            other.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        else:
+            other.execute("CREATE TABLE notes (text TEXT)")
+        other.commit()
+        other.close()
+    before = path.read_bytes()
+    with pytest.raises(BadStoreFile, match=message) as refused:
+        SqliteElementStore(path, tmp_path / "listeners")
+    assert str(path) in str(refused.value)
+    assert path.read_bytes() == before
