@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ActorSystem", "ElementSink", "MailboxSyncReport", "ServiceSettings"]
+__all__ = ["ActorSystem", "ElementSink", "MailboxSyncReport", "SearchFilters", "ServiceSettings", "open_element_reader"]
 
 if TYPE_CHECKING:
     from futurnal.actors.sink import ElementSink
     from futurnal.config import ServiceSettings
     from futurnal.mail.sync_runs import MailboxSyncReport
+    from futurnal.storage.element_store import SearchFilters
+    from futurnal.storage.sqlite import open_element_reader
     from futurnal.system import ActorSystem
 
 _LAZY = {
@@ -21,6 +23,8 @@ _LAZY = {
     "ElementSink": "futurnal.actors.sink",
     "MailboxSyncReport": "futurnal.mail.sync_runs",
     "ServiceSettings": "futurnal.config",
+    "SearchFilters": "futurnal.storage.element_store",
+    "open_element_reader": "futurnal.storage.sqlite",
 }
 
 

@@ -64,6 +64,15 @@ class Change:
     def element(self) -> dict[str, Any] | None:
         return None if self.document is None else json.loads(self.document)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The change as :meth:`json_line` spells it, decoded."""
+        doc: dict[str, Any] = {"seq": self.seq, "op": self.op, "mailbox": self.mailbox}
+        if self.id is not None:
+            doc["id"] = self.id
+        if self.document is not None:
+            doc["element"] = self.element
+        return doc
+
     def json_line(self) -> str:
         """The change as one JSON object (no newline): ``seq``, ``op``, ``id``, ``mailbox``, ``element``."""
         head = f'{{"seq": {self.seq}, "op": "{self.op}", "mailbox": {json.dumps(self.mailbox, ensure_ascii=False)}'

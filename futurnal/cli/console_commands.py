@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import cmd
 import contextlib
+import json
 import shlex
 import sys
 from typing import Any
 
 from futurnal.console import (
     COMMANDS,
+    STREAMS,
     ConsoleClient,
     ConsoleError,
     ConsoleUnavailable,
@@ -36,7 +38,7 @@ def register(subparsers: Any) -> None:
         f"its reply. Commands: {_COMMAND_LIST}. `ctl help COMMAND` describes one. Exit status: 0 done, "
         "1 the process answered with an error or is not running, 2 bad usage.",
         epilog="examples: ctl status --json; ctl sync alice INBOX; ctl pause alice; "
-        "ctl quarantine list; ctl consent revoke alice; ctl subscribe",
+        "ctl quarantine list; ctl consent revoke alice; ctl subscribe; ctl changes 1200",
     )
     ctl.add_argument("--json", action="store_true", help="print the reply (or each event) as JSON")
     ctl.add_argument("console_command", metavar="COMMAND", help="one of: " + _COMMAND_LIST)
@@ -72,13 +74,11 @@ def _ctl(args: argparse.Namespace, ctx: CommandContext) -> int:
     as_json = args.json or len(words) != len(args.words)
     request = _request(args.console_command, words)
     client = _client(ctx)
-    if args.console_command == "subscribe":
-        with contextlib.suppress(KeyboardInterrupt):
-            for event in client.events():
-                if as_json:
-                    print_json(event)
-                else:
-                    print(render_event(event), flush=True)
+    if args.console_command in STREAMS:
+        try:
+            _print_stream(client, args.console_command, request, as_json)
+        except ConsoleError as exc:
+            raise UserError(exc.message, code=3 if exc.code == "cursor-expired" else 1) from None
         return 0
     try:
         result = client.call(args.console_command, **request)
@@ -91,6 +91,19 @@ def _ctl(args: argparse.Namespace, ctx: CommandContext) -> int:
     else:
         print(render_reply(args.console_command, result))
     return 0
+
+
+def _print_stream(client: ConsoleClient, command: str, request: dict[str, Any], as_json: bool) -> None:
+    """A stream's lines until Ctrl+C or the process closes it: events rendered for people (or as
+    JSON), changes always as JSON Lines, as ``elements changes`` prints them."""
+    with contextlib.suppress(KeyboardInterrupt):
+        for doc in client.stream(command, **request):
+            if command == "changes":
+                print(json.dumps(doc, ensure_ascii=False, sort_keys=False), flush=True)
+            elif as_json:
+                print_json(doc)
+            else:
+                print(render_event(doc), flush=True)
 
 
 class _ConsoleShell(cmd.Cmd):
@@ -119,11 +132,9 @@ class _ConsoleShell(cmd.Cmd):
             return True
         try:
             request = args_from_words(command_spec(command), rest)
-            if command == "subscribe":
-                print("streaming events; Ctrl+C stops")
-                with contextlib.suppress(KeyboardInterrupt):
-                    for event in self._client.events():
-                        print(render_event(event), flush=True)
+            if command in STREAMS:
+                print(f"streaming {'events' if command == 'subscribe' else 'changes'}; Ctrl+C stops")
+                _print_stream(self._client, command, request, as_json=False)
                 return False
             result = self._client.call(command, **request)
         except (ProtocolError, ConsoleError) as exc:

@@ -119,3 +119,5 @@ def _summarise(report: Any, store: SqliteElementReader, mailbox: str, data_root:
     where = "" if explicit_dir else f" --data-dir {shlex.quote(str(data_root))}"
     print(f"  look around: {program}{where} imap status demo")
     print(f"               {program}{where} elements export | head -n 1")
+    print(f"               {program}{where} elements search 'planning OR 打ち合わせ'")
+    print(f"               {program}{where} elements changes --limit 3")

@@ -15,6 +15,7 @@ from futurnal.config import ConfigError, ServiceSettings, load_settings
 from futurnal.console.protocol import ProtocolError, console_socket_path
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry, NoConsent
+from futurnal.storage.sqlite import open_element_reader
 
 from .console_render import render_reply
 from .context import CommandContext
@@ -100,7 +101,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
 
     try:
         console = ConsoleServer(console_socket_path(ctx.data_dir.root), ConsoleCommands(system, shutdown).run,
-                                system.subscribe).start()
+                                system.subscribe, lambda: open_element_reader(ctx.data_dir)).start()
     except (ProtocolError, OSError) as exc:
         system.stop()
         for sig, handler in previous.items():

@@ -67,8 +67,13 @@ class ConsoleClient:
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Subscribe, then yield event objects as they come, until the server closes the stream."""
+        return self.stream("subscribe")
+
+    def stream(self, command: str, **args: Any) -> Iterator[dict[str, Any]]:
+        """Start a stream (``subscribe``, ``changes``) and yield its lines' objects as they come,
+        until the server closes it; :class:`ConsoleError` when it is refused."""
         with self._connect(self.timeout) as conn:
-            conn.sendall(encode_line({"id": "subscribe", "command": "subscribe"}))
+            conn.sendall(encode_line({"id": command, "command": command, "args": args}))
             reply = _read_reply(conn)
             if not reply.get("ok"):
                 error = reply.get("error") or {}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from .protocol import ProtocolError
 
-__all__ = ["COMMANDS", "CommandSpec", "Param", "args_from_words", "command_spec", "validate_args"]
+__all__ = ["COMMANDS", "STREAMS", "CommandSpec", "Param", "args_from_words", "command_spec", "validate_args"]
 
 ParamKind = Literal["text", "texts", "number", "flag", "object"]
 
@@ -97,9 +97,18 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     )),
     CommandSpec("reload", "re-read the mailbox registry and schedules, like SIGHUP"),
     CommandSpec("shutdown", "stop the process cleanly, like SIGTERM"),
+    CommandSpec("changes", "stream the element store's change feed from a cursor, one change per line (as "
+                "`elements changes --follow` prints them), until the connection closes", (
+        Param("since", "number", help="only changes after this seq (default: from the beginning)"),
+        Param("mailbox", positional=False, help="only this mailbox's changes (its id)"),
+    )),
     CommandSpec("subscribe", "stream events (syncs started and finished, progress, restarts, quarantines, "
                 "watcher changes) until the connection closes"),
 )}
+
+
+#: Commands answered by a stream of lines until the connection closes, rather than one reply.
+STREAMS = frozenset({"subscribe", "changes"})
 
 
 def command_spec(name: str) -> CommandSpec:

@@ -22,7 +22,7 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.system import ActorSystem, SystemNotRunning
 
-from .command_specs import COMMANDS, command_spec, validate_args
+from .command_specs import COMMANDS, STREAMS, command_spec, validate_args
 from .protocol import ProtocolError, Request
 
 __all__ = ["ConsoleCommands"]
@@ -42,8 +42,8 @@ class ConsoleCommands:
 
     def run(self, request: Request) -> Any:
         spec = command_spec(request.command)
-        if spec.name == "subscribe":
-            raise ProtocolError("bad-request", "subscribe is a stream; only the socket server runs it")
+        if spec.name in STREAMS:
+            raise ProtocolError("bad-request", f"{spec.name} is a stream; only the socket server runs it")
         args = validate_args(spec, request.args)
         handler = getattr(self, f"_{spec.name}")
         try:

@@ -20,6 +20,9 @@ from typing import Any
 
 from loguru import logger
 
+from futurnal.storage.element_store import CursorExpired, ElementReader
+
+from .command_specs import command_spec, validate_args
 from .event_lines import event_document
 from .protocol import MAX_LINE_BYTES, ProtocolError, Request, decode_request, encode_line, error_reply, ok_reply
 
@@ -28,24 +31,28 @@ __all__ = ["ConsoleServer"]
 #: Events a subscriber may fall behind by before the oldest are dropped (and it is told so).
 _SUBSCRIBER_BACKLOG = 1000
 _MAX_CLIENTS = 64
+_CHANGES_PAGE = 500
 #: A connection that sends nothing for this long (outside ``subscribe``) is closed, so silent
 #: clients cannot take every slot.
 _IDLE_SECONDS = 60.0
 
 
 class ConsoleServer:
-    """Serves ``run(request) -> result`` (a :class:`~futurnal.console.commands.ConsoleCommands`)
-    and ``subscribe`` streams from ``subscribe_events(callback) -> unsubscribe``."""
+    """Serves ``run(request) -> result`` (a :class:`~futurnal.console.commands.ConsoleCommands`),
+    ``subscribe`` streams from ``subscribe_events(callback) -> unsubscribe`` and ``changes``
+    streams from a reader of the element store that ``open_feed()`` opens for each client."""
 
     def __init__(
         self,
         path: Path,
         run: Callable[[Request], Any],
         subscribe_events: Callable[[Callable[[Any], None]], Callable[[], None]],
+        open_feed: Callable[[], ElementReader] | None = None,
     ) -> None:
         self.path = path
         self._run = run
         self._subscribe_events = subscribe_events
+        self._open_feed = open_feed
         self._closing = threading.Event()
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -150,6 +157,9 @@ class ConsoleServer:
                     raise ProtocolError("bad-argument", "subscribe takes no arguments")
                 self._stream(conn, request_id)
                 return False
+            if request.command == "changes":
+                self._stream_changes(conn, request_id, validate_args(command_spec("changes"), request.args))
+                return False
             reply = ok_reply(request_id, self._run(request))
         except ProtocolError as exc:
             reply = error_reply(request_id, exc.code, exc.message)
@@ -194,6 +204,33 @@ class ConsoleServer:
                     return
         finally:
             unsubscribe()
+
+    def _stream_changes(self, conn: socket.socket, request_id: Any, args: dict[str, Any]) -> None:
+        """``changes``: the reply, then one line per change from the cursor on, as they commit."""
+        if self._open_feed is None:
+            raise ProtocolError("not-available", "this process serves no element store change feed")
+        since, mailbox = args.get("since"), args.get("mailbox")
+        reader = self._open_feed()
+        try:
+            try:
+                reader.changes(since, mailbox=mailbox, limit=1)  # an expired cursor is the reply
+            except CursorExpired as exc:
+                self._send(conn, error_reply(request_id, "cursor-expired", str(exc)))
+                return
+            if not self._send(conn, ok_reply(request_id, {"streaming": True, "since": since})):
+                return
+            while not self._closing.is_set():
+                horizon = reader.last_seq()
+                batch = reader.changes(since, mailbox=mailbox, limit=_CHANGES_PAGE)
+                for change in batch:
+                    if not self._send(conn, change.as_dict()):
+                        return
+                since = batch[-1].seq if batch else since
+                if len(batch) < _CHANGES_PAGE and not reader.wait_for_changes(max(horizon, since or 0), 0.5):
+                    if _closed_by_peer(conn):
+                        return
+        finally:
+            reader.close()
 
     @staticmethod
     def _send(conn: socket.socket, doc: dict[str, Any]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from loguru import logger
 
@@ -33,9 +34,16 @@ def open_element_store(data_dir: DataDir, *, report: ImportReport | None = None)
     return store
 
 
-def open_element_reader(data_dir: DataDir, *, report: ImportReport | None = None) -> SqliteElementReader:
-    """A reader, safe beside a running process. When an old file tree is still there and no process
-    owns the directory, it is imported first (a running process imported it at its start)."""
+def open_element_reader(data_dir: DataDir | Path | str, *, report: ImportReport | None = None
+                        ) -> SqliteElementReader:
+    """A reader of the store in ``data_dir``, safe beside a running process (no actor system is
+    started): ``get``, ``iter_elements``, ``changes``, ``wait_for_changes``, ``search``, ``thread``.
+
+    When an old file tree is still there and no process owns the directory, it is imported first
+    (a running process imported it at its start).
+    """
+    if not isinstance(data_dir, DataDir):
+        data_dir = DataDir(Path(data_dir).expanduser())
     data_dir.ensure()
     if data_dir.legacy_elements_root.is_dir():
         lock = DataDirLock(data_dir.root)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from futurnal.console import server as server_module
+from futurnal.console.client import ConsoleError
 from futurnal.console.protocol import ProtocolError, Request
 from futurnal.console.server import ConsoleServer
 from futurnal.mail.sync_runs import SyncStarted
@@ -115,3 +116,33 @@ def _wait(condition: Callable[[], bool]) -> None:
             return
         done.wait(0.02)
     raise AssertionError("condition not reached in time")
+
+
+def test_a_changes_stream_sends_the_feed_from_its_cursor_then_each_new_commit(tmp_path: Path) -> None:
+    from futurnal.console.client import ConsoleClient
+    from futurnal.console.protocol import console_socket_path
+    from futurnal.storage.sqlite import SqliteElementReader, SqliteElementStore
+
+    store = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "listeners")
+
+    def element(uid: int) -> dict[str, Any]:
+        return {"id": f"{uid:032x}", "mailbox": "alice", "folder": "INBOX", "uidvalidity": 1, "uid": uid}
+
+    store.upsert_many([element(1), element(2)])
+    console = ConsoleServer(console_socket_path(tmp_path), _echo, Events().subscribe,
+                            lambda: SqliteElementReader(tmp_path / "elements.sqlite", tmp_path / "listeners")).start()
+    try:
+        client = ConsoleClient(tmp_path, timeout=10)
+        stream = client.stream("changes", since=1)
+        assert next(stream) == {"seq": 2, "op": "upsert", "mailbox": "alice", "id": f"{2:032x}",
+                                "element": element(2)}
+        store.upsert_many([element(3)])  # committed while the stream waits: it comes next
+        assert next(stream)["seq"] == 3
+        stream.close()
+        store.remove_mailbox("alice")
+        with pytest.raises(ConsoleError) as expired:
+            next(client.stream("changes", since=1))
+        assert expired.value.code == "cursor-expired"
+    finally:
+        console.stop()
+        store.close()
