@@ -26,6 +26,8 @@ class ElementSink(Protocol):
     ``text``) into attachments still ``pending`` with that hash, and skips unknown elements, so
     it is idempotent; ``futurnal.storage.element_store.apply_attachment_results`` does it to one
     element. A sink without it keeps ``pending`` attachments (the results are dropped).
+    The default sink, :class:`futurnal.storage.sqlite.SqliteElementStore`, also gives each change
+    the next number of its change feed and keeps the search index.
     """
 
     def upsert_many(self, elements: list[dict[str, Any]]) -> int: ...

@@ -31,9 +31,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import imapclient
+
+if TYPE_CHECKING:
+    from futurnal.storage.data_dir import DataDir
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and the checkout importable
@@ -59,10 +62,10 @@ def log(message: str) -> None:
 class TimingSink:
     """The default element store, noting when each message's element is durable (upsert returned)."""
 
-    def __init__(self, root: Path) -> None:
-        from futurnal.storage.element_store import ElementStore
+    def __init__(self, data_dir: DataDir) -> None:
+        from futurnal.storage.sqlite import open_element_store
 
-        self._store = ElementStore(root)
+        self._store = open_element_store(data_dir)
         self._lock = threading.Lock()
         self.stored: dict[str, float] = {}
         self.changed = threading.Condition(self._lock)
@@ -178,7 +181,7 @@ def measure_latency(bench: BenchServer, samples: int) -> dict[str, Any]:
     ConsentRegistry(data_dir.consent_path).grant(USER, "benchmark", SCOPES)
 
     configure_logging("WARNING")  # as `run` does by default: no debug lines formatted on the measured path
-    sink = TimingSink(data_dir.elements_root)
+    sink = TimingSink(data_dir)
     system = ActorSystem(data_dir.root, credentials=credentials, sink=sink, settings=ServiceSettings())
     connected = threading.Event()
     system.subscribe(lambda e: connected.set() if isinstance(e, WatchEvent) and e.kind == "connected" else None)

@@ -32,7 +32,7 @@ def atomic_write_bytes(
 
     ``sync_dir=False`` lets a caller writing many files into one directory fsync it once at the
     end, and ``make_parent=False`` lets it create the directory once: on a busy disk every
-    system call here waits its turn, so the element store keeps to the five that matter.
+    system call here waits its turn, so a store writing many files keeps to the five that matter.
     """
     if make_parent:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def _create_temp(target: str) -> tuple[int, str]:
     """A new 0600 file beside ``target``, named after it, this process, this thread and a counter.
 
     Unique without ``tempfile``'s random names, which cost more Python than the write itself when
-    the element store writes thousands of small files. A name left by a crashed earlier process
+    a store writes thousands of small files (the attachment queue, the blob store). A name left by a crashed earlier process
     with the same pid is skipped (``O_EXCL``).
     """
     directory = os.path.dirname(target) or "."  # a bare name is in the working directory
