@@ -32,6 +32,8 @@ __all__ = ["ConsoleServer"]
 _SUBSCRIBER_BACKLOG = 1000
 _MAX_CLIENTS = 64
 _CHANGES_PAGE = 500
+#: Seconds a stop waits for requests in progress to send their replies before cutting them off.
+_REPLY_GRACE = 2.0
 #: A connection that sends nothing for this long (outside ``subscribe``) is closed, so silent
 #: clients cannot take every slot.
 _IDLE_SECONDS = 60.0
@@ -58,6 +60,8 @@ class ConsoleServer:
         self._thread: threading.Thread | None = None
         self._clients: dict[threading.Thread, socket.socket] = {}
         self._clients_lock = threading.Lock()
+        self._answering = 0  # requests being answered: a stop lets them send their reply first
+        self._answered = threading.Condition()
 
     def start(self) -> ConsoleServer:
         """Listen; a socket left by a process that died is replaced (the data dir lock says it is ours)."""
@@ -87,6 +91,9 @@ class ConsoleServer:
         deadline = time.monotonic() + timeout
         if self._thread is not None:
             self._thread.join(timeout=timeout)
+        with self._answered:  # `shutdown` itself is one: its reply must reach the client
+            self._answered.wait_for(lambda: self._answering == 0,
+                                    timeout=max(min(deadline - time.monotonic(), _REPLY_GRACE), 0))
         with self._clients_lock:
             clients = dict(self._clients)
         for conn in clients.values():
@@ -160,13 +167,28 @@ class ConsoleServer:
             if request.command == "changes":
                 self._stream_changes(conn, request_id, validate_args(command_spec("changes"), request.args))
                 return False
-            reply = ok_reply(request_id, self._run(request))
         except ProtocolError as exc:
-            reply = error_reply(request_id, exc.code, exc.message)
+            return self._send(conn, error_reply(request_id, exc.code, exc.message))
+        except Exception as exc:  # a failing stream must not take the console down
+            logger.exception("admin console stream failed")
+            return self._send(conn, error_reply(request_id, "failed", f"{exc.__class__.__name__}: {exc}"))
+        with self._answered:
+            self._answering += 1
+        try:
+            return self._send(conn, self._reply(request))
+        finally:
+            with self._answered:
+                self._answering -= 1
+                self._answered.notify_all()
+
+    def _reply(self, request: Request) -> dict[str, Any]:
+        try:
+            return ok_reply(request.id, self._run(request))
+        except ProtocolError as exc:
+            return error_reply(request.id, exc.code, exc.message)
         except Exception as exc:  # a failing command must not take the console down
             logger.exception("admin console command failed")
-            reply = error_reply(request_id, "failed", f"{exc.__class__.__name__}: {exc}")
-        return self._send(conn, reply)
+            return error_reply(request.id, "failed", f"{exc.__class__.__name__}: {exc}")
 
     def _stream(self, conn: socket.socket, request_id: Any) -> None:
         """``subscribe``: the reply, then event lines until the client goes or the server stops."""

@@ -104,7 +104,9 @@ def _check_or_create(connection: sqlite3.Connection, path: Path) -> None:
     connection.execute("BEGIN IMMEDIATE")  # two processes creating it at once: one waits, then sees it
     try:
         application_id, version = _identity(connection)
-        if application_id == 0 and version == 0:
+        if application_id == APPLICATION_ID and version == SCHEMA_VERSION:
+            pass  # another process created it while this one waited for the lock
+        elif application_id == 0 and version == 0:
             if connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
                 raise BadStoreFile(path, "it is a SQLite database made by another program")
             connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on the empty file
