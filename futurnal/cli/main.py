@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,16 +15,6 @@ from futurnal.mail.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError
 
-from . import (
-    console_commands,
-    demo_command,
-    elements_commands,
-    imap_commands,
-    privacy_commands,
-    quarantine_commands,
-    run_command,
-    top_command,
-)
 from .context import CommandContext
 from .output import UserError
 
@@ -31,13 +22,31 @@ __all__ = ["build_parser", "main"]
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
 
+# Each command and the module that registers it, in the order `--help` lists them. Only the module
+# of the command being run is imported (the others cost half a second of start-up together).
+_COMMAND_MODULES = {
+    "imap": "imap_commands",
+    "elements": "elements_commands",
+    "quarantine": "quarantine_commands",
+    "consent": "privacy_commands",
+    "audit": "privacy_commands",
+    "run": "run_command",
+    "ctl": "console_commands",
+    "console": "console_commands",
+    "top": "top_command",
+    "demo": "demo_command",
+}
+_GLOBAL_OPTIONS_WITH_VALUES = ("--data-dir", "--log-level", "--log-format")
+
 _UNREDACTED_WARNING = (
     "futurnal-actors: warning: logs are unredacted: they show e-mail addresses, subjects, file names and "
     "paths (secrets stay redacted). Use this for debugging only and do not share these logs."
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``command`` only that command's module loaded (the others
+    are bare names, enough to parse a command line that runs ``command``)."""
     parser = argparse.ArgumentParser(
         prog="futurnal-actors",
         description="Privacy-first IMAP ingestion into a local element store.",
@@ -56,20 +65,40 @@ def build_parser() -> argparse.ArgumentParser:
                         "logs instead of tokens (secrets are always redacted); prints a warning")
     parser.add_argument("--no-redact", dest="log_unredacted", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    imap_commands.register(commands)
-    elements_commands.register(commands)
-    quarantine_commands.register(commands)
-    privacy_commands.register(commands)
-    run_command.register(commands)
-    console_commands.register(commands)
-    top_command.register(commands)
-    demo_command.register(commands)
+    modules = dict.fromkeys(_COMMAND_MODULES.values()) if command is None else [_COMMAND_MODULES[command]]
+    for module in modules:
+        importlib.import_module(f"{__package__}.{module}").register(commands)
+    for name in _COMMAND_MODULES:
+        if name not in commands.choices:
+            commands.add_parser(name)
     return parser
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command a command line runs, skipping the global options before it; None for help."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_OPTIONS_WITH_VALUES:
+            next(words, None)
+        elif word in ("-h", "--help"):
+            return None
+        elif not word.startswith("-"):
+            return word if word in _COMMAND_MODULES else None
+    return None
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = _command_word(words)
+    args = build_parser(command).parse_args(words)
+    if command is not None and not hasattr(args, "handler"):  # an abbreviated option fooled the scan
+        args = build_parser().parse_args(words)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     fix_mmap_threshold()  # a long-running process must not keep every big message's memory
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.log_unredacted,
                       log_format=args.log_format)
     ctx = CommandContext.create((args.data_dir or default_data_dir()).expanduser(), args.debug)

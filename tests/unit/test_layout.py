@@ -63,3 +63,16 @@ def test_the_cli_loads_the_actor_system_only_for_commands_that_start_one(tmp_pat
             "print(sorted(m for m in ('pykka', 'futurnal.system', 'futurnal.mail.folder_sync') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_command_loads_only_its_own_module_and_still_parses_like_the_whole_parser(tmp_path: Path) -> None:
+    """`elements export` in a pipeline starts in a fraction of the time importing every command took."""
+    code = ("import sys; from futurnal.cli.main import _parse; "
+            "args = _parse(['--data-dir', 'd', 'elements', 'export', '--folder', 'INBOX']); "
+            "loaded = sorted(m for m in ('futurnal.cli.imap_commands', 'futurnal.cli.console_commands', "
+            "'futurnal.mail.session', 'requests') if m in sys.modules); "
+            "short = _parse(['--data', 'd', 'elements', 'export']); "  # abbreviated: parsed by the whole parser
+            "assert (short.data_dir, short.handler) == (args.data_dir, args.handler); "
+            "print(args.data_dir, args.folder, args.handler.__module__, loaded)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split(" ", 3) == ["d", "INBOX", "futurnal.cli.elements_commands", "[]\n"], done.stderr
