@@ -14,10 +14,7 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x46544E4C  # "FTNL": marks the file as a futurnal-actors element store
 BUSY_TIMEOUT_MS = 10_000  # a reader or writer waits this long for another's lock before failing
 
-# Subject and people weigh more than body and attachment text when ranking (bm25 column weights).
-RANK = "bm25(8.0, 4.0, 1.0, 1.0)"
-
-_TABLES = f"""
+_TABLES = """
 CREATE TABLE elements (
     row INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -54,7 +51,6 @@ CREATE VIRTUAL TABLE search USING fts5 (
     subject, people, body, attachments,
     tokenize = 'unicode61 remove_diacritics 2'
 );
-INSERT INTO search (search, rank) VALUES ('rank', '{RANK}');
 """
 
 
