@@ -51,6 +51,9 @@ CREATE VIRTUAL TABLE search USING fts5 (
     subject, people, body, attachments,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+-- Merge 16 index segments of a size at a time rather than 4: a fifth less CPU per element written,
+-- and searches measured no slower (benchmarks/store.py).
+INSERT INTO search (search, rank) VALUES ('automerge', 16);
 """
 
 
