@@ -6,11 +6,13 @@ consistent snapshot per query while the writer commits.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,10 @@ RANKED_MATCHES = 5_000
 
 
 class SqliteElementReader:
-    """The read side of the store at ``path``; ``listeners`` is where change-feed followers register."""
+    """The read side of the store at ``path``; ``listeners`` is where change-feed followers register.
+
+    One connection: use a reader from one thread at a time, and open one per thread otherwise.
+    """
 
     def __init__(self, path: Path, listeners: Path) -> None:
         self.path = path
@@ -42,7 +47,8 @@ class SqliteElementReader:
     # -- elements ------------------------------------------------------------------------------
 
     def get(self, element_id: str) -> dict[str, Any] | None:
-        row = self._connection.execute("SELECT doc FROM elements WHERE id = ?", (element_id,)).fetchone()
+        row = self._connection.execute("SELECT doc FROM elements JOIN documents USING (row) WHERE id = ?",
+                                       (element_id,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def iter_documents(self, mailbox: str | None = None, folder: str | None = None, *,
@@ -50,7 +56,8 @@ class SqliteElementReader:
         """Each element's JSON text, ordered by mailbox, folder, UIDVALIDITY and UID."""
         where, params = _element_filter(mailbox, folder, include_deleted)
         cursor = self._connection.execute(
-            f"SELECT doc FROM elements {where} ORDER BY mailbox, folder, uidvalidity, uid", params)
+            f"SELECT doc FROM elements JOIN documents USING (row) {where} ORDER BY mailbox, folder, uidvalidity, uid",
+            params)
         cursor.arraysize = 512
         while rows := cursor.fetchmany():
             for (doc,) in rows:
@@ -74,48 +81,33 @@ class SqliteElementReader:
     def thread(self, thread_id: str) -> list[dict[str, Any]]:
         """The live elements of one conversation, oldest first."""
         rows = self._connection.execute(
-            "SELECT doc FROM elements WHERE thread_id = ? AND deleted = 0 ORDER BY sort_date, id", (thread_id,))
+            "SELECT doc FROM elements JOIN documents USING (row) WHERE thread_id = ? AND deleted = 0"
+            " ORDER BY sort_date, id", (thread_id,))
         return [json.loads(doc) for (doc,) in rows]
 
     # -- search --------------------------------------------------------------------------------
 
     def search(self, query: str, filters: SearchFilters | None = None, limit: int = 20) -> list[SearchHit]:
-        """The live elements matching ``query`` (see :func:`~.search_text.fts_query`), best first.
-
-        Of a query matching more than :data:`RANKED_MATCHES` elements, the most recently stored
-        ones are ranked, unless the filters leave fewer than ``limit`` hits among them.
-        """
+        """The live elements matching ``query`` (see :func:`~.search_text.fts_query`) and the
+        filters, best first. Of more than :data:`RANKED_MATCHES` such elements, the most recently
+        stored ones are ranked: one pass over the index, newest first, scoring as it goes."""
         match = fts_query(query)
-        try:
-            oldest_ranked = self._connection.execute(
-                "SELECT rowid FROM search WHERE search MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-                (match, RANKED_MATCHES - 1)).fetchone()
-            hits = self._ranked(match, filters or SearchFilters(), limit, oldest_ranked and oldest_ranked[0])
-            if oldest_ranked is not None and len(hits) < limit:
-                hits = self._ranked(match, filters or SearchFilters(), limit, None)
-        except sqlite3.OperationalError as exc:
-            if "fts5" in str(exc) or "syntax" in str(exc):
-                raise BadSearchQuery(f"cannot read the search query {query!r}: {exc}") from None
-            raise
-        return hits
-
-    def _ranked(self, match: str, filters: SearchFilters, limit: int, oldest_row: int | None) -> list[SearchHit]:
-        """The best ``limit`` matches, then what a result line shows of each: found first and
-        described after, since SQLite would make a snippet of every match before sorting."""
-        clauses: list[str] = ["search MATCH ?"]
-        params: list[object] = [match]  # the index holds live elements only
-        if oldest_row is not None:
-            clauses.append("search.rowid >= ?")
-            params.append(oldest_row)
-        filtered = _filter_clauses(filters)
+        clauses: list[str] = ["search MATCH ?"]  # the index holds live elements only
+        params: list[object] = [match]
+        filtered = _filter_clauses(filters or SearchFilters())
         for clause, value in filtered:
             clauses.append(clause)
             params.append(value)
         join = " JOIN elements AS e ON e.row = search.rowid" if filtered else ""
-        ranked = self._connection.execute(
-            f"SELECT search.rowid, {_RELEVANCE} AS relevance FROM search{join}"
-            f" WHERE {' AND '.join(clauses)} ORDER BY relevance LIMIT ?", (*params, limit)).fetchall()
-        return self._described(match, ranked)
+        try:
+            scored = self._connection.execute(
+                f"SELECT search.rowid, {_RELEVANCE} FROM search{join} WHERE {' AND '.join(clauses)}"
+                " ORDER BY search.rowid DESC LIMIT ?", (*params, RANKED_MATCHES)).fetchall()
+            return self._described(match, heapq.nsmallest(limit, scored, key=itemgetter(1)))
+        except sqlite3.OperationalError as exc:
+            if "fts5" in str(exc) or "syntax" in str(exc):
+                raise BadSearchQuery(f"cannot read the search query {query!r}: {exc}") from None
+            raise
 
     def _described(self, match: str, ranked: list[tuple[int, float]]) -> list[SearchHit]:
         if not ranked:
@@ -132,7 +124,7 @@ class SqliteElementReader:
             (*rows, match, min(rows), max(rows))))
         described = {row[0]: row[1:] for row in self._connection.execute(
             "SELECT row, id, mailbox, folder, json_extract(doc, '$.date'), sender, json_extract(doc, '$.subject')"
-            f" FROM elements WHERE row IN ({marks})", rows)}
+            f" FROM elements JOIN documents USING (row) WHERE row IN ({marks})", rows)}
         hits = []
         for row, relevance in ranked:
             element_id, mailbox, folder, date, sender, subject = described[row]
@@ -163,8 +155,8 @@ class SqliteElementReader:
             oldest = self.oldest_served()
             if since is not None and since < oldest:
                 raise CursorExpired(since, oldest)
-            sql = ("SELECT c.seq, c.op, c.mailbox, c.id, e.doc FROM changes AS c"
-                   " LEFT JOIN elements AS e ON e.id = c.id WHERE c.seq > ?")
+            sql = ("SELECT c.seq, c.op, c.mailbox, c.id, d.doc FROM changes AS c"
+                   " LEFT JOIN elements AS e ON e.id = c.id LEFT JOIN documents AS d ON d.row = e.row WHERE c.seq > ?")
             params: list[Any] = [since or 0]
             if mailbox is not None:
                 sql += " AND c.mailbox = ?"

@@ -25,7 +25,11 @@ CREATE TABLE elements (
     thread_id TEXT,
     sort_date TEXT,
     sender TEXT NOT NULL DEFAULT '',
-    deleted INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+-- The documents apart from the columns searches filter on: those rows stay small, many to a page.
+CREATE TABLE documents (
+    row INTEGER PRIMARY KEY,
     doc TEXT NOT NULL
 );
 CREATE UNIQUE INDEX elements_by_slot ON elements (mailbox, folder, uidvalidity, uid);

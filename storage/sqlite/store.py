@@ -40,14 +40,14 @@ class SqliteElementStore(SqliteElementReader):
         with self._transaction() as db:
             stored = self._stored(db, list(encoded))
             next_row = db.execute("SELECT coalesce(max(row), 0) FROM elements").fetchone()[0] + 1
-            inserts, updates, texts, changes, unindexed = [], [], [], [], []
+            inserts, updates, documents, texts, changes, unindexed = [], [], [], [], [], []
             for element_id, (element, doc) in encoded.items():
                 row, old_doc = stored.get(element_id, (None, None))
                 if old_doc == doc:
                     continue
                 deleted = 1 if element.get("deleted") else 0
                 columns = (element.get("thread_id"), element.get("date") or element.get("internal_date"),
-                           sender_text(element), deleted, doc)
+                           sender_text(element), deleted)
                 if row is None:
                     row, next_row = next_row, next_row + 1
                     inserts.append((row, element_id, element["mailbox"], element["folder"], element["uidvalidity"],
@@ -55,15 +55,17 @@ class SqliteElementStore(SqliteElementReader):
                 else:
                     updates.append((*columns, row))
                     unindexed.append((row,))
+                documents.append((row, doc))
                 if not deleted:
                     texts.append((row, *index_columns(element)))
                 changes.append(("delete" if deleted else "upsert", element["mailbox"], element_id))
             db.executemany("DELETE FROM search WHERE rowid = ?", unindexed)
             db.executemany(
                 "INSERT INTO elements (row, id, mailbox, folder, uidvalidity, uid, thread_id, sort_date, sender,"
-                " deleted, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
-            db.executemany("UPDATE elements SET thread_id = ?, sort_date = ?, sender = ?, deleted = ?, doc = ?"
-                           " WHERE row = ?", updates)
+                " deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+            db.executemany("UPDATE elements SET thread_id = ?, sort_date = ?, sender = ?, deleted = ? WHERE row = ?",
+                           updates)
+            db.executemany("INSERT OR REPLACE INTO documents (row, doc) VALUES (?, ?)", documents)
             db.executemany("INSERT INTO search (rowid, subject, people, body, attachments) VALUES (?, ?, ?, ?, ?)",
                            texts)
             db.executemany("INSERT INTO changes (op, mailbox, id) VALUES (?, ?, ?)", changes)
@@ -124,6 +126,7 @@ class SqliteElementStore(SqliteElementReader):
         with self._transaction() as db:
             removed = db.execute("SELECT count(*) FROM elements WHERE mailbox = ?", (mailbox,)).fetchone()[0]
             db.execute("DELETE FROM search WHERE rowid IN (SELECT row FROM elements WHERE mailbox = ?)", (mailbox,))
+            db.execute("DELETE FROM documents WHERE row IN (SELECT row FROM elements WHERE mailbox = ?)", (mailbox,))
             db.execute("DELETE FROM elements WHERE mailbox = ?", (mailbox,))
             last_removed = db.execute("SELECT max(seq) FROM changes WHERE mailbox = ?", (mailbox,)).fetchone()[0]
             db.execute("DELETE FROM changes WHERE mailbox = ?", (mailbox,))
@@ -167,18 +170,19 @@ class SqliteElementStore(SqliteElementReader):
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             chunk = ids[start:start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for element_id, row, doc in db.execute(f"SELECT id, row, doc FROM elements WHERE id IN ({marks})", chunk):
+            for element_id, row, doc in db.execute(
+                    f"SELECT id, row, doc FROM elements JOIN documents USING (row) WHERE id IN ({marks})", chunk):
                 stored[element_id] = (row, doc)
         return stored
 
     @staticmethod
     def _by_key(db: sqlite3.Connection, key: ElementKey) -> tuple[int, dict[str, Any]] | None:
-        found = db.execute("SELECT row, doc FROM elements WHERE mailbox = ? AND folder = ? AND uidvalidity = ?"
-                           " AND uid = ?", (key.mailbox, key.folder, key.uidvalidity, key.uid)).fetchone()
+        found = db.execute("SELECT row, doc FROM elements JOIN documents USING (row) WHERE mailbox = ?"
+                           " AND folder = ? AND uidvalidity = ? AND uid = ?", (key.mailbox, key.folder, key.uidvalidity, key.uid)).fetchone()
         return None if found is None else (found[0], json.loads(found[1]))
 
     @staticmethod
     def _rewrite(db: sqlite3.Connection, row: int, element: dict[str, Any], op: str) -> None:
-        db.execute("UPDATE elements SET doc = ? WHERE row = ?", (encode_element(element), row))
+        db.execute("UPDATE documents SET doc = ? WHERE row = ?", (encode_element(element), row))
         db.execute("INSERT INTO changes (op, mailbox, id) SELECT ?, mailbox, id FROM elements WHERE row = ?",
                    (op, row))
