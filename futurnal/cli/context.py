@@ -16,9 +16,15 @@ from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import StorageError
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
-from futurnal.storage.sqlite import SqliteElementReader, SqliteElementStore, open_element_reader, open_element_store
+from futurnal.storage.sqlite import (
+    Progress,
+    SqliteElementReader,
+    SqliteElementStore,
+    open_element_reader,
+    open_element_store,
+)
 
-from .output import UserError
+from .output import ProgressBar, UserError
 
 __all__ = ["CommandContext"]
 
@@ -72,14 +78,14 @@ class CommandContext:
     def element_reader(self) -> SqliteElementReader:
         """The element store for reading, safe beside a running process."""
         try:
-            return open_element_reader(self.data_dir, report=_say)
+            return open_element_reader(self.data_dir, report=_say, progress=_import_progress())
         except StorageError as exc:
             raise UserError(str(exc)) from None
 
     def element_store(self) -> SqliteElementStore:
         """The element store for writing: only under :meth:`owned` (the data directory's lock)."""
         try:
-            return open_element_store(self.data_dir, report=_say)
+            return open_element_store(self.data_dir, report=_say, progress=_import_progress())
         except StorageError as exc:
             raise UserError(str(exc)) from None
 
@@ -91,3 +97,14 @@ class CommandContext:
 
 def _say(line: str) -> None:
     print(f"futurnal-actors: {line}", file=sys.stderr)
+
+
+def _import_progress() -> Progress:
+    bar = ProgressBar("importing elements")
+
+    def show(done: int, total: int) -> None:
+        bar.update(done, total)
+        if done >= total:
+            bar.finish()
+
+    return show

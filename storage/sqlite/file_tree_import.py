@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,16 +36,20 @@ class TreeImport:
         return line
 
 
-def import_file_tree(store: SqliteElementStore, tree: Path) -> TreeImport | None:
+Progress = Callable[[int, int], None]
+
+
+def import_file_tree(store: SqliteElementStore, tree: Path, progress: Progress | None = None) -> TreeImport | None:
     """Import and remove ``tree`` (``<uid>.json`` files under mailbox/folder/uidvalidity folders);
-    None when there is no tree."""
+    None when there is no tree. ``progress(files done, files in all)`` is called after each batch."""
     if not tree.is_dir():
         return None
+    total = sum(1 for _ in _element_files(tree))
     moved = unreadable = 0
     batch: list[tuple[Path, dict]] = []
-    for path in sorted(tree.rglob("*.json")):
-        if path.name.startswith("."):  # a temp file of a write the old store never finished
-            continue
+    for path in _element_files(tree):
+        if progress is not None and len(batch) == 0:
+            progress(moved + unreadable, total)
         try:
             batch.append((path, json.loads(path.read_bytes())))
         except (OSError, ValueError):
@@ -54,6 +59,8 @@ def import_file_tree(store: SqliteElementStore, tree: Path) -> TreeImport | None
             moved += _commit(store, batch)
             batch = []
     moved += _commit(store, batch)
+    if progress is not None:
+        progress(moved + unreadable, total)
     kept = tree.with_name(tree.name + ".unreadable")
     if kept.exists():
         kept = kept.with_name(f"{kept.name}.{os.getpid()}")
@@ -61,6 +68,16 @@ def import_file_tree(store: SqliteElementStore, tree: Path) -> TreeImport | None
     if tree.exists():  # what is left could not be read: kept aside, so the import is not tried again
         tree.rename(kept)
     return TreeImport(tree, moved, unreadable, kept)
+
+
+def _element_files(tree: Path) -> Iterator[Path]:
+    """The tree's element files, folder by folder in name order, never all listed at once (a
+    mailbox of 500,000 messages was 500,000 files); temp files of unfinished writes left out."""
+    for directory, folders, files in os.walk(tree):
+        folders.sort()
+        for name in sorted(files):
+            if name.endswith(".json") and not name.startswith("."):
+                yield Path(directory, name)
 
 
 def _commit(store: SqliteElementStore, batch: list[tuple[Path, dict]]) -> int:

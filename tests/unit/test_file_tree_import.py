@@ -50,8 +50,10 @@ def test_an_import_killed_half_way_resumes_and_moves_every_element_exactly_once(
     finally:
         importer.send_signal(signal.SIGKILL)
         importer.wait(timeout=30)
+    committed = _stored(data_dir.element_db_path)
+    assert 0 < committed < 20_000  # killed half-way: some moved, some not
     left = sum(1 for _ in data_dir.legacy_elements_root.rglob("*.json"))
-    assert 0 < left < 20_000  # killed half-way: some moved, some not
+    assert left >= 20_000 - committed  # no file went before its element was committed
 
     reports: list[str] = []
     store = open_element_store(data_dir, report=reports.append)
@@ -62,8 +64,10 @@ def test_an_import_killed_half_way_resumes_and_moves_every_element_exactly_once(
     finally:
         store.close()
     assert not data_dir.legacy_elements_root.exists()
-    assert reports == [f"moved {left} element(s) from the old file tree {data_dir.legacy_elements_root} "
-                       f"into {data_dir.element_db_path}"]
+    assert reports == [
+        f"importing the old file tree {data_dir.legacy_elements_root} into {data_dir.element_db_path} (done once)",
+        f"moved {left} element(s) from the old file tree {data_dir.legacy_elements_root} into "
+        f"{data_dir.element_db_path}"]
 
 
 def test_files_that_cannot_be_read_are_kept_aside_and_the_rest_moved(tmp_path: Path) -> None:
@@ -72,12 +76,14 @@ def test_files_that_cannot_be_read_are_kept_aside_and_the_rest_moved(tmp_path: P
     broken = data_dir.legacy_elements_root / "alice" / "INBOX" / "7" / "0000000009.json"
     broken.write_text("{half an elem")
     reports: list[str] = []
-    open_element_store(data_dir, report=reports.append).close()
+    steps: list[tuple[int, int]] = []
+    open_element_store(data_dir, report=reports.append, progress=lambda done, total: steps.append((done, total))).close()
+    assert steps[0] == (0, 4) and steps[-1] == (4, 4)  # every file counted, the unreadable one too
     kept = tmp_path / "elements.unreadable" / "alice" / "INBOX" / "7" / "0000000009.json"
     assert kept.read_text() == "{half an elem" and not data_dir.legacy_elements_root.exists()
-    assert "moved 3 element(s)" in reports[0] and "1 file(s) that could not be read" in reports[0]
+    assert "moved 3 element(s)" in reports[-1] and "1 file(s) that could not be read" in reports[-1]
     open_element_store(data_dir, report=reports.append).close()
-    assert len(reports) == 1  # done once: nothing is tried again
+    assert len(reports) == 2  # done once: nothing is tried again
 
 
 def test_a_reader_imports_only_when_no_process_owns_the_directory(tmp_path: Path) -> None:
