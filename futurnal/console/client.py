@@ -43,7 +43,7 @@ class ConsoleClient:
         self._ids = itertools.count(1)
         self.server_pid = self._server_pid()
 
-    def call(self, command: str, *, timeout: float | None = None, **args: Any) -> Any:
+    def call(self, command: str, /, *, timeout: float | None = None, **args: Any) -> Any:
         """Send one request and return its ``result``; :class:`ConsoleError` for an error reply,
         code ``timeout`` when no reply came in time (the request may still complete).
 
@@ -69,7 +69,7 @@ class ConsoleClient:
         """Subscribe, then yield event objects as they come, until the server closes the stream."""
         return self.stream("subscribe")
 
-    def stream(self, command: str, **args: Any) -> Iterator[dict[str, Any]]:
+    def stream(self, command: str, /, **args: Any) -> Iterator[dict[str, Any]]:
         """Start a stream (``subscribe``, ``changes``) and yield its lines' objects as they come,
         until the server closes it; :class:`ConsoleError` when it is refused."""
         with self._connect(self.timeout) as conn:

@@ -15,7 +15,7 @@ from .protocol import ProtocolError
 
 __all__ = ["COMMANDS", "STREAMS", "CommandSpec", "Param", "args_from_words", "command_spec", "validate_args"]
 
-ParamKind = Literal["text", "texts", "number", "flag", "object"]
+ParamKind = Literal["text", "texts", "number", "count", "flag", "object"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("shutdown", "stop the process cleanly, like SIGTERM"),
     CommandSpec("changes", "stream the element store's change feed from a cursor, one change per line (as "
                 "`elements changes --follow` prints them), until the connection closes", (
-        Param("since", "number", help="only changes after this seq (default: from the beginning)"),
+        Param("since", "count", help="only changes after this seq (default: from the beginning)"),
         Param("mailbox", positional=False, help="only this mailbox's changes (its id)"),
     )),
     CommandSpec("subscribe", "stream events (syncs started and finished, progress, restarts, quarantines, "
@@ -149,6 +149,10 @@ def _checked(spec: CommandSpec, param: Param, value: Any) -> Any:
     if param.kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise bad("a positive number")
+        return value
+    if param.kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad("a whole number, 0 or more")
         return value
     if param.kind == "flag":
         if not isinstance(value, bool):
@@ -200,6 +204,10 @@ def _put(spec: CommandSpec, args: dict[str, Any], param: Param, word: str) -> No
             args[param.name] = json.loads(word)
         except json.JSONDecodeError:
             raise ProtocolError("bad-argument", f"{spec.name}: {param.name} must be a JSON object") from None
+    elif param.kind == "count":
+        if not word.isdigit():
+            raise ProtocolError("bad-argument", f"{spec.name}: {param.name} must be a whole number, not {word!r}")
+        args[param.name] = int(word)
     elif param.kind == "number":
         try:
             args[param.name] = float(word)

@@ -83,3 +83,15 @@ def test_replies_are_single_lines_even_with_newlines_in_values() -> None:
 def test_a_socket_path_too_long_for_the_kernel_is_refused_with_advice(tmp_path: object) -> None:
     with pytest.raises(ProtocolError, match="shorter --data-dir"):
         console_socket_path(__import__("pathlib").Path("/tmp/" + "d" * 120))
+
+
+def test_a_changes_cursor_is_a_whole_number_and_zero_means_from_the_start() -> None:
+    spec = command_spec("changes")
+    assert args_from_words(spec, ["0"]) == {"since": 0}
+    assert args_from_words(spec, ["1200", "--mailbox", "alice"]) == {"since": 1200, "mailbox": "alice"}
+    for bad in (["1.5"], ["-3"], ["soon"]):
+        with pytest.raises(ProtocolError):
+            args_from_words(spec, bad)
+    for value in (-1, 2.5, True):
+        with pytest.raises(ProtocolError):
+            validate_args(spec, {"since": value})
