@@ -74,12 +74,17 @@ class ConsoleClient:
         until the server closes it; :class:`ConsoleError` when it is refused."""
         with self._connect(self.timeout) as conn:
             conn.sendall(encode_line({"id": command, "command": command, "args": args}))
-            reply = _read_reply(conn)
+            # One buffered reader for the reply and the lines after it: the first lines often come
+            # in the same read as the reply, and must not be dropped with it.
+            reader = conn.makefile("rb")
+            first = reader.readline(64 * MAX_LINE_BYTES)
+            if not first.endswith(b"\n"):
+                raise ConsoleUnavailable("the process closed the console connection without answering")
+            reply = json.loads(first)
             if not reply.get("ok"):
                 error = reply.get("error") or {}
                 raise ConsoleError(error.get("code", "failed"), error.get("message", ""))
             conn.settimeout(None)  # events come when they come; the server closes on shutdown
-            reader = conn.makefile("rb")
             for line in reader:
                 yield json.loads(line)
 

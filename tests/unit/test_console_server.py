@@ -146,3 +146,27 @@ def test_a_changes_stream_sends_the_feed_from_its_cursor_then_each_new_commit(tm
     finally:
         console.stop()
         store.close()
+
+
+def test_stream_lines_that_arrive_with_the_reply_are_not_lost(tmp_path: Path) -> None:
+    from futurnal.console.client import ConsoleClient
+    from futurnal.console.protocol import console_socket_path
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(console_socket_path(tmp_path)))
+    listener.listen(2)
+
+    def serve() -> None:
+        listener.accept()[0].close()  # the client's check that a process listens
+        conn, _ = listener.accept()
+        with conn:
+            conn.makefile("rb").readline()
+            conn.sendall(b'{"id": "changes", "ok": true, "result": {}}\n{"seq": 1}\n{"seq": 2}\n')  # one write
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        assert list(ConsoleClient(tmp_path, timeout=10).stream("changes", since=0)) == [{"seq": 1}, {"seq": 2}]
+    finally:
+        server.join(timeout=10)
+        listener.close()
