@@ -43,16 +43,12 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and the chec
     sys.path.insert(0, str(REPO))
 
 from benchmarks.futurnal_run import FuturnalHome, cli_path  # noqa: E402
+from benchmarks.progress import log  # noqa: E402
 from benchmarks.server import PASSWORD, BenchServer  # noqa: E402
 
 TARGET_BEYOND_PUSH_MS = 100.0
 USER = "alice"
 
-_started = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[{time.perf_counter() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------

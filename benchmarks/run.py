@@ -34,6 +34,7 @@ from benchmarks.futurnal_run import FuturnalHome, cli_path  # noqa: E402
 from benchmarks.mailbox import MailboxStats, build_mailbox, stats  # noqa: E402
 from benchmarks.mbsync import Mbsync, ensure_mbsync, mbsync_version  # noqa: E402
 from benchmarks.proc import machine_cpu_seconds, rss_floor  # noqa: E402
+from benchmarks.progress import elapsed, load_average, log  # noqa: E402
 from benchmarks.server import PASSWORD, BenchServer  # noqa: E402
 from benchmarks.wire import measure_server_floor, measure_wire  # noqa: E402
 
@@ -42,12 +43,6 @@ RSS_GROWTH_ALLOWED = 0.10  # "not growing": at most +10 % from the small to the 
 RESYNC_LIMIT_MS = 50.0
 MB = 1e6
 
-_started = time.perf_counter()
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr, so ``--json`` output on stdout stays clean."""
-    print(f"[{time.perf_counter() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,7 +168,7 @@ def measure_initial_syncs(bench: BenchServer, results: Results, args: argparse.N
     round_seconds: list[float] = []
     for number in range(1, args.repeat + 1):
         if round_seconds:
-            projected = time.perf_counter() - _started + statistics.fmean(round_seconds) + 40
+            projected = elapsed() + statistics.fmean(round_seconds) + 40
             if projected > args.budget:
                 note = (f"initial syncs: {number - 1} run(s) instead of {args.repeat}: another round "
                         f"would end near {projected:.0f} s, past the {args.budget:.0f} s budget")
@@ -460,13 +455,9 @@ def _environment(mbsync_bin: str | None) -> dict[str, str]:
         "python": f"Python {platform.python_version()}",
         "dovecot": dovecot.split()[0] if dovecot else "unknown",
         "mbsync": mbsync_version(mbsync_bin) if mbsync_bin else "mbsync not available",
-        "load_at_start": _load(),
+        "load_at_start": load_average(),
     }
 
-
-def _load() -> str:
-    """1/5/15-minute load averages: other work on the machine competes for its CPUs and disk."""
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -532,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile is not None:
             run_profile(bench, results, cli, args.profile.resolve())
         log("stopping Dovecot and removing the work directory ...")
-    results.environment["load_at_end"] = _load()
+    results.environment["load_at_end"] = load_average()
     log("done")
     if args.json:
         json.dump(results_json(results), sys.stdout, indent=2)

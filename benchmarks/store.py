@@ -60,6 +60,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and the chec
     sys.path.insert(0, str(REPO))
 
 from benchmarks.futurnal_run import cli_path  # noqa: E402
+from benchmarks.progress import elapsed, load_average, log  # noqa: E402
 from futurnal.config import ServiceSettings  # noqa: E402
 from futurnal.mail.element import SCHEMA_VERSION, element_id  # noqa: E402
 from futurnal.storage.atomic import atomic_write_bytes, fsync_directory  # noqa: E402
@@ -77,12 +78,6 @@ SEARCH_STORE_BATCH = 1000
 FEED_PAGE = 1000
 GENERATOR_VERSION = 1  # bump when the generated elements change: a --keep'd store is then rebuilt
 
-_started = time.perf_counter()
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr, so the table (or --json) on stdout stays clean."""
-    print(f"[{time.perf_counter() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1014,9 +1009,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -1024,7 +1016,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results({
         "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpus": str(os.cpu_count()),
         "python": f"Python {platform.python_version()}", "sqlite": sqlite3.sqlite_version,
-        "load_at_start": _load(),
+        "load_at_start": load_average(),
     })
     work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.workdir))
     try:
@@ -1088,8 +1080,8 @@ def main(argv: list[str] | None = None) -> int:
                        args.follow_gap_ms / 1000)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    results.environment["load_at_end"] = _load()
-    results.environment["runtime"] = f"{time.perf_counter() - _started:.0f} s"
+    results.environment["load_at_end"] = load_average()
+    results.environment["runtime"] = f"{elapsed():.0f} s"
     log("done")
     results.figures.sort(key=lambda f: f.section[:2])  # stable: each section's lines stay in order
     if args.json:
