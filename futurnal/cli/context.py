@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 

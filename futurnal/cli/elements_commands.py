@@ -141,24 +141,19 @@ def _changes(args: argparse.Namespace, ctx: CommandContext) -> int:
 def _print_changes(reader: SqliteElementReader, since: int | None, mailbox: str | None,
                    args: argparse.Namespace) -> None:
     out, left = sys.stdout, args.limit
-    while True:
-        horizon = reader.last_seq()  # read before the page: a commit after it wakes the wait below
-        batch = reader.changes(since, mailbox=mailbox, limit=_PAGE if left is None else min(left, _PAGE))
-        if batch:
-            out.write("".join(change.json_line() + "\n" for change in batch))
-            out.flush()  # written before the cursor moves: at least once, never lost
-            since = batch[-1].seq
-            if args.consumer:
-                reader.save_consumer_cursor(args.consumer, since)
-            if left is not None:
-                left -= len(batch)
-                if left <= 0:
-                    return
-            if len(batch) == _PAGE:
-                continue
-        if not args.follow:
-            return
-        reader.wait_for_changes(max(horizon, since or 0), _FOLLOW_WAKE)
+    page = _PAGE if left is None else min(left, _PAGE)
+    for batch in reader.change_pages(since, mailbox=mailbox, page=page, follow=args.follow, wake=_FOLLOW_WAKE):
+        batch = batch if left is None else batch[:left]
+        if not batch:
+            continue
+        out.write("".join(change.json_line() + "\n" for change in batch))
+        out.flush()  # written before the cursor moves: at least once, never lost
+        if args.consumer:
+            reader.save_consumer_cursor(args.consumer, batch[-1].seq)
+        if left is not None:
+            left -= len(batch)
+            if left <= 0:
+                return
 
 
 def _consumers(args: argparse.Namespace, ctx: CommandContext) -> int:

@@ -241,15 +241,12 @@ class ConsoleServer:
                 return
             if not self._send(conn, ok_reply(request_id, {"streaming": True, "since": since})):
                 return
-            while not self._closing.is_set():
-                horizon = reader.last_seq()
-                batch = reader.changes(since, mailbox=mailbox, limit=_CHANGES_PAGE)
+            # Woken every half second at most, to notice a stop or a client that hung up.
+            for batch in reader.change_pages(since, mailbox=mailbox, page=_CHANGES_PAGE, follow=True, wake=0.5):
+                if self._closing.is_set() or (not batch and _closed_by_peer(conn)):
+                    return
                 for change in batch:
                     if not self._send(conn, change.as_dict()):
-                        return
-                since = batch[-1].seq if batch else since
-                if len(batch) < _CHANGES_PAGE and not reader.wait_for_changes(max(horizon, since or 0), 0.5):
-                    if _closed_by_peer(conn):
                         return
         finally:
             reader.close()

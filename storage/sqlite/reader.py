@@ -54,10 +54,10 @@ class SqliteElementReader:
     def iter_documents(self, mailbox: str | None = None, folder: str | None = None, *,
                        include_deleted: bool = True) -> Iterator[str]:
         """Each element's JSON text, ordered by mailbox, folder, UIDVALIDITY and UID."""
-        where, params = _element_filter(mailbox, folder, include_deleted)
+        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder), include_deleted=include_deleted)
         cursor = self._connection.execute(
-            f"SELECT doc FROM elements JOIN documents USING (row) {where} ORDER BY mailbox, folder, uidvalidity, uid",
-            params)
+            f"SELECT doc FROM elements AS e JOIN documents USING (row) {where}"
+            " ORDER BY e.mailbox, e.folder, e.uidvalidity, e.uid", params)
         cursor.arraysize = 512
         while rows := cursor.fetchmany():
             for (doc,) in rows:
@@ -70,8 +70,8 @@ class SqliteElementReader:
 
     def count(self, mailbox: str | None = None, folder: str | None = None) -> int:
         """How many elements (of ``mailbox``, of ``folder``; tombstones included) are stored."""
-        where, params = _element_filter(mailbox, folder, True)
-        return int(self._connection.execute(f"SELECT count(*) FROM elements {where}", params).fetchone()[0])
+        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder))
+        return int(self._connection.execute(f"SELECT count(*) FROM elements AS e {where}", params).fetchone()[0])
 
     def folders(self, mailbox: str) -> list[str]:
         rows = self._connection.execute("SELECT DISTINCT folder FROM elements WHERE mailbox = ? ORDER BY folder",
@@ -168,6 +168,24 @@ class SqliteElementReader:
             self._connection.execute("COMMIT")
         return [Change(seq=row[0], op=row[1], mailbox=row[2], id=row[3], document=row[4]) for row in rows]
 
+    def change_pages(self, since: int | None = None, *, mailbox: str | None = None, page: int = 1000,
+                     follow: bool = False, wake: float = 60.0) -> Iterator[list[Change]]:
+        """Pages of at most ``page`` changes after ``since``, in order, until none is left; with
+        ``follow``, then each commit's changes as they land, and an empty page whenever ``wake``
+        seconds pass without one (the caller's moment to decide whether to stop)."""
+        while True:
+            horizon = self.last_seq()  # read before the page: a commit after it ends the wait below
+            batch = self.changes(since, mailbox=mailbox, limit=page)
+            if batch:
+                since = batch[-1].seq
+                yield batch
+                if len(batch) == page:
+                    continue
+            if not follow:
+                return
+            if not self.wait_for_changes(max(horizon, since or 0), wake):
+                yield []
+
     def wait_for_changes(self, after: int, timeout: float) -> bool:
         """Block until a change after ``after`` is committed (True) or ``timeout`` passes (False).
 
@@ -232,17 +250,11 @@ class SqliteElementReader:
         self.close()
 
 
-def _element_filter(mailbox: str | None, folder: str | None, include_deleted: bool) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if mailbox is not None:
-        clauses.append("mailbox = ?")
-        params.append(mailbox)
-    if folder is not None:
-        clauses.append("folder = ?")
-        params.append(folder)
-    if not include_deleted:
-        clauses.append("deleted = 0")
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+def _where(filters: SearchFilters, *, include_deleted: bool = True) -> tuple[str, list[str]]:
+    """A WHERE clause on ``elements AS e`` for ``filters`` (empty when there are none)."""
+    clauses = _filter_clauses(filters)
+    conditions = [condition for condition, _ in clauses] + ([] if include_deleted else ["e.deleted = 0"])
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), [value for _, value in clauses]
 
 
 def _filter_clauses(filters: SearchFilters) -> list[tuple[str, str]]:

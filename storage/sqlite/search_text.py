@@ -15,7 +15,8 @@ from typing import Any
 
 from ..element_store import BadSearchQuery
 
-__all__ = ["SNIPPET_CLOSE", "SNIPPET_OPEN", "fts_query", "index_columns", "readable_snippet", "sender_text"]
+__all__ = ["SNIPPET_CLOSE", "SNIPPET_OPEN", "attachment_column", "fts_query", "index_columns", "readable_snippet",
+           "sender_text"]
 
 SNIPPET_OPEN, SNIPPET_CLOSE = "[", "]"  # around each matched word in a snippet
 
@@ -41,12 +42,16 @@ def index_columns(element: dict[str, Any]) -> tuple[str, str, str, str]:
         for field in ("from", "to", "cc", "bcc")
         for person in element.get(field) or []
     )
-    attachments = " ".join(
+    return (_spaced(element.get("subject") or ""), _spaced(people), _spaced(element.get("text") or ""),
+            attachment_column(element))
+
+
+def attachment_column(element: dict[str, Any]) -> str:
+    """The attachments' file names and extracted text, as the index holds them."""
+    return _spaced(" ".join(
         part for attachment in element.get("attachments") or []
         for part in (attachment.get("filename") or "", attachment.get("text") or "") if part
-    )
-    return (_spaced(element.get("subject") or ""), _spaced(people), _spaced(element.get("text") or ""),
-            _spaced(attachments))
+    ))
 
 
 def sender_text(element: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from loguru import logger
 from ..change_bell import ChangeBell
 from ..element_store import ElementKey, apply_attachment_results, encode_element
 from .reader import SqliteElementReader
-from .search_text import index_columns, sender_text
+from .search_text import attachment_column, index_columns, sender_text
 
 __all__ = ["SqliteElementStore"]
 
@@ -58,7 +58,7 @@ class SqliteElementStore(SqliteElementReader):
                 documents.append((row, doc))
                 if not deleted:
                     texts.append((row, *index_columns(element)))
-                changes.append(("delete" if deleted else "upsert", element["mailbox"], element_id))
+                changes.append((_op(element), element["mailbox"], element_id))
             db.executemany("DELETE FROM search WHERE rowid = ?", unindexed)
             db.executemany(
                 "INSERT INTO elements (row, id, mailbox, folder, uidvalidity, uid, thread_id, sort_date, sender,"
@@ -81,7 +81,7 @@ class SqliteElementStore(SqliteElementReader):
                     continue
                 row, element = found
                 element["flags"] = sorted(flags)
-                self._rewrite(db, row, element, "delete" if element.get("deleted") else "upsert")
+                self._rewrite(db, row, element, _op(element))
                 changed += 1
         return changed
 
@@ -113,8 +113,8 @@ class SqliteElementStore(SqliteElementReader):
                     continue
                 row, element = found
                 if not element.get("deleted"):
-                    db.execute("UPDATE search SET attachments = ? WHERE rowid = ?", (index_columns(element)[3], row))
-                self._rewrite(db, row, element, "delete" if element.get("deleted") else "upsert")
+                    db.execute("UPDATE search SET attachments = ? WHERE rowid = ?", (attachment_column(element), row))
+                self._rewrite(db, row, element, _op(element))
                 changed += 1
         return changed
 
@@ -178,7 +178,8 @@ class SqliteElementStore(SqliteElementReader):
     @staticmethod
     def _by_key(db: sqlite3.Connection, key: ElementKey) -> tuple[int, dict[str, Any]] | None:
         found = db.execute("SELECT row, doc FROM elements JOIN documents USING (row) WHERE mailbox = ?"
-                           " AND folder = ? AND uidvalidity = ? AND uid = ?", (key.mailbox, key.folder, key.uidvalidity, key.uid)).fetchone()
+                           " AND folder = ? AND uidvalidity = ? AND uid = ?",
+                           (key.mailbox, key.folder, key.uidvalidity, key.uid)).fetchone()
         return None if found is None else (found[0], json.loads(found[1]))
 
     @staticmethod
@@ -186,3 +187,8 @@ class SqliteElementStore(SqliteElementReader):
         db.execute("UPDATE documents SET doc = ? WHERE row = ?", (encode_element(element), row))
         db.execute("INSERT INTO changes (op, mailbox, id) SELECT ?, mailbox, id FROM elements WHERE row = ?",
                    (op, row))
+
+
+def _op(element: dict[str, Any]) -> str:
+    """The change an element's new state is: a tombstone is a ``delete``, anything else an ``upsert``."""
+    return "delete" if element.get("deleted") else "upsert"
