@@ -633,11 +633,22 @@ def _read_documents(data_dir: Path) -> int:
 
 def _read_feed(data_dir: Path) -> int:
     with _reader(data_dir) as reader:
-        since, count = None, 0
-        while batch := reader.changes(since, limit=FEED_PAGE):
-            since = batch[-1].seq
-            count += len(batch)
-        return count
+        return sum(len(batch) for batch in reader.change_pages(page=FEED_PAGE))
+
+
+def _cli_rate(results: Results, cli: Cli, data_dir: Path, section: str, command: str, size: str, count: int,
+              repeat: int, *, target: str = "", passed: Callable[[float], bool] | None = None) -> float:
+    """Time ``elements COMMAND > /dev/null`` after checking it prints ``count`` lines; its median wall."""
+    lines = cli.count_lines(data_dir, "elements", command)
+    if lines != count:
+        raise RuntimeError(f"elements {command} printed {lines} lines for {count}")
+    walls, cpus = cli.timed(data_dir, "elements", command, repeat=repeat)
+    wall = statistics.median(walls)
+    rate = count / wall
+    results.add(section, f"CLI elements {command} > /dev/null, {size}",
+                f"{rate:,.0f} /s (wall {wall:.2f} s, CPU {statistics.median(cpus):.2f} s)",
+                target=target, passed=None if passed is None else passed(rate), per_s=rate, wall_s=wall)
+    return wall
 
 
 def measure_reads(results: Results, cli: Cli, data_dir: Path, count: int, repeat: int, *,
@@ -649,20 +660,14 @@ def measure_reads(results: Results, cli: Cli, data_dir: Path, count: int, repeat
                     f"wall {statistics.median(walls) * 1000:.0f} ms, CPU {statistics.median(cpus) * 1000:.0f} ms",
                     wall_ms=statistics.median(walls) * 1000)
     if export:
-        lines = cli.count_lines(data_dir, "elements", "export")
-        if lines != count:
-            raise RuntimeError(f"elements export printed {lines} lines for {count} elements")
-        walls, cpus = cli.timed(data_dir, "elements", "export", repeat=repeat)
-        wall = statistics.median(walls)
-        results.add("2. elements export", f"CLI elements export > /dev/null, {size}",
-                    f"{count / wall:,.0f} /s (wall {wall:.2f} s, CPU {statistics.median(cpus):.2f} s)",
-                    target=f">= {TARGET_EXPORT_PER_S:,.0f} /s", passed=count / wall >= TARGET_EXPORT_PER_S,
-                    per_s=count / wall, wall_s=wall)
+        cli_wall = _cli_rate(results, cli, data_dir, "2. elements export", "export", size, count, repeat,
+                             target=f">= {TARGET_EXPORT_PER_S:,.0f} /s",
+                             passed=lambda rate: rate >= TARGET_EXPORT_PER_S)
         wall, cpu, seen = _in_process(lambda: _read_documents(data_dir), repeat)
         assert seen == count, (seen, count)
         results.add("2. elements export", f"in process: iter_documents, {size}",
                     f"{count / wall:,.0f} /s (wall {wall:.2f} s, CPU {cpu:.2f} s)", per_s=count / wall)
-        log(f"export of {size}: CLI {count / statistics.median(walls):,.0f}/s")
+        log(f"export of {size}: CLI {count / cli_wall:,.0f}/s")
     if feed:
         with _reader(data_dir) as reader:
             last = reader.last_seq()
@@ -670,14 +675,7 @@ def measure_reads(results: Results, cli: Cli, data_dir: Path, count: int, repeat
         assert seen == last, (seen, last)
         results.add("4. change feed", f"in process: changes(since, limit={FEED_PAGE}) paged, {last:,} changes",
                     f"{last / wall:,.0f} /s (wall {wall:.2f} s, CPU {cpu:.2f} s)", per_s=last / wall)
-        lines = cli.count_lines(data_dir, "elements", "changes")
-        if lines != last:
-            raise RuntimeError(f"elements changes printed {lines} lines for {last} changes")
-        walls, cpus = cli.timed(data_dir, "elements", "changes", repeat=repeat)
-        wall = statistics.median(walls)
-        results.add("4. change feed", f"CLI elements changes > /dev/null, {last:,} changes",
-                    f"{last / wall:,.0f} /s (wall {wall:.2f} s, CPU {statistics.median(cpus):.2f} s)",
-                    per_s=last / wall)
+        wall = _cli_rate(results, cli, data_dir, "4. change feed", "changes", f"{last:,} changes", last, repeat)
         log(f"change feed of {last:,}: CLI {last / wall:,.0f}/s")
 
 
