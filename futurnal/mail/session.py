@@ -199,8 +199,9 @@ class ImapSession:
         s = self.settings
         try:
             client.login(s.username, password)
-        except LoginError:
-            raise AuthenticationFailed(f"{s.address} rejected the login of {s.username}: check the password") from None
+        except LoginError as exc:
+            rejected = f"{s.address} rejected the login of {s.username}: check the password"
+            raise _refused(exc, s.address, rejected) from None
 
     def _oauth2_login(self, client: _Client, access_token: str) -> None:
         s = self.settings
@@ -209,9 +210,7 @@ class ImapSession:
         try:
             client.bearer_login(mechanism, _bearer_response(mechanism, s.username, access_token))
         except LoginError as exc:
-            if "[UNAVAILABLE]" in str(exc).upper():  # e.g. it could not reach the provider to check the token
-                raise ConnectionFailed(f"{s.address} cannot check OAuth2 tokens right now ({exc})") from None
-            raise AuthenticationFailed(f"{s.address} rejected the OAuth2 token of {s.username} ({exc})") from None
+            raise _refused(exc, s.address, f"{s.address} rejected the OAuth2 token of {s.username} ({exc})") from None
         self.mechanism = mechanism
 
     def _connect(self, login: Callable[[_Client], None]) -> ImapSession:
@@ -421,3 +420,12 @@ def _reason(exc: Exception) -> str:
     for prefix in ("select failed: ", "fetch failed: "):
         text = text.removeprefix(prefix)
     return text.strip() or exc.__class__.__name__
+
+
+def _refused(exc: LoginError, address: str, rejected: str) -> MailError:
+    """What a refused login means: ``[UNAVAILABLE]`` is the server unable to check credentials
+    right now (Dovecot while its auth process starts, a provider that cannot reach its token
+    service), retried like a lost connection; anything else is a rejection, for the user to fix."""
+    if "[UNAVAILABLE]" in str(exc).upper():
+        return ConnectionFailed(f"{address} cannot check logins right now ({exc})")
+    return AuthenticationFailed(rejected)
