@@ -29,6 +29,9 @@ class QuarantineRecord:
     #: What the server said besides the bytes, so a retry can build the element in full.
     flags: tuple[str, ...] = ()
     internal_date: str | None = None
+    #: False when the server never delivered the message whole (too large, refused, not sent):
+    #: the kept bytes are its headers at most, so a retry cannot rebuild it.
+    complete: bool = True
 
 
 class QuarantineStore:
@@ -43,7 +46,7 @@ class QuarantineStore:
 
     def add(
         self, *, mailbox: str, folder: str, uidvalidity: int, uid: int, reason: str, raw: bytes, now: str,
-        flags: list[str] | tuple[str, ...] = (), internal_date: str | None = None,
+        flags: list[str] | tuple[str, ...] = (), internal_date: str | None = None, complete: bool = True,
     ) -> QuarantineRecord:
         """Quarantine a message, or count one more attempt if it is there already."""
         record_id = self.record_id(mailbox, folder, uidvalidity, uid)
@@ -60,6 +63,7 @@ class QuarantineStore:
             last_seen=now,
             flags=tuple(flags),
             internal_date=internal_date,
+            complete=complete,
         )
         atomic_write_bytes(self.root / f"{record_id}.eml", raw)
         atomic_write_bytes(self.root / f"{record_id}.json", json.dumps(asdict(record)).encode())
@@ -81,6 +85,7 @@ class QuarantineStore:
         return self.add(
             mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity, uid=record.uid,
             reason=reason, raw=self.raw(record.id), now=now, flags=record.flags, internal_date=record.internal_date,
+            complete=record.complete,
         )
 
     def drop(self, record_id: str) -> bool:

@@ -68,6 +68,11 @@ def retry_quarantined(
         if granted is None:
             outcomes.append(RetryOutcome(record.id, error=f"{record.mailbox} has no consent recorded; left in quarantine"))
             continue
+        if not record.complete:
+            outcomes.append(RetryOutcome(record.id, error=(
+                f"only part of it ever arrived ({record.reason}); it cannot be rebuilt from what is kept"
+            )))
+            continue
         try:
             element, work = element_from_quarantine(record, store.raw(record.id), granted.scopes, attachments)
         except Exception as exc:
