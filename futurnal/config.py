@@ -38,12 +38,18 @@ class ServiceSettings:
     batch: BatchLimits = field(default_factory=BatchLimits)
     max_batches_in_flight: int = 2
     write_timeout_seconds: float = 120.0
-    #: Parser worker processes per syncing mailbox; 0 parses inside the service's own process.
+    #: Parser worker processes per syncing mailbox (at least one: no message is parsed in the
+    #: service's own process, where no time or memory limit could stop it).
     parse_workers: int = 2
     #: A message whose parsing takes longer is quarantined (its worker is killed and replaced).
     parse_timeout_seconds: float = 60.0
+    #: Address-space cap of each parser process; a message that needs more is quarantined.
+    parse_memory_mb: int = 1024
     connect_timeout_seconds: float = 15.0
+    #: Longest wait for any byte from the server, and the base of every command's deadline.
     read_timeout_seconds: float = 60.0
+    #: A command may also take as long as its data needs at this rate, and no longer.
+    min_transfer_bytes_per_second: float = 8192.0
     #: Well under Gmail's 15 per account, which the user's other mail programs share.
     max_connections_per_mailbox: int = 4
     #: IDLE is ended and restarted this often (RFC 2177: servers may drop it after 29 minutes).
@@ -70,12 +76,15 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "sync.batch_bytes": ("batch.max_bytes", int, 1024),
     "sync.batches_in_flight": ("max_batches_in_flight", int, 1),
     "sync.write_timeout_seconds": ("write_timeout_seconds", float, 1),
-    "sync.parse_workers": ("parse_workers", int, 0),
+    "sync.max_message_bytes": ("batch.max_message_bytes", int, 1024),
+    "sync.parse_workers": ("parse_workers", int, 1),
     "sync.parse_timeout_seconds": ("parse_timeout_seconds", float, 1),
+    "sync.parse_memory_mb": ("parse_memory_mb", int, 128),
     "sync.interval_seconds": ("default_sync_interval_seconds", int, 1),
     "sync.max_concurrent": ("max_concurrent_syncs", int, 1),
     "network.connect_timeout_seconds": ("connect_timeout_seconds", float, 0.1),
     "network.read_timeout_seconds": ("read_timeout_seconds", float, 0.1),
+    "network.min_transfer_bytes_per_second": ("min_transfer_bytes_per_second", float, 1),
     "network.max_connections_per_mailbox": ("max_connections_per_mailbox", int, 1),
     "watch.idle_renew_seconds": ("idle_renew_seconds", float, 1),
     "watch.poll_seconds": ("poll_seconds", float, 0.1),

@@ -20,9 +20,11 @@ class BatchLimits:
     max_bytes: int = 16 * 1024 * 1024
     window_uids: int = 2000
     max_window_uids: int = 128_000
+    #: A message above this is never downloaded: its headers go to the quarantine with its size.
+    max_message_bytes: int = 100 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if self.max_messages < 1 or self.max_bytes < 1 or self.window_uids < 1:
+        if self.max_messages < 1 or self.max_bytes < 1 or self.window_uids < 1 or self.max_message_bytes < 1:
             raise ValueError("batch limits must be positive")
 
 
@@ -65,6 +67,10 @@ class UidWindows:
         window = UidWindow(self._next_first, last)
         self._next_first = last + 1
         return window
+
+    def skip_to(self, uid: int) -> None:
+        """Nothing exists below ``uid`` (a UID SEARCH said so): the next window starts there."""
+        self._next_first = max(self._next_first, uid)
 
     def record(self, returned: int) -> None:
         if returned < self._limits.window_uids // 4:

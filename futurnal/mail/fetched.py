@@ -8,9 +8,13 @@ from typing import Any
 
 from imapclient.imap_utf7 import decode as decode_utf7
 
-__all__ = ["FETCH_ITEMS", "GMAIL_ITEMS", "FetchedMessage", "GmailAttributes", "fetched_message"]
+__all__ = [
+    "FETCH_ITEMS", "GMAIL_ITEMS", "HEADER_ITEMS", "FetchAnswer", "FetchedMessage", "GmailAttributes", "fetched_message",
+]
 
 FETCH_ITEMS = ["BODY.PEEK[]", "FLAGS", "INTERNALDATE", "RFC822.SIZE"]
+#: For a message too large to download: what a quarantine record keeps of it.
+HEADER_ITEMS = ["BODY.PEEK[HEADER]", "FLAGS", "INTERNALDATE", "RFC822.SIZE"]
 #: Gmail's IMAP extensions (X-GM-EXT-1): its stable message and thread ids, and the labels.
 GMAIL_ITEMS = ["X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS"]
 
@@ -34,6 +38,17 @@ class FetchedMessage:
     internal_date: datetime | None
     size: int
     gmail: GmailAttributes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAnswer:
+    """What one UID FETCH of full messages brought back."""
+
+    messages: list[FetchedMessage]
+    #: Asked for and answered without a body, or not at all: expunged meanwhile, or a failing server.
+    missing: list[int]
+    #: UID -> size the server announced, for bodies over the size limit (drained, never kept).
+    too_large: dict[int, int]
 
 
 def _text(value: bytes | str | int) -> str:

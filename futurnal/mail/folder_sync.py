@@ -34,9 +34,9 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
 from .element import ALL_SCOPES, build_element, stored_flags
-from .errors import MailError
+from .errors import MailError, ServerError
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
-from .parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool, PoolUnavailable
+from .parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool
 from .parser import parse_message
 from .fetched import FetchedMessage
 from .session import FolderStatus, ImapSession
@@ -149,6 +149,28 @@ class _Parsing:
     poisoned: UidSet
     watermark: int
     parses: ParseBatch | None
+    #: Asked for and not delivered whole (too large, refused, never sent), with why: quarantined.
+    undelivered: list[_Undelivered]
+
+    @property
+    def uids(self) -> list[int]:
+        return [m.uid for m in self.messages] + [u.message.uid for u in self.undelivered]
+
+
+@dataclass(frozen=True, slots=True)
+class _Undelivered:
+    """A message the server did not deliver whole; ``message.raw`` is what came (headers, or nothing)."""
+
+    message: FetchedMessage
+    reason: str
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What fetching one planned batch brought: messages, and those set aside with a reason."""
+
+    messages: list[FetchedMessage]
+    undelivered: list[_Undelivered]
 
 
 class _Done:
@@ -297,7 +319,7 @@ class FolderSync:
                 # Told after the write, so the processor's results reach the sink after the element.
                 pending = _Both(pending, self._attachments.submit(work))
             # Known: every fetched UID, whether stored, quarantined or a Gmail duplicate.
-            in_flight.append(_InFlight(pending, [m.uid for m in batch.messages], batch.watermark))
+            in_flight.append(_InFlight(pending, batch.uids, batch.watermark))
             while len(in_flight) >= self._max_in_flight:
                 state = self._commit(state, in_flight.popleft())
 
@@ -305,15 +327,19 @@ class FolderSync:
             while (window := windows.next_window()) is not None:
                 sizes = self._session.sizes(window.criteria)
                 windows.record(len(sizes))
+                if not sizes and window.last is not None:
+                    # Nothing exists below where the gap ends: the watermark may pass it.
+                    gap_end = self._skip_gap(windows, window.last, status.uidnext)
+                    in_flight.append(_InFlight(_Done(), [], gap_end))
                 for uids in plan_batches(sizes, self._limits):
                     if self._should_stop():
                         raise SyncInterrupted(f"sync of {folder!r} interrupted by shutdown; it resumes next time")
-                    messages = self._session.fetch_messages(uids)
-                    started = self._start_parsing(messages, UidSet.parse(state.poisoned_uids), uids[-1])
+                    batch = self._fetch_batch(uids, sizes)
+                    started = self._start_parsing(batch, UidSet.parse(state.poisoned_uids), uids[-1])
                     if parsing is not None:
                         hand_over(parsing)
                     parsing = started
-                    fetched += len(messages)
+                    fetched += len(batch.messages)
                     self._progress(SyncProgress(self.mailbox, folder, fetched, max(total, fetched)))
                 if parsing is not None:
                     hand_over(parsing)
@@ -326,17 +352,77 @@ class FolderSync:
                 state = self._commit(state, in_flight.popleft())
         return state, fetched, quarantined
 
-    def _start_parsing(self, messages: list[FetchedMessage], poisoned: UidSet, watermark: int) -> _Parsing:
+    def _skip_gap(self, windows: UidWindows, after: int, uidnext: int | None) -> int:
+        """An empty window: where UIDs are sparse (old mail deleted, a server that numbers from
+        2**31), one UID SEARCH finds the next message instead of thousands of empty windows.
+        Returns the last UID known to hold nothing."""
+        if uidnext is None or uidnext - 1 - after <= self._limits.max_window_uids:
+            return after
+        rest = self._session.uids_between(after + 1, uidnext - 1)
+        next_uid = rest.min if rest else uidnext
+        windows.skip_to(next_uid)
+        return next_uid - 1
+
+    def _fetch_batch(self, uids: list[int], sizes: dict[int, int]) -> _Batch:
+        """Fetch one planned batch so that every UID ends stored, set aside with a reason, or gone.
+
+        A message over the size limit is not downloaded (its headers are kept in the quarantine);
+        a batch the server refuses is fetched in halves down to single messages, and the one it
+        still refuses is set aside with the server's answer; a UID answered without its body is
+        asked for again alone, and set aside if the body still does not come.
+        """
+        limit = self._limits.max_message_bytes
+        too_large = {uid: sizes[uid] for uid in uids if sizes.get(uid, 0) > limit}
+        batch = _Batch([], [])
+        missing = self._fetch_halving([uid for uid in uids if uid not in too_large], batch, too_large)
+        for uid in missing:
+            again = self._fetch_halving([uid], batch, too_large)
+            if again and uid in self._session.uids_between(uid, uid):
+                batch.undelivered.append(_Undelivered(
+                    _placeholder(uid), "the server did not send the message although it lists it (asked twice)"
+                ))
+            # Otherwise it was expunged meanwhile: nothing to store, nothing lost.
+        if too_large:
+            self._set_aside_too_large(too_large, batch)
+        batch.messages.sort(key=lambda m: m.uid)
+        batch.undelivered.sort(key=lambda u: u.message.uid)
+        return batch
+
+    def _fetch_halving(self, uids: list[int], batch: _Batch, too_large: dict[int, int]) -> list[int]:
+        """Fetch ``uids`` into ``batch``, halving on a refusal; returns the UIDs that came without a body."""
+        if not uids:
+            return []
+        try:
+            answer = self._session.fetch_messages(uids)
+        except ServerError as exc:
+            if len(uids) == 1:
+                self._log.warning("the server refused to send one message; it is quarantined: {error}", error=str(exc))
+                batch.undelivered.append(_Undelivered(_placeholder(uids[0]), f"the server could not send it: {exc}"))
+                return []
+            self._log.info("the server refused a batch of {n}; fetching it in halves", n=len(uids))
+            half = len(uids) // 2
+            return self._fetch_halving(uids[:half], batch, too_large) + self._fetch_halving(uids[half:], batch, too_large)
+        batch.messages.extend(answer.messages)
+        too_large.update(answer.too_large)
+        return answer.missing
+
+    def _set_aside_too_large(self, too_large: dict[int, int], batch: _Batch) -> None:
+        headers = {m.uid: m for m in self._session.fetch_headers(sorted(too_large))}
+        limit = self._limits.max_message_bytes
+        for uid, size in sorted(too_large.items()):
+            reason = (
+                f"message too large: {size} bytes, over the limit of {limit} ([sync] max_message_bytes); "
+                "only its headers were fetched"
+            )
+            batch.undelivered.append(_Undelivered(headers.get(uid) or _placeholder(uid, size), reason))
+
+    def _start_parsing(self, batch: _Batch, poisoned: UidSet, watermark: int) -> _Parsing:
         """Hand a batch to the parse pool (when there is one) and return at once."""
-        wanted = [m.raw for m in messages if m.uid not in poisoned]
+        wanted = [m.raw for m in batch.messages if m.uid not in poisoned]
         parses = None
-        if self._parse_pool is not None and len(wanted) >= max(1, self._parse_pool.min_batch):
-            try:
-                parses = self._parse_pool.submit(wanted)
-            except PoolUnavailable as exc:
-                self._log.warning("parsing in-process: {error}", error=str(exc))
-                self._parse_pool = None
-        return _Parsing(messages, poisoned, watermark, parses)
+        if self._parse_pool is not None and wanted:
+            parses = self._parse_pool.submit(wanted)
+        return _Parsing(batch.messages, poisoned, watermark, parses, batch.undelivered)
 
     def _commit(self, state: FolderState, flight: _InFlight) -> FolderState:
         """Wait until the sink has the batch durably, then move the watermark past it."""
@@ -408,6 +494,9 @@ class FolderSync:
         bad: list[int] = []
         work: list[AttachmentWork] = []
         outcomes = iter(batch.parses.outcomes()) if batch.parses is not None else None
+        for undelivered in batch.undelivered:
+            self._set_aside(undelivered.message, folder, uidvalidity, undelivered.reason, complete=False)
+            bad.append(undelivered.message.uid)
         for message in batch.messages:
             if message.uid in batch.poisoned:
                 self._set_aside(message, folder, uidvalidity, "crashed the fetcher repeatedly")
@@ -416,15 +505,7 @@ class FolderSync:
             self.in_flight = f"{folder}\x00{uidvalidity}\x00{message.uid}"
             if self._fault_hook is not None:
                 self._fault_hook(message.raw)
-            outcome: ParseOutcome | None = None
-            if outcomes is not None:
-                try:
-                    outcome = next(outcomes)
-                except PoolUnavailable as exc:
-                    self._log.warning("parsing in-process: {error}", error=str(exc))
-                    outcomes, self._parse_pool = None, None
-            if outcome is None:
-                outcome = self._parse_here(message)
+            outcome = next(outcomes) if outcomes is not None else self._parse_here(message)
             if isinstance(outcome, ParseFailure):
                 # The class name only: a parser traceback can quote header text (subjects, addresses).
                 self._log.error("a message could not be parsed ({reason}); quarantined", reason=outcome.reason)
@@ -452,8 +533,10 @@ class FolderSync:
         except Exception as exc:  # a parser bug must not stop the folder: set the message aside
             return ParseFailure(f"parse failed: {exc.__class__.__name__}")
 
-    def _set_aside(self, message: FetchedMessage, folder: str, uidvalidity: int, reason: str) -> None:
-        self._quarantine.add(
+    def _set_aside(
+        self, message: FetchedMessage, folder: str, uidvalidity: int, reason: str, *, complete: bool = True
+    ) -> None:
+        self._quarantine.add(complete=complete,
             mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, uid=message.uid, reason=reason,
             raw=message.raw if "content" in self._scopes else header_block(message.raw), now=self._clock(),
             flags=stored_flags(message.flags),
@@ -474,6 +557,11 @@ class FolderSync:
             return True
         self._gmail_index.claim(message.gmail.msgid, key)
         return False
+
+
+def _placeholder(uid: int, size: int = 0) -> FetchedMessage:
+    """Stands for a message of which nothing arrived, so it can be quarantined by its UID."""
+    return FetchedMessage(uid=uid, raw=b"", flags=(), internal_date=None, size=size)
 
 
 def header_block(raw: bytes) -> bytes:

@@ -59,13 +59,14 @@ class _Worker:
     and the pool must not block writing requests while the caller is busy with IMAP.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, memory_mb: int | None) -> None:
         # The parent's import path, as multiprocessing's spawn passes it: the worker finds futurnal
         # wherever this process found it.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        limit = ["--memory-mb", str(memory_mb)] if memory_mb else []
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "futurnal.mail.parse_worker"],
+                [sys.executable, "-m", "futurnal.mail.parse_worker", *limit],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                 start_new_session=True,  # Ctrl+C goes to the service, which stops the workers itself
             )
@@ -167,18 +168,22 @@ class ParseBatch:
 
 
 class ParsePool:
-    """``workers`` parser processes, started on first use and kept until :meth:`close`.
+    """Up to ``workers`` parser processes, started as batches need them and kept until :meth:`close`.
 
-    Not thread-safe: one owner (a fetcher) submits and collects. ``timeout`` bounds the parsing
-    of one message; a worker that takes longer is killed and the message is reported as failed.
+    Every message is parsed here, never in the caller's process, so every one is bounded:
+    ``timeout`` bounds the parsing of one message (a worker that takes longer is killed and the
+    message is reported as failed) and ``memory_mb`` the address space of each worker (a message
+    that needs more fails alone, and its worker is replaced). A batch of one message starts one
+    worker, not all of them.
+
+    Not thread-safe: one owner (a fetcher) submits and collects.
     """
 
-    def __init__(self, workers: int = 2, timeout: float = 60.0, min_batch: int = 16) -> None:
+    def __init__(self, workers: int = 2, timeout: float = 60.0, memory_mb: int | None = None) -> None:
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
         self._size = workers
-        #: Smaller batches (a few new messages after IDLE) are not worth starting processes for.
-        self.min_batch = min_batch
+        self._memory_mb = memory_mb
         self._timeout = timeout
         self._workers: list[_Worker] = []
         self._next_seq = 1  # 0 is the workers' ready frame
@@ -188,14 +193,13 @@ class ParsePool:
         """Queue messages for parsing without waiting; raises :class:`PoolUnavailable`."""
         if self._broken is not None:
             raise PoolUnavailable(self._broken)
-        if not self._workers:
-            self._start()
+        self._grow(min(self._size, max(len(self._workers), len(raws))))
         assignments = []
         for raw in raws:
             # To the worker with the fewest bytes handed over and not yet collected (the pipeline
             # collects one batch while the next is parsed): message sizes vary a hundredfold, and
             # taking turns left one worker idle while the other worked through the big ones.
-            slot = min(range(self._size), key=lambda index: self._workers[index].outstanding_bytes)
+            slot = min(range(len(self._workers)), key=lambda index: self._workers[index].outstanding_bytes)
             seq, self._next_seq = self._next_seq, self._next_seq + 1
             self._workers[slot].send(seq, raw)
             assignments.append((slot, seq))
@@ -211,10 +215,12 @@ class ParsePool:
         for worker in workers:
             worker.stop(wait=2.0)
 
-    def _start(self) -> None:
+    def _grow(self, count: int) -> None:
         try:
-            self._workers = [_Worker() for _ in range(self._size)]
-        except PoolUnavailable:
+            while len(self._workers) < count:
+                self._workers.append(_Worker(self._memory_mb))
+        except PoolUnavailable as exc:
+            self._broken = str(exc)
             self.close()
             raise
 
@@ -225,20 +231,26 @@ class ParsePool:
         payload = worker.reply_to(seq, time.monotonic() + self._timeout)
         if payload is not None:
             status, value = pickle.loads(payload)
-            return value if status == "ok" else ParseFailure(f"parse failed: {value}")
-        died = worker.died
+            if status == "ok":
+                return value  # type: ignore[no-any-return]
+            if value != "MemoryError":
+                return ParseFailure(f"parse failed: {value}")
+            # A worker that ran out of memory may be left in any state: it is not trusted again.
+            failure = ParseFailure(f"parsing needed more than {self._memory_mb} MB of memory")
+        else:
+            failure = ParseFailure("parser process died" if worker.died else f"parse took over {self._timeout:g} s")
         try:
             self._replace(slot, worker, seq)
         except PoolUnavailable as exc:
             self._broken = str(exc)
             self.close()
-        return ParseFailure("parser process died" if died else f"parse took over {self._timeout:g} s")
+        return failure
 
     def _replace(self, slot: int, worker: _Worker, failed_seq: int) -> None:
         """A new worker in ``slot``, given every request the old one had not answered after ``failed_seq``."""
         worker.stop()
         queued = [(seq, raw) for seq, raw in worker.outstanding if seq > failed_seq]
-        replacement = _Worker()
+        replacement = _Worker(self._memory_mb)
         self._workers[slot] = replacement
         for seq, raw in queued:
             replacement.send(seq, raw)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import resource
 import struct
 import sys
 import threading
@@ -75,13 +76,24 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             fault(raw)
         try:
             reply: tuple[str, object] = ("ok", parse_message(raw))
+            answer = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # parse_message does not raise by contract; a bug still must not kill us
-            reply = ("error", type(exc).__name__)
-        write_frame(replies, seq, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+            # MemoryError included: the pool replaces a worker that ran out of memory.
+            del raw
+            answer = pickle.dumps(("error", type(exc).__name__))
+        write_frame(replies, seq, answer)
     _stopping.set()
 
 
+def _limit_memory(argv: list[str]) -> None:
+    """``--memory-mb N``: cap this process's address space, so one message cannot take the machine."""
+    if "--memory-mb" in argv:
+        limit = int(argv[argv.index("--memory-mb") + 1]) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def main() -> None:
+    _limit_memory(sys.argv[1:])
     fix_mmap_threshold()  # a worker that parsed a 4 MB message must not keep that memory
     # Frames get a private copy of stdout; anything else printed goes to stderr, not into a frame.
     replies = os.fdopen(os.dup(1), "wb")

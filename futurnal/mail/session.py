@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -16,15 +17,25 @@ from imapclient.response_parser import parse_fetch_response
 
 from futurnal.storage.registry import MailboxRecord
 
-from .fetched import FETCH_ITEMS, GMAIL_ITEMS, FetchedMessage, fetched_message
+from .fetched import FETCH_ITEMS, GMAIL_ITEMS, HEADER_ITEMS, FetchAnswer, FetchedMessage, fetched_message
 from .folder_selection import ServerFolder, from_imapclient
 from .connection_budget import ConnectionBudget
+from .fetch_plan import BatchLimits
 from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, MailError, ServerError, TlsVerificationFailed
 from .uidset import UidSet, to_sequence_set
+from .wire_limits import OversizedLiteral, WireLimits
 
 __all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession", "OAUTH2_MECHANISMS"]
 
 SECURITY_MODES = ("tls", "starttls", "plain")
+#: RFC 3501 2.3.1.1: UIDs and UIDVALIDITY are 32-bit; a bigger number is a server bug.
+MAX_UID = 2**32 - 1
+#: A message above this is not downloaded (``[sync] max_message_bytes``).
+DEFAULT_MAX_MESSAGE_BYTES = BatchLimits().max_message_bytes
+#: A command may take ``read_timeout`` plus its literals at this rate (``[network] min_transfer_bytes_per_second``).
+DEFAULT_MIN_TRANSFER_RATE = 8 * 1024
+#: Longest response line kept (imaplib's own limit): FETCH lines without their literals stay far below.
+MAX_LINE_BYTES = 1_000_000
 #: SASL mechanisms for bearer tokens, in order of preference: XOAUTH2 is what Gmail, Office 365
 #: and Yahoo all take; OAUTHBEARER (RFC 7628) where a server offers only that.
 OAUTH2_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
@@ -41,6 +52,8 @@ class ConnectionSettings:
     cafile: str | None = None
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    min_transfer_rate: float = DEFAULT_MIN_TRANSFER_RATE
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -51,10 +64,14 @@ class ConnectionSettings:
         return f"{self.host}:{self.port}"
 
     @classmethod
-    def for_mailbox(cls, record: MailboxRecord, connect_timeout: float, read_timeout: float) -> ConnectionSettings:
+    def for_mailbox(
+        cls, record: MailboxRecord, connect_timeout: float, read_timeout: float, *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, min_transfer_rate: float = DEFAULT_MIN_TRANSFER_RATE,
+    ) -> ConnectionSettings:
         return cls(
             host=record.host, port=record.port, username=record.username, security=record.security,
             cafile=record.cafile, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            max_message_bytes=max_message_bytes, min_transfer_rate=min_transfer_rate,
         )
 
 
@@ -167,6 +184,7 @@ class ImapSession:
         self._budget = budget
         self._holds_lease = False
         self._client: _Client | None = None
+        self._wire: WireLimits | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.extensions: frozenset[str] = frozenset()
         #: The SASL mechanism of an OAuth2 login, None for a password login.
@@ -237,6 +255,10 @@ class ImapSession:
         except IMAPClientError as exc:
             raise ConnectionFailed(f"{s.address} refused the connection: {exc}") from None
         self._client = client
+        self._wire = WireLimits(
+            client._imap, max_literal=s.max_message_bytes, read_timeout=s.read_timeout,
+            min_rate=s.min_transfer_rate, max_line=MAX_LINE_BYTES,
+        )
         if s.security == "starttls":
             try:
                 client.starttls(context)
@@ -305,7 +327,10 @@ class ImapSession:
     def select(self, folder: str) -> FolderStatus:
         """SELECT read-only (EXAMINE), so syncing never changes \\Seen or anything else."""
         try:
-            answer = self.client.select_folder(folder, readonly=True)
+            with self._deadline():
+                answer = self.client.select_folder(folder, readonly=True)
+        except (TimeoutError, socket.timeout):
+            raise ConnectionFailed(f"{self.settings.address} did not answer SELECT in time") from None
         except IMAPClientAbortError as exc:  # the connection broke; the folder may be fine
             raise ConnectionFailed(f"connection to {self.settings.address} broke: {exc}") from None
         except IMAPClientError as exc:
@@ -320,6 +345,11 @@ class ImapSession:
         uidvalidity = number(b"UIDVALIDITY")
         if uidvalidity is None:
             raise ServerError(f"{self.settings.address} sent no UIDVALIDITY for {folder!r}")
+        if not 0 < uidvalidity <= MAX_UID:
+            raise ServerError(
+                f"{self.settings.address} sent UIDVALIDITY {uidvalidity} for {folder!r}, not a 32-bit number "
+                "above 0 (RFC 3501): the folder is skipped until the server is fixed"
+            )
         return FolderStatus(
             name=folder,
             uidvalidity=uidvalidity,
@@ -341,15 +371,54 @@ class ImapSession:
             if b"RFC822.SIZE" in data and uid >= int(low) and (top is None or uid <= top)
         }
 
-    def fetch_messages(self, uids: Iterable[int]) -> list[FetchedMessage]:
-        """Fetch full messages without setting \\Seen; UIDs gone meanwhile are simply absent."""
+    def fetch_messages(self, uids: Iterable[int]) -> FetchAnswer:
+        """Fetch full messages without setting \\Seen.
+
+        A UID answered without a body, or not at all, is listed as missing (it may have been
+        expunged meanwhile, or the server may be failing: the caller asks again); a body larger
+        than ``max_message_bytes`` is drained unread and listed as too large.
+        """
+        wanted = sorted(set(uids))
+        if not wanted:
+            return FetchAnswer([], [], {})
+        items = FETCH_ITEMS + (GMAIL_ITEMS if self.gmail else [])
+        response, _ = self._guard(lambda: self.client.fetch_uid_set(to_sequence_set(wanted), items))
+        messages: list[FetchedMessage] = []
+        missing: list[int] = []
+        too_large: dict[int, int] = {}
+        for uid in wanted:
+            data = response.get(uid)
+            body = data.get(b"BODY[]") if data is not None else None
+            if isinstance(body, OversizedLiteral):
+                too_large[uid] = body.size
+            elif body is None or (message := fetched_message(uid, data)) is None:
+                missing.append(uid)
+            else:
+                messages.append(message)
+        return FetchAnswer(messages, missing, too_large)
+
+    def fetch_headers(self, uids: Iterable[int]) -> list[FetchedMessage]:
+        """The header section, flags and dates of messages too large to download whole."""
         wanted = sorted(set(uids))
         if not wanted:
             return []
-        items = FETCH_ITEMS + (GMAIL_ITEMS if self.gmail else [])
-        response, _ = self._guard(lambda: self.client.fetch_uid_set(to_sequence_set(wanted), items))
-        found = (fetched_message(uid, response[uid]) for uid in wanted if uid in response)
-        return [message for message in found if message is not None]
+        response, _ = self._guard(lambda: self.client.fetch_uid_set(to_sequence_set(wanted), HEADER_ITEMS))
+        found = []
+        for uid in wanted:
+            data = response.get(uid)
+            if data is None:
+                continue
+            header = data.get(b"BODY[HEADER]")
+            data = {**data, b"BODY[]": b"" if header is None or isinstance(header, OversizedLiteral) else header}
+            message = fetched_message(uid, data)
+            if message is not None:
+                found.append(message)
+        return found
+
+    def uids_between(self, first: int, last: int) -> UidSet:
+        """Every UID from ``first`` to ``last`` the folder holds now: one command across any gap."""
+        found = self._guard(lambda: self.client.search(["UID", f"{first}:{last}"]))
+        return UidSet.of(uid for uid in found if first <= uid <= last)
 
     def changes_since(self, modseq: int, up_to_uid: int) -> FolderChanges:
         """Flags changed since ``modseq`` among UIDs ``1..up_to_uid``, and (with QRESYNC) what vanished."""
@@ -381,14 +450,32 @@ class ImapSession:
         return UidSet.of(uid for uid in found if uid <= up_to_uid)
 
     def _guard(self, call):  # type: ignore[no-untyped-def]
+        """Run one command under the connection's deadline; turn failures into :class:`MailError`."""
+        s = self.settings
         try:
-            return call()
+            with self._deadline():
+                return call()
         except (TimeoutError, socket.timeout):
-            raise ConnectionFailed(f"{self.settings.address} did not answer in {self.settings.read_timeout:g}s") from None
+            raise ConnectionFailed(
+                f"{s.address} did not answer in time (no data for {s.read_timeout:g}s, or slower than "
+                f"{s.min_transfer_rate:g} bytes/s)"
+            ) from None
         except (OSError, IMAPClientAbortError) as exc:
-            raise ConnectionFailed(f"connection to {self.settings.address} broke: {exc}") from None
+            raise ConnectionFailed(f"connection to {s.address} broke: {exc}") from None
         except IMAPClientError as exc:
-            raise ServerError(f"{self.settings.address} refused a command: {_reason(exc)}") from None
+            raise ServerError(f"{s.address} refused a command: {_reason(exc)}") from None
+
+    @contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """One command's time limit (see :mod:`futurnal.mail.wire_limits`)."""
+        wire = self._wire
+        if wire is not None:
+            wire.start_command()
+        try:
+            yield
+        finally:
+            if wire is not None:
+                wire.end_command()
 
     def close(self) -> None:
         """Log out politely, or just drop the socket if that fails."""

@@ -76,6 +76,10 @@ class UidSet:
         return hash(tuple(self._ranges))
 
     @property
+    def min(self) -> int | None:
+        return self._ranges[0][0] if self._ranges else None
+
+    @property
     def max(self) -> int | None:
         return self._ranges[-1][1] if self._ranges else None
 

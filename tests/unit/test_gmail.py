@@ -8,7 +8,7 @@ from typing import Any
 from imapclient.response_parser import parse_fetch_response
 
 from futurnal.mail.element import build_element, gmail_thread_id
-from futurnal.mail.fetched import FetchedMessage, fetched_message
+from futurnal.mail.fetched import FetchAnswer, FetchedMessage, fetched_message
 from futurnal.mail.folder_sync import FolderSync
 from futurnal.mail.parser import parse_message
 from futurnal.mail.session import FolderStatus
@@ -88,8 +88,8 @@ class ReplaySession:
         top = max(self._messages()) if high in ("", "*") else int(high)
         return {uid: m.size for uid, m in self._messages().items() if int(low) <= uid <= top}
 
-    def fetch_messages(self, uids: Any) -> list[FetchedMessage]:
-        return [self._messages()[uid] for uid in sorted(uids) if uid in self._messages()]
+    def fetch_messages(self, uids: Any) -> FetchAnswer:
+        return FetchAnswer([self._messages()[uid] for uid in sorted(uids) if uid in self._messages()], [], {})
 
     def flags(self, criteria: str) -> dict[int, tuple[str, ...]]:
         return {uid: m.flags for uid, m in self._messages().items()}

@@ -22,7 +22,7 @@ def note(marker: str, n: int) -> bytes:
 
 @pytest.fixture
 def pool() -> Iterator[ParsePool]:
-    made = ParsePool(workers=2, timeout=2.0, min_batch=1)
+    made = ParsePool(workers=2, timeout=2.0)
     try:
         yield made
     finally:
@@ -57,7 +57,7 @@ def test_a_message_that_kills_its_worker_fails_alone_and_the_pool_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(PARSER_EXIT_ENV, "KILLS-THE-PARSER")
-    pool = ParsePool(workers=2, timeout=30.0, min_batch=1)
+    pool = ParsePool(workers=2, timeout=30.0)
     try:
         raws = [note("fine", n) for n in range(6)]
         raws[2] = note("KILLS-THE-PARSER", 2)
@@ -71,7 +71,7 @@ def test_a_message_that_kills_its_worker_fails_alone_and_the_pool_goes_on(
 
 def test_a_message_that_hangs_its_worker_times_out_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PARSER_HANG_ENV, "HANGS-THE-PARSER")
-    pool = ParsePool(workers=1, timeout=1.0, min_batch=1)
+    pool = ParsePool(workers=1, timeout=1.0)
     try:
         raws = [note("fine", 0), note("HANGS-THE-PARSER", 1), note("fine", 2)]
         outcomes = list(pool.submit(raws).outcomes())
@@ -93,7 +93,7 @@ def test_a_worker_stuck_in_a_message_ends_when_the_service_is_killed(tmp_path: P
 import os, sys
 os.environ[{PARSER_HANG_ENV!r}] = "HANGS"
 from futurnal.mail.parse_pool import ParsePool
-pool = ParsePool(workers=1, timeout=60, min_batch=1)
+pool = ParsePool(workers=1, timeout=60)
 pool.submit([b"Subject: x\\r\\n\\r\\nHANGS\\r\\n"])
 print(pool._workers[0].process.pid, flush=True)
 os._exit(0)  # as SIGKILL would: no clean-up, the worker stays behind in its message
@@ -114,3 +114,17 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_message_that_needs_more_memory_than_the_cap_fails_alone() -> None:
+    pool = ParsePool(workers=1, timeout=60.0, memory_mb=200)
+    try:
+        # Base64 text decodes to about 3/4 of its size and is copied while parsed: far over 200 MB.
+        huge = (b"From: x@example.org\r\nSubject: big\r\nContent-Type: text/plain\r\n"
+                b"Content-Transfer-Encoding: base64\r\n\r\n" + b"QUFB" * 20_000_000 + b"\r\n")
+        outcomes = list(pool.submit([note("before", 1), huge, note("after", 2)]).outcomes())
+        assert isinstance(outcomes[1], ParseFailure), outcomes[1]
+        assert outcomes[1].reason == "parsing needed more than 200 MB of memory"
+        assert [outcomes[0], outcomes[2]] == [parse_message(note("before", 1)), parse_message(note("after", 2))]
+    finally:
+        pool.close()

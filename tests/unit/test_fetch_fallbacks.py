@@ -1,0 +1,204 @@
+"""A folder sync against a server that fails in the ways real ones do: every UID ends stored,
+quarantined with a reason, or gone from the server; the watermark never passes one that is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from futurnal.mail.errors import ConnectionFailed, ServerError
+from futurnal.mail.fetch_plan import BatchLimits
+from futurnal.mail.fetched import FetchAnswer, FetchedMessage
+from futurnal.mail.folder_sync import FolderSync
+from futurnal.mail.session import FolderStatus
+from futurnal.mail.uidset import UidSet
+from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.sqlite import SqliteElementStore
+from futurnal.storage.sync_state import FolderStateStore
+
+from tests.integration.sync_harness import DirectSink
+
+
+def note(uid: int) -> bytes:
+    return f"From: a@example.org\r\nSubject: note {uid}\r\nMessage-ID: <{uid}@example.org>\r\n\r\nbody {uid}\r\n".encode()
+
+
+class MemoryServer:
+    """One folder in memory, answering like ImapSession, with the failures a test switches on."""
+
+    extensions: frozenset[str] = frozenset()
+    condstore = qresync = gmail = False
+
+    def __init__(self, uids: list[int], uidnext: int | None = None) -> None:
+        self.messages = {uid: note(uid) for uid in uids}
+        self.uidnext = uidnext or max(uids) + 1
+        self.without_body: dict[int, int] = {}  # uid -> how many more answers lack its body
+        self.refuses: set[int] = set()  # a batch holding one of these is refused whole
+        self.announced_too_large: set[int] = set()  # bodies the wire drained as over the limit
+        self.expunge_when_asked: set[int] = set()
+        self.commands: list[str] = []
+
+    def select(self, folder: str) -> FolderStatus:
+        self.commands.append("SELECT")
+        return FolderStatus(folder, 7, self.uidnext, len(self.messages), None)
+
+    def sizes(self, criteria: str) -> dict[int, int]:
+        self.commands.append(f"SIZES {criteria}")
+        low, _, high = criteria.partition(":")
+        top = self.uidnext if high in ("", "*") else int(high)
+        return {uid: len(raw) for uid, raw in self.messages.items() if int(low) <= uid <= top}
+
+    def fetch_messages(self, uids: Any) -> FetchAnswer:
+        wanted = sorted(uids)
+        self.commands.append(f"FETCH {wanted}")
+        if self.refuses.intersection(wanted):
+            raise ServerError("127.0.0.1:143 refused a command: [SERVERBUG] Internal error occurred")
+        for uid in self.expunge_when_asked.intersection(wanted):
+            self.messages.pop(uid, None)
+        messages, missing, too_large = [], [], {}
+        for uid in wanted:
+            if uid not in self.messages:
+                missing.append(uid)
+            elif uid in self.announced_too_large:
+                too_large[uid] = 10**9
+            elif self.without_body.get(uid, 0) > 0:
+                self.without_body[uid] -= 1
+                missing.append(uid)
+            else:
+                raw = self.messages[uid]
+                messages.append(FetchedMessage(uid, raw, ("\\Seen",), None, len(raw)))
+        return FetchAnswer(messages, missing, too_large)
+
+    def fetch_headers(self, uids: Any) -> list[FetchedMessage]:
+        self.commands.append(f"HEADERS {sorted(uids)}")
+        return [FetchedMessage(uid, self.messages[uid].split(b"\r\n\r\n")[0] + b"\r\n\r\n", (), None, 0)
+                for uid in sorted(uids) if uid in self.messages]
+
+    def uids_between(self, first: int, last: int) -> UidSet:
+        self.commands.append(f"SEARCH {first}:{last}")
+        return UidSet.of(uid for uid in self.messages if first <= uid <= last)
+
+    def uids(self, up_to_uid: int) -> UidSet:
+        return self.uids_between(1, up_to_uid)
+
+    def flags(self, criteria: str) -> dict[int, tuple[str, ...]]:
+        return {uid: ("\\Seen",) for uid in self.messages}
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, server: MemoryServer, limits: BatchLimits = BatchLimits()) -> None:
+        self.store = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "feed-listeners")
+        self.states = FolderStateStore(tmp_path / "state.json")
+        self.quarantine = QuarantineStore(tmp_path / "quarantine")
+        self.sync = FolderSync(
+            mailbox="m", session=server, states=self.states, sink=DirectSink(self.store),  # type: ignore[arg-type]
+            quarantine=self.quarantine, limits=limits,
+        )
+
+    def stored_uids(self) -> list[int]:
+        return sorted(e["uid"] for e in self.store.iter_elements("m"))
+
+    def quarantined(self) -> dict[int, str]:
+        return {r.uid: r.reason for r in self.quarantine.list("m")}
+
+
+def test_a_uid_answered_without_its_body_is_asked_for_again_alone(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3, 4, 5])
+    server.without_body[3] = 1
+    harness = Harness(tmp_path, server)
+    result = harness.sync.run("INBOX")
+    assert harness.stored_uids() == [1, 2, 3, 4, 5]
+    assert "FETCH [3]" in server.commands
+    assert result.quarantined == 0
+
+
+def test_a_body_never_sent_is_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3, 4, 5])
+    server.without_body[3] = 99
+    harness = Harness(tmp_path, server)
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == [1, 2, 4, 5]
+    assert "did not send" in harness.quarantined()[3]
+    record = harness.quarantine.list("m")[0]
+    assert record.complete is False
+    state = harness.states.get("INBOX")
+    assert state.last_uid == 5 and 3 in UidSet.parse(state.known_uids)
+    server.commands.clear()
+    harness.sync.run("INBOX")
+    assert not any(c.startswith("FETCH") for c in server.commands)  # not asked again for ever
+
+
+def test_a_message_expunged_between_size_and_fetch_is_neither_stored_nor_quarantined(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3])
+    server.expunge_when_asked.add(2)
+    harness = Harness(tmp_path, server)
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == [1, 3]
+    assert harness.quarantined() == {}
+    assert harness.states.get("INBOX").last_uid == 3
+
+
+def test_a_refused_batch_is_split_until_the_one_refused_message_is_quarantined(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 33)))
+    server.refuses.add(17)
+    harness = Harness(tmp_path, server)
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == [uid for uid in range(1, 33) if uid != 17]
+    assert "SERVERBUG" in harness.quarantined()[17]
+    fetches = [c for c in server.commands if c.startswith("FETCH")]
+    assert len(fetches) <= 2 * 6 + 1  # halving: about two per level, not one per message
+
+
+def test_a_message_over_the_size_limit_is_not_downloaded_and_its_headers_are_kept(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3])
+    server.messages[2] = note(2) + b"x" * 5000
+    harness = Harness(tmp_path, server, BatchLimits(max_message_bytes=1024))
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == [1, 3]
+    assert "too large" in harness.quarantined()[2] and str(len(server.messages[2])) in harness.quarantined()[2]
+    assert not any(c.startswith("FETCH") and "2" in c.split(" ", 1)[1] for c in server.commands)
+    record = harness.quarantine.list("m")[0]
+    assert harness.quarantine.raw(record.id).startswith(b"From: a@example.org")
+    assert b"body 2" not in harness.quarantine.raw(record.id)
+
+
+def test_a_body_bigger_than_its_announced_size_is_quarantined_as_too_large(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3])
+    server.announced_too_large.add(2)
+    harness = Harness(tmp_path, server)
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == [1, 3]
+    assert "1000000000 bytes" in harness.quarantined()[2]
+
+
+def test_a_sparse_uid_space_costs_a_few_commands(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 4294967290], uidnext=4294967295)
+    harness = Harness(tmp_path, server)
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == [1, 2, 4294967290]
+    assert len(server.commands) < 20, server.commands
+    assert harness.states.get("INBOX").last_uid == 4294967294
+    server.commands.clear()
+    harness.sync.run("INBOX")
+    assert len(server.commands) < 5, server.commands
+
+
+def test_the_watermark_stays_below_a_batch_the_connection_lost(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 11)))
+    harness = Harness(tmp_path, server, BatchLimits(max_messages=4))
+    original = server.fetch_messages
+
+    def breaks_on_the_second_batch(uids: Any) -> FetchAnswer:
+        if 5 in uids:
+            raise ConnectionFailed("connection broke")
+        return original(uids)
+
+    server.fetch_messages = breaks_on_the_second_batch  # type: ignore[method-assign]
+    with pytest.raises(ConnectionFailed):
+        harness.sync.run("INBOX")
+    assert harness.states.get("INBOX").last_uid < 5  # never past the batch that did not arrive
+    server.fetch_messages = original  # type: ignore[method-assign]
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == list(range(1, 11))
