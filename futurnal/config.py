@@ -23,6 +23,7 @@ from typing import Any
 
 from .attachments.settings import AttachmentSettings
 from .mail.fetch_plan import BatchLimits
+from .mail.parse_pool import DEFAULT_MEMORY_MB
 
 __all__ = ["ConfigError", "ServiceSettings", "environment_variable", "load_settings"]
 
@@ -44,7 +45,7 @@ class ServiceSettings:
     #: A message whose parsing takes longer is quarantined (its worker is killed and replaced).
     parse_timeout_seconds: float = 60.0
     #: Address-space cap of each parser process; a message that needs more is quarantined.
-    parse_memory_mb: int = 1024
+    parse_memory_mb: int = DEFAULT_MEMORY_MB
     connect_timeout_seconds: float = 15.0
     #: Longest wait for any byte from the server, and the base of every command's deadline.
     read_timeout_seconds: float = 60.0

@@ -32,9 +32,11 @@ from typing import IO
 from .parse_worker import READY, read_frame, write_frame
 from .parser import ParsedMessage
 
-__all__ = ["ParseBatch", "ParseFailure", "ParseOutcome", "ParsePool", "PoolUnavailable"]
+__all__ = ["DEFAULT_MEMORY_MB", "ParseBatch", "ParseFailure", "ParseOutcome", "ParsePool", "PoolUnavailable"]
 
 _STARTUP_TIMEOUT = 30.0
+#: Address-space cap of a parser process: many times what any sane message needs to parse.
+DEFAULT_MEMORY_MB = 1024
 _EOF = (-1, b"")  # what the collector queues when the worker's stdout ends
 
 
@@ -179,7 +181,7 @@ class ParsePool:
     Not thread-safe: one owner (a fetcher) submits and collects.
     """
 
-    def __init__(self, workers: int = 2, timeout: float = 60.0, memory_mb: int | None = None) -> None:
+    def __init__(self, workers: int = 2, timeout: float = 60.0, memory_mb: int | None = DEFAULT_MEMORY_MB) -> None:
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
         self._size = workers

@@ -27,7 +27,11 @@ _CHUNK = 1 << 20
 
 
 class OversizedLiteral(bytes):
-    """Stands where a literal too large to keep was: empty, with the size the server announced."""
+    """Stands where a literal too large to keep was: no content, with the size the server announced.
+
+    Its ``len()`` is that announced size, because the response parser checks every literal's
+    length against its ``{n}`` marker; its content is empty.
+    """
 
     size: int
 
@@ -35,6 +39,9 @@ class OversizedLiteral(bytes):
         made = super().__new__(cls, b"")
         made.size = size
         return made
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class WireLimits:
