@@ -23,6 +23,7 @@ from .connection_budget import ConnectionBudget
 from .fetch_plan import BatchLimits
 from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, MailError, ServerError, TlsVerificationFailed
 from .uidset import UidSet, to_sequence_set
+from .live_connections import LiveConnections
 from .wire_limits import OversizedLiteral, WireLimits
 
 __all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession", "OAUTH2_MECHANISMS"]
@@ -179,9 +180,13 @@ class ImapSession:
     subclass whose message names the server and says what to do.
     """
 
-    def __init__(self, settings: ConnectionSettings, budget: ConnectionBudget | None = None) -> None:
+    def __init__(
+        self, settings: ConnectionSettings, budget: ConnectionBudget | None = None,
+        live: LiveConnections | None = None,
+    ) -> None:
         self.settings = settings
         self._budget = budget
+        self._live = live
         self._holds_lease = False
         self._client: _Client | None = None
         self._wire: WireLimits | None = None
@@ -255,6 +260,12 @@ class ImapSession:
         except IMAPClientError as exc:
             raise ConnectionFailed(f"{s.address} refused the connection: {exc}") from None
         self._client = client
+        if self._live is not None:
+            try:
+                self._live.add(self)
+            except ConnectionFailed:
+                self.close()
+                raise
         self._wire = WireLimits(
             client._imap, max_literal=s.max_message_bytes, read_timeout=s.read_timeout,
             min_rate=s.min_transfer_rate, max_line=MAX_LINE_BYTES,
@@ -477,8 +488,23 @@ class ImapSession:
             if wire is not None:
                 wire.end_command()
 
+    def cut(self) -> None:
+        """Shut the socket down from any thread: a read blocked on it returns at once (stop)."""
+        client = self._client
+        sock = getattr(getattr(client, "_imap", None), "sock", None)
+        if sock is None:
+            return
+        try:
+            # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would unwrap the TLS
+            # object under the reading thread's feet; this only ends the stream under it.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         """Log out politely, or just drop the socket if that fails."""
+        if self._live is not None:
+            self._live.discard(self)
         client, self._client = self._client, None
         if client is None:
             self._release_lease()
