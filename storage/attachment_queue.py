@@ -106,6 +106,6 @@ class AttachmentJobQueue:
         return count
 
     def _dir(self, mailbox: str, element_id: str) -> Path:
-        if not element_id.isalnum():
+        if not (element_id.isascii() and element_id.isalnum()):
             raise ValueError("not an element id")
         return self.root / validate_mailbox_id(mailbox) / element_id

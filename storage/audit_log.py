@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .atomic import make_private_dir
+
 __all__ = ["AuditLog", "ChainCheck"]
 
 GENESIS = "0" * 64
@@ -55,7 +57,7 @@ class AuditLog:
         self.path = path
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

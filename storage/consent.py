@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, make_private_dir
 from .clock import utc_iso, utc_now
 from .errors import CorruptStateFile
 
@@ -89,7 +89,7 @@ class ConsentRegistry:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Writers (CLI commands, possibly two at once) take turns; readers need no lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         with open(self.path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

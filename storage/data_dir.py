@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from loguru import logger
+
+from .atomic import make_private_dir
 
 __all__ = ["DataDir", "default_data_dir"]
 
@@ -19,9 +24,16 @@ def default_data_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class DataDir:
-    """The layout of a data directory."""
+    """The layout of a data directory, made absolute once, here.
+
+    Every path handed on is then absolute: the attachment extraction servers run from ``/``,
+    and a relative ``--data-dir`` would name other files there.
+    """
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(os.path.abspath(Path(self.root).expanduser())))
 
     @property
     def registry_path(self) -> Path:
@@ -74,6 +86,12 @@ class DataDir:
         return self.root / "state" / f"{mailbox_id}.gmail-index"
 
     def ensure(self) -> DataDir:
-        """Create the directory private to the user: it holds people's mail."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Create the directory private to the user (it holds people's mail), or make it so: one
+        of the user's own that others may enter is tightened to 0700, and a warning says so."""
+        make_private_dir(self.root)
+        info = self.root.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            self.root.chmod(0o700)
+            logger.warning("data directory {path} was open to other users (mode {mode:04o}); made it 0700",
+                           path=str(self.root), mode=stat.S_IMODE(info.st_mode))
         return self

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
+from .atomic import atomic_write_bytes
 from .element_store import ElementKey
 
 __all__ = ["GmailMessageIndex"]
@@ -35,11 +35,8 @@ class GmailMessageIndex:
             return None
 
     def claim(self, msgid: str, key: ElementKey) -> None:
-        path = self._path(msgid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_suffix(".tmp")
-        temp.write_text(f"{key.mailbox}\x00{key.folder}\x00{key.uidvalidity}\x00{key.uid}", encoding="utf-8")
-        os.replace(temp, path)
+        data = f"{key.mailbox}\x00{key.folder}\x00{key.uidvalidity}\x00{key.uid}".encode()
+        atomic_write_bytes(self._path(msgid), data, fsync=False, sync_dir=False)
 
     def release(self, msgid: str, key: ElementKey) -> None:
         """Forget the claim if ``key`` holds it (its element was tombstoned)."""

@@ -8,6 +8,9 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
+from loguru import logger
+
+from .atomic import make_private_dir, remove_stale_temp_files
 from .errors import DataDirLocked
 
 __all__ = ["DataDirLock"]
@@ -17,7 +20,8 @@ class DataDirLock:
     """An exclusive ``flock`` on ``<data dir>/lock``, released when the process dies.
 
     ``flock`` rather than a PID file: the kernel drops the lock on exit, even on SIGKILL, so a
-    crashed run never leaves a stale lock behind.
+    crashed run never leaves a stale lock behind. Whoever takes it also sweeps away the temp files
+    that writes cut short by such a crash left (no other owner is writing then).
     """
 
     def __init__(self, data_dir: Path) -> None:
@@ -25,7 +29,7 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self._path.parent)
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,6 +40,8 @@ class DataDirLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
+        if removed := remove_stale_temp_files(self._path.parent):
+            logger.info("removed {n} temp file(s) left by interrupted writes", n=removed)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from pathlib import Path
+
+from .atomic import create_temp_file, make_private_dir
 
 __all__ = ["KEY_BYTES", "load_or_create_log_key"]
 
@@ -27,8 +28,8 @@ def load_or_create_log_key(path: Path) -> bytes:
         return _read(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
+    make_private_dir(path.parent)
+    fd, tmp = create_temp_file(str(path))  # 0600
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(secrets.token_bytes(KEY_BYTES))

@@ -13,7 +13,9 @@ from .atomic import AtomicJSONStorage
 
 __all__ = ["MailboxRecord", "MailboxRegistry", "UnknownMailbox", "default_mailbox_id", "validate_mailbox_id"]
 
-_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_TEXT_FIELDS = ("email", "host", "username", "security", "auth", "priority")
+_FOLDER_LISTS = ("folders", "exclude", "watch")
 
 
 class UnknownMailbox(LookupError):
@@ -58,18 +60,49 @@ class MailboxRecord:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> MailboxRecord:
         known = {name: doc[name] for name in cls.__dataclass_fields__ if name in doc}
-        known["folders"] = tuple(known.get("folders", ("INBOX",)))
-        known["exclude"] = tuple(known.get("exclude", ()))
-        known["watch"] = tuple(known.get("watch", ("INBOX",)))
+        for name, default in (("folders", ("INBOX",)), ("exclude", ()), ("watch", ("INBOX",))):
+            value = known.get(name, default)
+            if not isinstance(value, list | tuple):  # tuple("INBOX") would be five folders
+                raise ValueError(f"mailbox {name} must be a list of folder names, not {value!r}")
+            known[name] = tuple(value)
         return cls(**known)
+
+    def validate(self) -> MailboxRecord:
+        """Raise ValueError naming the first field of the wrong type or out of range: a record
+        also arrives as JSON (the admin console's ``add``), and a bad one must not be stored."""
+        validate_mailbox_id(self.id)
+        checks = [
+            *((name, _text(getattr(self, name)), "a non-empty string") for name in _TEXT_FIELDS),
+            ("port", _whole(self.port) and 0 < self.port < 65536, "a TCP port (1-65535)"),
+            ("sync_interval_seconds", _whole(self.sync_interval_seconds) and self.sync_interval_seconds >= 1,
+             "a whole number of seconds, at least 1"),
+            ("cafile", self.cafile is None or _text(self.cafile), "a file name or null"),
+            ("schedule", self.schedule is None or _text(self.schedule), "a schedule or null"),
+            ("created_at", isinstance(self.created_at, str), "a string"),
+            *((name, all(_text(f) for f in getattr(self, name)), "a list of folder names") for name in _FOLDER_LISTS),
+            ("extra", isinstance(self.extra, dict), "a JSON object"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"mailbox {name} must be {expected}, not {getattr(self, name)!r}")
+        return self
 
     def with_changes(self, **changes: Any) -> MailboxRecord:
         return replace(self, **changes)
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
 def validate_mailbox_id(mailbox_id: str) -> str:
-    """Ids name files and keyring entries, so they are kept to a small, path-safe alphabet."""
-    if not _ID_PATTERN.match(mailbox_id):
+    """Ids name files and keyring entries, so they are kept to a small, path-safe alphabet
+    (matched whole: a trailing newline is not let through)."""
+    if not isinstance(mailbox_id, str) or not _ID_PATTERN.fullmatch(mailbox_id):
         raise ValueError(
             f"invalid mailbox id {mailbox_id!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -91,7 +124,7 @@ class MailboxRegistry:
         self._table = self._db.table("mailboxes")
 
     def add(self, record: MailboxRecord) -> None:
-        validate_mailbox_id(record.id)
+        record.validate()
         if self._table.contains(Query().id == record.id):
             raise ValueError(f"a mailbox with id {record.id!r} is already registered")
         if self._table.contains(Query().email == record.email):
@@ -99,6 +132,7 @@ class MailboxRegistry:
         self._table.insert(record.to_document())
 
     def update(self, record: MailboxRecord) -> None:
+        record.validate()
         self._table.update(record.to_document(), Query().id == record.id)
 
     def remove(self, mailbox_id: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from tinydb import Query, TinyDB
 from tinydb.table import Document
@@ -53,7 +54,12 @@ class FolderState:
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> FolderState:
+        """Back from ``to_document``; a value of the wrong type raises ValueError rather than
+        becoming a watermark that the next sync would trust."""
         known = {name: doc[name] for name in cls.__dataclass_fields__ if name in doc}
+        for name, value in known.items():
+            if not _FIELD_CHECKS[name](value):
+                raise ValueError(f"{name} is {value!r}")
         known["extensions"] = tuple(known.get("extensions", ()))
         return cls(**known)
 
@@ -61,11 +67,32 @@ class FolderState:
         return replace(self, **changes)
 
 
+def _field_check(hint: Any) -> Callable[[Any], bool]:
+    """A test of a JSON value against one field's type (``int | None``, ``str``, ``tuple[str, ...]``)."""
+    if hint == tuple[str, ...]:
+        return lambda value: isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+    return lambda value: isinstance(value, hint) and not isinstance(value, bool)
+
+
+_FIELD_CHECKS = {f.name: _field_check(get_type_hints(FolderState)[f.name]) for f in fields(FolderState)}
+
+
+def _states_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a folder entry of a state file, checked on every read: a watermark of
+    the wrong type must stop the mailbox's syncs with the file named, never be trusted or reset."""
+    for doc_id, doc in data.get("folders", {}).items():
+        try:
+            FolderState.from_document(doc)
+        except (TypeError, ValueError) as exc:
+            return f"folder entry {doc_id}: {exc}"
+    return None
+
+
 class FolderStateStore:
     """The folder states of one mailbox, in that mailbox's own TinyDB file (one owner per file)."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
+        self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only, check=_states_problem)
         self._table = self._db.table("folders")
         self._mailbox = self._db.table("mailbox")
 

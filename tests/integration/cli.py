@@ -46,10 +46,11 @@ class Cli:
             "XDG_CONFIG_HOME": str(home / "xdg-config"),
             "HOME": str(home),
         }
+        self.cwd: Path | None = None  # where commands run (None: the test's own working directory)
 
     def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> Result:
         done = subprocess.run(
-            [COMMAND, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=self.env
+            [COMMAND, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=self.env, cwd=self.cwd
         )
         return Result(done.returncode, done.stdout, done.stderr)
 

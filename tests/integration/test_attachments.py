@@ -191,3 +191,18 @@ def test_extractions_pending_when_the_process_is_killed_finish_at_the_next_sync(
     assert [(a["status"], a["text"]) for a in element["attachments"]] == [("timeout", None), ("ok", "quick text")]
     assert not list(queue.glob("*/job.json"))
     assert_valid_element(element)
+
+
+def test_a_relative_data_dir_still_gets_attachment_text(cli: Cli, dovecot: DovecotServer) -> None:
+    """The extraction servers run from /: a relative data directory must reach them absolute."""
+    _append(dovecot, [_with_files("relative", ("application/pdf", "report.pdf", PDF), (WORD, "minutes.docx", DOCX),
+                                  ("text/plain", "note.txt", b"plain words"))])
+    cli.cwd = cli.home
+    cli.env["FUTURNAL_HOME"] = "data"  # relative, like `--data-dir data`
+    assert cli.add(dovecot).code == 0
+    done = cli("--data-dir", "./data", "imap", "sync", "alice")
+    assert done.code == 0, done.err
+    [element] = cli("elements", "export").lines()
+    assert [(a["status"], a["text"]) for a in element["attachments"]] == [
+        ("ok", "Quarterly report\n\nRevenue went up"), ("ok", "Minutes of the meeting\nAction items follow"),
+        ("ok", "plain words")]

@@ -11,7 +11,9 @@ import pytest
 from futurnal.storage.atomic import AtomicJSONStorage, atomic_write_bytes
 from futurnal.storage.errors import CorruptStateFile, DataDirLocked
 from futurnal.storage.lock import DataDirLock
-from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox, default_mailbox_id
+from futurnal.storage.registry import (
+    MailboxRecord, MailboxRegistry, UnknownMailbox, default_mailbox_id, validate_mailbox_id,
+)
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
 
@@ -139,3 +141,57 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path: Path) -> None:
     with DataDirLock(tmp_path):
         with pytest.raises(DataDirLocked):
             DataDirLock(tmp_path).acquire()
+
+
+@pytest.mark.parametrize("mailbox_id", ["nl\n", "a\n", "ok\nmore", "UPPER", ".hidden", "a/b", "x" * 65, ""])
+def test_mailbox_ids_are_matched_whole(mailbox_id: str) -> None:
+    with pytest.raises(ValueError, match="invalid mailbox id"):
+        validate_mailbox_id(mailbox_id)
+
+
+def test_the_registry_refuses_a_record_with_a_field_of_the_wrong_type(tmp_path: Path) -> None:
+    registry = MailboxRegistry(tmp_path / "mailboxes.json")
+    for bad, field in (({"port": "abc"}, "port"), ({"port": 70000}, "port"), ({"id": "nl\n"}, "mailbox id"),
+                       ({"watch": ("",)}, "watch"), ({"sync_interval_seconds": 0}, "sync_interval_seconds"),
+                       ({"host": None}, "host")):
+        with pytest.raises(ValueError, match=field):
+            registry.add(_record().with_changes(**bad))
+    with pytest.raises(ValueError, match="folders must be a list"):
+        MailboxRecord.from_document({**_record().to_document(), "folders": "INBOX"})
+    assert not (tmp_path / "mailboxes.json").exists()
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"  \n", b'{"folders": []}', b'{"folders": {"1": "INBOX"}}', b'{"folders": {"one": {"folder": "INBOX"}}}',
+    b'{"folders": {"1": {"folder": "INBOX", "last_uid": "42"}}}', b'{"folders": {"1": {"folder": 7}}}',
+    b'{"folders": {"1": {"folder": "INBOX", "extensions": "CONDSTORE"}}}',
+])
+def test_an_empty_or_wrongly_typed_state_file_is_reported_and_left_untouched(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "state" / "alice.json"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    store = FolderStateStore(path)
+    with pytest.raises(CorruptStateFile, match="alice.json is corrupt"):
+        store.all()
+    with pytest.raises(CorruptStateFile, match="alice.json is corrupt"):
+        store.get("INBOX")
+        store.put(FolderState(folder="INBOX", last_uid=1))
+    assert path.read_bytes() == content
+
+
+def test_imap_status_names_an_empty_state_file_and_leaves_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from futurnal.cli.main import main
+    from futurnal.storage.data_dir import DataDir
+
+    layout = DataDir(tmp_path / "data").ensure()
+    with MailboxRegistry(layout.registry_path) as registry:
+        registry.add(_record())
+    state = layout.state_path("alice")
+    state.parent.mkdir()
+    state.write_bytes(b"")
+    assert main(["--data-dir", str(layout.root), "imap", "status", "alice"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: state file {state} is corrupt (the file is empty); it was left untouched" in err
+    assert state.read_bytes() == b""
