@@ -110,7 +110,7 @@ def parse_schedule(text: str) -> Schedule:
             raise ScheduleError(f"invalid schedule {text!r}: @manual takes no argument")
         return Schedule("manual")
     if keyword == "@interval":
-        if len(words) != 2 or not words[1].isdigit():
+        if len(words) != 2 or not (words[1].isascii() and words[1].isdigit()):
             raise ScheduleError(f"invalid schedule {text!r}: write @interval followed by whole seconds, e.g. '@interval 300'")
         if int(words[1]) < 1:
             raise ScheduleError(f"invalid schedule {text!r}: a sync interval must be at least 1 second")

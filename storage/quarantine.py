@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
 
-__all__ = ["QuarantineRecord", "QuarantineStore"]
+__all__ = ["InvalidRecordId", "QuarantineRecord", "QuarantineStore", "validate_record_id"]
+
+_RECORD_ID = re.compile(r"[0-9a-f]{16}")
+
+
+class InvalidRecordId(ValueError):
+    """Not a quarantine record id: refused before it can name a file."""
+
+    def __init__(self, record_id: object, why: str = "16 hex digits, see `quarantine list`") -> None:
+        super().__init__(f"{record_id!r} is not a quarantine record id ({why})")
+
+
+def validate_record_id(record_id: object) -> str:
+    """The one check of every id that reaches the store (CLI, admin console, retries): ids name
+    files, so only what :meth:`QuarantineStore.record_id` makes is let through."""
+    if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
+        raise InvalidRecordId(record_id)
+    return record_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +53,21 @@ class QuarantineRecord:
 
 
 class QuarantineStore:
-    """``root/<id>.json`` (the record) beside ``root/<id>.eml`` (the raw bytes, private to the user)."""
+    """``root/<id>.json`` (the record) beside ``root/<id>.eml`` (the raw bytes, private to the user).
+
+    Every path is made by :meth:`_path` from a checked id and must resolve inside ``root``, so
+    neither a crafted id nor a symbolic link planted in the directory reaches another file. A
+    record's own ``id`` field is never used to name a file: the file's name is its id.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def _path(self, record_id: str, suffix: str) -> Path:
+        path = self.root / f"{validate_record_id(record_id)}{suffix}"
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise InvalidRecordId(record_id, "its file leads out of the quarantine directory")
+        return path
 
     @staticmethod
     def record_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
@@ -65,20 +94,21 @@ class QuarantineStore:
             internal_date=internal_date,
             complete=complete,
         )
-        atomic_write_bytes(self.root / f"{record_id}.eml", raw)
-        atomic_write_bytes(self.root / f"{record_id}.json", json.dumps(asdict(record)).encode())
+        atomic_write_bytes(self._path(record_id, ".eml"), raw)
+        atomic_write_bytes(self._path(record_id, ".json"), json.dumps(asdict(record)).encode())
         return record
 
     def get(self, record_id: str) -> QuarantineRecord | None:
+        """The record, or None when there is none; raises :class:`InvalidRecordId` for a bad id."""
         try:
-            data: dict[str, Any] = json.loads((self.root / f"{record_id}.json").read_bytes())
+            data: dict[str, Any] = json.loads(self._path(record_id, ".json").read_bytes())
         except FileNotFoundError:
             return None
-        data["flags"] = tuple(data.get("flags", ()))
-        return QuarantineRecord(**data)
+        known = {f.name: data[f.name] for f in fields(QuarantineRecord) if f.name in data}
+        return QuarantineRecord(**{**known, "id": record_id, "flags": tuple(known.get("flags", ()))})
 
     def raw(self, record_id: str) -> bytes:
-        return (self.root / f"{record_id}.eml").read_bytes()
+        return self._path(record_id, ".eml").read_bytes()
 
     def touch(self, record: QuarantineRecord, reason: str, now: str) -> QuarantineRecord:
         """One more failed attempt (a retry that failed again)."""
@@ -89,13 +119,16 @@ class QuarantineStore:
         )
 
     def drop(self, record_id: str) -> bool:
-        existed = (self.root / f"{record_id}.json").exists()
-        for suffix in (".json", ".eml"):
-            (self.root / f"{record_id}{suffix}").unlink(missing_ok=True)
+        paths = [self._path(record_id, suffix) for suffix in (".json", ".eml")]
+        existed = paths[0].exists()
+        for path in paths:
+            path.unlink(missing_ok=True)
         return existed
 
     def list(self, mailbox: str | None = None) -> list[QuarantineRecord]:
-        records = [self.get(p.stem) for p in sorted(self.root.glob("*.json"))]
+        """Every record, or a mailbox's; files not named like a record are no record."""
+        names = sorted(p.stem for p in self.root.glob("*.json") if _RECORD_ID.fullmatch(p.stem))
+        records = [self.get(name) for name in names]
         return [r for r in records if r is not None and (mailbox is None or r.mailbox == mailbox)]
 
     def remove_mailbox(self, mailbox: str) -> int:

@@ -14,7 +14,7 @@ from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.consent import ConsentRegistry
-from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
+from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore, validate_record_id
 
 from .context import CommandContext
 from .output import UserError, print_json, print_table
@@ -51,8 +51,18 @@ def _store(ctx: CommandContext) -> QuarantineStore:
     return QuarantineStore(ctx.data_dir.quarantine_root)
 
 
+def _checked_id(record_id: str) -> str:
+    try:
+        return validate_record_id(record_id)
+    except InvalidRecordId as exc:
+        raise UserError(str(exc), code=2) from None
+
+
 def _record(store: QuarantineStore, record_id: str) -> QuarantineRecord:
-    record = store.get(record_id) if record_id.isalnum() else None
+    try:
+        record = store.get(_checked_id(record_id))
+    except InvalidRecordId as exc:  # a planted link
+        raise UserError(str(exc)) from None
     if record is None:
         raise UserError(f"no quarantined message {record_id!r} (see `quarantine list`)")
     return record
@@ -86,7 +96,7 @@ def _show(args: argparse.Namespace, ctx: CommandContext) -> int:
 def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
     console = ctx.console()
     if console is not None:  # the running process owns the element store: it does the writing
-        result = console.call("quarantine", action="retry", **({} if args.all else {"id": args.id}))
+        result = console.call("quarantine", action="retry", **({} if args.all else {"id": _checked_id(args.id)}))
         outcomes = [RetryOutcome(o["record_id"], o["element_id"], o["error"]) for o in result["outcomes"]]
     else:
         store = _store(ctx)
@@ -112,7 +122,7 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
 def _drop(args: argparse.Namespace, ctx: CommandContext) -> int:
     console = ctx.console()
     if console is not None:  # the running process owns the quarantine: it deletes
-        console.call("quarantine", action="drop", id=args.id)
+        console.call("quarantine", action="drop", id=_checked_id(args.id))
         print(f"dropped {args.id}")
         return 0
     store = _store(ctx)

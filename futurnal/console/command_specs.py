@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -147,7 +148,7 @@ def _checked(spec: CommandSpec, param: Param, value: Any) -> Any:
             raise bad("a list of strings")
         return value
     if param.kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _positive_number(value):
             raise bad("a positive number")
         return value
     if param.kind == "count":
@@ -167,6 +168,17 @@ def _checked(spec: CommandSpec, param: Param, value: Any) -> Any:
     if param.choices and value not in param.choices:
         raise bad(" or ".join(param.choices))
     return value
+
+
+def _positive_number(value: Any) -> bool:
+    """A JSON number above 0 that a timeout can use: not a bool, not NaN (which no comparison
+    refuses), not infinite, not an integer too big for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:
+        return False
 
 
 def args_from_words(spec: CommandSpec, words: list[str]) -> dict[str, Any]:
@@ -205,7 +217,7 @@ def _put(spec: CommandSpec, args: dict[str, Any], param: Param, word: str) -> No
         except json.JSONDecodeError:
             raise ProtocolError("bad-argument", f"{spec.name}: {param.name} must be a JSON object") from None
     elif param.kind == "count":
-        if not word.isdigit():
+        if not (word.isascii() and word.isdigit()):  # "²" is a digit to isdigit, not to int
             raise ProtocolError("bad-argument", f"{spec.name}: {param.name} must be a whole number, not {word!r}")
         args[param.name] = int(word)
     elif param.kind == "number":

@@ -18,7 +18,7 @@ from futurnal.schedules import ScheduleError, parse_priority, parse_schedule
 from futurnal.status import describe_schedule
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
-from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.quarantine import InvalidRecordId, QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.system import ActorSystem, SystemNotRunning
 
@@ -168,7 +168,10 @@ class ConsoleCommands:
 
     @staticmethod
     def _quarantined(store: QuarantineStore, record_id: str) -> Any:
-        record = store.get(record_id)
+        try:
+            record = store.get(record_id)
+        except InvalidRecordId as exc:
+            raise ProtocolError("bad-argument", f"quarantine: {exc}") from None
         if record is None:
             raise ProtocolError("not-found", f"no quarantined message {record_id!r} (see `quarantine list`)")
         return record

@@ -12,7 +12,7 @@ from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.attachments.plan import AttachmentWork, plan_attachments
 from futurnal.attachments.settings import AttachmentSettings
-from futurnal.storage.quarantine import QuarantineRecord, QuarantineStore
+from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
 
 from .element import ALL_SCOPES, build_element
 from .fetched import FetchedMessage
@@ -74,7 +74,12 @@ def retry_quarantined(
             )))
             continue
         try:
-            element, work = element_from_quarantine(record, store.raw(record.id), granted.scopes, attachments)
+            raw = store.raw(record.id)
+        except (OSError, InvalidRecordId) as exc:  # gone meanwhile, or a link planted in the directory
+            outcomes.append(RetryOutcome(record.id, error=f"its bytes cannot be read: {exc}"))
+            continue
+        try:
+            element, work = element_from_quarantine(record, raw, granted.scopes, attachments)
         except Exception as exc:
             store.touch(record, f"retry failed: {exc.__class__.__name__}: {exc}", utc_now())
             outcomes.append(RetryOutcome(record.id, error=f"still fails ({exc.__class__.__name__}: {exc})"))
