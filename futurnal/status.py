@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from futurnal.config import ServiceSettings
-from futurnal.mail.folder_selection import is_pattern
+from futurnal.mail.folder_selection import is_pattern, watchable
 from futurnal.mail.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
 from futurnal.mail.uidset import UidSet
 from futurnal.schedules import ScheduleError, next_run, schedule_of
@@ -35,7 +35,7 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
     states = FolderStateStore(path, read_only=True) if path.exists() else None
     try:
         synced = [s.folder for s in states.all()] if states else []
-        plan = watch_plan(record.watch, settings.max_connections_per_mailbox)
+        plan = watch_plan(watchable(record.folders, record.exclude, record.watch), settings.max_connections_per_mailbox)
         now = datetime.now(UTC)
         listed = synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]
         folders = []

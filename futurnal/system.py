@@ -40,6 +40,7 @@ from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.log_setup import redactor
+from futurnal.mail.folder_selection import watchable
 from futurnal.mail.sync_runs import MailboxSyncReport
 from futurnal.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.status import mailbox_status
@@ -545,7 +546,7 @@ class ActorSystem:
         records = [record for record in records if record.id not in self._withheld]
         if self._watch_folders is not None:
             records = [record.with_changes(watch=self._watch_folders) for record in records]
-        return records
+        return [_watching_selected(record) for record in records]
 
     def _start_root(self, root_id: str, specs: list[ChildSpec],
                     on_give_up: Callable[[str], None] | None = None) -> None:
@@ -657,6 +658,16 @@ def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:
             return node
         node["children"] = [_describe_subtree(child, timeout) for child in children]
     return node
+
+
+def _watching_selected(record: MailboxRecord) -> MailboxRecord:
+    """The record with only the watched folders its selection may hold: a watcher's change is
+    synced, so watching a folder the selection leaves out would ingest it (see ``watchable``)."""
+    watch = watchable(record.folders, record.exclude, record.watch)
+    if left_out := [folder for folder in record.watch if folder not in watch]:
+        logger.bind(mailbox=record.id).warning(
+            "not watching {folders}: outside the mailbox's folder selection", folders=", ".join(left_out))
+    return record.with_changes(watch=watch)
 
 
 def _connection(record: MailboxRecord) -> MailboxRecord:

@@ -11,7 +11,7 @@ from futurnal.console import ConsoleError
 from futurnal.log_setup import redactor
 from futurnal.mail.errors import FolderNotFound, MailError
 from futurnal.mail.folder_plan import plan_folders
-from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec
+from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
 from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
@@ -53,9 +53,10 @@ def register(subparsers: Any) -> None:
         "Projects/** any depth) or special-use folders (\\Sent, \\Archive, \\All, \\Junk, \\Trash; or "
         "special:sent). Default: INBOX, or [Gmail]/All Mail on Gmail",
     )
-    add.add_argument("--watch", default="INBOX", metavar="FOLDERS",
+    add.add_argument("--watch", default=None, metavar="FOLDERS",
                      help="comma-separated folders to watch in real time by IDLE (polling where the server has "
-                     "no IDLE) while `run` is going; '' for none (default: INBOX)")
+                     "no IDLE) while `run` is going, each one the selection syncs; '' for none (default: INBOX "
+                     "when the selection holds it, else the selection's folders)")
     add.add_argument("--exclude", default="", help="comma-separated folders to leave out, same forms (e.g. 'Trash,Spam')")
     add.add_argument("--id", dest="mailbox_id", help="id to refer to the mailbox by (default: from the e-mail address)")
     when = add.add_mutually_exclusive_group()
@@ -174,14 +175,14 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = MailboxRecord(
         id=mailbox_id, email=args.email, host=host, port=port, username=args.username or args.email,
         security=args.security, cafile=args.cafile, folders=spec.include, exclude=spec.exclude,
-        watch=tuple(f.strip() for f in args.watch.split(",") if f.strip()),
+        watch=_watch_named(args.watch, spec),
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
         schedule=None if plan is None else str(plan), priority=str(priority),
         created_at=utc_now(),
         auth=args.auth, extra=oauth_client.to_extra() if oauth_client else {},
     )
     if not args.no_verify:
-        record = _verify(record, password, ctx, default_folders=args.folders is None,
+        record = _verify(record, password, ctx, default_folders=args.folders is None, default_watch=args.watch is None,
                          access_token=signed_in.tokens.access_token if signed_in else None)
     def store_secret() -> None:
         if signed_in is None:
@@ -239,8 +240,34 @@ def _record_consent(ctx: CommandContext, record: MailboxRecord, scopes: tuple[st
     audit.append("consent-granted", mailbox=record.id, granted_by=who, scopes=list(scopes))
 
 
+def _watch_named(watch: str | None, spec: FolderSpec) -> tuple[str, ...]:
+    """``--watch`` as given, or by default taken from the selection's own exact names (``_verify``
+    takes it from the folders the selection resolves to instead). Without the server's LIST, a
+    named folder that the selection's names leave out is refused here; ``_verify`` checks the rest
+    against the server."""
+    if watch is None:
+        return _default_watch(watchable(spec.include, spec.exclude, spec.include))
+    named = tuple(dict.fromkeys(f.strip() for f in watch.split(",") if f.strip()))
+    _refuse_unselected([f for f in named if f not in watchable(spec.include, spec.exclude, named)], spec.include)
+    return named
+
+
+def _default_watch(selected: tuple[str, ...]) -> tuple[str, ...]:
+    """INBOX when the selection holds it (the other folders sync on the schedule), else every
+    selected folder: never a folder the selection leaves out."""
+    inbox = tuple(folder for folder in selected if folder.upper() == "INBOX")
+    return inbox[:1] or selected
+
+
+def _refuse_unselected(folders: list[str], selection: tuple[str, ...]) -> None:
+    """A watcher's changes are synced: watching a folder the selection leaves out would ingest it."""
+    if folders:
+        raise UserError(f"--watch {','.join(folders)}: not among the folders this mailbox syncs "
+                        f"(--folders {','.join(selection)} less --exclude); watch only folders it syncs", code=2)
+
+
 def _verify(record: MailboxRecord, password: str, ctx: CommandContext, *, default_folders: bool,
-            access_token: str | None = None) -> MailboxRecord:
+            default_watch: bool = False, access_token: str | None = None) -> MailboxRecord:
     """Log in and resolve the folder selection, so mistakes show now rather than at the first sync."""
     settings = ctx.settings()
     connection = ConnectionSettings.for_mailbox(
@@ -251,12 +278,15 @@ def _verify(record: MailboxRecord, password: str, ctx: CommandContext, *, defaul
         with session.connect_oauth2(access_token) if access_token else session.connect(password):
             if default_folders and session.gmail:
                 record = record.with_changes(folders=gmail_default_spec().include)
-            plan = plan_folders(FolderSpec(record.folders, record.exclude), session.list_folders(), (),
-                                gmail=session.gmail)
+            listing = session.list_folders()
+            plan = plan_folders(FolderSpec(record.folders, record.exclude), listing, (), gmail=session.gmail)
             if plan.missing:
                 raise FolderNotFound(f"folder(s) {', '.join(map(repr, plan.missing))} do not exist on {connection.address}")
             if not plan.folders:
                 raise FolderNotFound(f"no folder on {connection.address} matches {', '.join(record.folders)}")
+            if default_watch:
+                record = record.with_changes(watch=_default_watch(plan.folders))
+            _refuse_unselected(watch_outside(record.watch, plan.folders, listing), record.folders)
             for folder in plan.folders:
                 session.select(folder)
     except MailError as exc:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from futurnal.console import ConsoleClient, ConsoleError
+from futurnal.mail.folder_selection import watchable
 from futurnal.mail.freshness import WATCH_NONE
 from futurnal.storage.registry import MailboxRecord
 
@@ -35,7 +36,10 @@ def register(commands: Any) -> None:
 
 def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    folders = tuple(args.folder) or record.watch
+    folders = watchable(record.folders, record.exclude, tuple(args.folder) or record.watch)
+    if outside := [folder for folder in args.folder if folder not in folders]:
+        raise UserError(f"--folder {', '.join(outside)}: not among the folders {record.id} syncs, so it is not "
+                        "watched (a watcher syncs what it sees change)", code=2)
     settings = ctx.settings()
     console = ctx.console()
     if console is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = [
     "FolderSpec", "ServerFolder", "SPECIAL_USES", "from_imapclient", "gmail_default_spec",
-    "is_pattern", "missing_exact", "refind_folder", "select_folders",
+    "is_pattern", "missing_exact", "refind_folder", "select_folders", "watch_outside", "watchable",
 ]  # fmt: skip
 
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
@@ -217,6 +217,43 @@ def missing_exact(spec: FolderSpec, listing: Sequence[ServerFolder]) -> list[str
         and not is_pattern(entry)
         and not any(_exact_match(entry, folder) for folder in usable)
     ]
+
+
+def watch_outside(watch: Sequence[str], selected: Sequence[str], listing: Sequence[ServerFolder]) -> list[str]:
+    """The entries of ``watch`` that name none of ``selected`` (the spec resolved against the
+    server's ``listing``): excluded, not included, or not on the server. A watcher's changes are
+    synced, so watching such a folder would ingest mail the selection leaves out."""
+    chosen = [folder for folder in listing if folder.name in set(selected)]
+    return [entry for entry in watch if is_pattern(entry) or not any(_exact_match(entry, f) for f in chosen)]
+
+
+def watchable(include: Sequence[str], exclude: Sequence[str], watch: Sequence[str]) -> tuple[str, ...]:
+    """The folders of ``watch`` that the selection may hold, judged by their names alone (no
+    LIST at hand: a registered mailbox starting, a registry written by an older version).
+
+    A folder that an exclusion names, or that no inclusion can match, is left out. Special-use
+    roles are known only to the server: an inclusion by role may match any folder but INBOX,
+    and an exclusion by role is checked by ``imap add``, which has the server's LIST
+    (:func:`watch_outside`). A selection that cannot be read selects nothing.
+    """
+    try:
+        spec = FolderSpec(tuple(include), tuple(exclude))
+    except ValueError:
+        return ()
+    return tuple(name for name in dict.fromkeys(watch) if _may_select(spec, name))
+
+
+def _may_select(spec: FolderSpec, name: str) -> bool:
+    # The server's delimiter is unknown here: "/" and "." are the ones servers use.
+    spellings = [ServerFolder(name, delimiter, frozenset()) for delimiter in ("/", ".")]
+    inbox = _canonical(name, None) == "INBOX"
+
+    def named(entry: str) -> bool:
+        return entry not in SPECIAL_USES and any(_matches(entry, folder, False) for folder in spellings)
+
+    included = any(named(entry) or (entry in SPECIAL_USES and not inbox) for entry in spec.include)
+    folder_name = not is_pattern(name) and name not in SPECIAL_USES
+    return folder_name and included and not any(named(entry) for entry in spec.exclude)
 
 
 def refind_folder(

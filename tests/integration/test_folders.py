@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from futurnal.demo.dovecot import DovecotServer
 
 from .cli import Cli
+from .running_process import RunningProcess
 from .sync_harness import ServerClient
 
 
@@ -97,3 +99,69 @@ def test_a_renamed_folder_that_still_matches_is_synced_under_its_new_name(
     everything = cli("elements", "export", "--include-deleted").lines()
     assert sorted((e["folder"], e["deleted"]) for e in everything) == [
         ("Archive/2023", False), ("Archive/2023", False), ("Archive/2024", True), ("Archive/2024", True)]
+
+
+def _stored_per_folder(cli: Cli) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for element in cli("elements", "export").lines():
+        counts[element["folder"]] = counts.get(element["folder"], 0) + 1
+    return counts
+
+
+def test_a_folder_the_selection_excludes_is_never_watched_into_the_store(cli: Cli, dovecot: DovecotServer) -> None:
+    other = ServerClient(dovecot)
+    try:
+        other.client.create_folder("Att")
+        other.append(1, folder="Att", tag="att-before")
+        other.append(1, folder="INBOX", tag="inbox-before")  # a watcher's catch-up sync would bring it
+        refused = cli.add(dovecot, "--exclude", "INBOX", "--watch", "INBOX", folders="Att")
+        assert refused.code == 2 and "--watch INBOX: not among the folders this mailbox syncs" in refused.err
+        added = cli.add(dovecot, "--exclude", "INBOX", "--json", folders="Att")
+        assert added.code == 0, added.err
+        assert added.json()["watch"] == ["Att"]  # the selection's folders, not INBOX
+        # As a registry written before this check has it: INBOX watched although excluded.
+        registry = cli.data_dir / "mailboxes.json"
+        doc = json.loads(registry.read_text())
+        doc["mailboxes"]["1"]["watch"] = ["INBOX", "Att"]
+        registry.write_text(json.dumps(doc))
+
+        running = RunningProcess(cli)
+        try:
+            running.wait_for(lambda: _stored_per_folder(cli) == {"Att": 1}, "the start-up sync of Att")
+            other.append(1, folder="INBOX", tag="inbox-live")
+            other.append(1, folder="Att", tag="att-live")  # after INBOX's: once it is stored, INBOX had its turn
+            running.wait_for(lambda: _stored_per_folder(cli).get("Att") == 2, "the Att watcher's sync")
+            status = cli("imap", "status", "alice", "--json").json()
+        finally:
+            code, err = running.finish()
+        assert code == 0, err
+        assert _stored_per_folder(cli) == {"Att": 2}
+        assert {f["folder"]: f["watch"] for f in status["folders"]}.get("INBOX", "not watched") == "not watched"
+    finally:
+        other.close()
+
+
+def test_long_non_latin_folder_names_sync_and_name_no_file(cli: Cli, dovecot: DovecotServer) -> None:
+    cyrillic = ("Переписка с бухгалтерией о квартальных отчётах " * 2)[:56]
+    cjk = ("项目会议记录与季度财务报告归档" * 6)[:80]
+    assert (len(cyrillic), len(cjk)) == (56, 80)
+    other = ServerClient(dovecot)
+    try:
+        for count, name in ((2, cyrillic), (3, cjk)):
+            other.client.create_folder(name)
+            other.append(count, folder=name, tag=f"long-{count}")
+    finally:
+        other.close()
+    added = cli.add(dovecot, folders=f"INBOX,{cyrillic},{cjk}")
+    assert added.code == 0, added.err
+    done = cli("imap", "sync", "alice", "--json")
+    assert done.code == 0, done.err
+    assert {f["folder"]: f["fetched"] for f in done.json()["folders"]} == {"INBOX": 0, cyrillic: 2, cjk: 3}
+    assert _stored_per_folder(cli) == {cyrillic: 2, cjk: 3}
+    status = cli("imap", "status", "alice", "--json").json()
+    assert {f["folder"]: f["stored"] for f in status["folders"]} == {"INBOX": 0, cyrillic: 2, cjk: 3}
+    text = cli("imap", "status", "alice").out
+    assert cyrillic in text and cjk in text
+    names = [p.name for p in cli.data_dir.rglob("*")]
+    assert max(len(name.encode()) for name in names) < 100
+    assert not any(word in name for name in names for word in ("Переписка", "项目", "&BB"))

@@ -31,7 +31,8 @@ def test_status_shows_the_last_server_event_and_which_folders_the_budget_leaves_
     data.mkdir(mode=0o700)
     (data / "config.toml").write_text("[network]\nmax_connections_per_mailbox = 2\n[watch]\nnotify = false\n")
     # Without NOTIFY, INBOX takes the one connection the fetcher leaves; Sent is over the budget.
-    watched = Watched(tmp_path, dovecot.imap_port, load_settings(data / "config.toml"), watch=("INBOX", "Sent"))
+    watched = Watched(tmp_path, dovecot.imap_port, load_settings(data / "config.toml"), watch=("INBOX", "Sent"),
+                      folders=("INBOX", "Sent"))
     other = ServerClient(dovecot)
     try:
         wait_for(lambda: bool(watched.watch_events("connected")), what="the watcher to connect")

@@ -14,6 +14,8 @@ from futurnal.mail.folder_selection import (
     missing_exact,
     refind_folder,
     select_folders,
+    watch_outside,
+    watchable,
 )
 
 
@@ -270,3 +272,30 @@ def test_from_imapclient_reads_what_imapclient_parses_from_a_raw_list_response()
         "INBOX", "[Gmail]/Sent Mail", "Été/2024", "2023"
     ]
     assert select_folders(gmail_default_spec(), folders, gmail=True) == ["[Gmail]/All Mail"]
+
+
+@pytest.mark.parametrize(("include", "exclude", "watch", "kept"), [
+    (["Att"], ["INBOX"], ["INBOX"], ()),  # excluded: never watched, whatever an old record says
+    (["Att"], [], ["INBOX", "Att"], ("Att",)),  # not included
+    (["INBOX", "Archive/**"], ["Archive/2024"], ["Archive/2023", "Archive/2024", "Archive.2024"], ("Archive/2023",)),
+    (["\\All"], [], ["INBOX", "[Gmail]/All Mail"], ("[Gmail]/All Mail",)),  # a role may be any folder but INBOX
+    (["INBOX", "Sent"], ["\\Trash"], ["INBOX", "Sent"], ("INBOX", "Sent")),  # a role excluded: `imap add` checks
+    (["INBOX", "Archive/*"], [], ["INBOX", "Archive/*", "\\All"], ("INBOX",)),  # patterns and roles name no folder
+    ([], [], ["INBOX"], ()),  # a selection that cannot be read selects nothing
+])
+def test_only_folders_the_selection_may_hold_are_watched(
+    include: list[str], exclude: list[str], watch: list[str], kept: tuple[str, ...]
+) -> None:
+    assert watchable(include, exclude, watch) == kept
+
+
+def test_watch_entries_are_checked_against_the_resolved_selection() -> None:
+    listing = slash_listing()
+    spec = FolderSpec(("\\Archive", "Projects/**", "INBOX"), ("\\Junk", "Projects/Alpha/Notes"))
+    selected = select_folders(spec, listing)
+    assert watch_outside(["inbox", "Archive", "Projects/Alpha"], selected, listing) == []
+    assert watch_outside(["Spam", "Projects/Alpha/Notes", "Sent", "Nope", "Projects/*"], selected, listing) == [
+        "Spam", "Projects/Alpha/Notes", "Sent", "Nope", "Projects/*"]
+    dotted = dot_listing()
+    assert watch_outside(["INBOX/Archive", "INBOX/Sent"], select_folders(FolderSpec(("INBOX/*",), ("\\Sent",)),
+                                                                          dotted), dotted) == ["INBOX/Sent"]
