@@ -95,9 +95,11 @@ class ConsoleCommands:
         if action == "drop":
             drop_quarantined(records[0], store, AuditLog(data_dir.audit_path))
             return {"dropped": records[0].id}
+        settings = self._system.settings
         outcomes = retry_quarantined(records, store, ConsentRegistry(data_dir.consent_path),
                                      AuditLog(data_dir.audit_path), self._system.write_elements,
-                                     self._system.submit_attachments, self._system.settings.attachments)
+                                     self._system.submit_attachments, settings.attachments,
+                                     settings.parse_timeout_seconds, settings.parse_memory_mb)
         return {"outcomes": [{"record_id": o.record_id, "element_id": o.element_id, "error": o.error}
                              for o in outcomes]}
 

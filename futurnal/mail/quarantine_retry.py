@@ -16,7 +16,8 @@ from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, Quara
 
 from .element import ALL_SCOPES, build_element
 from .fetched import FetchedMessage
-from .parser import parse_message
+from .parse_pool import DEFAULT_MEMORY_MB, ParseFailure, ParsePool
+from .parser import ParsedMessage, parse_message
 
 __all__ = ["RetryOutcome", "drop_quarantined", "element_from_quarantine", "retry_quarantined"]
 
@@ -34,15 +35,20 @@ class RetryOutcome:
         return self.element_id is not None
 
 
+class StillUnparsable(Exception):
+    """The parser process gave up on the message again (it died, ran out of time or memory)."""
+
+
 def element_from_quarantine(
     record: QuarantineRecord, raw: bytes, scopes: tuple[str, ...] = ALL_SCOPES,
     attachments: AttachmentSettings = AttachmentSettings(),
+    parse: Callable[[bytes], ParsedMessage] = parse_message,
 ) -> tuple[dict[str, Any], AttachmentWork | None]:
     """Parse the kept bytes and build the element the sync would have stored, with the attachment
     work the sync would have handed to the processor; raises if it still fails."""
     internal = datetime.fromisoformat(record.internal_date) if record.internal_date else None
     fetched = FetchedMessage(record.uid, raw, record.flags, internal, len(raw))
-    parsed = parse_message(raw)
+    parsed = parse(raw)
     element = build_element(
         parsed, fetched, mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity,
         scopes=scopes,
@@ -58,10 +64,38 @@ def retry_quarantined(
     write: Callable[[list[dict[str, Any]]], Any],
     submit: Callable[[list[AttachmentWork]], Any],
     attachments: AttachmentSettings = AttachmentSettings(),
+    parse_timeout: float = 60.0,
+    parse_memory_mb: int = DEFAULT_MEMORY_MB,
 ) -> list[RetryOutcome]:
     """Parse each record again; store what now parses with ``write`` (durably), hand its attachment
     work to ``submit`` (as a sync would), and take it out of quarantine, audited. A message whose
-    mailbox has no consent stays where it is."""
+    mailbox has no consent stays where it is.
+
+    Parsing happens in a parser process, under the same time and memory caps as a sync: a
+    quarantined message is the likeliest of all to be hostile.
+    """
+    pool = ParsePool(workers=1, timeout=parse_timeout, memory_mb=parse_memory_mb)
+    try:
+        return _retry_each(records, store, consent, audit, write, submit, attachments, _bounded(pool))
+    finally:
+        pool.close()
+
+
+def _bounded(pool: ParsePool) -> Callable[[bytes], ParsedMessage]:
+    def parse(raw: bytes) -> ParsedMessage:
+        outcome = next(iter(pool.submit([raw]).outcomes()))
+        if isinstance(outcome, ParseFailure):
+            raise StillUnparsable(outcome.reason)
+        return outcome
+
+    return parse
+
+
+def _retry_each(
+    records: list[QuarantineRecord], store: QuarantineStore, consent: ConsentRegistry, audit: AuditLog,
+    write: Callable[[list[dict[str, Any]]], Any], submit: Callable[[list[AttachmentWork]], Any],
+    attachments: AttachmentSettings, parse: Callable[[bytes], ParsedMessage],
+) -> list[RetryOutcome]:
     outcomes = []
     for record in records:
         granted = consent.get(record.mailbox)
@@ -79,7 +113,7 @@ def retry_quarantined(
             outcomes.append(RetryOutcome(record.id, error=f"its bytes cannot be read: {exc}"))
             continue
         try:
-            element, work = element_from_quarantine(record, raw, granted.scopes, attachments)
+            element, work = element_from_quarantine(record, raw, granted.scopes, attachments, parse)
         except Exception as exc:
             store.touch(record, f"retry failed: {exc.__class__.__name__}: {exc}", utc_now())
             outcomes.append(RetryOutcome(record.id, error=f"still fails ({exc.__class__.__name__}: {exc})"))
