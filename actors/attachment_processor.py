@@ -22,6 +22,7 @@ from futurnal.attachments.settings import AttachmentSettings
 from futurnal.storage.attachment_queue import AttachmentJob, AttachmentJobQueue
 from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.data_dir import DataDir
+from futurnal.storage.errors import local_fault
 
 from .directory import ActorDirectory
 from .messages import (
@@ -120,9 +121,17 @@ class AttachmentProcessorActor(SupervisedActor):
         assert self._processing is not None
         job = message.job
         self._running.pop(job.element_id, None)
-        if message.stored and self._processing.retire(job):
+        try:
+            if message.stored and self._processing.retire(job):
+                return
+            newer = self._processing.current(job)
+        except Exception as exc:
+            if (fault := local_fault(exc, path=self._data_dir.attachment_queue_root)) is None:
+                raise
+            # The job stays on disk and runs again at the next start; harmless, as results are idempotent.
+            logger.bind(mailbox=job.key.mailbox).warning("an attachment job could not be retired: {fault}",
+                                                         fault=str(fault))
             return
-        newer = self._processing.current(job)
         if newer is not None and newer.generation != job.generation:
             self._dispatch(newer)  # the element was stored again meanwhile: its attachments are pending again
 

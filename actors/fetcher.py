@@ -15,7 +15,7 @@ from futurnal.faults import crash_hook_from_env
 from futurnal.mail.connector import MailboxConnector
 from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
 from futurnal.mail.folder_plan import plan_folders
-from futurnal.mail.folder_selection import FolderSpec
+from futurnal.mail.folder_selection import FolderSpec, is_pattern
 from futurnal.mail.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
 from futurnal.mail.parse_pool import ParsePool
 from futurnal.mail.session import ImapSession
@@ -24,7 +24,7 @@ from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.errors import StorageError
+from futurnal.storage.errors import LocalFault, StorageError, local_fault
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
@@ -47,6 +47,9 @@ from .messages import (
 from .supervised import SupervisedActor
 
 __all__ = ["FetcherActor"]
+
+# Said after a local fault's own text ("disk full at /data: free space"): what becomes of the sync.
+_RESUMES = "; nothing was lost: the sync resumes where it stopped (`run` retries by itself)"
 
 
 class FetcherActor(SupervisedActor):
@@ -81,9 +84,12 @@ class FetcherActor(SupervisedActor):
 
     def on_start(self) -> None:
         self._states = FolderStateStore(self._data_dir.state_path(self._record.id))
-        self._states.set_parked(None)  # a new start is a new chance
         self._audit = AuditLog(self._data_dir.audit_path)
         self._consent = ConsentRegistry(self._data_dir.consent_path)
+        try:
+            self._states.set_parked(None)  # a new start is a new chance
+        except Exception as exc:  # a full disk must not keep the fetcher from starting: syncs report it
+            self._unless_local(exc, "could not clear the parked mark")
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, SyncFolder):
@@ -100,14 +106,20 @@ class FetcherActor(SupervisedActor):
         return self._active.in_flight if self._active is not None else None
 
     def _record_watch(self, seen: FolderWatchSeen) -> None:
-        """Freshness facts from a watcher, written here because this actor is the file's one writer."""
+        """Freshness facts from a watcher, written here because this actor is the file's one writer.
+
+        Best effort: on a full disk the stamp is lost, which only makes the folder look staler.
+        """
         assert self._states is not None
-        state = self._states.get(seen.folder)
-        if seen.server_event:
-            state = state.with_changes(last_server_event=max(seen.at, state.last_server_event or ""))
-        if seen.mode is not None:
-            state = state.with_changes(watch_mode=seen.mode)
-        self._states.put(state)
+        try:
+            state = self._states.get(seen.folder)
+            if seen.server_event:
+                state = state.with_changes(last_server_event=max(seen.at, state.last_server_event or ""))
+            if seen.mode is not None:
+                state = state.with_changes(watch_mode=seen.mode)
+            self._states.put(state)
+        except Exception as exc:
+            self._unless_local(exc, "could not record what a watcher saw")
 
     def _mark_poisoned(self, poison: PoisonMessage) -> None:
         """The supervisor saw this message in flight at every recent crash: never parse it again."""
@@ -117,7 +129,14 @@ class FetcherActor(SupervisedActor):
         if state.uidvalidity != int(uidvalidity):
             return  # the folder started over meanwhile; the key means nothing now
         poisoned = UidSet.parse(state.poisoned_uids).union([int(uid)])
-        self._states.put(state.with_changes(poisoned_uids=str(poisoned)))
+        try:
+            self._states.put(state.with_changes(poisoned_uids=str(poisoned)))
+        except Exception as exc:
+            if (fault := local_fault(exc, path=self._data_dir.root)) is None:
+                raise
+            # Not kept: if the message kills the fetcher again, the supervisor names it again.
+            self._log.warning("a poison message could not be set aside: {fault}", fault=str(fault))
+            return
         self._audit.append("poison-quarantined", mailbox=self._record.id, folder=folder, uid=int(uid),
                            crashes=poison.crashes)
         self._log.warning("a message crashed the fetcher {n} times; it will be quarantined", n=poison.crashes)
@@ -137,16 +156,25 @@ class FetcherActor(SupervisedActor):
             )
             for folder in plan.gone:
                 self._folder_sync().forget(folder)
-        except AuthenticationFailed as exc:
-            self._close_session()
-            return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),), needs_reauth=True))
-        except (MailError, StorageError) as exc:
-            self._close_session()
-            return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),)))
+        except Exception as exc:
+            return self._resolve_failed(job, exc)
         missing = tuple((name, f"folder {name!r} does not exist on the server") for name in plan.missing)
         if not plan.folders and not missing:
             missing = (("*", f"no folder on the server matches {', '.join(self._record.folders)}"),)
         return self._reply(FoldersResolved(job.run_id, plan.folders, missing))
+
+    def _resolve_failed(self, job: ResolveFolders, exc: Exception) -> None:
+        """An expected failure of resolving becomes the run's error; anything else kills this actor."""
+        fault = local_fault(exc, path=self._data_dir.root)
+        if fault is not None:
+            self._record_fault(self._known_folders(), fault)
+            error = (("*", f"{fault}{_RESUMES}"),)
+            return self._reply(FoldersResolved(job.run_id, (), error, local_fault=True))
+        if not isinstance(exc, MailError | StorageError):
+            raise exc
+        self._close_session()
+        return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),),
+                                           needs_reauth=isinstance(exc, AuthenticationFailed)))
 
     def _sync_folder(self, job: SyncFolder) -> None:
         try:
@@ -158,6 +186,9 @@ class FetcherActor(SupervisedActor):
             # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
             self._active = None
             self._close_parse_pool()  # idle mailboxes keep no worker processes around
+            self._audit_sync(result)
+        except LocalFault as exc:
+            return self._folder_fault(job, exc)
         except AuthenticationFailed as exc:
             self._active = None
             self._close_parse_pool()
@@ -171,9 +202,17 @@ class FetcherActor(SupervisedActor):
                 self._close_session()
             self._log.warning("folder sync failed: {error}", error=str(exc))
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
+        except Exception as exc:
+            fault = local_fault(exc, path=self._data_dir.root)
+            if fault is None:
+                raise  # a bug, or a message that kills the parser: the supervisor counts it
+            return self._folder_fault(job, fault)
         self._log.info(
             "folder synced: {fetched} new, {quarantined} quarantined", fetched=result.fetched, quarantined=result.quarantined
         )
+        return self._reply(FolderSynced(job.run_id, job.folder, result=result))
+
+    def _audit_sync(self, result: FolderSyncResult) -> None:
         if not result.unchanged and (result.fetched or result.deleted or result.flags_changed or result.quarantined
                                      or result.uidvalidity_changed):
             self._audit.append(
@@ -181,7 +220,47 @@ class FetcherActor(SupervisedActor):
                 deleted=result.deleted, flags_changed=result.flags_changed, quarantined=result.quarantined,
                 uidvalidity=result.uidvalidity, uidvalidity_changed=result.uidvalidity_changed,
             )
-        return self._reply(FolderSynced(job.run_id, job.folder, result=result))
+
+    def _folder_fault(self, job: SyncFolder, fault: LocalFault) -> None:
+        """A local fault stopped the folder's sync: report it as the folder's error, not a crash.
+
+        Nothing was acknowledged past the watermark, so the retry the mailbox actor schedules
+        picks up where this stopped. The connection is kept: nothing is wrong with it.
+        """
+        self._active = None
+        self._close_parse_pool()
+        self._record_fault((job.folder,), fault)
+        self._reply(FolderSynced(job.run_id, job.folder, error=f"{fault}{_RESUMES}", local_fault=True))
+
+    def _record_fault(self, folders: tuple[str, ...], fault: LocalFault) -> None:
+        """The fault as the folders' last error, where the disk still lets it be written (the
+        mailbox actor keeps it in memory too, for ``imap status`` while the disk is full)."""
+        assert self._states is not None
+        self._log.debug("local fault: {fault}", fault=str(fault))
+        now = utc_now()
+        try:
+            for folder in folders:
+                self._states.put(self._states.get(folder).with_changes(last_error=f"{fault}{_RESUMES}",
+                                                                        last_attempt=now))
+        except Exception as exc:
+            self._unless_local(exc, "could not record the last error")
+
+    def _known_folders(self) -> tuple[str, ...]:
+        """The folders a mailbox-wide fault is recorded on: those synced before, else the folder
+        names of the selection (as ``imap status`` lists them)."""
+        assert self._states is not None
+        try:
+            synced = tuple(state.folder for state in self._states.all())
+        except StorageError:
+            synced = ()
+        return synced or tuple(folder for folder in self._record.folders
+                               if not is_pattern(folder) and not folder.startswith(("\\", "special:")))
+
+    def _unless_local(self, exc: Exception, what: str) -> None:
+        """Log a local fault met in passing (at debug: the sync reports it); re-raise anything else."""
+        if local_fault(exc, path=self._data_dir.root) is None and not isinstance(exc, StorageError):
+            raise exc
+        self._log.debug("{what}: {error}", what=what, error=str(exc))
 
     def _run_on_live_connection(self, folder: str, scopes: tuple[str, ...]) -> FolderSyncResult:
         """Sync, and if a kept-open connection turns out dead (the server restarted, a NAT forgot

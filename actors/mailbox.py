@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import pykka
 from loguru import logger
 
 from futurnal.events import EventBus
@@ -28,7 +31,24 @@ from .messages import (
 )
 from .supervised import SupervisedActor
 
-__all__ = ["MailboxActor"]
+__all__ = ["MailboxActor", "RetryBackoff"]
+
+Schedule = Callable[[float, Callable[[], None]], None]
+"""``schedule(delay, fn)``: run ``fn`` once, about ``delay`` seconds from now, on any thread."""
+
+
+class RetryBackoff(Protocol):
+    """The delays between retries after local faults (the supervisors' ``RestartBackoff`` fits):
+    ``next_delay`` after each failed try, ``started`` once a try got through."""
+
+    def next_delay(self) -> float: ...
+
+    def started(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _RetryDue:
+    """From the actor's own retry timer: sync again after a local fault. Private to this actor."""
 
 
 class MailboxActor(SupervisedActor):
@@ -42,6 +62,8 @@ class MailboxActor(SupervisedActor):
         events: EventBus,
         pauses: PauseBoard | None = None,
         refused_logins: RefusedLogins | None = None,
+        retry: RetryBackoff | None = None,
+        schedule: Schedule | None = None,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=f"mailbox/{mailbox_id}", supervisor=supervisor)
@@ -56,6 +78,14 @@ class MailboxActor(SupervisedActor):
         self._last_run: dict[str, Any] | None = None
         self._announced_run = 0
         self._log = logger.bind(mailbox=mailbox_id)
+        # Local faults (a full disk, a missing CA file): folder ("*": the whole mailbox) -> error.
+        # ``_faults`` lasts until a run gets through without one, ``_run_faults`` is this run's.
+        self._retry = retry
+        self._schedule = schedule
+        self._faults: dict[str, str] = {}
+        self._faults_since: str | None = None
+        self._run_faults: dict[str, str] = {}
+        self._retry_pending = False
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, SyncTick):
@@ -70,10 +100,14 @@ class MailboxActor(SupervisedActor):
         if isinstance(message, FoldersResolved):
             if message.needs_reauth and message.errors:
                 self._mark_needs_reauth(message.errors[0][1])
+            if message.local_fault:
+                self._run_faults.update(message.errors)
             return self._dispatch(*self._runs.resolved(message.run_id, message.folders, message.errors))
         if isinstance(message, FolderSynced):
             if message.needs_reauth and message.error:
                 self._mark_needs_reauth(message.error)
+            if message.local_fault and message.error:
+                self._run_faults[message.folder] = message.error
             jobs, finished = self._runs.folder_done(message.run_id, message.folder, message.result, message.error)
             return self._dispatch(jobs, finished)
         if isinstance(message, SiblingRestarted) and message.child_id == f"fetcher/{self._mailbox_id}":
@@ -84,7 +118,53 @@ class MailboxActor(SupervisedActor):
             return self._resume()
         if isinstance(message, DescribeMailbox):
             return self._describe()
+        if isinstance(message, _RetryDue):
+            return self._retry_now()
         return super().handle(message)
+
+    # -- local faults ----------------------------------------------------------------------
+
+    def _after_run(self, report: MailboxSyncReport) -> None:
+        """A run ended: retry later if a local fault stopped it, or note that the fault is over."""
+        faults, self._run_faults = self._run_faults, {}
+        if faults:
+            self._fault_continues(faults)
+        elif self._faults and report.skipped is None:
+            self._log.info("syncing again: {faults} is over", faults=_describe_faults(self._faults))
+            self._faults, self._faults_since = {}, None
+            if self._retry is not None:
+                self._retry.started()
+
+    def _fault_continues(self, faults: dict[str, str]) -> None:
+        """Report a fault once (a warning when it starts or changes, debug while it lasts), and
+        schedule one retry: with back-off, so a disk that stays full costs little."""
+        new = faults != self._faults
+        if new:
+            self._faults_since = utc_now()
+        self._faults = faults
+        if self._retry is None or self._schedule is None:  # a one-shot sync: its report says it all
+            self._log.info("sync stopped: {faults}", faults=_describe_faults(faults))
+            return
+        if self._retry_pending:
+            return
+        delay = self._retry.next_delay()
+        self._retry_pending = True
+        log = self._log.warning if new else self._log.debug
+        log("sync stopped: {faults}; next try in {delay:.0f} s", faults=_describe_faults(faults), delay=delay)
+        ref = self.actor_ref
+
+        def due() -> None:
+            try:
+                ref.tell(_RetryDue())
+            except pykka.ActorDeadError:
+                pass  # stopped meanwhile: its successor syncs on its own schedule
+
+        self._schedule(delay, due)
+
+    def _retry_now(self) -> None:
+        self._retry_pending = False
+        if self._faults:  # a scheduled or watcher's sync may have got through meanwhile
+            self._on_tick(SyncTick(reason="retry after a local fault"))
 
     def _pause(self) -> dict[str, Any]:
         if self._pauses.pause(self._mailbox_id):
@@ -122,6 +202,8 @@ class MailboxActor(SupervisedActor):
             "follow_up_queued": self._runs.follow_up_queued,
             "missed_while_paused": self._missed is not None,
             "needs_reauth": needs_reauth,
+            "local_faults": dict(self._faults),
+            "local_faults_since": self._faults_since,
             "last_run": self._last_run,
             "inbox": self.actor_inbox.qsize(),
         }
@@ -151,6 +233,7 @@ class MailboxActor(SupervisedActor):
             if publish:
                 report = finished.report
                 self._last_run = {"finished": utc_now(), "fetched": report.fetched, "errors": len(report.errors)}
+                self._after_run(report)
                 self._events.publish(report)
         if not jobs:
             return
@@ -165,3 +248,8 @@ class MailboxActor(SupervisedActor):
             return
         for job in jobs:
             fetcher.tell(ResolveFolders(job.run_id) if job.folder is None else SyncFolder(job.run_id, job.folder))
+
+
+def _describe_faults(faults: dict[str, str]) -> str:
+    """The faults in one line, each text once (one full disk stops every folder the same way)."""
+    return " / ".join(dict.fromkeys(faults.values()))

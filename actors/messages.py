@@ -70,6 +70,8 @@ class FoldersResolved:
     folders: tuple[str, ...]
     errors: tuple[tuple[str, str], ...] = ()
     needs_reauth: bool = False
+    #: The error is a fault of this machine's (see ``LocalFault``): the mailbox retries by itself.
+    local_fault: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,8 @@ class FolderSynced:
     result: FolderSyncResult | None = None
     error: str | None = None
     needs_reauth: bool = False
+    #: The error is a fault of this machine's (see ``LocalFault``): the mailbox retries by itself.
+    local_fault: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +179,9 @@ class ChildExited:
     actor_urn: str
     reason: str
     in_flight: str | None = None
+    #: It died of a fault of this machine's (a full disk...), said this way: no message is to
+    #: blame and restarting soon will not help, so it is neither poison nor counted as a crash.
+    local_fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

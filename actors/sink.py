@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from futurnal.storage.element_store import ElementKey
+from futurnal.storage.errors import local_fault
 
 from .messages import ForgetMailbox, MarkDeleted, UpdateAttachments, UpdateFlags, WriteElements
 from .supervised import SupervisedActor
@@ -40,13 +41,27 @@ class ElementSink(Protocol):
 
 
 class SinkActor(SupervisedActor):
-    """Serialises every write through one thread, so the store needs no locking of its own."""
+    """Serialises every write through one thread, so the store needs no locking of its own.
+
+    A write that fails for a reason of this machine's (a full disk, an I/O error) goes back to
+    whoever asked as a :class:`~futurnal.storage.errors.LocalFault` naming the store and what to
+    do; nothing of it was acknowledged, so no watermark moves past it, and the asker retries later.
+    """
 
     def __init__(self, *, sink: ElementSink, child_id: str = "sink", supervisor: Any = None) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
         self._sink = sink
 
     def handle(self, message: Any) -> Any:
+        try:
+            return self._apply(message)
+        except Exception as exc:
+            fault = local_fault(exc, path=getattr(self._sink, "path", None))
+            if fault is None or fault is exc:
+                raise
+            raise fault from exc
+
+    def _apply(self, message: Any) -> Any:
         if isinstance(message, WriteElements):
             written = self._sink.upsert_many(list(message.elements))
             for element in message.elements:

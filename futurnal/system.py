@@ -153,6 +153,7 @@ class ActorSystem:
                     events=self.event_bus,
                     stopping=self._stopping,
                     watch=watch,
+                    retry_local_faults=schedule or watch,  # not for a one-shot sync, which reports and ends
                 )
                 if self._sink is None:
                     self._own_store = open_element_store(self.data_dir)
@@ -408,6 +409,7 @@ class ActorSystem:
             report = mailbox_status(self.data_dir, record, self.settings)
             try:
                 report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
+                _show_local_faults(report)
             except SystemNotRunning as exc:
                 report["live"] = {"mailbox": key, "state": "down", "detail": str(exc)}
             except pykka.Timeout:
@@ -668,6 +670,15 @@ def _watching_selected(record: MailboxRecord) -> MailboxRecord:
         logger.bind(mailbox=record.id).warning(
             "not watching {folders}: outside the mailbox's folder selection", folders=", ".join(left_out))
     return record.with_changes(watch=watch)
+
+
+def _show_local_faults(report: dict[str, Any]) -> None:
+    """A local fault the mailbox actor holds is each folder's last error: on a full disk the
+    fetcher could not write it to the folder's state, where the error would otherwise be read."""
+    faults = report["live"].get("local_faults") or {}
+    for folder in report["folders"]:
+        if error := faults.get(folder["folder"]) or faults.get("*"):
+            folder["last_error"] = error
 
 
 def _connection(record: MailboxRecord) -> MailboxRecord:

@@ -23,7 +23,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, NoReturn, get_args
 
@@ -35,7 +35,7 @@ from futurnal.actors.messages import ChildExited, DescribeChildren, Ping, Poison
 from futurnal.actors.supervised import SupervisedActor
 from futurnal.events import EventBus
 
-from .backoff import BackoffPolicy, RestartBackoff, Schedule, call_later
+from .backoff import BackoffPolicy, RestartBackoff, Schedule, call_later, local_fault_policy
 from .poison import PoisonCounter
 from .restart_intensity import RestartIntensity
 from .strategy import RestartType, Strategy, restart_group
@@ -97,11 +97,15 @@ class Supervisor(SupervisedActor):
         child_id: this supervisor's own id (and name in the directory, set by its parent).
         specs: the children, in start order.
         directory: where the current ref of each child is published.
-        intensity: at most R restarts in T seconds; every death counts, poison or not.
+        intensity: at most R restarts in T seconds; every death counts, poison or not, except
+            deaths of a local fault (a full disk): no restart cures those sooner, so they wait
+            for ``fault_backoff`` instead and never make the supervisor give up.
         supervisor: the parent to report this supervisor's own death to.
         on_give_up: called with the reason before failing upward (the root's way out).
         strategy: which children restart when one dies (see :func:`restart_group`).
         backoff: the delays between restart attempts of one child.
+        fault_backoff: the delays after deaths of a local fault (default: 5 s doubling to 5 min,
+            see :func:`local_fault_policy`, reset once the child stays up like ``backoff``).
         poison_threshold: deaths of a child with the same work in flight that make it poison.
         clock: for the back-off's uptime; pass the intensity's clock in tests.
         schedule: ``schedule(delay, fn)`` runs ``fn`` later on another thread; tests drive it.
@@ -120,6 +124,7 @@ class Supervisor(SupervisedActor):
         on_give_up: Callable[[str], None] | None = None,
         strategy: Strategy = "one_for_one",
         backoff: BackoffPolicy = _DEFAULT_BACKOFF,
+        fault_backoff: BackoffPolicy | None = None,
         poison_threshold: int = 3,
         clock: Callable[[], float] = time.monotonic,
         schedule: Schedule = call_later,
@@ -139,6 +144,9 @@ class Supervisor(SupervisedActor):
         self._on_give_up = on_give_up
         self._schedule = schedule
         self._backoffs = {spec.id: RestartBackoff(backoff, clock, unit_random) for spec in specs}
+        fault_policy = fault_backoff or replace(local_fault_policy(), reset_after=backoff.reset_after)
+        self._fault_backoffs = {spec.id: RestartBackoff(fault_policy, clock, unit_random) for spec in specs}
+        self._faults: dict[str, str] = {}  # child id -> the local fault it last died of, said once
         self._poison = PoisonCounter(poison_threshold)
         self._children: dict[str, pykka.ActorRef[Any]] = {}  # the running ones: id -> current ref
         self._pending: dict[str, int] = {}  # children waiting for a restart: id -> ticket
@@ -205,8 +213,9 @@ class Supervisor(SupervisedActor):
         self._forget(exited.child_id)
         spec = self._spec(exited.child_id)
         self._deaths[spec.id] = self._deaths.get(spec.id, 0) + 1
-        notice = self._poison.record(exited.child_id, exited.in_flight)
-        allowed = spec.restart != "temporary" and self._intensity.allow()
+        local = exited.local_fault is not None
+        notice = None if local else self._poison.record(exited.child_id, exited.in_flight)
+        allowed = spec.restart != "temporary" and (local or self._intensity.allow())
         if self._events is not None:
             self._events.publish(ActorRestarting(spec.id, exited.reason, self._deaths[spec.id], restarted=allowed))
         if spec.restart == "temporary":
@@ -220,7 +229,13 @@ class Supervisor(SupervisedActor):
         if not allowed:
             self._give_up(f"{spec.id} keeps failing ({exited.reason})")
         group = restart_group(self._strategy, [s.id for s in self._specs], spec.id)
-        logger.warning("{child} died ({reason}); restarting {group}", child=spec.id, reason=exited.reason, group=group)
+        if exited.local_fault is not None:
+            delay = self._fault_backoffs[spec.id].next_delay()
+            self._say_fault(spec.id, exited.local_fault, delay)
+        else:
+            delay = self._backoffs[spec.id].next_delay()
+            logger.warning("{child} died ({reason}); restarting {group}", child=spec.id, reason=exited.reason,
+                           group=group)
         for child_id in reversed(group):
             self._stop_child(child_id)  # the dead one and those already waiting are not running
         ticket = next(self._tickets)
@@ -231,7 +246,13 @@ class Supervisor(SupervisedActor):
             else:
                 self._pending[child_id] = ticket  # joins this restart, leaving any earlier one
         self._crashed.add(spec.id)
-        self._schedule_restart(ticket, self._backoffs[spec.id].next_delay())
+        self._schedule_restart(ticket, delay)
+
+    def _say_fault(self, child_id: str, fault: str, delay: float) -> None:
+        """One warning per fault and child (it may kill the child at every restart); debug after."""
+        log = logger.debug if self._faults.get(child_id) == fault else logger.warning
+        self._faults[child_id] = fault
+        log("{child} stopped: {fault}; restarting it in {delay:.0f} s", child=child_id, fault=fault, delay=delay)
 
     def _schedule_restart(self, ticket: int, delay: float) -> None:
         """Restart later by a message to itself, so the wait blocks neither this thread nor others."""

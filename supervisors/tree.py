@@ -35,6 +35,7 @@ from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 
+from .backoff import RestartBackoff, call_later, local_fault_policy
 from .restart_intensity import RestartIntensity
 from .supervisor import ChildSpec, Supervisor
 
@@ -52,6 +53,9 @@ class TreeContext:
     events: EventBus
     stopping: threading.Event
     watch: bool = True
+    #: Sync a mailbox again, with back-off, after a local fault stopped it (a full disk): what a
+    #: long-running system does; a one-shot sync reports the fault and ends instead.
+    retry_local_faults: bool = True
     pauses: PauseBoard = field(default_factory=PauseBoard)
     refused_logins: RefusedLogins = field(default_factory=RefusedLogins)
 
@@ -91,6 +95,9 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             supervisor=parent,
         )
 
+    # Outlives restarts of the mailbox actor, like the budget: a fault that lasts keeps backing off.
+    fault_retry = RestartBackoff(local_fault_policy())
+
     def start_mailbox(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return MailboxActor.start(
             mailbox_id=record.id,
@@ -98,6 +105,8 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             events=context.events,
             pauses=context.pauses,
             refused_logins=context.refused_logins,
+            retry=fault_retry if context.retry_local_faults else None,
+            schedule=call_later,
             supervisor=parent,
         )
 

@@ -62,11 +62,12 @@ def _status(result: dict[str, Any]) -> str:
             state = "needs-reauth"
         mailbox_id = report["mailbox"]["id"]
         if not report["folders"]:
-            rows.append([mailbox_id, "-", state, "-", "-", "never", str(live.get("inbox", "-"))])
+            rows.append([mailbox_id, "-", state, "-", "-", "never", str(live.get("inbox", "-")), ""])
         for folder in report["folders"]:
             rows.append([mailbox_id, folder["folder"], state, str(folder.get("messages", 0)), str(folder["stored"]),
-                         folder.get("last_success") or "never", str(live.get("inbox", "-"))])
-    text = _table(rows, ["MAILBOX", "FOLDER", "STATE", "ON SERVER", "STORED", "LAST SUCCESS", "INBOX"])
+                         folder.get("last_success") or "never", str(live.get("inbox", "-")),
+                         folder.get("last_error") or ""])
+    text = _table(rows, ["MAILBOX", "FOLDER", "STATE", "ON SERVER", "STORED", "LAST SUCCESS", "INBOX", "LAST ERROR"])
     queues = ", ".join(f"{actor} {depth}" for actor, depth in sorted(result["queues"].items()) if depth)
     return text + f"\nqueued messages: {queues or 'none'}"
 

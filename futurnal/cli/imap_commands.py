@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from typing import Any
 
@@ -174,7 +175,8 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     password = _read_password(args.password_stdin) if signed_in is None else ""
     record = MailboxRecord(
         id=mailbox_id, email=args.email, host=host, port=port, username=args.username or args.email,
-        security=args.security, cafile=args.cafile, folders=spec.include, exclude=spec.exclude,
+        security=args.security, cafile=args.cafile and os.path.abspath(os.path.expanduser(args.cafile)),
+        folders=spec.include, exclude=spec.exclude,
         watch=_watch_named(args.watch, spec),
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
         schedule=None if plan is None else str(plan), priority=str(priority),

@@ -13,7 +13,7 @@ from futurnal.log_setup import LOG_FORMATS, configure_logging, redactor
 from futurnal.malloc_threshold import fix_mmap_threshold
 from futurnal.mail.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
-from futurnal.storage.errors import StorageError
+from futurnal.storage.errors import StorageError, local_fault
 
 from .context import CommandContext
 from .output import UserError
@@ -120,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0  # `elements export | head`: the reader has all it wanted
     except Exception as exc:
+        if (fault := local_fault(exc, path=ctx.data_dir.root, files_only=True)) is not None:  # a full disk, say
+            return _fail(str(fault), 1, args.debug)
         return _fail(f"unexpected error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", 1,
                      args.debug)
 

@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         raise UserError(str(exc)) from None
-    system.subscribe(_print_report)
+    system.subscribe(_ReportPrinter())
 
     def shutdown() -> None:  # the console's `shutdown`: the same clean stop as SIGTERM
         logger.info("shutdown asked for on the admin console; stopping")
@@ -150,14 +150,32 @@ def _warn_without_consent(ctx: CommandContext, mailbox_ids: list[str]) -> None:
             print(f"not syncing {exc}", flush=True)
 
 
-def _print_report(event: object) -> None:
-    """One line per sync that fetched something or failed; quiet syncs stay quiet."""
-    from futurnal.mail.sync_runs import MailboxSyncReport  # loaded by then: the system is running
+class _ReportPrinter:
+    """One line per sync that fetched something or failed; quiet syncs stay quiet.
 
-    if not isinstance(event, MailboxSyncReport) or (event.ok and not event.fetched):
-        return
-    folders = ", ".join(f"{r.folder} {r.fetched}" for r in event.results if r.fetched)
-    line = f"{utc_now()} {event.mailbox}: {event.fetched} new" + (f" ({folders})" if folders else "")
-    for folder, error in event.errors:
-        line += f"; {folder} failed: {error}"
-    print(line, flush=True)
+    A failure that repeats (a full disk, retried every few minutes until someone frees space) is
+    printed once, and once more when the mailbox gets through again; the log has each try.
+    """
+
+    def __init__(self) -> None:
+        self._failing: dict[str, tuple[tuple[str, str], ...]] = {}  # mailbox -> the errors last printed
+
+    def __call__(self, event: object) -> None:
+        from futurnal.mail.sync_runs import MailboxSyncReport  # loaded by then: the system is running
+
+        if not isinstance(event, MailboxSyncReport) or event.skipped is not None:
+            return
+        errors = tuple(event.errors)
+        repeated = bool(errors) and self._failing.get(event.mailbox) == errors
+        recovered = not errors and self._failing.pop(event.mailbox, None) is not None
+        if errors:
+            self._failing[event.mailbox] = errors
+        if repeated and not event.fetched or not (errors or event.fetched or recovered):
+            return
+        folders = ", ".join(f"{r.folder} {r.fetched}" for r in event.results if r.fetched)
+        line = f"{utc_now()} {event.mailbox}: {event.fetched} new" + (f" ({folders})" if folders else "")
+        for folder, error in errors if not repeated else ():
+            line += f"; {folder} failed: {error}"
+        if recovered:
+            line += "; syncing again"
+        print(line, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
 
 from .connection_budget import ConnectionBudget
-from .errors import AuthenticationFailed, ConnectionFailed
+from .errors import AuthenticationFailed, CaFileUnusable, ConnectionFailed
 from .oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
 from .session import ConnectionSettings, ImapSession
 
@@ -57,13 +58,46 @@ class MailboxConnector:
             "connecting to {host}:{port} as {address}", host=self._record.host, port=self._record.port,
             address=self._record.email,
         )
+        self._check_cafile()
         if self._record.auth == "oauth2":
             return self._connect_oauth2()
         password = self._credentials.get_secret(self._record.id, "password")
         if password is None:
             raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
         redactor.add_secret(password)  # so no later log line, traceback included, can show it
-        return ImapSession(self._settings, self._budget).connect(password)
+        return self._trusting(lambda: ImapSession(self._settings, self._budget).connect(password))
+
+    def _check_cafile(self) -> None:
+        """A CA file that went missing since ``imap add`` is the user's to put back: say so, before
+        any connection is tried, rather than fail somewhere inside TLS set-up."""
+        cafile = self._record.cafile
+        if not cafile:
+            return
+        try:
+            with open(cafile, "rb"):
+                pass
+        except FileNotFoundError:
+            raise CaFileUnusable(f"CA file {cafile} is missing: {self._cafile_hint()}") from None
+        except OSError as exc:
+            raise CaFileUnusable(
+                f"CA file {cafile} cannot be read ({exc.strerror or exc}): {self._cafile_hint()}"
+            ) from None
+
+    def _trusting(self, connect: Callable[[], ImapSession]) -> ImapSession:
+        """Connect; the session wraps every network failure, so a bare SSL or OS error can only
+        come from loading the CA file (unreadable, not PEM, or gone since the check)."""
+        try:
+            return connect()
+        except OSError as exc:  # ssl.SSLError is one too
+            if not self._record.cafile or not isinstance(exc, ssl.SSLError | FileNotFoundError | PermissionError):
+                raise
+            raise CaFileUnusable(
+                f"CA file {self._record.cafile} cannot be used ({exc}): {self._cafile_hint()}"
+            ) from None
+
+    def _cafile_hint(self) -> str:
+        return (f"put the CA certificate (PEM) back there, or register the mailbox again with "
+                f"`futurnal-actors imap add ... --cafile FILE` (id {self._record.id})")
 
     def _connect_oauth2(self) -> ImapSession:
         """Log in with the current token; if refused, refresh once and try once more, then give up.
@@ -74,12 +108,12 @@ class MailboxConnector:
         tokens = self._access_tokens()
         token = self._token(tokens.get)
         try:
-            return ImapSession(self._settings, self._budget).connect_oauth2(token)
+            return self._trusting(lambda: ImapSession(self._settings, self._budget).connect_oauth2(token))
         except AuthenticationFailed:
             pass
         token = self._token(lambda: tokens.refreshed(token))
         try:
-            return ImapSession(self._settings, self._budget).connect_oauth2(token)
+            return self._trusting(lambda: ImapSession(self._settings, self._budget).connect_oauth2(token))
         except AuthenticationFailed as exc:
             raise AuthenticationFailed(f"{exc}, even with a fresh token; {self._reauth_hint()}") from None
 

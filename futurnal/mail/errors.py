@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from futurnal.storage.errors import LocalFault
+
 __all__ = [
     "AuthenticationFailed",
+    "CaFileUnusable",
     "ConnectionFailed",
     "FolderNotFound",
     "MailError",
@@ -43,3 +46,8 @@ class FolderNotFound(MailError):
 
 class ServerError(MailError):
     """The server answered NO / BAD to a command."""
+
+
+class CaFileUnusable(MailError, LocalFault):
+    """The mailbox's ``--cafile`` is missing or unreadable: nothing the server did, and nothing a
+    retry fixes until the file is back, so it is a :class:`LocalFault` as much as a mail error."""

@@ -10,18 +10,24 @@ import heapq
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from ..change_bell import BellListener, ChangeBell
 from ..element_store import BadSearchQuery, Change, ConsumerCursor, CursorExpired, SearchFilters, SearchHit
+from ..errors import StorageError
 from .schema import connect
 from .search_text import SNIPPET_CLOSE, SNIPPET_OPEN, fts_query, readable_snippet
 
-__all__ = ["SqliteElementReader"]
+__all__ = ["DamagedElement", "SqliteElementReader", "decode_document"]
+
+DamagedReport = Callable[[str, str], None]
+"""``report(element id, what was done about it)``: told of each damaged document met."""
 
 _SNIPPET_WORDS = 16
 # Subject and people weigh more than body and attachment text (bm25's column weights). Spelled out
@@ -32,10 +38,31 @@ _RELEVANCE = "bm25(search, 8.0, 4.0, 1.0, 1.0)"
 RANKED_MATCHES = 5_000
 
 
+class DamagedElement(StorageError):
+    """An element whose stored document cannot be read (not JSON): damaged on disk, not by a message."""
+
+    def __init__(self, path: Path, element_id: str) -> None:
+        super().__init__(f"element {element_id} in {path} is damaged: its stored document is not valid JSON "
+                         "(`futurnal-actors elements check` lists every damaged element)")
+
+
+def decode_document(doc: str) -> dict[str, Any] | None:
+    """A stored document as an element, or None when it is damaged (not a JSON object)."""
+    try:
+        element = json.loads(doc)
+    except ValueError:
+        return None
+    return element if isinstance(element, dict) else None
+
+
 class SqliteElementReader:
     """The read side of the store at ``path``; ``listeners`` is where change-feed followers register.
 
     One connection: use a reader from one thread at a time, and open one per thread otherwise.
+
+    A damaged document (one that is not valid JSON, as a disk fault or a hand edit leaves it) is
+    left out of what is read, and named to ``on_damaged`` (by default a warning in the log, on
+    stderr for the CLI), so one bad row never stops an export, a feed or a search.
     """
 
     def __init__(self, path: Path, listeners: Path) -> None:
@@ -43,30 +70,47 @@ class SqliteElementReader:
         self._connection = connect(path)
         self._listeners = listeners
         self._listener: BellListener | None = None
+        self.on_damaged: DamagedReport = self._log_damaged
+
+    def _log_damaged(self, element_id: str, outcome: str) -> None:
+        logger.warning("element {id} in {path} is damaged (its stored document is not valid JSON); {outcome}",
+                       id=element_id, path=str(self.path), outcome=outcome)
 
     # -- elements ------------------------------------------------------------------------------
 
     def get(self, element_id: str) -> dict[str, Any] | None:
+        """The element, None when there is none; :class:`DamagedElement` when it cannot be read."""
         row = self._connection.execute("SELECT doc FROM elements JOIN documents USING (row) WHERE id = ?",
                                        (element_id,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        element = decode_document(row[0])
+        if element is None:
+            raise DamagedElement(self.path, element_id)
+        return element
 
     def iter_documents(self, mailbox: str | None = None, folder: str | None = None, *,
                        include_deleted: bool = True) -> Iterator[str]:
-        """Each element's JSON text, ordered by mailbox, folder, UIDVALIDITY and UID."""
+        """Each element's JSON text, ordered by mailbox, folder, UIDVALIDITY and UID; damaged ones
+        are named to ``on_damaged`` and left out (``json_valid`` costs well under a microsecond)."""
         where, params = _where(SearchFilters(mailbox=mailbox, folder=folder), include_deleted=include_deleted)
         cursor = self._connection.execute(
-            f"SELECT doc FROM elements AS e JOIN documents USING (row) {where}"
+            f"SELECT e.id, doc, json_valid(doc) FROM elements AS e JOIN documents USING (row) {where}"
             " ORDER BY e.mailbox, e.folder, e.uidvalidity, e.uid", params)
         cursor.arraysize = 512
         while rows := cursor.fetchmany():
-            for (doc,) in rows:
-                yield doc
+            for element_id, doc, valid in rows:
+                if valid:
+                    yield doc
+                else:
+                    self.on_damaged(element_id, "left out")
 
     def iter_elements(self, mailbox: str | None = None, folder: str | None = None, *,
                       include_deleted: bool = True) -> Iterator[dict[str, Any]]:
         for doc in self.iter_documents(mailbox, folder, include_deleted=include_deleted):
-            yield json.loads(doc)
+            element = decode_document(doc)
+            if element is not None:  # valid JSON, yet not an object: damaged all the same
+                yield element
 
     def count(self, mailbox: str | None = None, folder: str | None = None) -> int:
         """How many elements (of ``mailbox``, of ``folder``; tombstones included) are stored."""
@@ -81,9 +125,16 @@ class SqliteElementReader:
     def thread(self, thread_id: str) -> list[dict[str, Any]]:
         """The live elements of one conversation, oldest first."""
         rows = self._connection.execute(
-            "SELECT doc FROM elements JOIN documents USING (row) WHERE thread_id = ? AND deleted = 0"
+            "SELECT id, doc FROM elements JOIN documents USING (row) WHERE thread_id = ? AND deleted = 0"
             " ORDER BY sort_date, id", (thread_id,))
-        return [json.loads(doc) for (doc,) in rows]
+        elements = []
+        for element_id, doc in rows:
+            element = decode_document(doc)
+            if element is None:
+                self.on_damaged(element_id, "left out of its conversation")
+            else:
+                elements.append(element)
+        return elements
 
     # -- search --------------------------------------------------------------------------------
 
@@ -123,7 +174,8 @@ class SqliteElementReader:
             " FROM search WHERE search MATCH ? AND rowid BETWEEN ? AND ?) WHERE snippet IS NOT NULL",
             (*rows, match, min(rows), max(rows))))
         described = {row[0]: row[1:] for row in self._connection.execute(
-            "SELECT row, id, mailbox, folder, json_extract(doc, '$.date'), sender, json_extract(doc, '$.subject')"
+            "SELECT row, id, mailbox, folder, iif(json_valid(doc), json_extract(doc, '$.date'), NULL), sender,"
+            " iif(json_valid(doc), json_extract(doc, '$.subject'), NULL)"  # a damaged document: no date, no subject
             f" FROM elements JOIN documents USING (row) WHERE row IN ({marks})", rows)}
         hits = []
         for row, relevance in ranked:
@@ -155,7 +207,7 @@ class SqliteElementReader:
             oldest = self.oldest_served()
             if since is not None and since < oldest:
                 raise CursorExpired(since, oldest)
-            sql = ("SELECT c.seq, c.op, c.mailbox, c.id, d.doc FROM changes AS c"
+            sql = ("SELECT c.seq, c.op, c.mailbox, c.id, d.doc, json_valid(d.doc) FROM changes AS c"
                    " LEFT JOIN elements AS e ON e.id = c.id LEFT JOIN documents AS d ON d.row = e.row WHERE c.seq > ?")
             params: list[Any] = [since or 0]
             if mailbox is not None:
@@ -166,7 +218,13 @@ class SqliteElementReader:
             rows = self._connection.execute(sql, params).fetchall()
         finally:
             self._connection.execute("COMMIT")
-        return [Change(seq=row[0], op=row[1], mailbox=row[2], id=row[3], document=row[4]) for row in rows]
+        changes = []
+        for seq, op, mailbox_id, element_id, doc, valid in rows:
+            if doc is not None and not valid:
+                self.on_damaged(element_id, f"change {seq} is given without it")
+                doc = None
+            changes.append(Change(seq=seq, op=op, mailbox=mailbox_id, id=element_id, document=doc))
+        return changes
 
     def change_pages(self, since: int | None = None, *, mailbox: str | None = None, page: int = 1000,
                      follow: bool = False, wake: float = 60.0) -> Iterator[list[Change]]:
@@ -231,6 +289,10 @@ class SqliteElementReader:
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check and the search index's own check find (empty: all is well)."""
         problems = [row[0] for row in self._connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        problems += [f"element {element_id}: its stored document is not valid JSON (damaged); it is left out "
+                     "of exports, conversations and the change feed"
+                     for (element_id,) in self._connection.execute(
+                         "SELECT id FROM elements JOIN documents USING (row) WHERE NOT json_valid(doc) ORDER BY id")]
         try:
             self._connection.execute("INSERT INTO search (search, rank) VALUES ('integrity-check', 1)")
         except sqlite3.DatabaseError as exc:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..errors import StorageError
+from ..errors import StorageError, local_fault
 
 __all__ = ["SCHEMA_VERSION", "BadStoreFile", "connect"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x46544E4C  # "FTNL": marks the file as a futurnal-actors element store
 BUSY_TIMEOUT_MS = 10_000  # a reader or writer waits this long for another's lock before failing
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file's own fault, unlike a full disk
 
 _TABLES = """
 CREATE TABLE elements (
@@ -88,6 +89,9 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         connection.execute("PRAGMA synchronous = FULL")
     except sqlite3.DatabaseError as exc:
         connection.close()
+        fault = local_fault(exc, path=path)
+        if fault is not None and not getattr(exc, "sqlite_errorname", "").startswith(_DAMAGED):
+            raise fault from None  # a full disk, say: nothing is wrong with the file itself
         raise BadStoreFile(path, str(exc)) from None
     except BaseException:
         connection.close()

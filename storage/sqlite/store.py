@@ -3,7 +3,6 @@ changed elements take the next numbers of the change feed."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from loguru import logger
 
 from ..change_bell import ChangeBell
 from ..element_store import ElementKey, apply_attachment_results, encode_element
-from .reader import SqliteElementReader
+from .reader import SqliteElementReader, decode_document
 from .search_text import attachment_column, index_columns, sender_text
 
 __all__ = ["SqliteElementStore"]
@@ -23,7 +22,13 @@ _LOOKUP_CHUNK = 500  # ids per "IN (...)" query, under SQLite's limit on bound p
 
 
 class SqliteElementStore(SqliteElementReader):
-    """The element store in one SQLite database. Use it from one thread at a time (the sink's)."""
+    """The element store in one SQLite database. Use it from one thread at a time (the sink's).
+
+    A change addressed to an element whose stored document is damaged (see
+    :class:`~.reader.SqliteElementReader`) is named to ``on_damaged`` and does what it still can
+    (a deletion still takes the element out of search and exports), rather than failing the
+    whole batch every time the folder is synced.
+    """
 
     def __init__(self, path: Path, listeners: Path) -> None:
         super().__init__(path, listeners)
@@ -77,9 +82,14 @@ class SqliteElementStore(SqliteElementReader):
             changed = 0
             for key, flags in updates:
                 found = self._by_key(db, key)
-                if found is None or found[1].get("flags") == sorted(flags):
+                if found is None:
                     continue
-                row, element = found
+                row, element_id, element = found
+                if element is None:
+                    self.on_damaged(element_id, "its new flags could not be applied")
+                    continue
+                if element.get("flags") == sorted(flags):
+                    continue
                 element["flags"] = sorted(flags)
                 self._rewrite(db, row, element, _op(element))
                 changed += 1
@@ -91,14 +101,22 @@ class SqliteElementStore(SqliteElementReader):
             changed = 0
             for key in keys:
                 found = self._by_key(db, key)
-                if found is None or found[1].get("deleted"):
+                if found is None:
                     continue
-                row, element = found
-                element["deleted"] = True
-                element["deleted_at"] = when
+                row, element_id, element = found
+                if element is not None and element.get("deleted"):
+                    continue
                 db.execute("DELETE FROM search WHERE rowid = ?", (row,))
                 db.execute("UPDATE elements SET deleted = 1 WHERE row = ?", (row,))
-                self._rewrite(db, row, element, "delete")
+                if element is None:
+                    # Its row says deleted and it leaves search; its document stays as it is, for
+                    # whoever wants to look at the damage.
+                    self.on_damaged(element_id, "it was marked deleted, its document left as it is")
+                    self._record_change(db, row, "delete")
+                else:
+                    element["deleted"] = True
+                    element["deleted_at"] = when
+                    self._rewrite(db, row, element, "delete")
                 changed += 1
         return changed
 
@@ -109,9 +127,14 @@ class SqliteElementStore(SqliteElementReader):
             changed = 0
             for key, results in updates:
                 found = self._by_key(db, key)
-                if found is None or not apply_attachment_results(found[1], results):
+                if found is None:
                     continue
-                row, element = found
+                row, element_id, element = found
+                if element is None:
+                    self.on_damaged(element_id, "its attachment text could not be added")
+                    continue
+                if not apply_attachment_results(element, results):
+                    continue
                 if not element.get("deleted"):
                     db.execute("UPDATE search SET attachments = ? WHERE rowid = ?", (attachment_column(element), row))
                 self._rewrite(db, row, element, _op(element))
@@ -154,15 +177,27 @@ class SqliteElementStore(SqliteElementReader):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One durable transaction; on any failure, the COMMIT's own included (a full disk), it is
+        rolled back, so the connection is ready for the next call once the trouble is gone."""
         db = self._connection
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            self._roll_back()
             raise
-        db.execute("COMMIT")
         self._bell.ring()
+
+    def _roll_back(self) -> None:
+        """SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_IOERR): a ROLLBACK
+        then has nothing to do, and its own error must not hide the one that matters."""
+        if not self._connection.in_transaction:
+            return
+        try:
+            self._connection.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            logger.debug("rollback after a failed write of the element store failed too: {error}", error=str(exc))
 
     @staticmethod
     def _stored(db: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
@@ -176,15 +211,20 @@ class SqliteElementStore(SqliteElementReader):
         return stored
 
     @staticmethod
-    def _by_key(db: sqlite3.Connection, key: ElementKey) -> tuple[int, dict[str, Any]] | None:
-        found = db.execute("SELECT row, doc FROM elements JOIN documents USING (row) WHERE mailbox = ?"
+    def _by_key(db: sqlite3.Connection, key: ElementKey) -> tuple[int, str, dict[str, Any] | None] | None:
+        """``(row, id, element)`` of the element at ``key``, element None when its document is damaged."""
+        found = db.execute("SELECT row, id, doc FROM elements JOIN documents USING (row) WHERE mailbox = ?"
                            " AND folder = ? AND uidvalidity = ? AND uid = ?",
                            (key.mailbox, key.folder, key.uidvalidity, key.uid)).fetchone()
-        return None if found is None else (found[0], json.loads(found[1]))
+        return None if found is None else (found[0], found[1], decode_document(found[2]))
+
+    @classmethod
+    def _rewrite(cls, db: sqlite3.Connection, row: int, element: dict[str, Any], op: str) -> None:
+        db.execute("UPDATE documents SET doc = ? WHERE row = ?", (encode_element(element), row))
+        cls._record_change(db, row, op)
 
     @staticmethod
-    def _rewrite(db: sqlite3.Connection, row: int, element: dict[str, Any], op: str) -> None:
-        db.execute("UPDATE documents SET doc = ? WHERE row = ?", (encode_element(element), row))
+    def _record_change(db: sqlite3.Connection, row: int, op: str) -> None:
         db.execute("INSERT INTO changes (op, mailbox, id) SELECT ?, mailbox, id FROM elements WHERE row = ?",
                    (op, row))
 
