@@ -280,11 +280,12 @@ class FetcherActor(SupervisedActor):
     def _folder_sync(self, scopes: tuple[str, ...] = ("metadata", "content", "attachments")) -> FolderSync:
         assert self._states is not None
         session = self._connected_session()
+        order = _WriteOrder()  # one per folder sync: its writes and attachment hand-overs, in order
         return FolderSync(
             mailbox=self._record.id,
             session=session,
             states=self._states,
-            sink=_SinkPort(self._directory),
+            sink=_SinkPort(self._directory, order),
             quarantine=QuarantineStore(self._data_dir.quarantine_root),
             limits=self._settings.batch,
             max_in_flight=self._settings.max_batches_in_flight,
@@ -294,7 +295,7 @@ class FetcherActor(SupervisedActor):
             gmail_index=GmailMessageIndex(self._data_dir.gmail_index_root(self._record.id)) if session.gmail else None,
             fault_hook=self._fault_hook,
             scopes=scopes,
-            attachments=_AttachmentPort(self._directory, self._settings.attachments),
+            attachments=_AttachmentPort(self._directory, self._settings.attachments, order),
             parse_pool=self._pool(),
         )
 
@@ -347,11 +348,46 @@ class FetcherActor(SupervisedActor):
         super().on_failure(exception_type, exception_value, traceback)
 
 
+class _WriteOrder:
+    """The hand-overs of one folder sync, which count as durable only in order.
+
+    A batch's write that failed (a full disk) may be followed by the next batch's, already on its
+    way to the sink, succeeding: once there is room again, or after a passing error. The folder
+    sync waits for its writes in order, but on a failure still waits for those after it; were
+    one of them acknowledged, the watermark would move past the batch that was never written.
+    So from the first failure on, every later hand-over of the sync fails the same way.
+    """
+
+    def __init__(self) -> None:
+        self.failure: BaseException | None = None
+
+    def track(self, pending: PendingWrite) -> PendingWrite:
+        return _InOrder(pending, self)
+
+
+class _InOrder:
+    """One hand-over of a :class:`_WriteOrder`: its own outcome, unless an earlier one failed."""
+
+    def __init__(self, pending: PendingWrite, order: _WriteOrder) -> None:
+        self._pending = pending
+        self._order = order
+
+    def get(self, timeout: float | None = None) -> Any:
+        if self._order.failure is not None:
+            raise self._order.failure
+        try:
+            return self._pending.get(timeout=timeout)
+        except BaseException as exc:
+            self._order.failure = exc
+            raise
+
+
 class _SinkPort:
     """Hands a folder sync's changes to the current sink actor, as asks (futures) for back-pressure."""
 
-    def __init__(self, directory: ActorDirectory) -> None:
+    def __init__(self, directory: ActorDirectory, order: _WriteOrder | None = None) -> None:
         self._directory = directory
+        self._order = order or _WriteOrder()
 
     def write(self, elements: list[dict[str, Any]]) -> PendingWrite:
         return self._ask(WriteElements(tuple(elements)))
@@ -366,18 +402,20 @@ class _SinkPort:
         sink = self._directory.get("sink")
         if sink is None:
             raise ConnectionFailed("the sink is restarting; the folder will be synced again")
-        return sink.ask(message, block=False)  # type: ignore[no-any-return]
+        return self._order.track(sink.ask(message, block=False))
 
 
 class _AttachmentPort:
     """Hands new elements' attachments to the attachment processor (an ask: the watermark waits)."""
 
-    def __init__(self, directory: ActorDirectory, settings: AttachmentSettings) -> None:
+    def __init__(self, directory: ActorDirectory, settings: AttachmentSettings,
+                 order: _WriteOrder | None = None) -> None:
         self._directory = directory
         self.settings = settings
+        self._order = order or _WriteOrder()
 
     def submit(self, work: list[AttachmentWork]) -> PendingWrite:
         processor = self._directory.get("attachments")
         if processor is None:
             raise ConnectionFailed("the attachment processor is restarting; the folder will be synced again")
-        return processor.ask(SubmitAttachments(tuple(work)), block=False)  # type: ignore[no-any-return]
+        return self._order.track(processor.ask(SubmitAttachments(tuple(work)), block=False))

@@ -14,6 +14,7 @@ import pykka
 import pytest
 
 from futurnal.actors.directory import ActorDirectory
+from futurnal.actors.fetcher import _SinkPort
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.actors.messages import (
     DescribeMailbox, FolderSynced, FoldersResolved, ResolveFolders, SyncFolder, SyncTick, WriteElements,
@@ -119,6 +120,34 @@ def test_the_sink_answers_a_full_store_with_a_local_fault_and_stays_up(store: Sq
     assert sink.is_alive()
     _make_room(store)
     assert sink.ask(WriteElements(tuple(_element(uid) for uid in range(1, 40))), timeout=TIMEOUT) == 39
+
+
+class FullOnce:
+    """A sink whose first write finds the disk full, and whose later writes succeed."""
+
+    def __init__(self) -> None:
+        self.written: list[int] = []
+
+    def upsert_many(self, elements: list[dict[str, Any]]) -> int:
+        if not self.written:
+            self.written.append(0)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.written.extend(e["uid"] for e in elements)
+        return len(elements)
+
+
+def test_after_a_failed_write_no_later_write_of_the_same_sync_counts_as_durable() -> None:
+    """The watermark rule: were batch 2 acknowledged after batch 1 failed, it would move past batch 1."""
+    sink, directory = FullOnce(), ActorDirectory()
+    directory.set("sink", SinkActor.start(sink=sink))
+    port = _SinkPort(directory)
+    first, second = port.write([_element(1)]), port.write([_element(2)])
+    with pytest.raises(LocalFault, match="disk full"):
+        first.get(timeout=TIMEOUT)
+    with pytest.raises(LocalFault, match="disk full"):
+        second.get(timeout=TIMEOUT)  # written by the sink, yet not acknowledged to this sync
+    assert sink.written == [0, 2]  # (stored twice is harmless: the next sync re-fetches from batch 1)
+    assert _SinkPort(directory).write([_element(1)]).get(timeout=TIMEOUT) == 1  # the next sync writes again
 
 
 def _damage(store: SqliteElementStore, element_id: str) -> None:
