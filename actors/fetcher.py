@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
+import pykka
 from loguru import logger
 
 from futurnal.attachments.plan import AttachmentWork
@@ -17,7 +19,7 @@ from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailErr
 from futurnal.mail.folder_plan import plan_folders
 from futurnal.mail.folder_selection import FolderSpec, is_pattern
 from futurnal.mail.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
-from futurnal.mail.parse_pool import ParsePool
+from futurnal.mail.parse_pool import ParsePool, PoolUnavailable
 from futurnal.mail.session import ImapSession
 from futurnal.mail.uidset import UidSet
 from futurnal.storage.audit_log import AuditLog
@@ -38,6 +40,7 @@ from .messages import (
     FolderWatchSeen,
     MarkDeleted,
     PoisonMessage,
+    ReleaseIdleParsers,
     SubmitAttachments,
     ResolveFolders,
     SyncFolder,
@@ -46,7 +49,10 @@ from .messages import (
 )
 from .supervised import SupervisedActor
 
-__all__ = ["FetcherActor"]
+__all__ = ["FetcherActor", "PARSERS_IDLE_SECONDS"]
+
+#: How long parser processes outlive the last sync that used them.
+PARSERS_IDLE_SECONDS = 60.0
 
 # Said after a local fault's own text ("disk full at /data: free space"): what becomes of the sync.
 _RESUMES = "; nothing was lost: the sync resumes where it stopped (`run` retries by itself)"
@@ -80,6 +86,8 @@ class FetcherActor(SupervisedActor):
         self._fault_hook = crash_hook_from_env()
         self._states: FolderStateStore | None = None
         self._parse_pool: ParsePool | None = None
+        self._parsers_used = 0.0
+        self._release_armed = False
         self._log = logger.bind(mailbox=record.id)
 
     def on_start(self) -> None:
@@ -98,6 +106,8 @@ class FetcherActor(SupervisedActor):
             return self._resolve_folders(message)
         if isinstance(message, FolderWatchSeen):
             return self._record_watch(message)
+        if isinstance(message, ReleaseIdleParsers):
+            return self._release_idle_parsers()
         if isinstance(message, PoisonMessage) and message.child_id == self.child_id:
             return self._mark_poisoned(message)
         return super().handle(message)
@@ -185,7 +195,7 @@ class FetcherActor(SupervisedActor):
             result = self._run_on_live_connection(job.folder, scopes)
             # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
             self._active = None
-            self._close_parse_pool()  # idle mailboxes keep no worker processes around
+            self._keep_parsers_warm()
             self._audit_sync(result)
         except LocalFault as exc:
             return self._folder_fault(job, exc)
@@ -194,8 +204,9 @@ class FetcherActor(SupervisedActor):
             self._close_parse_pool()
             self._close_session()
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc), needs_reauth=True))
-        except (MailError, SyncInterrupted, StorageError) as exc:
-            # StorageError: e.g. the keyring is locked; reported like a network failure, not a crash.
+        except (MailError, SyncInterrupted, StorageError, PoolUnavailable) as exc:
+            # StorageError: e.g. the keyring is locked; PoolUnavailable: no parser process can
+            # start. Reported like a network failure and retried, not a crash.
             self._active = None
             self._close_parse_pool()
             if isinstance(exc, ConnectionFailed | SyncInterrupted):
@@ -297,18 +308,55 @@ class FetcherActor(SupervisedActor):
             scopes=scopes,
             attachments=_AttachmentPort(self._directory, self._settings.attachments, order),
             parse_pool=self._pool(),
+            reconnect=self._reconnect,
         )
 
-    def _pool(self) -> ParsePool | None:
+    def _reconnect(self) -> ImapSession:
+        """A fresh connection for a sync whose server hung up on it (see FolderSync)."""
+        self._close_session()
+        return self._connected_session()
+
+    def _pool(self) -> ParsePool:
         """The mailbox's parser processes, started on the first batch that uses them."""
-        if self._parse_pool is None and self._settings.parse_workers > 0:
-            self._parse_pool = ParsePool(self._settings.parse_workers, self._settings.parse_timeout_seconds)
+        if self._parse_pool is None:
+            s = self._settings
+            self._parse_pool = ParsePool(s.parse_workers, s.parse_timeout_seconds, s.parse_memory_mb)
         return self._parse_pool
 
     def _close_parse_pool(self) -> None:
         if self._parse_pool is not None:
             self._parse_pool.close()
             self._parse_pool = None
+
+    def _keep_parsers_warm(self) -> None:
+        """Keep the parser processes for the next sync (new mail after IDLE comes one message at
+        a time: a fresh interpreter for each would cost more than parsing it), and stop them once
+        no sync has used them for ``PARSERS_IDLE_SECONDS``: idle mailboxes keep no processes."""
+        self._parsers_used = time.monotonic()
+        if self._parse_pool is not None and not self._release_armed:
+            self._arm_release(PARSERS_IDLE_SECONDS)
+
+    def _arm_release(self, delay: float) -> None:
+        self._release_armed = True
+        timer = threading.Timer(delay, self._ask_release)
+        timer.daemon = True
+        timer.start()
+
+    def _ask_release(self) -> None:
+        try:
+            self.actor_ref.tell(ReleaseIdleParsers())
+        except pykka.ActorDeadError:
+            pass  # stopped meanwhile: on_stop closed the pool
+
+    def _release_idle_parsers(self) -> None:
+        self._release_armed = False
+        if self._parse_pool is None:
+            return
+        idle = time.monotonic() - self._parsers_used
+        if idle >= PARSERS_IDLE_SECONDS:
+            self._close_parse_pool()
+        else:
+            self._arm_release(PARSERS_IDLE_SECONDS - idle)
 
     def _connected_session(self) -> ImapSession:
         if self._session is None:

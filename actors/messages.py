@@ -38,12 +38,18 @@ __all__ = [
     "UpdateAttachments",
     "UpdateFlags",
     "WriteElements",
+    "ReleaseIdleParsers",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Ping:
     """Asked right after start: an answer proves ``on_start`` succeeded."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseIdleParsers:
+    """To a fetcher from its own timer: stop the parser processes if no sync used them lately."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from futurnal.refused_logins import RefusedLogins
 from futurnal.mail.connection_budget import ConnectionBudget
 from futurnal.mail.freshness import WATCH_IDLE, watch_plan
 from futurnal.mail.connector import MailboxConnector
+from futurnal.mail.live_connections import LiveConnections
 from futurnal.storage.clock import utc_now
 from futurnal.mail.idle_watch import WatchSettings
 from futurnal.storage.audit_log import AuditLog
@@ -57,6 +58,8 @@ class TreeContext:
     #: long-running system does; a one-shot sync reports the fault and ends instead.
     retry_local_faults: bool = True
     pauses: PauseBoard = field(default_factory=PauseBoard)
+    #: Every open IMAP connection, cut at once when the system stops.
+    connections: LiveConnections = field(default_factory=LiveConnections)
     refused_logins: RefusedLogins = field(default_factory=RefusedLogins)
 
     def intensity(self) -> RestartIntensity:
@@ -81,6 +84,8 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
     connect = MailboxConnector(
         record, context.credentials, connect_timeout=context.settings.connect_timeout_seconds,
         read_timeout=context.settings.read_timeout_seconds, budget=budget,
+        max_message_bytes=context.settings.batch.max_message_bytes,
+        min_transfer_rate=context.settings.min_transfer_bytes_per_second, live=context.connections,
     )
 
     def start_fetcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:

@@ -16,7 +16,8 @@ from futurnal.storage.registry import MailboxRecord
 from .connection_budget import ConnectionBudget
 from .errors import AuthenticationFailed, CaFileUnusable, ConnectionFailed
 from .oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
-from .session import ConnectionSettings, ImapSession
+from .live_connections import LiveConnections
+from .session import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MIN_TRANSFER_RATE, ConnectionSettings, ImapSession
 
 __all__ = ["MailboxConnector"]
 
@@ -35,14 +36,21 @@ class MailboxConnector:
         *,
         connect_timeout: float,
         read_timeout: float,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        min_transfer_rate: float = DEFAULT_MIN_TRANSFER_RATE,
         budget: ConnectionBudget | None = None,
+        live: LiveConnections | None = None,
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._record = record
         self._credentials = credentials
-        self._settings = ConnectionSettings.for_mailbox(record, connect_timeout, read_timeout)
+        self._settings = ConnectionSettings.for_mailbox(
+            record, connect_timeout, read_timeout, max_message_bytes=max_message_bytes,
+            min_transfer_rate=min_transfer_rate,
+        )
         self._budget = budget
+        self._live = live
         self._refresh_margin = refresh_margin
         self._clock = clock
         self._tokens: AccessTokens | None = None
@@ -65,7 +73,10 @@ class MailboxConnector:
         if password is None:
             raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
         redactor.add_secret(password)  # so no later log line, traceback included, can show it
-        return self._trusting(lambda: ImapSession(self._settings, self._budget).connect(password))
+        return self._trusting(lambda: self._new_session().connect(password))
+
+    def _new_session(self) -> ImapSession:
+        return ImapSession(self._settings, self._budget, self._live)
 
     def _check_cafile(self) -> None:
         """A CA file that went missing since ``imap add`` is the user's to put back: say so, before
@@ -108,12 +119,12 @@ class MailboxConnector:
         tokens = self._access_tokens()
         token = self._token(tokens.get)
         try:
-            return self._trusting(lambda: ImapSession(self._settings, self._budget).connect_oauth2(token))
+            return self._trusting(lambda: self._new_session().connect_oauth2(token))
         except AuthenticationFailed:
             pass
         token = self._token(lambda: tokens.refreshed(token))
         try:
-            return self._trusting(lambda: ImapSession(self._settings, self._budget).connect_oauth2(token))
+            return self._trusting(lambda: self._new_session().connect_oauth2(token))
         except AuthenticationFailed as exc:
             raise AuthenticationFailed(f"{exc}, even with a fresh token; {self._reauth_hint()}") from None
 

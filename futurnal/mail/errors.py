@@ -11,6 +11,7 @@ __all__ = [
     "FolderNotFound",
     "MailError",
     "ServerError",
+    "ServerHungUp",
     "TlsVerificationFailed",
 ]
 
@@ -24,6 +25,12 @@ class MailError(Exception):
 
 class ConnectionFailed(MailError):
     """The server could not be reached, or the connection broke."""
+
+
+class ServerHungUp(ConnectionFailed):
+    """The server said BYE in the middle of a command and closed the connection: what Dovecot
+    does when it cannot read one message of a FETCH. Unlike a network failure, it may be the
+    messages asked for that caused it."""
 
 
 class TlsVerificationFailed(MailError):

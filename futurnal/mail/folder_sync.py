@@ -34,7 +34,7 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
 from .element import ALL_SCOPES, build_element, stored_flags
-from .errors import MailError, ServerError
+from .errors import ConnectionFailed, MailError, ServerError, ServerHungUp
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
 from .parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool
 from .parser import parse_message
@@ -207,6 +207,7 @@ class FolderSync:
         scopes: tuple[str, ...] = ALL_SCOPES,
         attachments: AttachmentPort | None = None,
         parse_pool: ParsePool | None = None,
+        reconnect: Callable[[], ImapSession] | None = None,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -224,6 +225,10 @@ class FolderSync:
         self._scopes = scopes
         self._attachments = attachments
         self._parse_pool = parse_pool
+        self._reconnect = reconnect
+        #: UIDs that, asked for alone, made the server hang up once in this sync.
+        self._hung_up_on: set[int] = set()
+        self._status: FolderStatus | None = None
         #: The message being turned into an element, as ``folder\x00uidvalidity\x00uid``: what a
         #: crash right now would be blamed on.
         self.in_flight: str | None = None
@@ -252,6 +257,7 @@ class FolderSync:
     # -- the algorithm -------------------------------------------------------------------------
 
     def _sync(self, state: FolderState, status: FolderStatus) -> FolderSyncResult:
+        self._status = status
         validity_changed = state.uidvalidity is not None and state.uidvalidity != status.uidvalidity
         if validity_changed:
             state = self._start_over(state, status)
@@ -394,9 +400,16 @@ class FolderSync:
             return []
         try:
             answer = self._session.fetch_messages(uids)
-        except ServerError as exc:
+        except (ServerError, ServerHungUp) as exc:
+            if isinstance(exc, ServerHungUp):
+                # Dovecot says BYE and hangs up when it cannot read one message of a FETCH: it is
+                # found like a refused batch's, on a new connection each time.
+                self._reopen(str(exc))
+                if len(uids) == 1 and uids[0] not in self._hung_up_on:
+                    self._hung_up_on.add(uids[0])  # once more, alone: a server restarting says BYE too
+                    return self._fetch_halving(uids, batch, too_large)
             if len(uids) == 1:
-                self._log.warning("the server refused to send one message; it is quarantined: {error}", error=str(exc))
+                self._log.warning("the server cannot send one message; it is quarantined: {error}", error=str(exc))
                 batch.undelivered.append(_Undelivered(_placeholder(uids[0]), f"the server could not send it: {exc}"))
                 return []
             self._log.info("the server refused a batch of {n}; fetching it in halves", n=len(uids))
@@ -405,6 +418,16 @@ class FolderSync:
         batch.messages.extend(answer.messages)
         too_large.update(answer.too_large)
         return answer.missing
+
+    def _reopen(self, why: str) -> None:
+        """A new connection with the folder selected again, or the sync stops (it resumes later)."""
+        status = self._status
+        if self._reconnect is None or status is None:
+            raise ConnectionFailed(why)
+        self._session = self._reconnect()
+        again = self._session.select(status.name)
+        if again.uidvalidity != status.uidvalidity:
+            raise ConnectionFailed(f"{why}; meanwhile the folder's UIDVALIDITY changed: it is synced afresh next time")
 
     def _set_aside_too_large(self, too_large: dict[int, int], batch: _Batch) -> None:
         headers = {m.uid: m for m in self._session.fetch_headers(sorted(too_large))}

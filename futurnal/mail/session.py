@@ -21,7 +21,9 @@ from .fetched import FETCH_ITEMS, GMAIL_ITEMS, HEADER_ITEMS, FetchAnswer, Fetche
 from .folder_selection import ServerFolder, from_imapclient
 from .connection_budget import ConnectionBudget
 from .fetch_plan import BatchLimits
-from .errors import AuthenticationFailed, ConnectionFailed, FolderNotFound, MailError, ServerError, TlsVerificationFailed
+from .errors import (
+    AuthenticationFailed, ConnectionFailed, FolderNotFound, MailError, ServerError, ServerHungUp, TlsVerificationFailed,
+)
 from .uidset import UidSet, to_sequence_set
 from .live_connections import LiveConnections
 from .wire_limits import OversizedLiteral, WireLimits
@@ -471,10 +473,21 @@ class ImapSession:
                 f"{s.address} did not answer in time (no data for {s.read_timeout:g}s, or slower than "
                 f"{s.min_transfer_rate:g} bytes/s)"
             ) from None
-        except (OSError, IMAPClientAbortError) as exc:
+        except IMAPClientAbortError as exc:
+            bye = self._farewell()
+            if bye is not None:
+                raise ServerHungUp(f"{s.address} ended the connection in the middle of a command: {bye}") from None
+            raise ConnectionFailed(f"connection to {s.address} broke: {exc}") from None
+        except OSError as exc:
             raise ConnectionFailed(f"connection to {s.address} broke: {exc}") from None
         except IMAPClientError as exc:
             raise ServerError(f"{s.address} refused a command: {_reason(exc)}") from None
+
+    def _farewell(self) -> str | None:
+        """The text of a BYE the server sent before it hung up, if it sent one."""
+        imap = getattr(self._client, "_imap", None)
+        said = imap.untagged_responses.get("BYE") if imap is not None else None
+        return _text(said[-1]).strip() if said else None
 
     @contextmanager
     def _deadline(self) -> Iterator[None]:
@@ -539,6 +552,10 @@ def _refused(exc: LoginError, address: str, rejected: str) -> MailError:
     """What a refused login means: ``[UNAVAILABLE]`` is the server unable to check credentials
     right now (Dovecot while its auth process starts, a provider that cannot reach its token
     service), retried like a lost connection; anything else is a rejection, for the user to fix."""
+    if isinstance(exc.__context__, IMAPClientAbortError):
+        # The connection broke during the login (IMAPClient reports that as a refused login too):
+        # nothing was said about the credentials.
+        return ConnectionFailed(f"connection to {address} broke during the login: {exc.__context__}")
     if "[UNAVAILABLE]" in str(exc).upper():
         return ConnectionFailed(f"{address} cannot check logins right now ({exc})")
     return AuthenticationFailed(rejected)

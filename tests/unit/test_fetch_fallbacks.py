@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from futurnal.mail.errors import ConnectionFailed, ServerError
+from futurnal.mail.errors import ConnectionFailed, ServerError, ServerHungUp
 from futurnal.mail.fetch_plan import BatchLimits
 from futurnal.mail.fetched import FetchAnswer, FetchedMessage
 from futurnal.mail.folder_sync import FolderSync
@@ -36,6 +36,8 @@ class MemoryServer:
         self.uidnext = uidnext or max(uids) + 1
         self.without_body: dict[int, int] = {}  # uid -> how many more answers lack its body
         self.refuses: set[int] = set()  # a batch holding one of these is refused whole
+        self.hangs_up_on: set[int] = set()  # ... or answered with BYE, and the connection closed
+        self.reconnects = 0
         self.announced_too_large: set[int] = set()  # bodies the wire drained as over the limit
         self.expunge_when_asked: set[int] = set()
         self.commands: list[str] = []
@@ -55,6 +57,8 @@ class MemoryServer:
         self.commands.append(f"FETCH {wanted}")
         if self.refuses.intersection(wanted):
             raise ServerError("127.0.0.1:143 refused a command: [SERVERBUG] Internal error occurred")
+        if self.hangs_up_on.intersection(wanted):
+            raise ServerHungUp("127.0.0.1:143 ended the connection: FETCH failed: Internal error occurred")
         for uid in self.expunge_when_asked.intersection(wanted):
             self.messages.pop(uid, None)
         messages, missing, too_large = [], [], {}
@@ -94,8 +98,13 @@ class Harness:
         self.quarantine = QuarantineStore(tmp_path / "quarantine")
         self.sync = FolderSync(
             mailbox="m", session=server, states=self.states, sink=DirectSink(self.store),  # type: ignore[arg-type]
-            quarantine=self.quarantine, limits=limits,
+            quarantine=self.quarantine, limits=limits, reconnect=self.reconnect,
         )
+        self.server = server
+
+    def reconnect(self) -> MemoryServer:
+        self.server.reconnects += 1
+        return self.server
 
     def stored_uids(self) -> list[int]:
         return sorted(e["uid"] for e in self.store.iter_elements("m"))
@@ -149,6 +158,29 @@ def test_a_refused_batch_is_split_until_the_one_refused_message_is_quarantined(t
     assert "SERVERBUG" in harness.quarantined()[17]
     fetches = [c for c in server.commands if c.startswith("FETCH")]
     assert len(fetches) <= 2 * 6 + 1  # halving: about two per level, not one per message
+
+
+def test_a_server_that_hangs_up_on_one_message_is_reconnected_and_only_that_message_is_set_aside(
+    tmp_path: Path,
+) -> None:
+    server = MemoryServer(list(range(1, 9)))
+    server.hangs_up_on.add(3)
+    harness = Harness(tmp_path, server)
+    harness.sync.run("INBOX")
+    assert harness.stored_uids() == [1, 2, 4, 5, 6, 7, 8]
+    assert "Internal error" in harness.quarantined()[3]
+    assert server.commands.count("FETCH [3]") == 2  # alone twice: a server restart says BYE too
+    assert server.reconnects <= 6
+
+
+def test_without_a_way_to_reconnect_a_hang_up_stops_the_sync(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3])
+    server.hangs_up_on.add(2)
+    harness = Harness(tmp_path, server)
+    harness.sync._reconnect = None
+    with pytest.raises(ConnectionFailed):
+        harness.sync.run("INBOX")
+    assert harness.quarantined() == {}
 
 
 def test_a_message_over_the_size_limit_is_not_downloaded_and_its_headers_are_kept(tmp_path: Path) -> None:
