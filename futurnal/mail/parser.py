@@ -11,7 +11,10 @@ Header values are decoded by this module first (8-bit bytes read as UTF-8 per
 RFC 6532, else Latin-1) and then handed to the modern ``email.policy.default``
 header classes, which understand RFC 2047 and RFC 2231. When those classes
 choke, the code falls back to ``email.header.decode_header`` / ``compat32``
-and records ``header-decode:<name>``.
+and records ``header-decode:<name>``. Every call into the stdlib header
+machinery goes through :func:`_guarded`, because it recurses once per nested
+comment, quote or group and raises on shapes nobody foresaw: a header it
+cannot read becomes a defect, never an exception.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import codecs
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy as email_policy
@@ -28,9 +31,10 @@ from email.header import decode_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
+from typing import TypeVar
 
 from .body_runs import restore, shrink
-from .clean_mime import parse_clean
+from .clean_mime import LinearMessage, parse_clean
 from .html_text import html_to_text
 from .simple_headers import simple_addresses, simple_params
 
@@ -53,14 +57,19 @@ _POLICY = email_policy.default
 # header registry every time the feed parser asks for it, which made parsing 2-3x slower. Headers
 # the element needs are decoded explicitly below, with the modern classes where they help.
 _PARSE_POLICY = email_policy.compat32
+_BYTES_PARSER = BytesParser(LinearMessage, policy=_PARSE_POLICY)  # holds no state between messages
 _MAX_DEPTH = 40  # deeper MIME nesting is an attack or a bug, not a real message
 _MAX_FILENAME = 200
 _MAX_STRUCTURED = 8192  # longer header values skip the (quadratic) modern header parser
+_MAX_HEADER_TEXT = 65536  # characters of one header value read; the longest real ones are To lists
+_MAX_REPEATS = 64  # occurrences of one address header read; a message has one From, one To...
+_MIN_YEAR = 1900  # RFC 5322 3.3: "the year is any numeric year 1900 or later"
 _BODY_TYPES = ("text/plain", "text/html")
 _PKCS7_MIME = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 _ALWAYS_ATTACH = ("text/calendar",)  # invitations ride inside multipart/alternative but are content
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTES = "".join(map(chr, range(0xDC80, 0xDD00)))  # 8-bit bytes as surrogateescape keeps them
 _LINE_CONTROLS = re.compile("[\x00-\x1f\x7f]")
 _TEXT_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 _TEXT_CONTROL_BYTES = bytes(range(0x00, 0x09)) + bytes(range(0x0B, 0x20)) + b"\x7f"
@@ -69,6 +78,14 @@ _RFC2231_CHARSET = re.compile(r"\*\s*=\s*\"?([A-Za-z0-9_.:+-]+)'")
 _MSG_ID = re.compile(r"<([^<>]*)>")
 _HEADER_LINE = re.compile(rb"(From |[\x21-\x39\x3b-\x7e]*:|[\t ])")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+#: A line break (as ``bytes.splitlines`` cuts lines) before a line ``_HEADER_LINE`` does not match.
+_NOT_HEADER_LINE = re.compile(rb"(?:\n|\r(?!\n))(?=[\s\S])(?!From |[\x21-\x39\x3b-\x7e]*:|[\t ])")
+_ISO_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?)?"
+)
+
+_T = TypeVar("_T")
+_INDEX_ATTRIBUTE = "_futurnal_header_index"  # where a part keeps its header index (_header_index)
 
 #: MIME charset names Python does not know, or knows a narrower version of.
 _CHARSET_ALIASES = {
@@ -277,6 +294,8 @@ def _repair_header_block(raw: bytes) -> tuple[bytes, bool]:
         return raw, False
     end = _HEADER_END.search(raw)
     cut = len(raw) if end is None else end.start() + (2 if raw[end.start()] == 0x0D else 1)
+    if (not raw or _HEADER_LINE.match(raw)) and _NOT_HEADER_LINE.search(raw, 0, cut) is None:
+        return raw, False  # the usual, clean block, found so in one pass in C
     lines = raw[:cut].splitlines(keepends=True)
     bad: set[int] = set()
     for index, line in enumerate(lines):
@@ -301,19 +320,19 @@ def _parse_bytes(data: bytes, defects: set[str]) -> Message:
     shrunk, runs = shrink(data)
     if runs:  # long base64 bodies stand aside while the structure is parsed (see body_runs)
         try:
-            msg = BytesParser(policy=_PARSE_POLICY).parsebytes(shrunk)
+            msg = _BYTES_PARSER.parsebytes(shrunk)
             if restore(msg, runs):
                 return msg
         except Exception:
             pass  # whatever went wrong, the plain parse below decides what to record
     try:
-        return BytesParser(policy=_PARSE_POLICY).parsebytes(data)
+        return _BYTES_PARSER.parsebytes(data)
     except Exception:  # RecursionError on absurd nesting, parser bugs on hostile input
         defects.add("parse-error")
     try:
-        return BytesParser(policy=_PARSE_POLICY).parsebytes(data, headersonly=True)
+        return _BYTES_PARSER.parsebytes(data, headersonly=True)
     except Exception:
-        return Message(policy=_PARSE_POLICY)
+        return LinearMessage(policy=_PARSE_POLICY)
 
 
 # --------------------------------------------------------------------------
@@ -401,16 +420,54 @@ def _decode_bytes(data: bytes, charset: str | None, defects: set[str]) -> str:
 # --------------------------------------------------------------------------
 
 
+def _guarded(defects: set[str], defect: str | None, call: Callable[..., _T], *args: object) -> _T | None:
+    """``call(*args)``, or None (recording ``defect``) when it raises.
+
+    The one way this module calls the stdlib's header machinery on untrusted values. Its parsers
+    recurse once per nested comment, quoted string or group, so a few hundred ``(`` in a To header
+    raise RecursionError, and hostile shapes raise IndexError, ValueError and the like. A header it
+    cannot read must cost that header, not the message: the caller falls back or leaves it empty.
+    """
+    try:
+        return call(*args)
+    except Exception:  # RecursionError included: the stack is unwound to here, so it is safe to go on
+        if defect is not None:
+            defects.add(defect)
+        return None
+
+
 def _raw_values(msg: Message, name: str) -> list[str]:
     """All raw (undecoded, folded) values of header *name*, without invoking header parsing."""
-    try:
-        return [str(v) for k, v in msg.raw_items() if str(k).lower() == name]
-    except Exception:
-        return []
+    return list(_header_index(msg).get(name, ()))
+
+
+def _header_index(msg: Message) -> dict[str, list[str]]:
+    """Raw header values by lower-case name, made once per part and kept on it.
+
+    A dozen headers are looked up per message; scanning the header list each time costs seconds
+    on a hostile message with a million header lines, one pass does not.
+    """
+    index: dict[str, list[str]] | None = msg.__dict__.get(_INDEX_ATTRIBUTE)
+    if index is None:
+        index = {}
+        try:
+            for key, value in msg.raw_items():
+                index.setdefault(str(key).lower(), []).append(str(value))
+        except Exception:
+            pass  # a header list that cannot be read has no usable headers
+        msg.__dict__[_INDEX_ATTRIBUTE] = index
+    return index
 
 
 def _header_text(value: str, name: str, defects: set[str]) -> str:
-    """Raw value to Unicode: 8-bit bytes as UTF-8 (RFC 6532) else Latin-1; unfolded."""
+    """Raw value to Unicode: 8-bit bytes as UTF-8 (RFC 6532) else Latin-1; unfolded.
+
+    A value longer than :data:`_MAX_HEADER_TEXT` is cut there (``header-too-long``): decoding is
+    linear at best, and megabytes of ``@`` in a To header are a minute of address parsing.
+    """
+    if len(value) > _MAX_HEADER_TEXT:
+        defects.add(f"header-too-long:{name}")
+        value = value[:_MAX_HEADER_TEXT].rstrip(_ESCAPED_BYTES)  # no 8-bit character cut in two
     if _SURROGATES.search(value):
         try:
             data = value.encode("utf-8", "surrogateescape")
@@ -434,21 +491,16 @@ def _structured(name: str, value: str, defects: set[str]) -> object | None:
     """
     if len(value) > _MAX_STRUCTURED:
         return None
-    try:
-        header = _POLICY.header_factory(name, value)
-    except Exception:
-        defects.add(f"header-decode:{name}")
-        return None
-    defects.update(type(defect).__name__ for defect in getattr(header, "defects", ()))
+    header = _guarded(defects, f"header-decode:{name}", _POLICY.header_factory, name, value)
+    if header is not None:
+        defects.update(type(defect).__name__ for defect in getattr(header, "defects", ()))
     return header
 
 
 def _decode_words(value: str, name: str, defects: set[str]) -> str:
     """Compat32-style RFC 2047 decoding with per-word charset fallbacks."""
-    try:
-        chunks = decode_header(value)
-    except Exception:
-        defects.add(f"header-decode:{name}")
+    chunks = _guarded(defects, f"header-decode:{name}", decode_header, value)
+    if chunks is None:
         return value
     out: list[str] = []
     for chunk, charset in chunks:
@@ -468,11 +520,9 @@ def _header_line(msg: Message, name: str, defects: set[str]) -> str | None:
         return None
     text = _header_text(values[0], name, defects)
     header = _structured(name, text, defects) if "=?" in text else None
-    if header is not None:
-        try:
-            return _one_line(str(header))
-        except Exception:
-            defects.add(f"header-decode:{name}")
+    decoded = _guarded(defects, f"header-decode:{name}", str, header) if header is not None else None
+    if decoded is not None:
+        return _one_line(decoded)
     return _one_line(_decode_words(text, name, defects) if "=?" in text else text)
 
 
@@ -516,31 +566,49 @@ def _make_address(display: str | None, local: str | None, domain: str | None) ->
 
 
 def _addresses(msg: Message, name: str, defects: set[str]) -> tuple[Address, ...]:
-    """Every mailbox in every *name* header; group members are flattened into the list."""
+    """Every mailbox in every *name* header; group members are flattened into the list.
+
+    Past :data:`_MAX_REPEATS` occurrences of the header the rest is left out (``repeated-header``):
+    each costs a parse, and megabytes of ``From:`` lines would take minutes.
+    """
+    values = _raw_values(msg, name)
+    if len(values) > _MAX_REPEATS:
+        defects.add(f"repeated-header:{name}")
+        del values[_MAX_REPEATS:]
     found: list[Address | None] = []
-    for raw in _raw_values(msg, name):
-        text = _header_text(raw, name, defects)
-        simple = simple_addresses(text) if len(text) <= _MAX_STRUCTURED else None
-        if simple is not None:
-            found.extend(_make_address(display, local, domain) for display, local, domain in simple)
-            continue
-        header = _structured(name, text, defects)
-        if header is not None:
-            try:
-                parsed = []
-                for group in getattr(header, "groups"):
-                    for addr in group.addresses:
-                        local = addr.addr_spec.rpartition("@")[0] if addr.domain else addr.username
-                        parsed.append(_make_address(addr.display_name, local, addr.domain))
-                found.extend(parsed)
-                continue
-            except Exception:
-                defects.add(f"header-decode:{name}")
-        for display, spec in getaddresses([text]):
-            local, at, domain = spec.rpartition("@")
-            display = _decode_words(display, name, defects)
-            found.append(_make_address(display, local, domain) if at else _make_address(display, spec, None))
+    for raw in values:
+        found.extend(_one_address_header(_header_text(raw, name, defects), name, defects))
     return tuple(a for a in found if a is not None)
+
+
+def _one_address_header(text: str, name: str, defects: set[str]) -> list[Address | None]:
+    """The mailboxes of one address header value: the fast path, the registry, then compat32's
+    ``getaddresses``; none of them when all three fail (the header is a defect, not an error)."""
+    simple = simple_addresses(text) if len(text) <= _MAX_STRUCTURED else None
+    if simple is not None:
+        return [_make_address(display, local, domain) for display, local, domain in simple]
+    header = _structured(name, text, defects)
+    if header is not None:
+        parsed = _guarded(defects, f"header-decode:{name}", _registry_addresses, header)
+        if parsed is not None:
+            return parsed
+    pairs = _guarded(defects, f"header-decode:{name}", getaddresses, [text])
+    found: list[Address | None] = []
+    for display, spec in pairs or ():
+        local, at, domain = spec.rpartition("@")
+        display = _decode_words(display, name, defects)
+        found.append(_make_address(display, local, domain) if at else _make_address(display, spec, None))
+    return found
+
+
+def _registry_addresses(header: object) -> list[Address | None]:
+    """The mailboxes of a header-registry address header, group members flattened."""
+    found = []
+    for group in getattr(header, "groups"):
+        for addr in group.addresses:
+            local = addr.addr_spec.rpartition("@")[0] if addr.domain else addr.username
+            found.append(_make_address(addr.display_name, local, addr.domain))
+    return found
 
 
 def _date(msg: Message, defects: set[str]) -> tuple[str | None, str | None]:
@@ -550,7 +618,7 @@ def _date(msg: Message, defects: set[str]) -> tuple[str | None, str | None]:
         defects.add("missing-date")
         return None, None
     raw = _one_line(_header_text(values[0], "date", defects))
-    moment = _to_utc(raw)
+    moment = _to_utc(raw, defects)
     if moment is None:
         defects.add("bad-date")
         return None, raw or None
@@ -558,17 +626,31 @@ def _date(msg: Message, defects: set[str]) -> tuple[str | None, str | None]:
     return iso + f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z", raw
 
 
-def _to_utc(value: str) -> datetime | None:
-    """RFC 5322 date (or, leniently, ISO 8601) as an aware UTC datetime; None if unusable."""
-    for parse in (parsedate_to_datetime, lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))):
-        try:
-            moment = parse(value)
-            if moment.tzinfo is None:  # "-0000": time zone unknown, read as UTC
-                moment = moment.replace(tzinfo=timezone.utc)
-            return moment.astimezone(timezone.utc)
-        except Exception:  # ValueError, TypeError, OverflowError near datetime's limits
-            continue
-    return None
+def _to_utc(value: str, defects: set[str]) -> datetime | None:
+    """RFC 5322 date (or, leniently, ISO 8601) as an aware UTC datetime; None if unusable.
+
+    Both readers are lenient beyond what a date can mean (``datetime.fromisoformat`` reads five
+    thousand ``1`` as 1111-11-11T11:11:11, ``parsedate`` reads the year ``1`` as 2001), so a
+    result counts only when the value has the shape of a date and names the year it gave.
+    """
+    if _ISO_DATE.fullmatch(value):
+        moment = _guarded(defects, None, datetime.fromisoformat, value.upper().replace("Z", "+00:00"))
+    else:
+        moment = _guarded(defects, None, parsedate_to_datetime, value)
+    if moment is None or not _names_year(value, moment.year):
+        return None
+    if moment.tzinfo is None:  # "-0000": time zone unknown, read as UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return _guarded(defects, None, moment.astimezone, timezone.utc)  # OverflowError near datetime's limits
+
+
+def _names_year(value: str, year: int) -> bool:
+    """Whether ``value`` writes ``year`` (1900 or later): with four digits, or with the two that
+    ``parsedate`` reads as 1969-2068 (RFC 5322's obsolete form). Else a parser made it up."""
+    if year < _MIN_YEAR:
+        return False
+    numbers = set(re.findall(r"\d+", value))
+    return f"{year:04d}" in numbers or (1969 <= year <= 2068 and f"{year % 100:02d}" in numbers)
 
 
 def _header_fingerprint(raw: bytes) -> str:
@@ -582,6 +664,8 @@ def _header_fingerprint(raw: bytes) -> str:
         key = key.strip().lower()
         if sep and key in ("from", "date", "subject") and key not in found:
             found[key] = " ".join(value.split())
+            if len(found) == 3:
+                break
     if not found:
         return ""
     return "\n".join(f"{key}:{found.get(key, '')}" for key in ("from", "date", "subject"))
@@ -653,20 +737,26 @@ def _param_header(part: Message, name: str, defects: set[str]) -> tuple[str | No
     if simple is not None:
         return simple
     header = _structured(name, text, defects)
-    if header is not None:
-        try:
-            kind = header.content_type if name == "content-type" else header.content_disposition
-            return kind, {str(k).lower(): _fix_surrogates(str(v)) for k, v in header.params.items()}
-        except Exception:
-            defects.add(f"header-decode:{name}")
-    try:  # compat32 parameter parsing copes with different breakage
-        compat = Message()
-        compat[name] = text
-        params = compat.get_params(header=name) or []
-        found = {str(k).lower(): _fix_surrogates(collapse_rfc2231_value(v)) for k, v in params[1:]}
-        return (str(params[0][0]).lower() if params else None), found
-    except Exception:
-        return None, {}
+    found = _guarded(defects, f"header-decode:{name}", _registry_params, header, name) \
+        if header is not None else None
+    if found is None:  # compat32 parameter parsing copes with different breakage
+        found = _guarded(defects, f"header-decode:{name}", _compat_params, text, name)
+    return found if found is not None else (None, {})
+
+
+def _registry_params(header: object, name: str) -> tuple[str | None, dict[str, str]]:
+    """(value, parameters) of a header-registry Content-Type or Content-Disposition header."""
+    kind = getattr(header, "content_type" if name == "content-type" else "content_disposition")
+    return kind, {str(k).lower(): _fix_surrogates(str(v)) for k, v in getattr(header, "params").items()}
+
+
+def _compat_params(text: str, name: str) -> tuple[str | None, dict[str, str]]:
+    """(value, parameters) of a Content-Type or Content-Disposition value, read by compat32."""
+    compat = LinearMessage()
+    compat[name] = text
+    params = compat.get_params(header=name) or []
+    found = {str(k).lower(): _fix_surrogates(collapse_rfc2231_value(v)) for k, v in params[1:]}
+    return (str(params[0][0]).lower() if params else None), found
 
 
 def _part_info(part: Message, defects: set[str]) -> _PartInfo:
@@ -783,6 +873,7 @@ def _walk(
     """
     if depth > _MAX_DEPTH:
         acc.defects.add("nesting-too-deep")
+        _flat(part, acc, body=body, attach=attach)
         return
     info = _part_info(part, acc.defects)
     ctype = info.content_type
@@ -810,6 +901,23 @@ def _walk(
     else:
         _leaf(part, info, acc, body=body, in_alt=in_alt, root=root, attach=attach)
     _collect_defects(part, acc.defects)
+
+
+def _flat(part: Message, acc: _Acc, *, body: bool, attach: bool) -> None:
+    """Visit the leaves under a part nested too deep, without recursion, as if in multipart/mixed.
+
+    Nesting that deep is an attack or a bug, and following it would exhaust the stack; its
+    leaves still hold the message's text and files, so they are kept in document order.
+    """
+    stack = [part]
+    while stack:
+        node = stack.pop()
+        children = _children(node)
+        if children is None:
+            _leaf(node, _part_info(node, acc.defects), acc, body=body, in_alt=False, root=False, attach=attach)
+        else:
+            stack.extend(reversed(children))
+        _collect_defects(node, acc.defects)
 
 
 def _children(part: Message) -> list[Message] | None:
