@@ -27,6 +27,7 @@ __all__ = [
     "SearchHit",
     "apply_attachment_results",
     "encode_element",
+    "one_line",
 ]
 
 ChangeOp = Literal["upsert", "delete", "purge"]
@@ -80,7 +81,23 @@ class Change:
             head += f', "id": "{self.id}"'
         if self.document is not None:
             head += f', "element": {self.document}'
-        return head + "}"
+        return one_line(head + "}")
+
+
+def one_line(json_text: str) -> str:
+    """JSON text (``ensure_ascii=False``) with U+2028, U+2029 and U+0085 escaped, so it stays one line.
+
+    JSON allows them raw inside strings, but ``str.splitlines``, JavaScript and other line readers
+    end a line at each: a body text holding one would split a JSON Lines record in two. Outside
+    strings JSON has no such character, so the escapes always land inside one and mean the same.
+    """
+    for raw, escaped in _LINE_BREAKS:
+        if raw in json_text:
+            json_text = json_text.replace(raw, escaped)
+    return json_text
+
+
+_LINE_BREAKS = (("\u2028", "\\u2028"), ("\u2029", "\\u2029"), ("\x85", "\\u0085"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import cmd
 import contextlib
-import json
 import shlex
 import sys
 from typing import Any
@@ -23,7 +22,7 @@ from futurnal.console import (
 
 from .console_render import render_event, render_reply
 from .context import CommandContext
-from .output import UserError, print_json
+from .output import UserError, json_line, print_json, visible
 
 __all__ = ["register"]
 
@@ -99,7 +98,7 @@ def _print_stream(client: ConsoleClient, command: str, request: dict[str, Any], 
     with contextlib.suppress(KeyboardInterrupt):
         for doc in client.stream(command, **request):
             if command == "changes":
-                print(json.dumps(doc, ensure_ascii=False, sort_keys=False), flush=True)
+                print(json_line(doc), flush=True)
             elif as_json:
                 print_json(doc)
             else:
@@ -125,7 +124,7 @@ class _ConsoleShell(cmd.Cmd):
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            print(f"error: {exc}")
+            print(f"error: {visible(exc)}")
             return False
         command, rest = words[0], words[1:]
         if command in ("quit", "exit"):
@@ -138,10 +137,10 @@ class _ConsoleShell(cmd.Cmd):
                 return False
             result = self._client.call(command, **request)
         except (ProtocolError, ConsoleError) as exc:
-            print(f"error: {exc.message}")
+            print(f"error: {visible(exc.message)}")
             return False
         except (ConsoleUnavailable, ConnectionError) as exc:
-            print(f"error: {exc}")
+            print(f"error: {visible(exc)}")
             return True
         print(render_reply(command, result))
         return command == "shutdown"

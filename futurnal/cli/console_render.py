@@ -1,4 +1,8 @@
-"""Admin console replies and events as text for people (``ctl`` without ``--json``, ``console``)."""
+"""Admin console replies and events as text for people (``ctl`` without ``--json``, ``console``).
+
+Replies quote folder names, server answers and quarantine reasons: every such field is made
+:func:`~.output.visible` before it joins a line.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import io
 import json
 from typing import Any
 
-from .output import print_table
+from .output import print_table, visible
 
 __all__ = ["render_event", "render_reply"]
 
@@ -14,10 +18,15 @@ __all__ = ["render_event", "render_reply"]
 def render_reply(command: str, result: Any) -> str:
     """The reply to ``command`` as a few readable lines; JSON for anything without a layout."""
     renderer = _RENDERERS.get(command)
-    return renderer(result) if renderer is not None else json.dumps(result, indent=2, ensure_ascii=False)
+    return renderer(result) if renderer is not None else _json(result, indent=2)
 
 
 def render_event(doc: dict[str, Any]) -> str:
+    """One line for an event; made :func:`~.output.visible` whole, as no field may break it."""
+    return visible(_event_line(doc))
+
+
+def _event_line(doc: dict[str, Any]) -> str:
     kind, mailbox = doc.get("event", "?"), doc.get("mailbox", "")
     when = doc.get("time", "")
     if kind == "sync-started":
@@ -37,6 +46,13 @@ def render_event(doc: dict[str, Any]) -> str:
     if kind == "dropped":
         return f"({doc['count']} event(s) dropped: this client fell behind)"
     return json.dumps(doc, ensure_ascii=False)
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    """JSON for people: line by line :func:`~.output.visible`, which leaves it valid JSON (JSON
+    escapes C0 controls itself, and the other escapes read the same in JSON)."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return "\n".join(visible(line) for line in text.split("\n"))
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -69,7 +85,7 @@ def _status(result: dict[str, Any]) -> str:
                          folder.get("last_error") or ""])
     text = _table(rows, ["MAILBOX", "FOLDER", "STATE", "ON SERVER", "STORED", "LAST SUCCESS", "INBOX", "LAST ERROR"])
     queues = ", ".join(f"{actor} {depth}" for actor, depth in sorted(result["queues"].items()) if depth)
-    return text + f"\nqueued messages: {queues or 'none'}"
+    return text + f"\nqueued messages: {visible(queues or 'none')}"
 
 
 def _actors(result: dict[str, Any]) -> str:
@@ -78,7 +94,7 @@ def _actors(result: dict[str, Any]) -> str:
     def walk(node: dict[str, Any], depth: int) -> None:
         extra = f", {node['restarts']} restart(s)" if node["restarts"] else ""
         queued = f", {node['inbox']} queued" if node["inbox"] else ""
-        lines.append(f"{'  ' * depth}{node['id']}: {node['state']}{extra}{queued}")
+        lines.append(visible(f"{'  ' * depth}{node['id']}: {node['state']}{extra}{queued}"))
         for child in node["children"]:
             walk(child, depth + 1)
 
@@ -89,15 +105,15 @@ def _actors(result: dict[str, Any]) -> str:
 
 def _sync(result: dict[str, Any]) -> str:
     if result["skipped"]:
-        return f"{result['mailbox']}: not synced ({result['skipped']})"
+        return visible(f"{result['mailbox']}: not synced ({result['skipped']})")
     lines = [f"{result['mailbox']} {f['folder']}: {f['fetched']} new message(s)" for f in result["folders"]]
     lines += [f"error: {result['mailbox']} {e['folder']}: {e['error']}" for e in result["errors"]]
-    return "\n".join(lines) or f"{result['mailbox']}: nothing to sync"
+    return "\n".join(map(visible, lines)) or visible(f"{result['mailbox']}: nothing to sync")
 
 
 def _mailbox_state(result: dict[str, Any]) -> str:
     pending = " (a catch-up sync is due at resume)" if result.get("missed_while_paused") else ""
-    return f"{result['mailbox']}: {result['state']}{pending}"
+    return visible(f"{result['mailbox']}: {result['state']}{pending}")
 
 
 def _quarantine(result: dict[str, Any]) -> str:
@@ -107,12 +123,16 @@ def _quarantine(result: dict[str, Any]) -> str:
         return _table([[r["id"], r["mailbox"], r["folder"], str(r["uid"]), str(r["attempts"]), r["reason"]]
                        for r in result["records"]], ["ID", "MAILBOX", "FOLDER", "UID", "ATTEMPTS", "REASON"])
     if "dropped" in result:
-        return f"dropped {result['dropped']}"
-    return "\n".join(f"{o['record_id']}: stored as element {o['element_id']}" if o["element_id"]
-                     else f"{o['record_id']}: {o['error']}" for o in result["outcomes"]) or "nothing in quarantine"
+        return visible(f"dropped {result['dropped']}")
+    return "\n".join(visible(f"{o['record_id']}: stored as element {o['element_id']}" if o["element_id"]
+                             else f"{o['record_id']}: {o['error']}") for o in result["outcomes"]) or "nothing in quarantine"
 
 
 def _consent(result: dict[str, Any]) -> str:
+    return visible(_consent_line(result))
+
+
+def _consent_line(result: dict[str, Any]) -> str:
     if "revoked" in result:
         return (f"{result['mailbox']}: consent revoked; its actors are stopped" if result["revoked"]
                 else f"{result['mailbox']}: had no consent recorded")
@@ -127,7 +147,7 @@ def _reload(result: dict[str, Any]) -> str:
     parts = [f"{label} {', '.join(result[label])}" for label in ("added", "removed", "restarted") if result[label]]
     if result["schedules_changed"]:
         parts.append("schedules updated")
-    return f"reloaded: {'; '.join(parts) or 'nothing changed'}"
+    return visible(f"reloaded: {'; '.join(parts) or 'nothing changed'}")
 
 
 _RENDERERS = {

@@ -18,7 +18,7 @@ from futurnal.storage.sqlite import SqliteElementReader
 from futurnal.storage.registry import MailboxRecord
 
 from .context import CommandContext
-from .output import UserError
+from .output import UserError, visible
 from .sync_runner import run_sync
 
 __all__ = ["register"]
@@ -104,15 +104,15 @@ def _summarise(report: Any, store: SqliteElementReader, mailbox: str, data_root:
     with_defects = sum(1 for e in elements if e["defects"])
     print("4/4 ingested:")
     for result in report.results:
-        print(f"    {result.folder}: {result.fetched} fetched, {per_folder[result.folder]} stored")
+        print(f"    {visible(result.folder)}: {result.fetched} fetched, {per_folder[result.folder]} stored")
     for folder, error in report.errors:
-        print(f"    {folder}: FAILED: {error}")
+        print(f"    {visible(folder)}: FAILED: {visible(error)}")
     print(f"    {len(elements)} elements, {len(threads)} threads "
           f"({sum(1 for n in threads.values() if n > 1)} with replies), {attachments} attachments, "
           f"{with_defects} with parser defects recorded")
     print("  a few subjects:")
     for element in elements[:: max(len(elements) // 5, 1)][:5]:
-        print(f"    - {element['subject']}")
+        print(f"    - {visible(element['subject'])}")
     print(f"  store: {store.path}")
     # The command as it was started (bin/demo runs it from .venv, which is not on PATH).
     program = shlex.quote(sys.argv[0]) if os.path.isabs(sys.argv[0]) else "futurnal-actors"

@@ -4,7 +4,6 @@ element, one conversation, and the database's own check."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -13,7 +12,7 @@ from futurnal.storage.errors import StorageError
 from futurnal.storage.sqlite import SqliteElementReader
 
 from .context import CommandContext
-from .output import UserError, print_json, print_table
+from .output import UserError, json_line, one_line, print_json, print_table, visible
 
 __all__ = ["register"]
 
@@ -117,7 +116,7 @@ def _export(args: argparse.Namespace, ctx: CommandContext) -> int:
     out = sys.stdout
     with ctx.element_reader() as reader:
         for document in reader.iter_documents(mailbox, args.folder, include_deleted=args.include_deleted):
-            out.write(document)
+            out.write(one_line(document))
             out.write("\n")
     out.flush()
     return 0
@@ -185,11 +184,11 @@ def _search(args: argparse.Namespace, ctx: CommandContext) -> int:
             raise UserError(str(exc), code=2) from None
     for hit in hits:
         if args.json:
-            sys.stdout.write(json.dumps(hit.as_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.write(json_line(hit.as_dict()) + "\n")
         else:
-            print(f"{(hit.date or '-')[:10]}  {hit.sender or '-'}  {hit.subject or '(no subject)'}")
-            print(f"    {hit.snippet}")
-            print(f"    id {hit.id}  ({hit.mailbox} / {hit.folder})")
+            print(visible(f"{(hit.date or '-')[:10]}  {hit.sender or '-'}  {hit.subject or '(no subject)'}"))
+            print(f"    {visible(' '.join(hit.snippet.split()))}")  # body text: its line breaks as spaces
+            print(visible(f"    id {hit.id}  ({hit.mailbox} / {hit.folder})"))
     if not hits and not args.json:
         print("no matches", file=sys.stderr)
     return 0
@@ -211,7 +210,7 @@ def _thread(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError(f"no conversation with thread id {args.thread_id!r}")
     if args.json:
         for element in elements:
-            sys.stdout.write(json.dumps(element, ensure_ascii=False, sort_keys=True) + "\n")
+            sys.stdout.write(json_line(element, sort_keys=True) + "\n")
         return 0
     rows = [[(e.get("date") or e.get("internal_date") or "-")[:16].replace("T", " "),
              ", ".join(p.get("address") or p.get("name") or "" for p in e.get("from") or []) or "-",
@@ -230,7 +229,7 @@ def _check(args: argparse.Namespace, ctx: CommandContext) -> int:
     elif problems:
         print(f"{report['path']}: {len(problems)} problem(s):")
         for problem in problems:
-            print(f"  {problem}")
+            print(f"  {visible(problem)}")
     else:
         print(f"{report['path']}: ok ({report['elements']} elements, change feed at seq {report['last_seq']})")
     return 0 if not problems else 1

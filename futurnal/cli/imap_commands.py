@@ -23,7 +23,7 @@ from futurnal.storage.purge import remove_mailbox
 
 from . import monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext
-from .output import UserError, print_json, print_table
+from .output import UserError, print_json, print_table, visible
 from .sync_runner import run_sync
 
 __all__ = ["register"]
@@ -218,7 +218,7 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
     if args.json:
         print_json(record.to_document())
     else:
-        print(f"added mailbox {record.id} ({record.email}); sync it with: futurnal-actors imap sync {record.id}")
+        print(visible(f"added mailbox {record.id} ({record.email}); sync it with: futurnal-actors imap sync {record.id}"))
     return 0
 
 
@@ -320,21 +320,22 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     if args.json:
         print_json(report)
         return 0
-    print(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})")
+    print(visible(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})"))
     if "live" in report:
         live = report["live"]
         extra = ", a catch-up sync is due at resume" if live.get("missed_while_paused") else ""
-        print(f"running: {live['state']}{extra} (`futurnal-actors ctl pause|resume {record.id}`)")
+        print(visible(f"running: {live['state']}{extra} (`futurnal-actors ctl pause|resume {record.id}`)"))
     if parked:
-        print(f"PARKED since {parked['since']}: its actors kept failing ({parked['reason']}); "
-              "the other mailboxes go on, and the next start of `run` tries it again")
+        print(visible(f"PARKED since {parked['since']}: its actors kept failing ({parked['reason']}); "
+                      "the other mailboxes go on, and the next start of `run` tries it again"))
     if reauth:
-        print(f"NEEDS RE-AUTHENTICATION since {reauth['since']}: {reauth['reason']}")
-        print(f"  (syncs of this mailbox stop until then: futurnal-actors imap reauth {record.id})")
-    print(f"folders: {', '.join(record.folders)}" + (f" excluding {', '.join(record.exclude)}" if record.exclude else ""))
+        print(visible(f"NEEDS RE-AUTHENTICATION since {reauth['since']}: {reauth['reason']}"))
+        print(visible(f"  (syncs of this mailbox stop until then: futurnal-actors imap reauth {record.id})"))
+    print(visible(f"folders: {', '.join(record.folders)}"
+                  + (f" excluding {', '.join(record.exclude)}" if record.exclude else "")))
     when = report["schedule"]
-    print(f"schedule: {when['schedule']}, priority {when['priority']}"
-          + (f", next run {when['next_run']}" if when["next_run"] else ""))
+    print(visible(f"schedule: {when['schedule']}, priority {when['priority']}"
+                  + (f", next run {when['next_run']}" if when["next_run"] else "")))
     print_table(
         [
             [f["folder"], str(f.get("uidvalidity") or "-"), str(f.get("last_uid", 0)),
@@ -375,7 +376,8 @@ def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
     console = ctx.console()
     if console is not None:  # `run` owns this data directory: ask it to sync, and wait for its report
         if not args.json:
-            print(f"syncing {record.id} through the running process (pid {console.server_pid})", file=sys.stderr)
+            print(visible(f"syncing {record.id} through the running process (pid {console.server_pid})"),
+                  file=sys.stderr)
         report = console.call("sync", mailbox=record.id, folders=list(args.folder),
                               **({} if args.timeout is None else {"timeout": args.timeout}))
     else:
@@ -386,15 +388,15 @@ def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
     else:
         for folder in report["folders"]:
             extra = f", {folder['quarantined']} quarantined" if folder["quarantined"] else ""
-            print(f"{record.id} {folder['folder']}: {folder['fetched']} new message(s){extra}")
+            print(visible(f"{record.id} {folder['folder']}: {folder['fetched']} new message(s){extra}"))
     if report["skipped"]:
-        print(f"{record.id}: not synced, {report['skipped']} (`futurnal-actors ctl resume {record.id}`)",
+        print(visible(f"{record.id}: not synced, {report['skipped']} (`futurnal-actors ctl resume {record.id}`)"),
               file=sys.stderr)
         return 1
     if report["errors"]:
         if not args.json:
             for error in report["errors"]:
-                print(f"error: {record.id} {error['folder']}: {error['error']}", file=sys.stderr)
+                print(visible(f"error: {record.id} {error['folder']}: {error['error']}"), file=sys.stderr)
         return 1
     return 0
 
@@ -414,7 +416,7 @@ def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
     if args.purge:
         removed += [f"{counts['elements']} element(s)", "sync state", f"{counts['quarantined']} quarantined message(s)",
                     f"{counts['blobs']} attachment blob(s)"]
-    print(f"removed {record.id}: {', '.join(removed)}")
+    print(visible(f"removed {record.id}: {', '.join(removed)}"))
     if not args.purge:
         print("its elements were kept; `imap remove --purge` deletes them too")
     return 0

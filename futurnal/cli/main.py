@@ -16,7 +16,7 @@ from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError, local_fault
 
 from .context import CommandContext
-from .output import UserError
+from .output import UserError, visible
 
 __all__ = ["build_parser", "main"]
 
@@ -127,12 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int, debug: bool) -> int:
-    """One line on stderr (a traceback too with --debug), through the same redaction as the logs."""
+    """One line on stderr (a traceback too with --debug), through the same redaction as the logs, and
+    :func:`~.output.visible`: errors quote server answers."""
     if debug:
         import traceback
 
         sys.stderr.write(redactor.redact(traceback.format_exc(), paths=False))
-    print(f"futurnal-actors: error: {redactor.redact(message, paths=False)}", file=sys.stderr)
+    print(f"futurnal-actors: error: {visible(redactor.redact(message, paths=False))}", file=sys.stderr)
     return code
 
 

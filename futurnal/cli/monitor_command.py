@@ -15,7 +15,7 @@ from futurnal.mail.freshness import WATCH_NONE
 from futurnal.storage.registry import MailboxRecord
 
 from .context import CommandContext
-from .output import UserError
+from .output import UserError, visible
 
 __all__ = ["register"]
 
@@ -49,8 +49,9 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
     limit = max(settings.max_connections_per_mailbox - 1, 0)
     if len(folders) > limit:
         notify = " unless the server has NOTIFY" if settings.watch_notify else ""
-        print(f"note: only {limit} folder(s) can be watched within the connection budget "
-              f"(network.max_connections_per_mailbox){notify}; watching {', '.join(folders[:limit])}", flush=True)
+        print(visible(f"note: only {limit} folder(s) can be watched within the connection budget "
+                      f"(network.max_connections_per_mailbox){notify}; watching {', '.join(folders[:limit])}"),
+              flush=True)
     from futurnal.console.event_lines import event_document  # here: most commands need no actor system
     from futurnal.system import ActorSystem, SystemNotRunning
 
@@ -74,7 +75,7 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
         system.start([record.id], schedule=False, watch=True, watch_folders=folders)
     except SystemNotRunning as exc:
         raise UserError(str(exc)) from None
-    print(f"monitoring {record.id}: {', '.join(folders[:limit] or folders)}; Ctrl+C stops", flush=True)
+    print(visible(f"monitoring {record.id}: {', '.join(folders[:limit] or folders)}; Ctrl+C stops"), flush=True)
     try:
         while not stop.wait(0.5):
             if system.failed.is_set():
@@ -102,15 +103,15 @@ def _follow_running(console: ConsoleClient, record: MailboxRecord, asked: tuple[
     watched = [f["folder"] for f in live[0]["folders"] if f.get("watch", WATCH_NONE) != WATCH_NONE] if live else []
     doing = (f"watches {record.id} itself: {', '.join(watched)}" if watched
              else f"runs {record.id} but watches none of its folders (it syncs on its schedule)")
-    print(f"`run` (pid {console.server_pid}) owns this data directory and {doing}; showing its events. "
-          f"Ctrl+C stops this view, not the service", flush=True)
+    print(visible(f"`run` (pid {console.server_pid}) owns this data directory and {doing}; showing its events. "
+                  f"Ctrl+C stops this view, not the service"), flush=True)
     if not live:
-        print(f"note: {record.id} is not running in that process (no consent?); its events will not come",
+        print(visible(f"note: {record.id} is not running in that process (no consent?); its events will not come"),
               flush=True)
     unwatched = [folder for folder in asked if folder not in watched]
     if unwatched:
-        print(f"note: the process does not watch {', '.join(unwatched)} (the mailbox's --watch setting decides)",
-              flush=True)
+        print(visible(f"note: the process does not watch {', '.join(unwatched)} (the mailbox's --watch setting "
+                      "decides)"), flush=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for doc in console.events():
@@ -134,7 +135,7 @@ def _interrupt(*_: Any) -> None:
 def _print(doc: dict[str, Any], mailbox: str, poll_seconds: float) -> None:
     line = _describe(doc, mailbox, poll_seconds)
     if line:
-        print(f"{datetime.now():%H:%M:%S} {line}", flush=True)
+        print(f"{datetime.now():%H:%M:%S} {visible(line)}", flush=True)
 
 
 def _describe(doc: dict[str, Any], mailbox: str, poll_seconds: float) -> str | None:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
 from typing import Any, TextIO
 
-__all__ = ["ProgressBar", "UserError", "print_json", "print_table"]
+from futurnal.storage.element_store import one_line
+
+__all__ = ["ProgressBar", "UserError", "json_line", "one_line", "print_json", "print_table", "visible"]
+
+#: What a terminal acts on rather than shows: C0 controls (tab and newline too: a shown field is one
+#: line), DEL, C1 controls, the line and paragraph separators, the bidi embeddings, overrides and
+#: isolates, and lone surrogates (which a UTF-8 terminal cannot be sent at all).
+_ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class UserError(Exception):
@@ -19,13 +27,38 @@ class UserError(Exception):
         self.code = code
 
 
+def visible(text: object) -> str:
+    """``text`` as a terminal may show it: every character in :data:`_ACTIVE` written as an escape
+    (``\\x1b``, ``\\u202e``).
+
+    Folder names, server answers, subjects and quarantine reasons come from mail servers and
+    senders; printed raw, ``ESC ] 0 ;`` retitles the terminal, ``ESC [ 2 J`` clears it, and
+    U+202E makes ``gpj.exe`` read ``exe.jpg``. Everything the CLI shows people from such a source
+    goes through here (JSON output does not: JSON escapes control characters itself).
+    """
+    return _ACTIVE.sub(_escape, str(text))
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
+
+
+def json_line(value: Any, *, sort_keys: bool = False) -> str:
+    """``value`` as one JSON Lines record (without its newline): UTF-8 text kept as it is, but the
+    characters line readers split at escaped (:func:`one_line`)."""
+    return one_line(json.dumps(value, ensure_ascii=False, sort_keys=sort_keys))
+
+
 def print_json(value: Any, stream: TextIO | None = None) -> None:
     json.dump(value, stream or sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
     (stream or sys.stdout).write("\n")
 
 
 def print_table(rows: list[list[str]], headers: list[str], stream: TextIO | None = None) -> None:
+    """Columns padded to their widest cell; every cell made :func:`visible` (one line each)."""
     out = stream or sys.stdout
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
     for row in [headers, *rows]:
         out.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip() + "\n")
@@ -61,8 +94,8 @@ class ProgressBar:
             filled = int(width * fraction)
             rate = done / max(now - self._started, 1e-6)
             line = (
-                f"\r{self._label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                f"{rate:,.0f} msg/s {detail}"
+                f"\r{visible(self._label)} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                f"{rate:,.0f} msg/s {visible(detail)}"
             )
             self._stream.write(line[:120].ljust(100))
             self._stream.flush()

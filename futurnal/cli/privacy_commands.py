@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -12,7 +11,7 @@ from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
 
 from .context import CommandContext
-from .output import UserError, print_json, print_table
+from .output import UserError, json_line, print_json, print_table
 
 __all__ = ["register"]
 
@@ -122,7 +121,7 @@ def _tail(args: argparse.Namespace, ctx: CommandContext) -> int:
     entries = list(AuditLog(ctx.data_dir.audit_path).entries())[-args.n:]
     if args.json:
         for entry in entries:
-            print(json.dumps(entry, sort_keys=True, ensure_ascii=False))
+            print(json_line(entry, sort_keys=True))
         return 0
     hidden = {"time", "event", "prev", "hash"}
     print_table(

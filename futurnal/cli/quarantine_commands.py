@@ -17,7 +17,7 @@ from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore, validate_record_id
 
 from .context import CommandContext
-from .output import UserError, print_json, print_table
+from .output import UserError, print_json, print_table, visible
 
 __all__ = ["register"]
 
@@ -105,15 +105,17 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
             attachments = AttachmentProcessing(
                 AttachmentJobQueue(ctx.data_dir.attachment_queue_root), BlobStore(ctx.data_dir.blobs_root), None
             )  # queued durably here; extracted at the next sync or `run`
+            settings = ctx.settings()
             with closing(ctx.element_store()) as elements:
                 outcomes = retry_quarantined(records, store, ConsentRegistry(ctx.data_dir.consent_path),
                                              AuditLog(ctx.data_dir.audit_path), elements.upsert_many,
-                                             attachments.accept, ctx.settings().attachments)
+                                             attachments.accept, settings.attachments,
+                                             settings.parse_timeout_seconds, settings.parse_memory_mb)
     for outcome in outcomes:
         if outcome.ok:
             print(f"{outcome.record_id}: stored as element {outcome.element_id}")
         else:
-            print(f"{outcome.record_id}: {outcome.error}", file=sys.stderr)
+            print(visible(f"{outcome.record_id}: {outcome.error}"), file=sys.stderr)
     if not outcomes:
         print("nothing in quarantine")
     return 0 if all(outcome.ok for outcome in outcomes) else 1
@@ -123,11 +125,11 @@ def _drop(args: argparse.Namespace, ctx: CommandContext) -> int:
     console = ctx.console()
     if console is not None:  # the running process owns the quarantine: it deletes
         console.call("quarantine", action="drop", id=_checked_id(args.id))
-        print(f"dropped {args.id}")
+        print(visible(f"dropped {args.id}"))
         return 0
     store = _store(ctx)
     record = _record(store, args.id)
     with ctx.owned():
         drop_quarantined(record, store, AuditLog(ctx.data_dir.audit_path))
-    print(f"dropped {record.id} ({record.mailbox} {record.folder} UID {record.uid})")
+    print(visible(f"dropped {record.id} ({record.mailbox} {record.folder} UID {record.uid})"))
     return 0

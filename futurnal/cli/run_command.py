@@ -19,7 +19,7 @@ from futurnal.storage.sqlite import open_element_reader
 
 from .console_render import render_reply
 from .context import CommandContext
-from .output import UserError
+from .output import UserError, visible
 
 if TYPE_CHECKING:
     from futurnal.system import ActorSystem
@@ -135,7 +135,7 @@ def _reload(system: ActorSystem, ctx: CommandContext) -> None:
         report = system.reload()
     except Exception as exc:  # a bad registry edit must not take the running service down
         logger.exception("reload failed")
-        print(f"reload failed: {exc}; still running as before", flush=True)
+        print(visible(f"reload failed: {exc}; still running as before"), flush=True)
         return
     _warn_without_consent(ctx, [*report.added, *report.restarted])
     print(render_reply("reload", asdict(report)), flush=True)
@@ -147,7 +147,7 @@ def _warn_without_consent(ctx: CommandContext, mailbox_ids: list[str]) -> None:
         try:
             consent.require(mailbox_id)
         except NoConsent as exc:
-            print(f"not syncing {exc}", flush=True)
+            print(visible(f"not syncing {exc}"), flush=True)
 
 
 class _ReportPrinter:
@@ -178,4 +178,4 @@ class _ReportPrinter:
             line += f"; {folder} failed: {error}"
         if recovered:
             line += "; syncing again"
-        print(line, flush=True)
+        print(visible(line), flush=True)

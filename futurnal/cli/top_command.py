@@ -12,13 +12,14 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from futurnal.console import ConsoleClient, ConsoleError, ConsoleUnavailable, ProtocolError
 
 from .console_render import render_event
 from .context import CommandContext
-from .output import UserError
+from .output import UserError, visible
 
 __all__ = ["RateMeter", "register"]
 
@@ -119,23 +120,33 @@ def _frame(client: ConsoleClient, rates: RateMeter, recent: collections.deque[st
         rate = f"{rates.rate(mailbox, now):.0f}"
         for index, folder in enumerate(report["folders"] or [{"folder": "-", "stored": 0}]):
             first = index == 0
-            folders.add_row(mailbox if first else "", live.get("state", "?") if first else "", folder["folder"],
-                            str(folder.get("messages", 0)), str(folder["stored"]), folder.get("last_success") or "never",
-                            folder.get("freshness", "-"), rate if first else "", str(live.get("inbox", "")) if first else "")
+            cells = (mailbox if first else "", live.get("state", "?") if first else "", folder["folder"],
+                     str(folder.get("messages", 0)), str(folder["stored"]), folder.get("last_success") or "never",
+                     folder.get("freshness", "-"), rate if first else "", str(live.get("inbox", "")) if first else "")
+            folders.add_row(*map(_shown, cells))
     actors = Tree("actors")
     for root in tree:
         _branch(actors, root)
     events = Table.grid()
     for line in list(recent) or ["(no events yet)"]:
-        events.add_row(line)
+        events.add_row(_shown(line))
     queued = sum(status["queues"].values())
     return Group(folders, f"queued messages: {queued}", actors, "latest events:", events)
 
 
+def _shown(text: str) -> Text:
+    """A string from the process (folder names, errors) as rich shows it: :func:`~.output.visible`,
+    and as a ``Text`` rather than markup, so a folder named ``[bold red]x`` is shown as such."""
+    return Text(visible(text))
+
+
 def _branch(parent: Tree, node: dict[str, Any]) -> None:
-    restarts = f" [yellow]{node['restarts']} restart(s)[/]" if node["restarts"] else ""
-    queued = f" {node['inbox']} queued" if node["inbox"] else ""
-    colour = "green" if node["state"] == "running" else "red"
-    branch = parent.add(f"{node['id']} [{colour}]{node['state']}[/]{restarts}{queued}")
+    label = Text.assemble(_shown(node["id"]), " ", (visible(node["state"]),
+                                                     "green" if node["state"] == "running" else "red"))
+    if node["restarts"]:
+        label.append(f" {node['restarts']} restart(s)", style="yellow")
+    if node["inbox"]:
+        label.append(f" {node['inbox']} queued")
+    branch = parent.add(label)
     for child in node["children"]:
         _branch(branch, child)
