@@ -17,14 +17,9 @@ Run with ``pytest -s`` to see the table of message, seconds, peak memory and out
 from __future__ import annotations
 
 import base64
-import json
 import random
-import subprocess
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +29,8 @@ from futurnal.demo.dovecot import DovecotServer
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.sqlite import SqliteElementReader
 
-from .cli import COMMAND, Cli, Result
+from .cli import COMMAND, Cli
+from .peak_memory import run_measured
 
 pytestmark = pytest.mark.integration
 
@@ -187,81 +183,6 @@ CORPUS: list[tuple[str, Callable[[int], bytes]]] = [
 ]
 
 
-# -- measuring --------------------------------------------------------------------------------
-
-# Run by a small Python process of its own, which starts the CLI and waits for it with wait4.
-# Why not wait4 from the test itself: on Linux a child's ru_maxrss starts from the high-water mark
-# of the memory it had before exec -- a copy of its parent's -- so a CLI started by this test,
-# which holds 30 MB messages and more, would report the test's own peak. A launcher started
-# fresh is small, so what its child reports is the child's (and the children it reaped).
-_LAUNCHER = r"""
-import json, os, subprocess, sys, threading, time
-command, out_path, err_path, timeout = json.loads(sys.argv[1])
-
-def own_peak_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0  # gone, or a zombie (whose memory is released)
-
-with open(out_path, "wb") as out, open(err_path, "wb") as err:
-    started = time.monotonic()
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-    own = 0
-    done = threading.Event()
-
-    def sample():
-        global own
-        while not done.wait(0.02):
-            own = max(own, own_peak_kib(process.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    killer = threading.Timer(timeout, process.kill)
-    killer.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.monotonic() - started
-    killer.cancel()
-    done.set()
-    sampler.join()
-print(json.dumps({"code": os.waitstatus_to_exitcode(status), "seconds": seconds,
-                  "tree_kib": usage.ru_maxrss, "own_kib": own}))
-"""
-
-
-@dataclass
-class Measured:
-    result: Result
-    seconds: float
-    own_peak_mb: float  # VmHWM of the `imap sync` process itself, sampled every 20 ms until it exits
-    tree_peak_mb: float  # its ru_maxrss from wait4: it and every descendant it reaped (parser workers...)
-
-
-def run_measured(cli: Cli, *args: str, timeout: float = SYNC_DEADLINE) -> Measured:
-    """Run the CLI as its own process; return its result, wall time and peak memory.
-
-    ``os.wait4`` gives the peak resident set of the child, but Linux folds into it the peaks of the
-    children it reaped (its parser workers and extraction servers, whose memory is capped
-    separately). So the process's own high-water mark (``VmHWM``, which never goes down) is also
-    read every 20 ms while it runs; the last reading is its own peak, give or take its last moments.
-    """
-    with tempfile.TemporaryDirectory() as scratch:
-        out_path, err_path = Path(scratch, "out"), Path(scratch, "err")
-        request = json.dumps([[COMMAND, *args], str(out_path), str(err_path), timeout])
-        launched = subprocess.run([sys.executable, "-c", _LAUNCHER, request], env=cli.env, capture_output=True,
-                                  text=True, timeout=timeout + 30)
-        assert launched.returncode == 0, launched.stderr
-        report = json.loads(launched.stdout)
-        result = Result(report["code"], out_path.read_bytes().decode("utf-8", "replace"),
-                        err_path.read_bytes().decode("utf-8", "replace"))
-    # ru_maxrss and VmHWM are in KiB on Linux
-    return Measured(result, report["seconds"], report["own_kib"] / 1024, report["tree_kib"] / 1024)
-
-
 # -- the test ---------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -314,14 +235,14 @@ def test_hostile_messages_one_at_a_time_end_stored_or_quarantined_in_bounded_mem
             raw = build(uid)
             dovecot.deliver(USER, raw)
             del raw
-            run = run_measured(cli, "imap", "sync", USER, "--timeout", "60", "--json")
+            run = run_measured([COMMAND, "imap", "sync", USER, "--timeout", "60", "--json"], cli.env, SYNC_DEADLINE)
             stored, quarantined = _elements_by_uid(cli.data_dir), _quarantined(cli)
             outcome = _outcome(uid, stored, quarantined)
             rows.append((name, run.seconds, run.own_peak_mb, run.tree_peak_mb, outcome))
             if run.seconds >= SYNC_DEADLINE:
                 problems.append(f"{name}: `imap sync` was killed after {SYNC_DEADLINE:g} s")
-            elif run.result.code != 0:
-                problems.append(f"{name}: `imap sync` exited {run.result.code}: {run.result.err.strip()[-300:]}")
+            elif run.code != 0:
+                problems.append(f"{name}: `imap sync` exited {run.code}: {run.err.strip()[-300:]}")
             if run.own_peak_mb >= SERVICE_CEILING_MB:
                 problems.append(f"{name}: the service process peaked at {run.own_peak_mb:.0f} MB")
             if outcome == "MISSING" or outcome.startswith("BOTH"):

@@ -9,10 +9,7 @@ bounded, the sync ends, and the terminal is never fed raw control characters. No
 
 from __future__ import annotations
 
-import os
 import subprocess
-import tempfile
-import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -23,6 +20,7 @@ import pytest
 
 from ..servers.hostile_imap import Folder, HostileImap, Quirk
 from .cli import COMMAND, Cli, Result, stored_count
+from .peak_memory import run_measured
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +28,7 @@ MAILBOX = "hostile"
 ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31mRed\x9b0m"  # OSC title, clear screen, colours; \x9b is C1 CSI
 CYRILLIC = "Архив переписки с поставщиками оборудования за весь 2025"  # 56 characters
 CJK = ("项目档案与往来邮件归档" * 8)[:80]
-MEMORY_CEILING = 300 * 1024 * 1024
+MEMORY_CEILING_MB = 300
 
 
 def message(n: int, body_bytes: int = 0) -> bytes:
@@ -96,30 +94,6 @@ def folder_status(cli: Cli, folder: str) -> dict[str, Any]:
     return dict(found)
 
 
-def run_measured(cli: Cli, *args: str, timeout: float = 120) -> tuple[Result, int, float]:
-    """Run the CLI and return its result, its peak resident memory in bytes and its wall time.
-
-    ``os.wait4`` gives the rusage of this one child (and what it waited for), so no earlier
-    subprocess of the test run can raise the figure.
-    """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        process = subprocess.Popen([COMMAND, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=cli.env)
-        killer = threading.Timer(timeout, process.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            killer.cancel()
-        elapsed = time.monotonic() - started
-        process.returncode = code = os.waitstatus_to_exitcode(status)
-        assert elapsed < timeout, f"`{' '.join(args)}` was killed after {timeout:g}s"
-        out.seek(0)
-        err.seek(0)
-        result = Result(code, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
-    return result, usage.ru_maxrss * 1024, elapsed  # ru_maxrss is in KiB on Linux
-
-
 def control_characters(text: str) -> set[str]:
     """C0 and C1 control characters in ``text``, newline and tab aside."""
     return {ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\t"}
@@ -175,8 +149,10 @@ def test_a_lying_gigabyte_literal_does_not_grow_the_process(cli: Cli, serve: Any
     server = serve({"INBOX": Folder(7, messages(1, 2, 3, 4), quirks={3: liar})})
     cli.env["FUTURNAL_SYNC_MAX_MESSAGE_BYTES"] = "1000000"
     register(cli, server)
-    done, peak, elapsed = run_measured(cli, "imap", "sync", MAILBOX, "--timeout", "60", timeout=150)
-    assert peak < MEMORY_CEILING, f"imap sync peaked at {peak >> 20} MiB ({elapsed:.0f}s): {done.err[-500:]}"
+    done = run_measured([COMMAND, "imap", "sync", MAILBOX, "--timeout", "60"], cli.env, timeout=150)
+    assert done.own_peak_mb < MEMORY_CEILING_MB, (
+        f"imap sync peaked at {done.own_peak_mb:.0f} MiB ({done.seconds:.0f}s): {done.err[-500:]}"
+    )
     assert stored_uids(cli) == [1, 2, 4], done.err
     records = quarantined(cli)
     assert [r["uid"] for r in records] == [3] and "too large" in records[0]["reason"]
