@@ -193,6 +193,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
         _walk(msg, acc, body=True, in_alt=False, depth=0, root=True)
     except RecursionError:
         defects.add("nesting-too-deep")
+    except Exception:  # a stdlib surprise in one part: what was collected so far is kept
+        defects.add("parse-error")
 
     return ParsedMessage(
         message_id=message_id,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from futurnal.mail import parser
 from futurnal.mail.parser import Address, ParsedMessage, parse_message
 
 BODY = "The body survives."
@@ -94,6 +95,16 @@ def test_two_thousand_nested_multiparts_return_with_the_body_text() -> None:
     assert "parse-error" in parsed.defects
     assert BODY in parsed.text
     assert (parsed.subject, parsed.date) == ("kept", "2025-03-04T10:20:30Z")
+
+
+def test_a_surprise_inside_the_mime_walk_costs_the_body_not_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    def surprise(*args: object, **kwargs: object) -> None:
+        raise IndexError("a stdlib corner nobody foresaw")
+
+    monkeypatch.setattr(parser, "_leaf", surprise)
+    parsed = parse_message(mail())
+    assert "parse-error" in parsed.defects
+    assert (parsed.text, parsed.subject, parsed.from_) == ("", "kept", (Address("Alice", "alice@example.org"),))
 
 
 def cpu_seconds(raw: bytes) -> tuple[ParsedMessage, float]:
