@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -15,6 +15,8 @@ from ..change_bell import ChangeBell
 from ..element_store import ElementKey, apply_attachment_results, encode_element
 from .reader import SqliteElementReader, decode_document
 from .search_text import attachment_column, index_columns, sender_text
+
+_T = TypeVar("_T")
 
 __all__ = ["SqliteElementStore"]
 
@@ -80,14 +82,7 @@ class SqliteElementStore(SqliteElementReader):
         """Set stored elements' flags; returns how many changed (unknown or unchanged ones are skipped)."""
         with self._transaction() as db:
             changed = 0
-            for key, flags in updates:
-                found = self._by_key(db, key)
-                if found is None:
-                    continue
-                row, element_id, element = found
-                if element is None:
-                    self.on_damaged(element_id, "its new flags could not be applied")
-                    continue
+            for row, element, flags in self._readable(db, updates, "its new flags could not be applied"):
                 if element.get("flags") == sorted(flags):
                     continue
                 element["flags"] = sorted(flags)
@@ -125,14 +120,7 @@ class SqliteElementStore(SqliteElementReader):
         :func:`~..element_store.apply_attachment_results`); returns how many elements changed."""
         with self._transaction() as db:
             changed = 0
-            for key, results in updates:
-                found = self._by_key(db, key)
-                if found is None:
-                    continue
-                row, element_id, element = found
-                if element is None:
-                    self.on_damaged(element_id, "its attachment text could not be added")
-                    continue
+            for row, element, results in self._readable(db, updates, "its attachment text could not be added"):
                 if not apply_attachment_results(element, results):
                     continue
                 if not element.get("deleted"):
@@ -209,6 +197,21 @@ class SqliteElementStore(SqliteElementReader):
                     f"SELECT id, row, doc FROM elements JOIN documents USING (row) WHERE id IN ({marks})", chunk):
                 stored[element_id] = (row, doc)
         return stored
+
+    def _readable(
+        self, db: sqlite3.Connection, updates: Iterable[tuple[ElementKey, _T]], lost: str
+    ) -> Iterator[tuple[int, dict[str, Any], _T]]:
+        """Each update's stored element, as (row, element, value); unknown keys are skipped and a
+        damaged document is reported (``lost`` says what it misses), not fatal to the rest."""
+        for key, value in updates:
+            found = self._by_key(db, key)
+            if found is None:
+                continue
+            row, element_id, element = found
+            if element is None:
+                self.on_damaged(element_id, lost)
+                continue
+            yield row, element, value
 
     @staticmethod
     def _by_key(db: sqlite3.Connection, key: ElementKey) -> tuple[int, str, dict[str, Any] | None] | None:
