@@ -87,7 +87,7 @@ class FetcherActor(SupervisedActor):
         self._states: FolderStateStore | None = None
         self._parse_pool: ParsePool | None = None
         self._parsers_used = 0.0
-        self._release_armed = False
+        self._release_timer: threading.Timer | None = None
         self._log = logger.bind(mailbox=record.id)
 
     def on_start(self) -> None:
@@ -324,6 +324,7 @@ class FetcherActor(SupervisedActor):
         return self._parse_pool
 
     def _close_parse_pool(self) -> None:
+        self._disarm_release()
         if self._parse_pool is not None:
             self._parse_pool.close()
             self._parse_pool = None
@@ -333,14 +334,19 @@ class FetcherActor(SupervisedActor):
         a time: a fresh interpreter for each would cost more than parsing it), and stop them once
         no sync has used them for ``PARSERS_IDLE_SECONDS``: idle mailboxes keep no processes."""
         self._parsers_used = time.monotonic()
-        if self._parse_pool is not None and not self._release_armed:
+        if self._parse_pool is not None and self._release_timer is None:
             self._arm_release(PARSERS_IDLE_SECONDS)
 
     def _arm_release(self, delay: float) -> None:
-        self._release_armed = True
-        timer = threading.Timer(delay, self._ask_release)
-        timer.daemon = True
-        timer.start()
+        self._release_timer = threading.Timer(delay, self._ask_release)
+        self._release_timer.daemon = True
+        self._release_timer.start()
+
+    def _disarm_release(self) -> None:
+        """No timer outlives the fetcher: a stopped system leaves no thread behind."""
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
 
     def _ask_release(self) -> None:
         try:
@@ -349,7 +355,7 @@ class FetcherActor(SupervisedActor):
             pass  # stopped meanwhile: on_stop closed the pool
 
     def _release_idle_parsers(self) -> None:
-        self._release_armed = False
+        self._release_timer = None
         if self._parse_pool is None:
             return
         idle = time.monotonic() - self._parsers_used
