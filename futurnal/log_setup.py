@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 from loguru import logger
 
+from futurnal.storage.json_lines import one_line
+
 from .redaction import Redactor
 
 __all__ = ["LOG_FORMATS", "Redactor", "configure_logging", "redactor"]
@@ -49,7 +51,7 @@ def _json_line(record: Any) -> str:
     if record["exception"] is not None:
         exc_type, exc_value, _tb = record["exception"]
         entry["exception"] = redactor.redact(f"{exc_type.__name__ if exc_type else 'Exception'}: {exc_value}")
-    return json.dumps(entry, ensure_ascii=False)
+    return one_line(json.dumps(entry, ensure_ascii=False))
 
 
 def configure_logging(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import make_private_dir
+from .json_lines import one_line
 
 __all__ = ["AuditLog", "ChainCheck"]
 
@@ -69,7 +70,7 @@ class AuditLog:
                 "prev": previous,
             }
             entry["hash"] = _digest(entry)
-            os.write(fd, (json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode())
+            os.write(fd, (one_line(json.dumps(entry, sort_keys=True, ensure_ascii=False)) + "\n").encode())
             os.fsync(fd)
             return entry
         finally:

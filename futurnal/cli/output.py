@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from futurnal.storage.element_store import one_line
+from futurnal.storage.json_lines import one_line
 
 __all__ = ["ProgressBar", "UserError", "json_line", "one_line", "print_json", "print_table", "visible"]
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from futurnal.storage.json_lines import one_line
+
 __all__ = [
     "MAX_LINE_BYTES",
     "ProtocolError",
@@ -96,4 +98,4 @@ def error_reply(request_id: Any, code: str, message: str) -> dict[str, Any]:
 
 def encode_line(doc: dict[str, Any]) -> bytes:
     """One compact JSON line; ``default=str`` so a stray timestamp never breaks a reply."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode() + b"\n"
+    return one_line(json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)).encode() + b"\n"

@@ -21,6 +21,15 @@ def test_a_fresh_log_verifies_and_entries_chain(tmp_path: Path) -> None:
     assert [e["event"] for e in log.entries()] == ["mailbox-added", "sync"]
 
 
+def test_each_entry_stays_one_line_whatever_a_server_named_a_folder(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append("sync", mailbox="alice", folder="a\u2028b\u2029c\x85d")
+    log.append("sync", mailbox="alice", folder="INBOX")
+    assert len(log.path.read_text(encoding="utf-8").splitlines()) == 2
+    assert [e["folder"] for e in log.entries()] == ["a\u2028b\u2029c\x85d", "INBOX"]
+    assert log.verify().ok
+
+
 @pytest.mark.parametrize("tamper", ["edit", "delete", "swap", "garbage"])
 def test_any_tampering_breaks_the_chain(tmp_path: Path, tamper: str) -> None:
     path = tmp_path / "audit.jsonl"

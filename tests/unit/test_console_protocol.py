@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from futurnal.console import COMMANDS, ProtocolError, args_from_words, command_spec, console_socket_path
@@ -76,8 +78,11 @@ def test_every_command_has_a_usage_line_naming_its_required_arguments() -> None:
 
 
 def test_replies_are_single_lines_even_with_newlines_in_values() -> None:
-    line = encode_line({"ok": True, "result": {"text": "a\nb"}})
+    value = "a\nb\u2028c\u2029d\x85e"  # a folder name or subject from a server may hold any of them
+    line = encode_line({"ok": True, "result": {"text": value}})
     assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    assert line.decode().splitlines() == [line.decode().rstrip("\n")]
+    assert json.loads(line)["result"]["text"] == value
 
 
 def test_a_socket_path_too_long_for_the_kernel_is_refused_with_advice(tmp_path: object) -> None:

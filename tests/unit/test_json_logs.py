@@ -39,6 +39,17 @@ def test_each_log_line_is_one_redacted_json_object() -> None:
     assert "s3cret" not in stream.getvalue() and "hunter2" not in stream.getvalue()
 
 
+def test_a_log_line_stays_one_line_whatever_a_server_wrote() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream, log_format="json")
+    try:
+        logger.info("server said: a\u2028b\u2029c\x85d")
+    finally:
+        configure_logging("WARNING")
+    (line,) = _lines(stream)
+    assert line["message"] == "server said: a\u2028b\u2029c\x85d"
+
+
 def test_stdlib_logging_is_json_too() -> None:
     stream = io.StringIO()
     configure_logging("INFO", stream=stream, log_format="json")
