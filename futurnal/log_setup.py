@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from loguru import logger
 
+from futurnal.inert_text import visible
 from futurnal.storage.json_lines import one_line
 
 from .redaction import Redactor
@@ -35,8 +36,16 @@ class _ToLoguru(logging.Handler):
 
 
 def _format(record: Any) -> str:
-    where = " [{extra[mailbox]}]" if record["extra"].get("mailbox") else ""
-    return "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}" + where + "\n{exception}"
+    """A text line whose message and mailbox are inert: a server's ESC or newline in a folder name
+    or an answer is shown escaped, so it neither drives the terminal nor forges a log line."""
+    extra = record["extra"]
+    extra["shown_message"] = visible(record["message"])
+    where = ""
+    if extra.get("mailbox"):
+        extra["shown_mailbox"] = visible(extra["mailbox"])
+        where = " [{extra[shown_mailbox]}]"
+    return ("<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {extra[shown_message]}"
+            + where + "\n{exception}")
 
 
 def _json_line(record: Any) -> str:

@@ -25,6 +25,18 @@ def test_registered_secrets_never_reach_a_log_line() -> None:
     assert "[secret]" in stream.getvalue()
 
 
+def test_server_text_in_a_text_log_line_neither_drives_the_terminal_nor_forges_a_line() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    try:
+        logger.bind(mailbox="m\x1b[2J").info("folder synced: Inbox\x1b]0;pwned\x07\n2026-01-01 00:00:00 ERROR forged")
+    finally:
+        configure_logging("WARNING")
+    (line,) = stream.getvalue().splitlines()
+    assert "\x1b" not in line and "\x07" not in line
+    assert line.endswith("Inbox\\x1b]0;pwned\\x07\\x0a2026-01-01 00:00:00 ERROR forged [m\\x1b[2J]")
+
+
 def test_credential_shaped_values_and_protocol_logins_are_redacted() -> None:
     r = Redactor()
     text = r.redact('password=hunter2 token: abc.def > b\'A001 LOGIN alice "pw"\' Authorization: Bearer ya29.x')
