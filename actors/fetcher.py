@@ -14,14 +14,14 @@ from futurnal.attachments.settings import AttachmentSettings
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.faults import crash_hook_from_env
-from futurnal.mail.connector import MailboxConnector
-from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed, MailError
-from futurnal.mail.folder_plan import plan_folders
-from futurnal.mail.folder_selection import FolderSpec, is_pattern
-from futurnal.mail.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
-from futurnal.mail.parse_pool import ParsePool, PoolUnavailable
-from futurnal.mail.session import ImapSession
-from futurnal.mail.uidset import UidSet
+from futurnal.imap.connector import MailboxConnector
+from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed, MailError
+from futurnal.sync.folder_plan import plan_folders
+from futurnal.sync.folder_selection import FolderSpec, is_pattern
+from futurnal.sync.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
+from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
+from futurnal.imap.session import ImapSession
+from futurnal.imap.uidset import UidSet
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry, NoConsent

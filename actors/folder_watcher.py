@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from futurnal.events import EventBus
-from futurnal.mail.idle_watch import SERVER_NOTIFICATION, IdleWatch, WatchEvent, WatchSettings
-from futurnal.mail.notify_watch import NotifyWatch
-from futurnal.mail.session import ImapSession
+from futurnal.imap.idle_watch import SERVER_NOTIFICATION, IdleWatch, WatchEvent, WatchSettings
+from futurnal.imap.notify_watch import NotifyWatch
+from futurnal.imap.session import ImapSession
 from futurnal.storage.clock import utc_now
 
 from .directory import ActorDirectory

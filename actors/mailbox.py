@@ -10,7 +10,7 @@ import pykka
 from loguru import logger
 
 from futurnal.events import EventBus
-from futurnal.mail.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
+from futurnal.sync.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
 from futurnal.pauses import PauseBoard
 from futurnal.refused_logins import RefusedLogins
 from futurnal.storage.clock import utc_now

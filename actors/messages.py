@@ -8,8 +8,8 @@ from typing import Any
 from pykka import Future
 
 from futurnal.attachments.plan import AttachmentWork
-from futurnal.mail.folder_sync import FolderSyncResult
-from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.sync.folder_sync import FolderSyncResult
+from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.storage.attachment_queue import AttachmentJob
 from futurnal.storage.element_store import ElementKey
 

@@ -11,7 +11,7 @@ from typing import Any
 import pykka
 from loguru import logger
 
-from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.schedules import MailboxSchedule, SyncSchedule
 from futurnal.sync_queue import SyncQueue
 

@@ -157,7 +157,7 @@ def measure_latency(bench: BenchServer, samples: int) -> dict[str, Any]:
 
     from futurnal.config import ServiceSettings
     from futurnal.log_setup import configure_logging
-    from futurnal.mail.idle_watch import WatchEvent
+    from futurnal.imap.idle_watch import WatchEvent
     from futurnal.storage.consent import SCOPES, ConsentRegistry
     from futurnal.storage.credentials import CredentialStore
     from futurnal.storage.data_dir import DataDir

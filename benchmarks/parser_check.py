@@ -37,10 +37,10 @@ if str(REPO) not in sys.path:
 
 from benchmarks.mailbox import build_mailbox  # noqa: E402
 from futurnal.demo.sample_mailbox import generate_mailbox  # noqa: E402
-from futurnal.mail.parser import parse_message  # noqa: E402
+from futurnal.parse.parser import parse_message  # noqa: E402
 
 _RECORDER = '''
-import pickle, futurnal.mail.parser as p
+import pickle, futurnal.parse.parser as p
 _seen, _real = [], p.parse_message
 def _recording(raw):
     _seen.append(bytes(raw) if isinstance(raw, (bytes, bytearray)) else str(raw).encode("utf-8", "surrogateescape"))
@@ -146,8 +146,8 @@ def compare(before: Path, after: Path, show: int = 5) -> int:
 
 def timing(messages: int, rounds: int = 3) -> int:
     """CPU per message for parsing, element building and JSON encoding, best of ``rounds``."""
-    from futurnal.mail.element import build_element
-    from futurnal.mail.fetched import FetchedMessage
+    from futurnal.element.build import build_element
+    from futurnal.imap.fetched import FetchedMessage
 
     raws = [m.raw for m in build_mailbox(messages)]
     fetched = [FetchedMessage(uid=i + 1, raw=raw, flags=(), internal_date=None, size=len(raw))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Parse and attachment-extraction throughput, each beside its baseline from the same run.
 
-Parsing: :func:`futurnal.mail.parser.parse_message` over the generated corpora (the demo mailbox
+Parsing: :func:`futurnal.parse.parser.parse_message` over the generated corpora (the demo mailbox
 and the bad-input corpus) against the bare stdlib ``email.message_from_bytes`` of the same bytes.
 Extraction: the out-of-process extractor (a fresh child per file, under its limits) against
 :func:`futurnal.attachments.extract.extract_text` called in process on the same files, so the
@@ -34,7 +34,7 @@ from futurnal.attachments.settings import AttachmentSettings  # noqa: E402
 from futurnal.demo.attachment_files import docx_bytes, pdf_bytes, xlsx_bytes  # noqa: E402
 from futurnal.demo.bad_input import bad_input_corpus  # noqa: E402
 from futurnal.demo.sample_mailbox import generate_mailbox  # noqa: E402
-from futurnal.mail.parser import parse_message  # noqa: E402
+from futurnal.parse.parser import parse_message  # noqa: E402
 
 
 def _median_seconds(work: Callable[[], Any], repeat: int) -> float:

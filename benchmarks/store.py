@@ -62,7 +62,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and the chec
 from benchmarks.futurnal_run import cli_path  # noqa: E402
 from benchmarks.progress import elapsed, load_average, log  # noqa: E402
 from futurnal.config import ServiceSettings  # noqa: E402
-from futurnal.mail.element import SCHEMA_VERSION, element_id  # noqa: E402
+from futurnal.element.build import SCHEMA_VERSION, element_id  # noqa: E402
 from futurnal.storage.atomic import atomic_write_bytes, fsync_directory  # noqa: E402
 from futurnal.storage.data_dir import DataDir  # noqa: E402
 from futurnal.storage.element_store import SearchFilters, encode_element  # noqa: E402

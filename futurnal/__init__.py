@@ -1,7 +1,7 @@
 """futurnal-actors: privacy-first IMAP ingestion into a local element store.
 
-The public API is re-exported lazily, so importing the mail domain (``futurnal.mail``) never
-starts to load the actor system.
+The public API is re-exported lazily, so importing the mail domain (``futurnal.imap``,
+``futurnal.parse``, ...) never starts to load the actor system.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ __all__ = ["ActorSystem", "ElementSink", "MailboxSyncReport", "SearchFilters", "
 if TYPE_CHECKING:
     from futurnal.actors.sink import ElementSink
     from futurnal.config import ServiceSettings
-    from futurnal.mail.sync_runs import MailboxSyncReport
+    from futurnal.sync.sync_runs import MailboxSyncReport
     from futurnal.storage.element_store import SearchFilters
     from futurnal.storage.sqlite import open_element_reader
     from futurnal.system import ActorSystem
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "ActorSystem": "futurnal.system",
     "ElementSink": "futurnal.actors.sink",
-    "MailboxSyncReport": "futurnal.mail.sync_runs",
+    "MailboxSyncReport": "futurnal.sync.sync_runs",
     "ServiceSettings": "futurnal.config",
     "SearchFilters": "futurnal.storage.element_store",
     "open_element_reader": "futurnal.storage.sqlite",

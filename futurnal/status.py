@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from futurnal.config import ServiceSettings
-from futurnal.mail.folder_selection import is_pattern, watchable
-from futurnal.mail.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
-from futurnal.mail.uidset import UidSet
+from futurnal.sync.folder_selection import is_pattern, watchable
+from futurnal.sync.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
+from futurnal.imap.uidset import UidSet
 from futurnal.schedules import ScheduleError, next_run, schedule_of
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.clock import parse_utc

@@ -40,8 +40,8 @@ from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.log_setup import redactor
-from futurnal.mail.folder_selection import watchable
-from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.sync.folder_selection import watchable
+from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.status import mailbox_status
 from futurnal.storage.audit_log import AuditLog

@@ -24,12 +24,12 @@ from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.pauses import PauseBoard
 from futurnal.refused_logins import RefusedLogins
-from futurnal.mail.connection_budget import ConnectionBudget
-from futurnal.mail.freshness import WATCH_IDLE, watch_plan
-from futurnal.mail.connector import MailboxConnector
-from futurnal.mail.live_connections import LiveConnections
+from futurnal.imap.connection_budget import ConnectionBudget
+from futurnal.sync.freshness import WATCH_IDLE, watch_plan
+from futurnal.imap.connector import MailboxConnector
+from futurnal.imap.live_connections import LiveConnections
 from futurnal.storage.clock import utc_now
-from futurnal.mail.idle_watch import WatchSettings
+from futurnal.imap.idle_watch import WatchSettings
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir

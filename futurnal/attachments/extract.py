@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from xml.etree.ElementTree import XMLPullParser
 
-from futurnal.mail.html_text import html_to_text
+from futurnal.parse.html_text import html_to_text
 
 __all__ = ["ExtractionRefused", "KINDS", "extract_text", "kind_of"]
 

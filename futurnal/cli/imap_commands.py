@@ -10,10 +10,10 @@ from typing import Any
 
 from futurnal.console import ConsoleError
 from futurnal.log_setup import redactor
-from futurnal.mail.errors import FolderNotFound, MailError
-from futurnal.mail.folder_plan import plan_folders
-from futurnal.mail.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
-from futurnal.mail.session import SECURITY_MODES, ConnectionSettings, ImapSession
+from futurnal.imap.errors import FolderNotFound, MailError
+from futurnal.sync.folder_plan import plan_folders
+from futurnal.sync.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
+from futurnal.imap.session import SECURITY_MODES, ConnectionSettings, ImapSession
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, ConsentRegistry

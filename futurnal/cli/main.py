@@ -11,7 +11,7 @@ from pathlib import Path
 from futurnal.console import ConsoleError, ConsoleUnavailable
 from futurnal.log_setup import LOG_FORMATS, configure_logging, redactor
 from futurnal.malloc_threshold import fix_mmap_threshold
-from futurnal.mail.errors import MailError
+from futurnal.imap.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError, local_fault
 

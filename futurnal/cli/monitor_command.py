@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from futurnal.console import ConsoleClient, ConsoleError
-from futurnal.mail.folder_selection import watchable
-from futurnal.mail.freshness import WATCH_NONE
+from futurnal.sync.folder_selection import watchable
+from futurnal.sync.freshness import WATCH_NONE
 from futurnal.storage.registry import MailboxRecord
 
 from .context import CommandContext

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from futurnal.log_setup import redactor
-from futurnal.mail.errors import MailError
-from futurnal.mail.oauth2 import (
+from futurnal.imap.errors import MailError
+from futurnal.auth.oauth2 import (
     CLIENT_SECRET,
     PRESETS,
     REFRESH_TOKEN,
@@ -24,8 +24,8 @@ from futurnal.mail.oauth2 import (
     TokenSet,
     custom_provider,
 )
-from futurnal.mail.oauth2_flow import run_authorization
-from futurnal.mail.session import ConnectionSettings, ImapSession
+from futurnal.auth.oauth2_flow import run_authorization
+from futurnal.imap.session import ConnectionSettings, ImapSession
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.credentials import SECRET_KINDS, CredentialStore
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from futurnal.attachments.processing import AttachmentProcessing
-from futurnal.mail.quarantine_retry import RetryOutcome, drop_quarantined, retry_quarantined
+from futurnal.sync.quarantine_retry import RetryOutcome, drop_quarantined, retry_quarantined
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.blob_store import BlobStore

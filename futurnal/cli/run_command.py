@@ -161,7 +161,7 @@ class _ReportPrinter:
         self._failing: dict[str, tuple[tuple[str, str], ...]] = {}  # mailbox -> the errors last printed
 
     def __call__(self, event: object) -> None:
-        from futurnal.mail.sync_runs import MailboxSyncReport  # loaded by then: the system is running
+        from futurnal.sync.sync_runs import MailboxSyncReport  # loaded by then: the system is running
 
         if not isinstance(event, MailboxSyncReport) or event.skipped is not None:
             return

@@ -13,7 +13,7 @@ from .context import CommandContext
 from .output import ProgressBar, UserError
 
 if TYPE_CHECKING:
-    from futurnal.mail.sync_runs import MailboxSyncReport
+    from futurnal.sync.sync_runs import MailboxSyncReport
 
 __all__ = ["run_sync"]
 
@@ -31,7 +31,7 @@ def run_sync(
     # Imported here: the actor system is most of the CLI's start-up, and most commands need none of it.
     import pykka
 
-    from futurnal.mail.folder_sync import SyncProgress
+    from futurnal.sync.folder_sync import SyncProgress
     from futurnal.system import ActorSystem, SystemNotRunning
 
     bar = progress or ProgressBar(f"syncing {record.id}", enabled=None if show_progress else False)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pykka
 
-from futurnal.mail.quarantine_retry import drop_quarantined, retry_quarantined
+from futurnal.sync.quarantine_retry import drop_quarantined, retry_quarantined
 from futurnal.schedules import ScheduleError, parse_priority, parse_schedule
 from futurnal.status import describe_schedule
 from futurnal.storage.audit_log import AuditLog

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from futurnal.log_setup import redactor
-from futurnal.mail.folder_sync import MessageQuarantined, SyncProgress
-from futurnal.mail.idle_watch import WatchEvent
-from futurnal.mail.sync_runs import MailboxSyncReport, SyncStarted
+from futurnal.sync.folder_sync import MessageQuarantined, SyncProgress
+from futurnal.imap.idle_watch import WatchEvent
+from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 from futurnal.storage.clock import utc_now
 from futurnal.supervisors.supervisor import ActorRestarting
 

@@ -9,9 +9,9 @@ import imapclient
 import imapclient.exceptions
 
 from futurnal.demo.dovecot import DovecotServer
-from futurnal.mail.errors import ConnectionFailed
-from futurnal.mail.folder_sync import FolderSync, FolderSyncResult
-from futurnal.mail.session import ConnectionSettings, ImapSession
+from futurnal.imap.errors import ConnectionFailed
+from futurnal.sync.folder_sync import FolderSync, FolderSyncResult
+from futurnal.imap.session import ConnectionSettings, ImapSession
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.quarantine import QuarantineStore

@@ -13,7 +13,7 @@ from keyrings.alt.file import PlaintextKeyring
 from futurnal import ActorSystem, MailboxSyncReport
 from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
-from futurnal.mail.folder_sync import SyncProgress
+from futurnal.sync.folder_sync import SyncProgress
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir

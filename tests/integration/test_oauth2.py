@@ -22,10 +22,10 @@ from futurnal.storage.registry import MailboxRecord
 from keyrings.alt.file import PlaintextKeyring
 
 from futurnal.demo.dovecot import DovecotOptions, DovecotServer, OAuth2Passdb
-from futurnal.mail.connector import MailboxConnector
-from futurnal.mail.errors import AuthenticationFailed
-from futurnal.mail.oauth2 import CLIENT_SECRET
-from futurnal.mail.session import ConnectionSettings, ImapSession
+from futurnal.imap.connector import MailboxConnector
+from futurnal.imap.errors import AuthenticationFailed
+from futurnal.auth.oauth2 import CLIENT_SECRET
+from futurnal.imap.session import ConnectionSettings, ImapSession
 
 from ..servers.oauth_provider import OAuthClient, OAuthProviderServer, OAuthProviderUnavailable, ProviderConfig
 from .cli import Cli, Result

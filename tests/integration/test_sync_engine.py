@@ -133,15 +133,15 @@ def test_random_server_changes_interleaved_with_syncs_leave_store_equal_to_serve
 
 
 def _small_batches() -> Any:
-    from futurnal.mail.fetch_plan import BatchLimits
+    from futurnal.sync.fetch_plan import BatchLimits
 
     return BatchLimits(max_messages=4, window_uids=8)
 
 
 def test_sessions_of_a_mailbox_share_its_connection_budget(dovecot: Any) -> None:
-    from futurnal.mail.connection_budget import ConnectionBudget
-    from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed
-    from futurnal.mail.session import ConnectionSettings, ImapSession
+    from futurnal.imap.connection_budget import ConnectionBudget
+    from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed
+    from futurnal.imap.session import ConnectionSettings, ImapSession
 
     budget = ConnectionBudget(1)
     settings = ConnectionSettings(dovecot.host, dovecot.imap_port, "alice", security="plain", connect_timeout=0.2)

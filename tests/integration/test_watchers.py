@@ -12,7 +12,7 @@ from keyrings.alt.file import PlaintextKeyring
 
 from futurnal.config import ServiceSettings
 from futurnal.demo.dovecot import DovecotOptions, DovecotServer
-from futurnal.mail.idle_watch import WatchEvent
+from futurnal.imap.idle_watch import WatchEvent
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir

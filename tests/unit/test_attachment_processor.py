@@ -18,9 +18,9 @@ from futurnal.actors.sink import SinkActor
 from futurnal.attachments.plan import plan_attachments
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.demo.attachment_files import docx_bytes, pdf_bytes, spinning_pdf, zip_bomb_docx
-from futurnal.mail.element import build_element
-from futurnal.mail.fetched import FetchedMessage
-from futurnal.mail.parser import parse_message
+from futurnal.element.build import build_element
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.parse.parser import parse_message
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.sqlite import open_element_store

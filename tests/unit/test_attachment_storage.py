@@ -12,9 +12,9 @@ import pytest
 from futurnal.attachments.plan import plan_attachments
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.demo.attachment_files import pdf_bytes
-from futurnal.mail.element import build_element
-from futurnal.mail.fetched import FetchedMessage
-from futurnal.mail.parser import parse_message
+from futurnal.element.build import build_element
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.parse.parser import parse_message
 from futurnal.storage.attachment_queue import AttachmentJob, AttachmentJobQueue, ExtractionItem
 from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.element_store import ElementKey

@@ -12,9 +12,9 @@ from futurnal.attachments.processing import AttachmentProcessing
 from futurnal.attachments.runner import OutOfProcessExtractor
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.demo.bad_input import CHARSETS, CorpusMessage, bad_input_corpus, hostile_attachment_messages
-from futurnal.mail.element import build_element
-from futurnal.mail.fetched import FetchedMessage
-from futurnal.mail.parser import parse_message
+from futurnal.element.build import build_element
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.parse.parser import parse_message
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.element_store import apply_attachment_results

@@ -2,7 +2,7 @@
 
 Differential: generated messages (nested multiparts, forwarded messages, delivery reports, lines
 that look like boundaries, headers or envelope lines, missing and broken boundaries, CRLF and LF)
-are parsed with and without :func:`futurnal.mail.body_runs.shrink`, and must come out equal.
+are parsed with and without :func:`futurnal.parse.body_runs.shrink`, and must come out equal.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import asdict
 
 import pytest
 
-import futurnal.mail.parser as parser_module
-from futurnal.mail.body_runs import restore, shrink
-from futurnal.mail.parser import parse_message
+import futurnal.parse.parser as parser_module
+from futurnal.parse.body_runs import restore, shrink
+from futurnal.parse.parser import parse_message
 
 from .random_mime import random_message
 

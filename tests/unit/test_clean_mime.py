@@ -17,7 +17,7 @@ import pytest
 
 from futurnal.demo.bad_input import bad_input_corpus
 from futurnal.demo.sample_mailbox import generate_mailbox
-from futurnal.mail.clean_mime import parse_clean
+from futurnal.parse.clean_mime import parse_clean
 
 from .random_mime import random_message
 
@@ -112,7 +112,7 @@ def test_anything_irregular_is_left_to_the_stdlib_parser(raw: bytes) -> None:
 def test_linear_parameter_split_gives_the_stdlib_answers() -> None:
     from email.message import _parseparam  # the quadratic original
 
-    from futurnal.mail.clean_mime import split_params
+    from futurnal.parse.clean_mime import split_params
 
     rng = random.Random(2231)
     pieces = [";", '"', "\\", "\\\"", "=", " ", "\t", "*", "'", "a", "B", "%"]
@@ -123,7 +123,7 @@ def test_linear_parameter_split_gives_the_stdlib_answers() -> None:
 
 
 def test_linear_messages_read_the_parameters_the_stdlib_reads() -> None:
-    from futurnal.mail.clean_mime import LinearMessage
+    from futurnal.parse.clean_mime import LinearMessage
 
     for value in ['multipart/mixed; boundary="b;c"; x*0*=utf-8\'\'%C3%A9; x*1*=t', "text/plain;;charset=utf-8"]:
         ours, theirs = LinearMessage(), Message()

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from futurnal.mail.connection_budget import ConnectionBudget
-from futurnal.mail.errors import ConnectionFailed
+from futurnal.imap.connection_budget import ConnectionBudget
+from futurnal.imap.errors import ConnectionFailed
 
 
 def test_connections_beyond_the_budget_wait_then_give_up_with_a_reason() -> None:

@@ -15,7 +15,7 @@ from futurnal.console import server as server_module
 from futurnal.console.client import ConsoleError
 from futurnal.console.protocol import ProtocolError, Request
 from futurnal.console.server import ConsoleServer
-from futurnal.mail.sync_runs import SyncStarted
+from futurnal.sync.sync_runs import SyncStarted
 
 
 def _echo(request: Request) -> Any:

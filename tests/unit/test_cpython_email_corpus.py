@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from futurnal.mail.element import build_element
-from futurnal.mail.fetched import FetchedMessage
-from futurnal.mail.parser import parse_message
+from futurnal.element.build import build_element
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.parse.parser import parse_message
 
 from ..element_schema import assert_valid_element
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from futurnal.mail.element import SCHEMA_VERSION, build_element, element_id
-from futurnal.mail.parser import parse_message
-from futurnal.mail.fetched import FetchedMessage
+from futurnal.element.build import SCHEMA_VERSION, build_element, element_id
+from futurnal.parse.parser import parse_message
+from futurnal.imap.fetched import FetchedMessage
 from futurnal.demo.sample_mailbox import generate_mailbox
 
 from ..element_schema import assert_valid_element

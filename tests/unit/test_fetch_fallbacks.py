@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from futurnal.mail.errors import ConnectionFailed, ServerError, ServerHungUp
-from futurnal.mail.fetch_plan import BatchLimits
-from futurnal.mail.fetched import FetchAnswer, FetchedMessage
-from futurnal.mail.folder_sync import FolderSync
-from futurnal.mail.session import FolderStatus
-from futurnal.mail.uidset import UidSet
+from futurnal.imap.errors import ConnectionFailed, ServerError, ServerHungUp
+from futurnal.sync.fetch_plan import BatchLimits
+from futurnal.imap.fetched import FetchAnswer, FetchedMessage
+from futurnal.sync.folder_sync import FolderSync
+from futurnal.imap.session import FolderStatus
+from futurnal.imap.uidset import UidSet
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderStateStore

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from futurnal.mail.fetch_plan import BatchLimits, UidWindows, plan_batches
+from futurnal.sync.fetch_plan import BatchLimits, UidWindows, plan_batches
 
 
 def _walk(after: int, uidnext: int | None, limits: BatchLimits, present: set[int]) -> list[tuple[int, int | None]]:

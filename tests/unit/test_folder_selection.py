@@ -5,10 +5,9 @@ from types import SimpleNamespace
 import pytest
 from imapclient import IMAPClient
 
-from futurnal.mail.folder_selection import (
+from futurnal.imap.folders import ServerFolder, from_imapclient
+from futurnal.sync.folder_selection import (
     FolderSpec,
-    ServerFolder,
-    from_imapclient,
     gmail_default_spec,
     is_pattern,
     missing_exact,

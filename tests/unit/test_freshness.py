@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from futurnal.mail.freshness import (
+from futurnal.sync.freshness import (
     WATCH_IDLE,
     WATCH_NONE,
     WATCH_OVER_BUDGET,

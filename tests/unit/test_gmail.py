@@ -7,12 +7,12 @@ from typing import Any
 
 from imapclient.response_parser import parse_fetch_response
 
-from futurnal.mail.element import build_element, gmail_thread_id
-from futurnal.mail.fetched import FetchAnswer, FetchedMessage, fetched_message
-from futurnal.mail.folder_sync import FolderSync
-from futurnal.mail.parser import parse_message
-from futurnal.mail.session import FolderStatus
-from futurnal.mail.uidset import UidSet
+from futurnal.element.build import build_element, gmail_thread_id
+from futurnal.imap.fetched import FetchAnswer, FetchedMessage, fetched_message
+from futurnal.sync.folder_sync import FolderSync
+from futurnal.parse.parser import parse_message
+from futurnal.imap.session import FolderStatus
+from futurnal.imap.uidset import UidSet
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from futurnal.mail import parser
-from futurnal.mail.parser import Address, ParsedMessage, parse_message
+from futurnal.parse import parser
+from futurnal.parse.parser import Address, ParsedMessage, parse_message
 
 BODY = "The body survives."
 HEADERS = {

@@ -11,7 +11,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DIRS = {"futurnal.actors": ROOT / "actors", "futurnal.supervisors": ROOT / "supervisors",
-        "futurnal.storage": ROOT / "storage", "futurnal.mail": ROOT / "futurnal" / "mail"}
+        "futurnal.storage": ROOT / "storage"}
+#: The domain packages under futurnal/, each one part of the pipeline.
+DOMAIN = ("imap", "auth", "sync", "parse", "element", "attachments")
+DIRS.update({f"futurnal.{name}": ROOT / "futurnal" / name for name in DOMAIN})
+_ACTOR_SYSTEM = ("pykka", "futurnal.actors", "futurnal.supervisors", "futurnal.system", "futurnal.cli")
 
 
 def _imports(directory: Path) -> set[str]:
@@ -38,8 +42,20 @@ def test_installed_names_are_under_futurnal_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("futurnal.storage", ("pykka", "imapclient", "futurnal.mail", "futurnal.actors", "futurnal.supervisors")),
-        ("futurnal.mail", ("pykka", "futurnal.actors", "futurnal.supervisors", "futurnal.system", "futurnal.cli")),
+        ("futurnal.storage", ("imapclient", *(f"futurnal.{d}" for d in DOMAIN), *_ACTOR_SYSTEM)),
+        # Parsing works on bytes alone: no IMAP, no storage, no attachments, no element shape.
+        ("futurnal.parse", ("imapclient", "futurnal.imap", "futurnal.auth", "futurnal.sync", "futurnal.element",
+                            "futurnal.attachments", "futurnal.storage", *_ACTOR_SYSTEM)),
+        # Attachments depend on parsing (and storage) only.
+        ("futurnal.attachments", ("imapclient", "futurnal.imap", "futurnal.auth", "futurnal.sync", "futurnal.element",
+                                  *_ACTOR_SYSTEM)),
+        ("futurnal.element", ("futurnal.sync", "futurnal.auth", *_ACTOR_SYSTEM)),
+        ("futurnal.auth", ("imapclient", "futurnal.imap", "futurnal.sync", "futurnal.parse", "futurnal.element",
+                           "futurnal.attachments", *_ACTOR_SYSTEM)),
+        # The protocol knows no sync policy and no message content.
+        ("futurnal.imap", ("futurnal.sync", "futurnal.parse", "futurnal.element", "futurnal.attachments",
+                           *_ACTOR_SYSTEM)),
+        ("futurnal.sync", _ACTOR_SYSTEM),
         ("futurnal.actors", ("futurnal.supervisors", "futurnal.system", "futurnal.cli")),
         ("futurnal.supervisors", ("futurnal.system", "futurnal.cli")),
     ],
@@ -51,8 +67,33 @@ def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) ->
     assert bad == []
 
 
+def _package_graph() -> dict[str, set[str]]:
+    """Which of the project's packages each one imports (absolute imports, lazy ones included)."""
+    packages = set(DIRS) | {"futurnal.cli", "futurnal.console", "futurnal.demo"}
+    graph: dict[str, set[str]] = {}
+    for package in packages:
+        directory = DIRS.get(package, ROOT / "futurnal" / package.split(".")[1])
+        graph[package] = {p for name in _imports(directory) for p in packages
+                          if p != package and (name == p or name.startswith(p + "."))}
+    return graph
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = _package_graph()
+    done: set[str] = set()
+
+    def visit(package: str, path: tuple[str, ...]) -> None:
+        assert package not in path, " -> ".join((*path, package))
+        if package not in done:
+            for used in sorted(graph[package]):
+                visit(used, (*path, package))
+            done.add(package)
+
+    for package in sorted(graph):
+        visit(package, ())
+
 def test_importing_the_domain_does_not_load_the_actor_system(tmp_path: Path) -> None:
-    code = "import sys, futurnal.mail.parser, futurnal.mail.session; print('pykka' in sys.modules)"
+    code = "import sys, futurnal.parse.parser, futurnal.imap.session; print('pykka' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
 
@@ -60,7 +101,7 @@ def test_importing_the_domain_does_not_load_the_actor_system(tmp_path: Path) -> 
 def test_the_cli_loads_the_actor_system_only_for_commands_that_start_one(tmp_path: Path) -> None:
     """Most commands (list, status, ctl, export) never start actors; their start-up must not pay for them."""
     code = ("import sys, futurnal.cli.main; "
-            "print(sorted(m for m in ('pykka', 'futurnal.system', 'futurnal.mail.folder_sync') if m in sys.modules))")
+            "print(sorted(m for m in ('pykka', 'futurnal.system', 'futurnal.sync.folder_sync') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
 
@@ -70,7 +111,7 @@ def test_a_command_loads_only_its_own_module_and_still_parses_like_the_whole_par
     code = ("import sys; from futurnal.cli.main import _parse; "
             "args = _parse(['--data-dir', 'd', 'elements', 'export', '--folder', 'INBOX']); "
             "loaded = sorted(m for m in ('futurnal.cli.imap_commands', 'futurnal.cli.console_commands', "
-            "'futurnal.mail.session', 'requests') if m in sys.modules); "
+            "'futurnal.imap.session', 'requests') if m in sys.modules); "
             "short = _parse(['--data', 'd', 'elements', 'export']); "  # abbreviated: parsed by the whole parser
             "assert (short.data_dir, short.handler) == (args.data_dir, args.handler); "
             "print(args.data_dir, args.folder, args.handler.__module__, loaded)")

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from futurnal.mail.errors import ConnectionFailed
-from futurnal.mail.live_connections import LiveConnections
-from futurnal.mail.session import ConnectionSettings, ImapSession
+from futurnal.imap.errors import ConnectionFailed
+from futurnal.imap.live_connections import LiveConnections
+from futurnal.imap.session import ConnectionSettings, ImapSession
 from tests.servers.hostile_imap import Folder, HostileImap, Quirk
 
 RAW = b"From: a@example.org\r\nSubject: slow\r\n\r\n" + b"body line\r\n" * 200

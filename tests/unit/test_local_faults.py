@@ -22,10 +22,10 @@ from futurnal.actors.messages import (
 from futurnal.actors.sink import SinkActor
 from futurnal.cli.run_command import _ReportPrinter
 from futurnal.events import EventBus
-from futurnal.mail.connector import MailboxConnector
-from futurnal.mail.errors import CaFileUnusable
-from futurnal.mail.folder_sync import FolderSyncResult
-from futurnal.mail.sync_runs import MailboxSyncReport
+from futurnal.imap.connector import MailboxConnector
+from futurnal.imap.errors import CaFileUnusable
+from futurnal.sync.folder_sync import FolderSyncResult
+from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import LocalFault, local_fault
 from futurnal.storage.registry import MailboxRecord

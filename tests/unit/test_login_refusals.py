@@ -8,8 +8,8 @@ import threading
 import pytest
 from imapclient.exceptions import LoginError
 
-from futurnal.mail.errors import AuthenticationFailed, ConnectionFailed
-from futurnal.mail.session import ConnectionSettings, ImapSession, _refused
+from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed
+from futurnal.imap.session import ConnectionSettings, ImapSession, _refused
 
 
 def test_a_temporary_authentication_failure_is_retried_like_a_lost_connection() -> None:

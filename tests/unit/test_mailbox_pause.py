@@ -16,7 +16,7 @@ from futurnal.actors.messages import (
     DescribeMailbox, FoldersResolved, PauseMailbox, ResolveFolders, ResumeMailbox, SyncTick,
 )
 from futurnal.events import EventBus
-from futurnal.mail.sync_runs import MailboxSyncReport, SyncStarted
+from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 from futurnal.pauses import PauseBoard
 from futurnal.refused_logins import RefusedLogins
 

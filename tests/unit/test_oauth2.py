@@ -21,7 +21,7 @@ from futurnal.cli.main import build_parser
 from futurnal.cli.oauth2_commands import client_from_args
 from futurnal.cli.output import UserError
 from futurnal.log_setup import redactor
-from futurnal.mail.oauth2 import (
+from futurnal.auth.oauth2 import (
     PRESETS,
     AccessTokens,
     OAuth2Client,
@@ -36,7 +36,7 @@ from futurnal.mail.oauth2 import (
     new_state,
     s256_challenge,
 )
-from futurnal.mail.oauth2_flow import AuthorizationDenied, AuthorizationTimedOut, LoopbackCallback, StateMismatch
+from futurnal.auth.oauth2_flow import AuthorizationDenied, AuthorizationTimedOut, LoopbackCallback, StateMismatch
 
 # --- PKCE and state ---------------------------------------------------------------------------
 

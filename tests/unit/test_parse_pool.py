@@ -12,8 +12,8 @@ import pytest
 
 from futurnal.demo.sample_mailbox import generate_mailbox
 from futurnal.faults import PARSER_EXIT_ENV, PARSER_HANG_ENV
-from futurnal.mail.parse_pool import ParseFailure, ParsePool, PoolUnavailable
-from futurnal.mail.parser import parse_message
+from futurnal.parse.parse_pool import ParseFailure, ParsePool, PoolUnavailable
+from futurnal.parse.parser import parse_message
 
 
 def note(marker: str, n: int) -> bytes:
@@ -92,7 +92,7 @@ def test_a_worker_stuck_in_a_message_ends_when_the_service_is_killed(tmp_path: P
     script = f"""
 import os, sys
 os.environ[{PARSER_HANG_ENV!r}] = "HANGS"
-from futurnal.mail.parse_pool import ParsePool
+from futurnal.parse.parse_pool import ParsePool
 pool = ParsePool(workers=1, timeout=60)
 pool.submit([b"Subject: x\\r\\n\\r\\nHANGS\\r\\n"])
 print(pool._workers[0].process.pid, flush=True)

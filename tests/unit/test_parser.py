@@ -1,4 +1,4 @@
-"""Unit tests for futurnal.mail.parser: decoding, structure, threading and robustness."""
+"""Unit tests for futurnal.parse.parser: decoding, structure, threading and robustness."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import pytest
 
-from futurnal.mail.parser import (
+from futurnal.parse.parser import (
     FORWARD_MARKER,
     Address,
     ParsedMessage,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from futurnal.mail.folder_sync import header_block
+from futurnal.sync.folder_sync import header_block
 
 
 def test_only_the_header_section_is_kept_without_content_consent() -> None:

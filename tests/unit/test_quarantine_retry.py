@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from futurnal.faults import PARSER_HANG_ENV
-from futurnal.mail.quarantine_retry import retry_quarantined
+from futurnal.sync.quarantine_retry import retry_quarantined
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.quarantine import QuarantineStore

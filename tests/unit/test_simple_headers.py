@@ -11,9 +11,9 @@ from dataclasses import asdict
 
 import pytest
 
-import futurnal.mail.parser as parser_module
-from futurnal.mail.parser import parse_message
-from futurnal.mail.simple_headers import simple_addresses, simple_params
+import futurnal.parse.parser as parser_module
+from futurnal.parse.parser import parse_message
+from futurnal.parse.simple_headers import simple_addresses, simple_params
 
 NAMES = ["Alice", "Alice Example", "=?utf-8?q?=C3=89milie?= Dubois", "X =?UTF-8?B?w4k=?=", '"Example, Alice"',
          "=?utf-8?q?a?= =?iso-8859-1?q?=E9?=", '" spaced  out "', "O'Brien", '""', '"quoted"', "A.B.",

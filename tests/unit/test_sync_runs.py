@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from futurnal.mail.folder_sync import FolderSyncResult
-from futurnal.mail.sync_runs import FolderJob, SyncRuns
+from futurnal.sync.folder_sync import FolderSyncResult
+from futurnal.sync.sync_runs import FolderJob, SyncRuns
 
 RESOLVE = None
 

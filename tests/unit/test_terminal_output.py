@@ -210,9 +210,9 @@ def test_a_change_feed_line_stays_one_line() -> None:
 
 
 def stored_element(data: DataDir) -> dict[str, Any]:
-    from futurnal.mail.element import build_element
-    from futurnal.mail.fetched import FetchedMessage
-    from futurnal.mail.parser import parse_message
+    from futurnal.element.build import build_element
+    from futurnal.imap.fetched import FetchedMessage
+    from futurnal.parse.parser import parse_message
 
     raw = f"From: a@example.org\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{BREAKS}\r\n".encode()
     fetched = FetchedMessage(1, raw, (), None, len(raw))

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from futurnal.mail.uidset import parse_sequence_set, to_sequence_set
+from futurnal.imap.uidset import parse_sequence_set, to_sequence_set
 
 
 def test_consecutive_uids_collapse_into_ranges() -> None:
@@ -32,7 +32,7 @@ def test_uid_zero_is_rejected() -> None:
 
 
 def test_uidset_set_algebra_matches_python_sets() -> None:
-    from futurnal.mail.uidset import UidSet
+    from futurnal.imap.uidset import UidSet
 
     rng = random.Random(5)
     for _ in range(300):
@@ -49,7 +49,7 @@ def test_uidset_set_algebra_matches_python_sets() -> None:
 
 
 def test_a_contiguous_folder_is_one_range_whatever_its_size() -> None:
-    from futurnal.mail.uidset import UidSet
+    from futurnal.imap.uidset import UidSet
 
     known = UidSet([(1, 1_000_000)])
     assert str(known.difference([500_000])) == "1:499999,500001:1000000"

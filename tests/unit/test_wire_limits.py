@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from futurnal.mail.wire_limits import OversizedLiteral, WireLimits
+from futurnal.imap.wire_limits import OversizedLiteral, WireLimits
 
 
 class Connection:

@@ -9,9 +9,9 @@ from typing import Any
 from futurnal.attachments.plan import initial_status
 from futurnal.storage.clock import utc_iso
 
-from .parser import Address, ParsedAttachment, ParsedMessage
+from futurnal.parse.parser import Address, ParsedAttachment, ParsedMessage
 
-from .fetched import FetchedMessage
+from futurnal.imap.fetched import FetchedMessage
 
 __all__ = ["SCHEMA_VERSION", "build_element", "element_id", "gmail_thread_id", "stored_flags"]
 

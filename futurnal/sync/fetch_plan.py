@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from futurnal.imap.wire_limits import DEFAULT_MAX_MESSAGE_BYTES
+
 __all__ = ["BatchLimits", "UidWindow", "UidWindows", "plan_batches"]
 
 
@@ -21,7 +23,7 @@ class BatchLimits:
     window_uids: int = 2000
     max_window_uids: int = 128_000
     #: A message above this is never downloaded: its headers go to the quarantine with its size.
-    max_message_bytes: int = 100 * 1024 * 1024
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
     def __post_init__(self) -> None:
         if self.max_messages < 1 or self.max_bytes < 1 or self.window_uids < 1 or self.max_message_bytes < 1:

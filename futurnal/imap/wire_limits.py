@@ -21,7 +21,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["OversizedLiteral", "WireLimits"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "OversizedLiteral", "WireLimits"]
+
+#: A message above this is not downloaded (``[sync] max_message_bytes``).
+DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
 
 _CHUNK = 1 << 20
 

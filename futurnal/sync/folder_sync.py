@@ -33,14 +33,14 @@ from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
-from .element import ALL_SCOPES, build_element, stored_flags
-from .errors import ConnectionFailed, MailError, ServerError, ServerHungUp
+from futurnal.element.build import ALL_SCOPES, build_element, stored_flags
+from futurnal.imap.errors import ConnectionFailed, MailError, ServerError, ServerHungUp
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
-from .parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool
-from .parser import parse_message
-from .fetched import FetchedMessage
-from .session import FolderStatus, ImapSession
-from .uidset import UidSet
+from futurnal.parse.parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool
+from futurnal.parse.parser import parse_message
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.imap.session import FolderStatus, ImapSession
+from futurnal.imap.uidset import UidSet
 
 __all__ = [
     "AttachmentPort",

@@ -3,7 +3,7 @@
 A folder sync is a pipeline: read a batch from IMAP, parse it, write its elements. Parsing is
 CPU-bound Python, and in one process it holds the GIL that the IMAP socket reads and the sink's
 file writes wait for. :class:`ParsePool` moves it into worker processes
-(:mod:`futurnal.mail.parse_worker`): :meth:`ParsePool.submit` hands a batch over without
+(:mod:`futurnal.parse.parse_worker`): :meth:`ParsePool.submit` hands a batch over without
 blocking, so the caller fetches the next batch meanwhile, and :meth:`ParseBatch.outcomes` gives
 the results back in the batch's order.
 
@@ -68,7 +68,7 @@ class _Worker:
         limit = ["--memory-mb", str(memory_mb)] if memory_mb else []
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "futurnal.mail.parse_worker", *limit],
+                [sys.executable, "-m", "futurnal.parse.parse_worker", *limit],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                 start_new_session=True,  # Ctrl+C goes to the service, which stops the workers itself
             )

@@ -15,7 +15,7 @@ from futurnal.storage.registry import MailboxRecord
 
 from .connection_budget import ConnectionBudget
 from .errors import AuthenticationFailed, CaFileUnusable, ConnectionFailed
-from .oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
+from futurnal.auth.oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
 from .live_connections import LiveConnections
 from .session import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MIN_TRANSFER_RATE, ConnectionSettings, ImapSession
 

@@ -9,49 +9,19 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from futurnal.imap.folders import SPECIAL_USES, ServerFolder, canonical_special_use
+
 __all__ = [
-    "FolderSpec", "ServerFolder", "SPECIAL_USES", "from_imapclient", "gmail_default_spec",
+    "FolderSpec", "ServerFolder", "SPECIAL_USES", "gmail_default_spec",
     "is_pattern", "missing_exact", "refind_folder", "select_folders", "watch_outside", "watchable",
 ]  # fmt: skip
 
-SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
-_BY_KEY = {use[1:].lower(): use for use in SPECIAL_USES}
-# Gmail's older XLIST spells some of them differently; the meaning is the same.
-_BY_KEY.update({"allmail": "\\All", "spam": "\\Junk", "starred": "\\Flagged"})
-_NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
 # Accounts whose LIST carries no special-use flags still name All Mail one of these ways.
 _GMAIL_ALL_MAIL = frozenset({"[Gmail]/All Mail", "[Google Mail]/All Mail"})
-
-
-def _special_key(flag: str) -> str | None:
-    """The canonical spelling of a special-use flag, or None for any other flag."""
-    return _BY_KEY.get(flag[1:].lower()) if flag.startswith("\\") else None
-
-
-@dataclass(frozen=True, slots=True)
-class ServerFolder:
-    """One entry of the server's LIST response."""
-
-    name: str
-    delimiter: str | None
-    flags: frozenset[str]
-
-    @property
-    def selectable(self) -> bool:
-        """False for placeholders such as Gmail's ``[Gmail]``: SELECT on them fails."""
-        return not any(flag.lower() in _NOT_SELECTABLE for flag in self.flags)
-
-    @property
-    def special_use(self) -> str | None:
-        """The RFC 6154 role of the folder, spelled as in ``SPECIAL_USES`` (flags vary in case)."""
-        for flag in sorted(self.flags):
-            if (use := _special_key(flag)) is not None:
-                return use
-        return None
 
 
 def is_pattern(entry: str) -> bool:
@@ -66,13 +36,14 @@ def _normalise_entry(entry: object) -> str:
     entry = entry.strip()
     if entry.startswith("\\") or entry.lower().startswith("special:"):
         key = entry[1:] if entry.startswith("\\") else entry[len("special:") :]
-        if key.lower() not in _BY_KEY:
+        canonical = canonical_special_use(key)
+        if canonical is None:
             known = ", ".join(SPECIAL_USES)
             raise ValueError(
                 f"unknown special-use folder {entry!r}: use one of {known} "
                 "(or special:all, special:sent, ... where the shell eats backslashes)"
             )
-        return _BY_KEY[key.lower()]
+        return canonical
     return entry
 
 
@@ -264,30 +235,8 @@ def refind_folder(
     A user renaming "Sent" to "Sent Items" keeps the ``\\Sent`` flag; following it keeps the
     folder's sync state. Two candidates (or none) mean guessing, so None.
     """
-    use = _special_key(old_special_use) if old_special_use else None
+    use = canonical_special_use(old_special_use) if old_special_use else None
     if use is None:
         return None
     candidates = {f.name for f in listing if f.selectable and f.special_use == use}
     return candidates.pop() if len(candidates) == 1 else None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def from_imapclient(
-    entries: Iterable[tuple[Sequence[bytes | str], bytes | str | None, bytes | str | int]],
-) -> list[ServerFolder]:
-    """Convert ``IMAPClient.list_folders()`` tuples ``(flags, delimiter, name)``.
-
-    imapclient gives flags and delimiter as bytes (delimiter None for a flat namespace) and the
-    name as str, decoded from modified UTF-7; numeric names may come back as int.
-    """
-    return [
-        ServerFolder(
-            name=str(name) if isinstance(name, int) else _text(name),
-            delimiter=_text(delimiter) if delimiter else None,
-            flags=frozenset(_text(flag) for flag in flags),
-        )
-        for flags, delimiter, name in entries
-    ]

@@ -9,7 +9,7 @@ Protocol, both ways: frames of an 8-byte sequence number, a 4-byte length (both 
 the payload. Requests carry a message's raw bytes; replies carry a pickled ``("ok",
 ParsedMessage)`` or ``("error", exception class name)``, in request order. The worker first
 sends one frame with sequence number 0 and payload ``b"ready"``, so the pool knows it started.
-It exits when stdin closes. It is started by :mod:`futurnal.mail.parse_pool`, never by hand.
+It exits when stdin closes. It is started by :mod:`futurnal.parse.parse_pool`, never by hand.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from futurnal.attachments.plan import AttachmentWork, plan_attachments
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
 
-from .element import ALL_SCOPES, build_element
-from .fetched import FetchedMessage
-from .parse_pool import DEFAULT_MEMORY_MB, ParseFailure, ParsePool
-from .parser import ParsedMessage, parse_message
+from futurnal.element.build import ALL_SCOPES, build_element
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.parse.parse_pool import DEFAULT_MEMORY_MB, ParseFailure, ParsePool
+from futurnal.parse.parser import ParsedMessage, parse_message
 
 __all__ = ["RetryOutcome", "drop_quarantined", "element_from_quarantine", "retry_quarantined"]
 

@@ -1,6 +1,6 @@
 """OAuth2 for IMAP: provider presets, PKCE, and the tokens that stand in for a password.
 
-Plain code, no actors: the CLI runs the browser step once (see :mod:`futurnal.mail.oauth2_flow`)
+Plain code, no actors: the CLI runs the browser step once (see :mod:`futurnal.auth.oauth2_flow`)
 and keeps the refresh token in the keyring; the mailbox connector then turns it into short-lived
 access tokens with :class:`AccessTokens`, refreshing before they expire and once more when the
 server rejects one. A refresh token the provider no longer honours raises :class:`ReauthRequired`,

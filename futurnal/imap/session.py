@@ -18,23 +18,20 @@ from imapclient.response_parser import parse_fetch_response
 from futurnal.storage.registry import MailboxRecord
 
 from .fetched import FETCH_ITEMS, GMAIL_ITEMS, HEADER_ITEMS, FetchAnswer, FetchedMessage, fetched_message
-from .folder_selection import ServerFolder, from_imapclient
 from .connection_budget import ConnectionBudget
-from .fetch_plan import BatchLimits
+from .folders import ServerFolder, from_imapclient
 from .errors import (
     AuthenticationFailed, ConnectionFailed, FolderNotFound, MailError, ServerError, ServerHungUp, TlsVerificationFailed,
 )
 from .uidset import UidSet, to_sequence_set
 from .live_connections import LiveConnections
-from .wire_limits import OversizedLiteral, WireLimits
+from .wire_limits import DEFAULT_MAX_MESSAGE_BYTES, OversizedLiteral, WireLimits
 
 __all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession", "OAUTH2_MECHANISMS"]
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 #: RFC 3501 2.3.1.1: UIDs and UIDVALIDITY are 32-bit; a bigger number is a server bug.
 MAX_UID = 2**32 - 1
-#: A message above this is not downloaded (``[sync] max_message_bytes``).
-DEFAULT_MAX_MESSAGE_BYTES = BatchLimits().max_message_bytes
 #: A command may take ``read_timeout`` plus its literals at this rate (``[network] min_transfer_bytes_per_second``).
 DEFAULT_MIN_TRANSFER_RATE = 8 * 1024
 #: Longest response line kept (imaplib's own limit): FETCH lines without their literals stay far below.
@@ -491,7 +488,7 @@ class ImapSession:
 
     @contextmanager
     def _deadline(self) -> Iterator[None]:
-        """One command's time limit (see :mod:`futurnal.mail.wire_limits`)."""
+        """One command's time limit (see :mod:`futurnal.imap.wire_limits`)."""
         wire = self._wire
         if wire is not None:
             wire.start_command()
