@@ -13,7 +13,7 @@ from futurnal.attachments.plan import AttachmentWork
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
-from futurnal.faults import crash_hook_from_env
+from futurnal.process.faults import crash_hook_from_env
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed, MailError
 from futurnal.sync.folder_plan import plan_folders

@@ -11,8 +11,8 @@ from loguru import logger
 
 from futurnal.events import EventBus
 from futurnal.sync.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
-from futurnal.pauses import PauseBoard
-from futurnal.refused_logins import RefusedLogins
+from futurnal.mailboxes.pauses import PauseBoard
+from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.storage.clock import utc_now
 
 from .directory import ActorDirectory

@@ -12,8 +12,8 @@ import pykka
 from loguru import logger
 
 from futurnal.sync.sync_runs import MailboxSyncReport
-from futurnal.schedules import MailboxSchedule, SyncSchedule
-from futurnal.sync_queue import SyncQueue
+from futurnal.scheduling.schedules import MailboxSchedule, SyncSchedule
+from futurnal.scheduling.sync_queue import SyncQueue
 
 from .directory import ActorDirectory
 from .messages import SyncTick

@@ -156,7 +156,7 @@ def measure_latency(bench: BenchServer, samples: int) -> dict[str, Any]:
     from keyrings.alt.file import PlaintextKeyring
 
     from futurnal.config import ServiceSettings
-    from futurnal.log_setup import configure_logging
+    from futurnal.logs.configure import configure_logging
     from futurnal.imap.idle_watch import WatchEvent
     from futurnal.storage.consent import SCOPES, ConsentRegistry
     from futurnal.storage.credentials import CredentialStore

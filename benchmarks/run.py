@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops Dovecot
 
     from futurnal.demo.dovecot import DovecotUnavailable
-    from futurnal.log_setup import configure_logging
+    from futurnal.logs.configure import configure_logging
 
     configure_logging("WARNING")  # the in-process ActorSystem logs through loguru
     floor = rss_floor()  # also starts the spawner while this process is still small

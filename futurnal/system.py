@@ -39,11 +39,11 @@ from futurnal.actors.scheduler import SchedulerActor
 from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 from futurnal.sync.folder_selection import watchable
 from futurnal.sync.sync_runs import MailboxSyncReport
-from futurnal.schedules import MailboxSchedule, scheduled_mailboxes
-from futurnal.status import mailbox_status
+from futurnal.scheduling.schedules import MailboxSchedule, scheduled_mailboxes
+from futurnal.mailboxes.status import mailbox_status
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRecord, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore

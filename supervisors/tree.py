@@ -22,8 +22,8 @@ from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
-from futurnal.pauses import PauseBoard
-from futurnal.refused_logins import RefusedLogins
+from futurnal.mailboxes.pauses import PauseBoard
+from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.imap.connection_budget import ConnectionBudget
 from futurnal.sync.freshness import WATCH_IDLE, watch_plan
 from futurnal.imap.connector import MailboxConnector

@@ -28,7 +28,7 @@ from oauthlib.oauth2 import InsecureTransportError
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error as _OAuthlibError
 from requests_oauthlib import OAuth2Session
 
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 
 __all__ = [
     "CLIENT_SECRET",

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 
 from .oauth2 import OAuth2Client, OAuth2Error, Pkce, TokenClient, TokenSet, authorization_url, new_state
 

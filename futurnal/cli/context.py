@@ -10,7 +10,7 @@ from pathlib import Path
 
 from futurnal.config import ConfigError, ServiceSettings, load_settings
 from futurnal.console import ConsoleClient, connect_if_running
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import StorageError

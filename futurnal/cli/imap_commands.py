@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from futurnal.console import ConsoleError
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 from futurnal.imap.errors import FolderNotFound, MailError
 from futurnal.sync.folder_plan import plan_folders
 from futurnal.sync.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
@@ -18,7 +18,7 @@ from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
-from futurnal.status import mailbox_status
+from futurnal.mailboxes.status import mailbox_status
 from futurnal.storage.purge import remove_mailbox
 
 from . import monitor_command, oauth2_commands, schedule_command

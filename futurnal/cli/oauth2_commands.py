@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 from futurnal.imap.errors import MailError
 from futurnal.auth.oauth2 import (
     CLIENT_SECRET,

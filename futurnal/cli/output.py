@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from futurnal.inert_text import visible
+from futurnal.logs.inert_text import visible
 from futurnal.storage.json_lines import one_line
 
 __all__ = ["ProgressBar", "UserError", "json_line", "one_line", "print_json", "print_table", "visible"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 from futurnal.sync.folder_sync import MessageQuarantined, SyncProgress
 from futurnal.imap.idle_watch import WatchEvent
 from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
 

@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import BinaryIO
 
-from futurnal.faults import parser_fault_hook_from_env
-from futurnal.malloc_threshold import fix_mmap_threshold
+from futurnal.process.faults import parser_fault_hook_from_env
+from futurnal.process.malloc_threshold import fix_mmap_threshold
 
 from .parser import parse_message
 

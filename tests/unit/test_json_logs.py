@@ -9,7 +9,7 @@ import logging
 from loguru import logger
 
 from futurnal.cli.main import build_parser
-from futurnal.log_setup import configure_logging, redactor
+from futurnal.logs.configure import configure_logging, redactor
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:

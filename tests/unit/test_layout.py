@@ -15,6 +15,8 @@ DIRS = {"futurnal.actors": ROOT / "actors", "futurnal.supervisors": ROOT / "supe
 #: The domain packages under futurnal/, each one part of the pipeline.
 DOMAIN = ("imap", "auth", "sync", "parse", "element", "attachments")
 DIRS.update({f"futurnal.{name}": ROOT / "futurnal" / name for name in DOMAIN})
+#: The service's own packages under futurnal/: its faces and its process-wide parts.
+SERVICE = ("cli", "console", "demo", "logs", "mailboxes", "process", "scheduling")
 _ACTOR_SYSTEM = ("pykka", "futurnal.actors", "futurnal.supervisors", "futurnal.system", "futurnal.cli")
 
 
@@ -69,7 +71,7 @@ def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) ->
 
 def _package_graph() -> dict[str, set[str]]:
     """Which of the project's packages each one imports (absolute imports, lazy ones included)."""
-    packages = set(DIRS) | {"futurnal.cli", "futurnal.console", "futurnal.demo"}
+    packages = set(DIRS) | {f"futurnal.{name}" for name in SERVICE}
     graph: dict[str, set[str]] = {}
     for package in packages:
         directory = DIRS.get(package, ROOT / "futurnal" / package.split(".")[1])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from futurnal.log_setup import Redactor, configure_logging, redactor
+from futurnal.logs.configure import Redactor, configure_logging, redactor
 
 
 def test_registered_secrets_never_reach_a_log_line() -> None:

@@ -17,8 +17,8 @@ from futurnal.actors.messages import (
 )
 from futurnal.events import EventBus
 from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
-from futurnal.pauses import PauseBoard
-from futurnal.refused_logins import RefusedLogins
+from futurnal.mailboxes.pauses import PauseBoard
+from futurnal.mailboxes.refused_logins import RefusedLogins
 
 TIMEOUT = 5
 

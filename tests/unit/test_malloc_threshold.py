@@ -9,7 +9,7 @@ import pytest
 
 _PROBE = """
 import sys
-from futurnal.malloc_threshold import fix_mmap_threshold
+from futurnal.process.malloc_threshold import fix_mmap_threshold
 if sys.argv[1] == "fixed":
     assert fix_mmap_threshold()
 def rss_kb():

@@ -20,7 +20,7 @@ import requests
 from futurnal.cli.main import build_parser
 from futurnal.cli.oauth2_commands import client_from_args
 from futurnal.cli.output import UserError
-from futurnal.log_setup import redactor
+from futurnal.logs.configure import redactor
 from futurnal.auth.oauth2 import (
     PRESETS,
     AccessTokens,

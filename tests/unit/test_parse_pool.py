@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from futurnal.demo.sample_mailbox import generate_mailbox
-from futurnal.faults import PARSER_EXIT_ENV, PARSER_HANG_ENV
+from futurnal.process.faults import PARSER_EXIT_ENV, PARSER_HANG_ENV
 from futurnal.parse.parse_pool import ParseFailure, ParsePool, PoolUnavailable
 from futurnal.parse.parser import parse_message
 

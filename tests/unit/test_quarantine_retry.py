@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from futurnal.faults import PARSER_HANG_ENV
+from futurnal.process.faults import PARSER_HANG_ENV
 from futurnal.sync.quarantine_retry import retry_quarantined
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import ConsentRegistry

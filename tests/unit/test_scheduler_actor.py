@@ -15,7 +15,7 @@ from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.messages import SyncTick
 from futurnal.actors.scheduler import SchedulerActor, SchedulerSnapshot
 from futurnal.sync.sync_runs import MailboxSyncReport
-from futurnal.schedules import MailboxSchedule, Priority, Schedule, parse_schedule
+from futurnal.scheduling.schedules import MailboxSchedule, Priority, Schedule, parse_schedule
 
 WAIT = 10.0  # generous: a timeout here means a tick that never came, not a slow machine
 HOURLY = Schedule.every(3600)

@@ -6,7 +6,7 @@ import types
 import pytest
 import schedule
 
-from futurnal.schedules import (
+from futurnal.scheduling.schedules import (
     MailboxSchedule,
     Priority,
     Schedule,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from futurnal.schedules import Priority
-from futurnal.sync_queue import SyncQueue
+from futurnal.scheduling.schedules import Priority
+from futurnal.scheduling.sync_queue import SyncQueue
 
 LOW, NORMAL, HIGH = Priority.LOW, Priority.NORMAL, Priority.HIGH
 

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from loguru import logger
 
-from futurnal.inert_text import visible
+from .inert_text import visible
 from futurnal.storage.json_lines import one_line
 
 from .redaction import Redactor

@@ -13,7 +13,7 @@ from futurnal.config import ServiceSettings
 from futurnal.sync.folder_selection import is_pattern, watchable
 from futurnal.sync.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
 from futurnal.imap.uidset import UidSet
-from futurnal.schedules import ScheduleError, next_run, schedule_of
+from futurnal.scheduling.schedules import ScheduleError, next_run, schedule_of
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.clock import parse_utc
 from futurnal.storage.data_dir import DataDir

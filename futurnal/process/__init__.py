@@ -1,0 +1,1 @@
+"""The process itself: freed memory returned to the system, and the crash hooks tests use."""
