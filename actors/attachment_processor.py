@@ -24,6 +24,7 @@ from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import local_fault
 
+from . import actor_names
 from .directory import ActorDirectory
 from .messages import (
     CountPendingAttachments,
@@ -47,7 +48,7 @@ class AttachmentProcessorActor(SupervisedActor):
         data_dir: DataDir,
         directory: ActorDirectory,
         write_timeout: float = 120.0,
-        child_id: str = "attachments",
+        child_id: str = actor_names.ATTACHMENTS,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
@@ -105,7 +106,7 @@ class AttachmentProcessorActor(SupervisedActor):
             results = self._processing.extract(job)
             if self._closing.is_set():
                 return
-            sink = self._directory.get("sink")
+            sink = self._directory.get(actor_names.SINK)
             if sink is not None:
                 sink.ask(UpdateAttachments(((job.key, tuple(results)),)), timeout=self._write_timeout)
                 stored = True

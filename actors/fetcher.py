@@ -33,6 +33,7 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 
+from . import actor_names
 from .directory import ActorDirectory
 from .messages import (
     FolderSynced,
@@ -73,7 +74,7 @@ class FetcherActor(SupervisedActor):
         stopping: threading.Event,
         supervisor: Any = None,
     ) -> None:
-        super().__init__(child_id=f"fetcher/{record.id}", supervisor=supervisor)
+        super().__init__(child_id=actor_names.fetcher(record.id), supervisor=supervisor)
         self._record = record
         self._settings = settings
         self._data_dir = data_dir
@@ -379,7 +380,7 @@ class FetcherActor(SupervisedActor):
         return self._session
 
     def _reply(self, message: FolderSynced | FoldersResolved) -> None:
-        mailbox = self._directory.get(f"mailbox/{self._record.id}")
+        mailbox = self._directory.get(actor_names.mailbox(self._record.id))
         if mailbox is not None:
             mailbox.tell(message)
 
@@ -453,7 +454,7 @@ class _SinkPort:
         return self._ask(MarkDeleted(tuple(keys), utc_now()))
 
     def _ask(self, message: Any) -> PendingWrite:
-        sink = self._directory.get("sink")
+        sink = self._directory.get(actor_names.SINK)
         if sink is None:
             raise ConnectionFailed("the sink is restarting; the folder will be synced again")
         return self._order.track(sink.ask(message, block=False))
@@ -469,7 +470,7 @@ class _AttachmentPort:
         self._order = order or _WriteOrder()
 
     def submit(self, work: list[AttachmentWork]) -> PendingWrite:
-        processor = self._directory.get("attachments")
+        processor = self._directory.get(actor_names.ATTACHMENTS)
         if processor is None:
             raise ConnectionFailed("the attachment processor is restarting; the folder will be synced again")
         return self._order.track(processor.ask(SubmitAttachments(tuple(work)), block=False))

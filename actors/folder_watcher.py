@@ -12,6 +12,7 @@ from futurnal.imap.notify_watch import NotifyWatch
 from futurnal.imap.session import ImapSession
 from futurnal.storage.clock import utc_now
 
+from . import actor_names
 from .directory import ActorDirectory
 from .messages import FolderChanged, FolderWatchSeen
 from .supervised import SupervisedActor
@@ -86,7 +87,7 @@ class FolderWatcher(SupervisedActor):
     def _notify(self, event: WatchEvent) -> None:
         self._events.publish(event)
         if event.kind == "changed":
-            mailbox = self._directory.get(f"mailbox/{self._mailbox_id}")
+            mailbox = self._directory.get(actor_names.mailbox(self._mailbox_id))
             if mailbox is not None:
                 mailbox.tell(FolderChanged(event.folder, event.detail))
         # For the fetcher (the state file's one writer), by way of the mailbox actor, which
@@ -97,7 +98,7 @@ class FolderWatcher(SupervisedActor):
             seen = FolderWatchSeen(event.folder, utc_now(), server_event=True)
         elif event.kind == "connected":
             seen = FolderWatchSeen(event.folder, utc_now(), server_event=False, mode=event.detail)
-        mailbox = self._directory.get(f"mailbox/{self._mailbox_id}") if seen else None
+        mailbox = self._directory.get(actor_names.mailbox(self._mailbox_id)) if seen else None
         if mailbox is not None:
             mailbox.tell(seen)
 

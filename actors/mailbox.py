@@ -15,6 +15,7 @@ from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.storage.clock import utc_now
 
+from . import actor_names
 from .directory import ActorDirectory
 from .messages import (
     DescribeMailbox,
@@ -66,7 +67,7 @@ class MailboxActor(SupervisedActor):
         schedule: Schedule | None = None,
         supervisor: Any = None,
     ) -> None:
-        super().__init__(child_id=f"mailbox/{mailbox_id}", supervisor=supervisor)
+        super().__init__(child_id=actor_names.mailbox(mailbox_id), supervisor=supervisor)
         self._mailbox_id = mailbox_id
         self._runs = SyncRuns(mailbox_id)
         self._directory = directory
@@ -95,7 +96,7 @@ class MailboxActor(SupervisedActor):
             return self._on_tick(SyncTick(reason=f"watcher: {message.reason}", folders=(message.folder,)))
         if isinstance(message, FolderWatchSeen):
             # Queued behind the SyncFolder just sent for the same notification, if any.
-            fetcher = self._directory.get(f"fetcher/{self._mailbox_id}")
+            fetcher = self._directory.get(actor_names.fetcher(self._mailbox_id))
             return fetcher.tell(message) if fetcher is not None else None
         if isinstance(message, FoldersResolved):
             if message.needs_reauth and message.errors:
@@ -110,7 +111,7 @@ class MailboxActor(SupervisedActor):
                 self._run_faults[message.folder] = message.error
             jobs, finished = self._runs.folder_done(message.run_id, message.folder, message.result, message.error)
             return self._dispatch(jobs, finished)
-        if isinstance(message, SiblingRestarted) and message.child_id == f"fetcher/{self._mailbox_id}":
+        if isinstance(message, SiblingRestarted) and message.child_id == actor_names.fetcher(self._mailbox_id):
             return self._dispatch(*self._runs.fetcher_restarted())
         if isinstance(message, PauseMailbox):
             return self._pause()
@@ -241,7 +242,7 @@ class MailboxActor(SupervisedActor):
             self._announced_run = jobs[0].run_id
             self._events.publish(SyncStarted(self._mailbox_id, jobs[0].run_id,
                                              tuple(job.folder for job in jobs if job.folder is not None)))
-        fetcher = self._directory.get(f"fetcher/{self._mailbox_id}")
+        fetcher = self._directory.get(actor_names.fetcher(self._mailbox_id))
         if fetcher is None:
             # Restarting: the supervisor's SiblingRestarted will re-drive these jobs.
             self._log.info("fetcher is restarting; {n} folder job(s) wait for it", n=len(jobs))

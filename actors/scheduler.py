@@ -15,6 +15,7 @@ from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.scheduling.schedules import MailboxSchedule, SyncSchedule
 from futurnal.scheduling.sync_queue import SyncQueue
 
+from . import actor_names
 from .directory import ActorDirectory
 from .messages import SyncTick
 from .supervised import SupervisedActor
@@ -66,7 +67,7 @@ class SchedulerActor(SupervisedActor):
         resolution_seconds: float = 1.0,
         aging_seconds: float = 60.0,
         now: Callable[[], datetime] = datetime.now,
-        child_id: str = "scheduler",
+        child_id: str = actor_names.SCHEDULER,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
@@ -132,7 +133,7 @@ class SchedulerActor(SupervisedActor):
         # Loop: a slot given to a mailbox that is not running is handed straight to the next one.
         while admitted := self._queue.admit():
             for entry in admitted:
-                mailbox = self._directory.get(f"mailbox/{entry.mailbox_id}")
+                mailbox = self._directory.get(actor_names.mailbox(entry.mailbox_id))
                 if mailbox is None:
                     logger.info("mailbox {mailbox} is not running; its {reason} sync is skipped",
                                 mailbox=entry.mailbox_id, reason=entry.reason)

@@ -9,6 +9,7 @@ from loguru import logger
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import local_fault
 
+from . import actor_names
 from .messages import ForgetMailbox, MarkDeleted, UpdateAttachments, UpdateFlags, WriteElements
 from .supervised import SupervisedActor
 
@@ -48,7 +49,7 @@ class SinkActor(SupervisedActor):
     do; nothing of it was acknowledged, so no watermark moves past it, and the asker retries later.
     """
 
-    def __init__(self, *, sink: ElementSink, child_id: str = "sink", supervisor: Any = None) -> None:
+    def __init__(self, *, sink: ElementSink, child_id: str = actor_names.SINK, supervisor: Any = None) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
         self._sink = sink
 

@@ -22,6 +22,7 @@ from typing import Any
 import pykka
 from loguru import logger
 
+from futurnal.actors import actor_names
 from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.messages import (
     CountPendingAttachments,
@@ -57,10 +58,6 @@ from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 from futurnal.supervisors.tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
-
-_SINK_ROOT = "root/sink"
-_SCHEDULER_ROOT = "root/scheduler"
-
 
 class SystemNotRunning(RuntimeError):
     """The call needs a started system (or the mailbox is not part of it)."""
@@ -158,8 +155,8 @@ class ActorSystem:
                 if self._sink is None:
                     self._own_store = open_element_store(self.data_dir)
                 sink = self._sink or self._own_store
-                self._start_root(_SINK_ROOT, [
-                    ChildSpec("sink", lambda parent: SinkActor.start(sink=sink, supervisor=parent)),
+                self._start_root(actor_names.SINK_ROOT, [
+                    ChildSpec(actor_names.SINK, lambda parent: SinkActor.start(sink=sink, supervisor=parent)),
                     attachment_processor_spec(self._context),
                 ])
                 for record in records:
@@ -200,9 +197,9 @@ class ActorSystem:
             plans = scheduled_mailboxes(records) if self._schedule else []
             schedules_changed = self._schedule and plans != self._plans
             if schedules_changed:
-                self._stop_root(_SCHEDULER_ROOT)
+                self._stop_root(actor_names.SCHEDULER_ROOT)
             for key in reversed([*removed, *restarted]):
-                self._stop_root(f"root/{key}")
+                self._stop_root(actor_names.mailbox_root(key))
             for key in [*removed, *restarted, *added]:  # a new or changed registration: the login is tried again
                 self._context.refused_logins.clear(key)
             started = [key for key in [*restarted, *added] if self._start_mailbox(wanted[key], reloading=True)]
@@ -303,7 +300,7 @@ class ActorSystem:
         self, mailbox_id: str, folders: tuple[str, ...], reason: str
     ) -> tuple[pykka.ActorRef[Any], pykka.Future[MailboxSyncReport]]:
         record = self._record(mailbox_id)
-        mailbox = self._directory.get(f"mailbox/{record.id}")
+        mailbox = self._directory.get(actor_names.mailbox(record.id))
         if mailbox is None:
             raise SystemNotRunning(f"mailbox {record.id} is not running")
         future: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
@@ -335,7 +332,7 @@ class ActorSystem:
         elements still wait. What is left runs on, or at the next start if the system stops first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            processor = self._directory.get("attachments")
+            processor = self._directory.get(actor_names.ATTACHMENTS)
             try:
                 pending = int(processor.ask(CountPendingAttachments(), timeout=10)) if processor else 0
             except pykka.ActorDeadError:
@@ -478,7 +475,7 @@ class ActorSystem:
             if not self.running or record.id not in self._mailboxes:
                 clear_needs_reauth(self.data_dir.state_path(record.id))  # no fetcher owns the file now
                 return False
-            self._stop_root(f"root/{record.id}")
+            self._stop_root(actor_names.mailbox_root(record.id))
             assert self._context is not None
             self._context.refused_logins.clear(record.id)
             if not self._start_mailbox(self._mailboxes[record.id], reloading=True):
@@ -491,20 +488,20 @@ class ActorSystem:
 
     def write_elements(self, elements: list[dict[str, Any]], timeout: float = 60.0) -> int:
         """Store elements through the sink actor, the store's only writer (quarantine retries)."""
-        sink = self._directory.get("sink")
+        sink = self._directory.get(actor_names.SINK)
         if sink is None:
             raise SystemNotRunning("the sink is not running")
         return sink.ask(WriteElements(tuple(elements)), timeout=timeout)
 
     def submit_attachments(self, work: list[Any], timeout: float = 60.0) -> Any:
         """Hand attachment work to the processor, which queues it durably before answering."""
-        processor = self._directory.get("attachments")
+        processor = self._directory.get(actor_names.ATTACHMENTS)
         if processor is None:
             raise SystemNotRunning("the attachment processor is not running")
         return processor.ask(SubmitAttachments(tuple(work)), timeout=timeout)
 
     def _ask_mailbox(self, mailbox_id: str, message: Any, timeout: float) -> Any:
-        mailbox = self._directory.get(f"mailbox/{mailbox_id}")
+        mailbox = self._directory.get(actor_names.mailbox(mailbox_id))
         if mailbox is None:
             raise SystemNotRunning(f"mailbox {mailbox_id} is not running (restarting, parked or stopped)")
         try:
@@ -572,16 +569,16 @@ class ActorSystem:
         redactor.add_mailbox(record.id, record.email)  # before any of its actors logs
         spec = mailbox_supervisor_spec(self._context, record)
         if not reloading:
-            self._start_root(f"root/{record.id}", [spec])
+            self._start_root(actor_names.mailbox_root(record.id), [spec])
             return True
 
         def log_give_up(reason: str) -> None:
             logger.error("mailbox {mailbox} could not start after reload: {reason}", mailbox=record.id, reason=reason)
 
         try:
-            self._start_root(f"root/{record.id}", [spec], on_give_up=log_give_up)
+            self._start_root(actor_names.mailbox_root(record.id), [spec], on_give_up=log_give_up)
         except Exception as exc:
-            self._stop_root(f"root/{record.id}")
+            self._stop_root(actor_names.mailbox_root(record.id))
             log_give_up(f"{exc.__class__.__name__}: {exc}")
             return False
         return True
@@ -594,7 +591,7 @@ class ActorSystem:
                                         sync_at_start=sync_at_start, supervisor=parent)
 
         self._plans = plans
-        self._start_root(_SCHEDULER_ROOT, [ChildSpec("scheduler", start_scheduler)])
+        self._start_root(actor_names.SCHEDULER_ROOT, [ChildSpec(actor_names.SCHEDULER, start_scheduler)])
 
     def _stop_root(self, root_id: str) -> None:
         self._stop_roots([root_id])
@@ -619,10 +616,10 @@ class ActorSystem:
         """The scheduler first (no new syncs), then every mailbox together (they share nothing, so
         a thousand mailboxes, or ten hung ones, stop in the time of one), then the sink they write to."""
         roots = list(self._roots)
-        mailboxes = [root for root in roots if root not in (_SCHEDULER_ROOT, _SINK_ROOT)]
-        self._stop_roots([_SCHEDULER_ROOT])
+        mailboxes = [root for root in roots if root not in (actor_names.SCHEDULER_ROOT, actor_names.SINK_ROOT)]
+        self._stop_roots([actor_names.SCHEDULER_ROOT])
         self._stop_roots(mailboxes)
-        self._stop_roots([_SINK_ROOT])
+        self._stop_roots([actor_names.SINK_ROOT])
 
     def _record(self, key: str) -> MailboxRecord:
         for record in self._mailboxes.values():
@@ -652,10 +649,10 @@ class _ActorOwners:
         self._timeout = timeout
 
     def forget_elements(self, mailbox_id: str) -> int:
-        return self._ask("sink", mailbox_id)
+        return self._ask(actor_names.SINK, mailbox_id)
 
     def forget_attachments(self, mailbox_id: str) -> int:
-        return self._ask("attachments", mailbox_id)
+        return self._ask(actor_names.ATTACHMENTS, mailbox_id)
 
     def _ask(self, name: str, mailbox_id: str) -> int:
         owner = self._directory.get(name)
@@ -668,7 +665,7 @@ def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Fill in ``node``'s children by asking it, if it is a running supervisor; drops the refs."""
     ref = node.pop("ref")
     node["children"] = []
-    if ref is not None and node["id"].startswith(("root/", "supervisor/")) and node["state"] == "running":
+    if ref is not None and actor_names.is_supervisor(node["id"]) and node["state"] == "running":
         try:
             children = ref.ask(DescribeChildren(), timeout=timeout)
         except (pykka.ActorDeadError, pykka.Timeout):

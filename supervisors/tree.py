@@ -15,6 +15,7 @@ from typing import Any
 
 import pykka
 
+from futurnal.actors import actor_names
 from futurnal.actors.attachment_processor import AttachmentProcessorActor
 from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.fetcher import FetcherActor
@@ -75,7 +76,7 @@ def attachment_processor_spec(context: TreeContext) -> ChildSpec:
             write_timeout=context.settings.write_timeout_seconds, supervisor=parent,
         )
 
-    return ChildSpec("attachments", start_processor, shutdown_timeout=context.settings.stop_timeout_seconds)
+    return ChildSpec(actor_names.ATTACHMENTS, start_processor, shutdown_timeout=context.settings.stop_timeout_seconds)
 
 
 def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:
@@ -117,8 +118,8 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
 
     timeout = context.settings.stop_timeout_seconds
     children = [
-        ChildSpec(f"fetcher/{record.id}", start_fetcher, shutdown_timeout=timeout),
-        ChildSpec(f"mailbox/{record.id}", start_mailbox, shutdown_timeout=timeout),
+        ChildSpec(actor_names.fetcher(record.id), start_fetcher, shutdown_timeout=timeout),
+        ChildSpec(actor_names.mailbox(record.id), start_mailbox, shutdown_timeout=timeout),
     ]
     if context.watch:
         children += _watcher_specs(context, record, connect, watched_folders(record, budget))
@@ -134,7 +135,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
 
     def start_supervisor(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return Supervisor.start(
-            child_id=f"supervisor/{record.id}",
+            child_id=actor_names.supervisor(record.id),
             specs=children,
             directory=context.directory,
             intensity=context.intensity(),
@@ -146,7 +147,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
     # Temporary: a mailbox whose actors keep failing is parked (with its reason in `imap status`)
     # rather than restarted by the root, whose own intensity would then take every mailbox down.
     return ChildSpec(
-        f"supervisor/{record.id}", start_supervisor, restart="temporary", shutdown_timeout=timeout * 2
+        actor_names.supervisor(record.id), start_supervisor, restart="temporary", shutdown_timeout=timeout * 2
     )
 
 
@@ -165,9 +166,9 @@ def _watcher_specs(
     tries NOTIFY (every watched folder on one connection) and falls back to per-folder IDLE."""
     folders = tuple(dict.fromkeys(record.watch))
     if context.settings.watch_notify and len(folders) > 1:
-        return [_watcher_spec(context, record, f"watcher/{record.id}/*", folders, connect,
+        return [_watcher_spec(context, record, actor_names.folders_watcher(record.id), folders, connect,
                               notify=True, idle_room=len(within_budget))]
-    return [_watcher_spec(context, record, f"watcher/{record.id}/{folder}", (folder,), connect)
+    return [_watcher_spec(context, record, actor_names.folder_watcher(record.id, folder), (folder,), connect)
             for folder in within_budget]
 
 
