@@ -173,7 +173,8 @@ class AtomicJSONStorage(Storage):
             problem = self._check(data)
         if problem is not None:
             raise CorruptStateFile(str(self._path), problem)
-        return data
+        checked: dict[str, dict[str, Any]] = data
+        return checked
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         if self._read_only:

@@ -39,7 +39,7 @@ def _usable(backend: KeyringBackend) -> bool:
     if backend.__class__.__module__.startswith(("keyring.backends.fail", "keyring.backends.null")):
         return False
     try:
-        return float(backend.priority) >= 1  # type: ignore[arg-type]
+        return float(backend.priority) >= 1
     except Exception:
         return False
 
@@ -75,7 +75,7 @@ class CredentialStore:
                 f"no usable OS keyring to keep the secret in (keyring chose {_backend_name(backend)}). "
                 "Start or unlock one (Secret Service / GNOME Keyring, KWallet, macOS Keychain, "
                 "Windows Credential Locker), or choose a backend explicitly with PYTHON_KEYRING_BACKEND "
-                f"or {keyring.core._config_path()} (for example keyrings.alt.file.EncryptedKeyring). "
+                f"or {keyring.core._config_path()} (for example keyrings.alt.file.EncryptedKeyring). "  # type: ignore[no-untyped-call]
                 "Nothing was stored."
             )
 

@@ -13,7 +13,8 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
-from xml.etree.ElementTree import XMLPullParser
+from typing import IO, cast
+from xml.etree.ElementTree import Element, XMLPullParser
 
 from futurnal.parse.html_text import html_to_text
 
@@ -156,7 +157,7 @@ def _ooxml_text(data: bytes, kind: str, max_chars: int) -> str:
     return _clean("\n\n".join(part.strip() for part in out if part.strip()))
 
 
-def _bounded(stream: io.BufferedIOBase | zipfile.ZipExtFile, budget: list[int]) -> Iterator[bytes]:
+def _bounded(stream: IO[bytes], budget: list[int]) -> Iterator[bytes]:
     """Chunks of ``stream``, raising once more than ``budget[0]`` bytes were read in total."""
     tail = b""
     while chunk := stream.read(_CHUNK):
@@ -172,10 +173,11 @@ def _bounded(stream: io.BufferedIOBase | zipfile.ZipExtFile, budget: list[int]) 
 
 def _xml_text(chunks: Iterator[bytes]) -> Iterator[str]:
     """``t`` elements' text; paragraph, row and shared-string ends become newlines."""
-    parser = XMLPullParser(events=("end",))
+    parser: XMLPullParser[Element] = XMLPullParser(events=("end",))
     for chunk in chunks:
         parser.feed(chunk)
-        for _, element in parser.read_events():
+        for event in parser.read_events():
+            _, element = cast("tuple[str, Element]", event)  # "end" events carry elements only
             local = element.tag.rpartition("}")[2]
             if local == "t" and element.text:
                 yield element.text

@@ -17,7 +17,8 @@ from .connection_budget import ConnectionBudget
 from .errors import AuthenticationFailed, CaFileUnusable, ConnectionFailed
 from futurnal.auth.oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
 from .live_connections import LiveConnections
-from .session import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MIN_TRANSFER_RATE, ConnectionSettings, ImapSession
+from .session import DEFAULT_MIN_TRANSFER_RATE, ConnectionSettings, ImapSession
+from .wire_limits import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = ["MailboxConnector"]
 

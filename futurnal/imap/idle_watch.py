@@ -119,7 +119,7 @@ class IdleWatch:
     def _backoff(self, failures: int) -> float:
         s = self._settings
         ceiling = min(s.backoff_max_seconds, s.backoff_initial_seconds * 2 ** (failures - 1))
-        return ceiling * (0.5 + self._jitter() / 2)  # "equal jitter": never zero, never in lockstep
+        return float(ceiling * (0.5 + self._jitter() / 2))  # "equal jitter": never zero, never in lockstep
 
     def _idle(self, session: ImapSession) -> None:
         client = session.client

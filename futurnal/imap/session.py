@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -28,6 +28,8 @@ from .live_connections import LiveConnections
 from .wire_limits import DEFAULT_MAX_MESSAGE_BYTES, OversizedLiteral, WireLimits
 
 __all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession", "OAUTH2_MECHANISMS"]
+
+_T = TypeVar("_T")
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 #: RFC 3501 2.3.1.1: UIDs and UIDVALIDITY are 32-bit; a bigger number is a server bug.
@@ -94,7 +96,7 @@ class FolderChanges:
     vanished: UidSet
 
 
-class _Client(imapclient.IMAPClient):
+class _Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient ships no type hints
     """IMAPClient plus a FETCH that takes a compact UID set (``1:500,502``).
 
     ``IMAPClient.fetch`` only accepts explicit UID lists (it filters its answer by them), which
@@ -401,7 +403,7 @@ class ImapSession:
             body = data.get(b"BODY[]") if data is not None else None
             if isinstance(body, OversizedLiteral):
                 too_large[uid] = body.size
-            elif body is None or (message := fetched_message(uid, data)) is None:
+            elif body is None or data is None or (message := fetched_message(uid, data)) is None:
                 missing.append(uid)
             else:
                 messages.append(message)
@@ -459,7 +461,7 @@ class ImapSession:
         found = self._guard(lambda: self.client.search(["UID", f"1:{up_to_uid}"]))
         return UidSet.of(uid for uid in found if uid <= up_to_uid)
 
-    def _guard(self, call):  # type: ignore[no-untyped-def]
+    def _guard(self, call: Callable[[], _T]) -> _T:
         """Run one command under the connection's deadline; turn failures into :class:`MailError`."""
         s = self.settings
         try:

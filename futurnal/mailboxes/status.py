@@ -40,7 +40,7 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
         listed = synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]
         folders = []
         for folder in listed + [f for f in plan if f not in listed]:
-            state = states.get(folder).to_document() if states else {"folder": folder}
+            state: dict[str, Any] = states.get(folder).to_document() if states else {"folder": folder}
             state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
             fresh = freshness(state.get("last_success"), now=now, stale_after_seconds=settings.stale_after_seconds)
             state["stale"], state["freshness"] = fresh.stale, fresh.describe()

@@ -92,9 +92,9 @@ def restore(msg: Message, originals: dict[str, str]) -> bool:
         return originals.get(match.group(), match.group())
 
     for part in msg.walk():
-        payload = part._payload  # the raw payload string; get_payload() would decode it
+        payload = part._payload  # type: ignore[attr-defined]  # the raw payload string; get_payload() would decode it
         if isinstance(payload, str) and "FUTURNALBODYRUN" in payload:
-            part._payload = _PLACEHOLDERS.sub(original, payload)
+            part._payload = _PLACEHOLDERS.sub(original, payload)  # type: ignore[attr-defined]
         for attribute in ("preamble", "epilogue"):
             text = getattr(part, attribute, None)
             if isinstance(text, str) and "FUTURNALBODYRUN" in text:

@@ -175,9 +175,9 @@ def _multipart(text: str, start: int, end: int, msg: Message, depth: int) -> Non
         part = _part(text, line_end, following[0], depth + 1)
         # The line break before the next boundary belongs to the boundary, not to the part.
         if part.get_content_maintype() == "multipart":
-            part.epilogue = None if part.epilogue == "" else _without_line_break(part.epilogue)
+            part.epilogue = None if not part.epilogue else _without_line_break(part.epilogue)
         else:
-            part._payload = _without_line_break(part._payload)  # the raw string, as the stdlib parser trims it
+            part._payload = _without_line_break(part._payload)  # type: ignore[attr-defined]  # the raw string, as the stdlib parser trims it
         msg.attach(part)
         line_start, line_end, closing = following
         if closing:

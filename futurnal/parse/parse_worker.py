@@ -20,7 +20,7 @@ import resource
 import struct
 import sys
 import threading
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from futurnal.process.faults import parser_fault_hook_from_env
 from futurnal.process.malloc_threshold import fix_mmap_threshold
@@ -33,7 +33,7 @@ FRAME = struct.Struct(">QI")
 READY = b"ready"
 
 
-def read_frame(stream: BinaryIO) -> tuple[int, bytes] | None:
+def read_frame(stream: IO[bytes]) -> tuple[int, bytes] | None:
     """The next frame, or None at end of stream (also for a frame cut short)."""
     head = stream.read(FRAME.size)
     if len(head) < FRAME.size:
@@ -45,7 +45,7 @@ def read_frame(stream: BinaryIO) -> tuple[int, bytes] | None:
     return seq, payload
 
 
-def write_frame(stream: BinaryIO, seq: int, payload: bytes) -> None:
+def write_frame(stream: IO[bytes], seq: int, payload: bytes) -> None:
     stream.write(FRAME.pack(seq, len(payload)))
     stream.write(payload)
     stream.flush()

@@ -15,7 +15,7 @@ headers (tests/unit/test_simple_headers.py).
 from __future__ import annotations
 
 import re
-from email import _encoded_words  # the decoder the header registry uses: same answers by design
+from email import _encoded_words  # type: ignore[attr-defined]  # the decoder the header registry uses: same answers by design
 
 __all__ = ["simple_addresses", "simple_params"]
 
@@ -51,6 +51,7 @@ def simple_addresses(text: str) -> list[tuple[str, str, str]] | None:
     if not _ADDRESS_LIST.fullmatch(text):
         return None
     found = []
+    display: str | None
     for match in _ONE_MAILBOX.finditer(text):
         if match["bare_local"] is not None:
             local, domain, display = match["bare_local"], match["bare_domain"], ""

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .store import SqliteElementStore
 
@@ -46,7 +47,7 @@ def import_file_tree(store: SqliteElementStore, tree: Path, progress: Progress |
         return None
     total = sum(1 for _ in _element_files(tree))
     moved = unreadable = 0
-    batch: list[tuple[Path, dict]] = []
+    batch: list[tuple[Path, dict[str, Any]]] = []
     for path in _element_files(tree):
         if progress is not None and len(batch) == 0:
             progress(moved + unreadable, total)
@@ -80,7 +81,7 @@ def _element_files(tree: Path) -> Iterator[Path]:
                 yield Path(directory, name)
 
 
-def _commit(store: SqliteElementStore, batch: list[tuple[Path, dict]]) -> int:
+def _commit(store: SqliteElementStore, batch: list[tuple[Path, dict[str, Any]]]) -> int:
     if not batch:
         return 0
     store.upsert_many(element for _, element in batch)  # durable before any file goes
