@@ -19,6 +19,7 @@ from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed, MailErr
 from futurnal.sync.folder_plan import plan_folders
 from futurnal.sync.folder_selection import FolderSpec, is_pattern
 from futurnal.sync.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
+from futurnal.sync.message_key import MessageKey
 from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
 from futurnal.imap.session import ImapSession
 from futurnal.imap.uidset import UidSet
@@ -113,7 +114,7 @@ class FetcherActor(SupervisedActor):
             return self._mark_poisoned(message)
         return super().handle(message)
 
-    def in_flight(self) -> str | None:
+    def in_flight(self) -> MessageKey | None:
         return self._active.in_flight if self._active is not None else None
 
     def _record_watch(self, seen: FolderWatchSeen) -> None:
@@ -135,11 +136,11 @@ class FetcherActor(SupervisedActor):
     def _mark_poisoned(self, poison: PoisonMessage) -> None:
         """The supervisor saw this message in flight at every recent crash: never parse it again."""
         assert self._states is not None
-        folder, uidvalidity, uid = poison.key.split("\x00")
+        folder, uidvalidity, uid = MessageKey(*poison.key)
         state = self._states.get(folder)
-        if state.uidvalidity != int(uidvalidity):
+        if state.uidvalidity != uidvalidity:
             return  # the folder started over meanwhile; the key means nothing now
-        poisoned = UidSet.parse(state.poisoned_uids).union([int(uid)])
+        poisoned = UidSet.parse(state.poisoned_uids).union([uid])
         try:
             self._states.put(state.with_changes(poisoned_uids=str(poisoned)))
         except Exception as exc:
@@ -148,7 +149,7 @@ class FetcherActor(SupervisedActor):
             # Not kept: if the message kills the fetcher again, the supervisor names it again.
             self._log.warning("a poison message could not be set aside: {fault}", fault=str(fault))
             return
-        self._audit.append("poison-quarantined", mailbox=self._record.id, folder=folder, uid=int(uid),
+        self._audit.append("poison-quarantined", mailbox=self._record.id, folder=folder, uid=uid,
                            crashes=poison.crashes)
         self._log.warning("a message crashed the fetcher {n} times; it will be quarantined", n=poison.crashes)
 

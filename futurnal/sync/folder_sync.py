@@ -1,14 +1,18 @@
 """One folder's sync, as plain code: SELECT, then new mail, flag changes and deletions.
 
-The actor around it only supplies a connected session and a sink; everything that decides *what*
-to fetch and *when the watermark may move* lives here and is tested without threads.
+The actor around it only supplies a connected session (anything with the :class:`ImapPort`'s
+operations) and a sink; everything that decides *what* to fetch and *when the watermark may move*
+lives here and is tested without threads. The work on each message is done by the pipeline's
+steps: a message goes one way, fetched bytes -> parse -> element -> sink, and this module only
+sequences those steps and owns the watermark.
 
 Per sync, in order (DESIGN.md section 4):
 
 1. SELECT (EXAMINE). A new UIDVALIDITY tombstones every element of the old one and starts over.
 2. Nothing changed (same UIDNEXT and HIGHESTMODSEQ, all known UIDs accounted for): done.
-3. New mail: UIDs above the watermark, in windows and bounded batches, written before the
-   watermark moves past them.
+3. New mail: UIDs above the watermark, in windows and bounded batches: plan -> fetch -> parse
+   (:mod:`futurnal.parse`) -> build (:mod:`.batch_elements`) -> hand to the sink -> commit the
+   watermark, which moves past a batch only once the sink has it durably.
 4. Flag changes: ``CHANGEDSINCE`` the stored MODSEQ (with QRESYNC, ``VANISHED`` comes along);
    without CONDSTORE, every flag is fetched and compared by digest.
 5. Deletions: vanished UIDs, or (when the message count says something is missing) a UID SEARCH
@@ -25,7 +29,7 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from futurnal.attachments.plan import AttachmentWork, plan_attachments
+from futurnal.attachments.plan import AttachmentWork
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.storage.clock import utc_now
 from futurnal.storage.element_store import ElementKey
@@ -33,20 +37,25 @@ from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
-from futurnal.element.build import ALL_SCOPES, build_element, stored_flags
+from futurnal.element.build import ALL_SCOPES, stored_flags
 from futurnal.imap.errors import ConnectionFailed, MailError, ServerError, ServerHungUp
-from .fetch_plan import BatchLimits, UidWindows, plan_batches
-from futurnal.parse.parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool
-from futurnal.parse.parser import parse_message
-from futurnal.imap.fetched import FetchedMessage
-from futurnal.imap.session import FolderStatus, ImapSession
+from futurnal.imap.session import FolderStatus
 from futurnal.imap.uidset import UidSet
+from futurnal.parse.parse_pool import ParsePool
+
+from .batch_elements import (
+    BatchElements, FetchedBatch, ParsingBatch, SetAside, Undelivered, placeholder, start_parsing,
+)
+from .fetch_plan import BatchLimits, UidWindows, plan_batches
+from .imap_port import ImapPort
+from .message_key import MessageKey
 
 __all__ = [
     "AttachmentPort",
     "FolderSync",
     "FolderSyncResult",
     "header_block",
+    "MessageKey",
     "PendingWrite",
     "SinkPort",
     "SyncInterrupted",
@@ -123,13 +132,6 @@ class FolderSyncResult:
     deleted: int = 0
 
 
-@dataclass(slots=True)
-class _InFlight:
-    pending: PendingWrite
-    uids: list[int]
-    watermark: int
-
-
 class _Both:
     """Two writes that must both be durable before the watermark moves."""
 
@@ -141,43 +143,70 @@ class _Both:
         return self._first.get(timeout=timeout)
 
 
-@dataclass(slots=True)
-class _Parsing:
-    """A fetched batch on its way through the parser; ``parses`` is None when parsed in-process."""
-
-    messages: list[FetchedMessage]
-    poisoned: UidSet
-    watermark: int
-    parses: ParseBatch | None
-    #: Asked for and not delivered whole (too large, refused, never sent), with why: quarantined.
-    undelivered: list[_Undelivered]
-
-    @property
-    def uids(self) -> list[int]:
-        return [m.uid for m in self.messages] + [u.message.uid for u in self.undelivered]
-
-
-@dataclass(frozen=True, slots=True)
-class _Undelivered:
-    """A message the server did not deliver whole; ``message.raw`` is what came (headers, or nothing)."""
-
-    message: FetchedMessage
-    reason: str
-
-
-@dataclass(slots=True)
-class _Batch:
-    """What fetching one planned batch brought: messages, and those set aside with a reason."""
-
-    messages: list[FetchedMessage]
-    undelivered: list[_Undelivered]
-
-
 class _Done:
     """An already-complete write, used to move the watermark to a window's end in order."""
 
     def get(self, timeout: float | None = None) -> None:
         return None
+
+
+@dataclass(slots=True)
+class _Handed:
+    """A write handed to the sink, with what its commit makes known and where the watermark may go."""
+
+    pending: PendingWrite
+    uids: list[int]
+    watermark: int
+
+
+@dataclass(slots=True)
+class _Parsing:
+    """A batch being parsed, and the watermark its commit allows (its last planned UID)."""
+
+    batch: ParsingBatch
+    watermark: int
+
+
+class _Commits:
+    """Writes handed to the sink, oldest first; the folder's watermark follows them, never overtakes.
+
+    The watermark and the known-UID set move only when the sink has acknowledged a write, so a
+    crash anywhere re-fetches rather than loses. Back-pressure: once ``limit`` writes wait, the
+    oldest is waited for before the next batch is fetched.
+    """
+
+    def __init__(self, states: FolderStateStore, state: FolderState, limit: int, timeout: float) -> None:
+        self.state = state
+        self._states = states
+        self._limit = limit
+        self._timeout = timeout
+        self._waiting: deque[_Handed] = deque()
+
+    def written(self, pending: PendingWrite, uids: list[int], watermark: int) -> None:
+        self._waiting.append(_Handed(pending, uids, watermark))
+        while len(self._waiting) >= self._limit:
+            self._commit(self._waiting.popleft())
+
+    def passed(self, watermark: int) -> None:
+        """Nothing up to ``watermark`` is left to write: the watermark may get there in its turn."""
+        self._waiting.append(_Handed(_Done(), [], watermark))
+
+    def drain(self) -> FolderState:
+        while self._waiting:
+            self._commit(self._waiting.popleft())
+        return self.state
+
+    def _commit(self, handed: _Handed) -> None:
+        """Wait until the sink has the write durably, then move the watermark past it."""
+        handed.pending.get(timeout=self._timeout)
+        state = self.state
+        known = UidSet.parse(state.known_uids).union(handed.uids) if handed.uids else None
+        if handed.watermark > state.last_uid or known is not None:
+            self.state = state.with_changes(
+                last_uid=max(state.last_uid, handed.watermark),
+                known_uids=str(known) if known is not None else state.known_uids,
+            )
+            self._states.put(self.state)
 
 
 class FolderSync:
@@ -186,13 +215,16 @@ class FolderSync:
     Back-pressure: at most ``max_in_flight`` batches wait on the sink at once. The watermark and
     the known-UID set only move when the sink has acknowledged a batch, so a crash anywhere
     re-fetches rather than loses.
+
+    ``session`` is typed as the :class:`ImapPort`: the few operations used here, which an
+    :class:`~futurnal.imap.session.ImapSession` has, and so can a server kept in memory.
     """
 
     def __init__(
         self,
         *,
         mailbox: str,
-        session: ImapSession,
+        session: ImapPort,
         states: FolderStateStore,
         sink: SinkPort,
         quarantine: QuarantineStore,
@@ -207,7 +239,7 @@ class FolderSync:
         scopes: tuple[str, ...] = ALL_SCOPES,
         attachments: AttachmentPort | None = None,
         parse_pool: ParsePool | None = None,
-        reconnect: Callable[[], ImapSession] | None = None,
+        reconnect: Callable[[], ImapPort] | None = None,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -220,19 +252,23 @@ class FolderSync:
         self._progress = progress or (lambda _: None)
         self._clock = clock
         self._should_stop = should_stop
-        self._gmail_index = gmail_index
-        self._fault_hook = fault_hook
         self._scopes = scopes
         self._attachments = attachments
         self._parse_pool = parse_pool
         self._reconnect = reconnect
+        self._elements = BatchElements(
+            mailbox=mailbox, scopes=scopes, set_aside=self._set_aside, gmail_index=gmail_index,
+            attachments=attachments.settings if attachments is not None else None, fault_hook=fault_hook,
+        )
         #: UIDs that, asked for alone, made the server hang up once in this sync.
         self._hung_up_on: set[int] = set()
         self._status: FolderStatus | None = None
-        #: The message being turned into an element, as ``folder\x00uidvalidity\x00uid``: what a
-        #: crash right now would be blamed on.
-        self.in_flight: str | None = None
         self._log = logger.bind(mailbox=mailbox)
+
+    @property
+    def in_flight(self) -> MessageKey | None:
+        """The message being turned into an element: what a crash right now would be blamed on."""
+        return self._elements.in_flight
 
     def run(self, folder: str) -> FolderSyncResult:
         attempt = self._clock()
@@ -307,56 +343,62 @@ class FolderSync:
         )
 
     def _fetch_new(self, state: FolderState, status: FolderStatus) -> tuple[FolderState, int, int]:
+        """New mail, batch by batch: plan -> fetch -> parse -> build -> hand to the sink -> commit.
+
+        One batch is parsed (in the pool's processes) while the next one is read from IMAP; the
+        watermark follows the sink's acknowledgements, whatever happens meanwhile.
+        """
         folder = status.name
-        known = UidSet.parse(state.known_uids)
-        total = max(status.exists - len(known), 0)
+        total = max(status.exists - len(UidSet.parse(state.known_uids)), 0)
+        poisoned = UidSet.parse(state.poisoned_uids)
         fetched = quarantined = 0
-        in_flight: deque[_InFlight] = deque()
+        commits = _Commits(self._states, state, self._max_in_flight, self._write_timeout)
         windows = UidWindows(state.last_uid, status.uidnext, self._limits)
-        # One batch is parsed (in the pool's processes) while the next one is read from IMAP.
         parsing: _Parsing | None = None
-
-        def hand_over(batch: _Parsing) -> None:
-            nonlocal state, quarantined
-            elements, bad, work = self._to_elements(batch, folder, status.uidvalidity)
-            quarantined += len(bad)
-            pending = self._sink.write(elements)
-            if work and self._attachments is not None:
-                # Told after the write, so the processor's results reach the sink after the element.
-                pending = _Both(pending, self._attachments.submit(work))
-            # Known: every fetched UID, whether stored, quarantined or a Gmail duplicate.
-            in_flight.append(_InFlight(pending, batch.uids, batch.watermark))
-            while len(in_flight) >= self._max_in_flight:
-                state = self._commit(state, in_flight.popleft())
-
         try:
             while (window := windows.next_window()) is not None:
                 sizes = self._session.sizes(window.criteria)
                 windows.record(len(sizes))
                 if not sizes and window.last is not None:
                     # Nothing exists below where the gap ends: the watermark may pass it.
-                    gap_end = self._skip_gap(windows, window.last, status.uidnext)
-                    in_flight.append(_InFlight(_Done(), [], gap_end))
+                    commits.passed(self._skip_gap(windows, window.last, status.uidnext))
                 for uids in plan_batches(sizes, self._limits):
-                    if self._should_stop():
-                        raise SyncInterrupted(f"sync of {folder!r} interrupted by shutdown; it resumes next time")
+                    self._stop_if_asked(folder)
                     batch = self._fetch_batch(uids, sizes)
-                    started = self._start_parsing(batch, UidSet.parse(state.poisoned_uids), uids[-1])
+                    started = _Parsing(start_parsing(batch, poisoned, self._parse_pool), uids[-1])
                     if parsing is not None:
-                        hand_over(parsing)
+                        quarantined += self._hand_over(parsing, status, commits)
                     parsing = started
                     fetched += len(batch.messages)
                     self._progress(SyncProgress(self.mailbox, folder, fetched, max(total, fetched)))
                 if parsing is not None:
-                    hand_over(parsing)
+                    quarantined += self._hand_over(parsing, status, commits)
                     parsing = None
                 if window.last is not None:
                     # Every UID up to the window's end that existed has been handed over.
-                    in_flight.append(_InFlight(_Done(), [], window.last))
+                    commits.passed(window.last)
         finally:
-            while in_flight:
-                state = self._commit(state, in_flight.popleft())
+            state = commits.drain()
         return state, fetched, quarantined
+
+    def _stop_if_asked(self, folder: str) -> None:
+        """Stop at a batch boundary: what was handed over is still committed on the way out."""
+        if self._should_stop():
+            raise SyncInterrupted(f"sync of {folder!r} interrupted by shutdown; it resumes next time")
+
+    def _hand_over(self, parsing: _Parsing, status: FolderStatus, commits: _Commits) -> int:
+        """Build a parsed batch's elements and hand them to the sink; returns how many were set aside.
+
+        Every UID of the batch becomes known at its commit, whether stored, quarantined or a Gmail
+        duplicate, so none is fetched again.
+        """
+        built = self._elements.build(parsing.batch, status.name, status.uidvalidity)
+        pending = self._sink.write(built.elements)
+        if built.attachments and self._attachments is not None:
+            # Told after the write, so the processor's results reach the sink after the element.
+            pending = _Both(pending, self._attachments.submit(built.attachments))
+        commits.written(pending, parsing.batch.fetched.uids, parsing.watermark)
+        return len(built.quarantined)
 
     def _skip_gap(self, windows: UidWindows, after: int, uidnext: int | None) -> int:
         """An empty window: where UIDs are sparse (old mail deleted, a server that numbers from
@@ -369,7 +411,7 @@ class FolderSync:
         windows.skip_to(next_uid)
         return next_uid - 1
 
-    def _fetch_batch(self, uids: list[int], sizes: dict[int, int]) -> _Batch:
+    def _fetch_batch(self, uids: list[int], sizes: dict[int, int]) -> FetchedBatch:
         """Fetch one planned batch so that every UID ends stored, set aside with a reason, or gone.
 
         A message over the size limit is not downloaded (its headers are kept in the quarantine);
@@ -379,13 +421,13 @@ class FolderSync:
         """
         limit = self._limits.max_message_bytes
         too_large = {uid: sizes[uid] for uid in uids if sizes.get(uid, 0) > limit}
-        batch = _Batch([], [])
+        batch = FetchedBatch([], [])
         missing = self._fetch_halving([uid for uid in uids if uid not in too_large], batch, too_large)
         for uid in missing:
             again = self._fetch_halving([uid], batch, too_large)
             if again and uid in self._session.uids_between(uid, uid):
-                batch.undelivered.append(_Undelivered(
-                    _placeholder(uid), "the server did not send the message although it lists it (asked twice)"
+                batch.undelivered.append(Undelivered(
+                    placeholder(uid), "the server did not send the message although it lists it (asked twice)"
                 ))
             # Otherwise it was expunged meanwhile: nothing to store, nothing lost.
         if too_large:
@@ -394,7 +436,7 @@ class FolderSync:
         batch.undelivered.sort(key=lambda u: u.message.uid)
         return batch
 
-    def _fetch_halving(self, uids: list[int], batch: _Batch, too_large: dict[int, int]) -> list[int]:
+    def _fetch_halving(self, uids: list[int], batch: FetchedBatch, too_large: dict[int, int]) -> list[int]:
         """Fetch ``uids`` into ``batch``, halving on a refusal; returns the UIDs that came without a body."""
         if not uids:
             return []
@@ -410,7 +452,7 @@ class FolderSync:
                     return self._fetch_halving(uids, batch, too_large)
             if len(uids) == 1:
                 self._log.warning("the server cannot send one message; it is quarantined: {error}", error=str(exc))
-                batch.undelivered.append(_Undelivered(_placeholder(uids[0]), f"the server could not send it: {exc}"))
+                batch.undelivered.append(Undelivered(placeholder(uids[0]), f"the server could not send it: {exc}"))
                 return []
             self._log.info("the server refused a batch of {n}; fetching it in halves", n=len(uids))
             half = len(uids) // 2
@@ -429,7 +471,7 @@ class FolderSync:
         if again.uidvalidity != status.uidvalidity:
             raise ConnectionFailed(f"{why}; meanwhile the folder's UIDVALIDITY changed: it is synced afresh next time")
 
-    def _set_aside_too_large(self, too_large: dict[int, int], batch: _Batch) -> None:
+    def _set_aside_too_large(self, too_large: dict[int, int], batch: FetchedBatch) -> None:
         headers = {m.uid: m for m in self._session.fetch_headers(sorted(too_large))}
         limit = self._limits.max_message_bytes
         for uid, size in sorted(too_large.items()):
@@ -437,27 +479,7 @@ class FolderSync:
                 f"message too large: {size} bytes, over the limit of {limit} ([sync] max_message_bytes); "
                 "only its headers were fetched"
             )
-            batch.undelivered.append(_Undelivered(headers.get(uid) or _placeholder(uid, size), reason))
-
-    def _start_parsing(self, batch: _Batch, poisoned: UidSet, watermark: int) -> _Parsing:
-        """Hand a batch to the parse pool (when there is one) and return at once."""
-        wanted = [m.raw for m in batch.messages if m.uid not in poisoned]
-        parses = None
-        if self._parse_pool is not None and wanted:
-            parses = self._parse_pool.submit(wanted)
-        return _Parsing(batch.messages, poisoned, watermark, parses, batch.undelivered)
-
-    def _commit(self, state: FolderState, flight: _InFlight) -> FolderState:
-        """Wait until the sink has the batch durably, then move the watermark past it."""
-        flight.pending.get(timeout=self._write_timeout)
-        known = UidSet.parse(state.known_uids).union(flight.uids) if flight.uids else None
-        if flight.watermark > state.last_uid or known is not None:
-            state = state.with_changes(
-                last_uid=max(state.last_uid, flight.watermark),
-                known_uids=str(known) if known is not None else state.known_uids,
-            )
-            self._states.put(state)
-        return state
+            batch.undelivered.append(Undelivered(headers.get(uid) or placeholder(uid, size), reason))
 
     def _flag_changes(
         self, state: FolderState, status: FolderStatus, watermark: int, modseq: int | None
@@ -512,79 +534,16 @@ class FolderSync:
     def _wait(self, pending: PendingWrite) -> Any:
         return pending.get(timeout=self._write_timeout)
 
-    def _to_elements(self, batch: _Parsing, folder: str, uidvalidity: int) -> tuple[list[dict[str, Any]], list[int], list[AttachmentWork]]:
-        elements: list[dict[str, Any]] = []
-        bad: list[int] = []
-        work: list[AttachmentWork] = []
-        outcomes = iter(batch.parses.outcomes()) if batch.parses is not None else None
-        for undelivered in batch.undelivered:
-            self._set_aside(undelivered.message, folder, uidvalidity, undelivered.reason, complete=False)
-            bad.append(undelivered.message.uid)
-        for message in batch.messages:
-            if message.uid in batch.poisoned:
-                self._set_aside(message, folder, uidvalidity, "crashed the fetcher repeatedly")
-                bad.append(message.uid)
-                continue
-            self.in_flight = f"{folder}\x00{uidvalidity}\x00{message.uid}"
-            if self._fault_hook is not None:
-                self._fault_hook(message.raw)
-            outcome = next(outcomes) if outcomes is not None else self._parse_here(message)
-            if isinstance(outcome, ParseFailure):
-                # The class name only: a parser traceback can quote header text (subjects, addresses).
-                self._log.error("a message could not be parsed ({reason}); quarantined", reason=outcome.reason)
-                self._set_aside(message, folder, uidvalidity, outcome.reason)
-                bad.append(message.uid)
-                continue
-            if self._already_stored_elsewhere(message, folder, uidvalidity):
-                continue
-            element = build_element(
-                outcome, message, mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, scopes=self._scopes
-            )
-            if self._attachments is not None and outcome.attachments:
-                planned = plan_attachments(element, outcome.attachments, self._attachments.settings)
-                if planned is not None:
-                    work.append(planned)
-            elements.append(element)
-        self.in_flight = None
-        return elements, bad, work
-
-    @staticmethod
-    def _parse_here(message: FetchedMessage) -> ParseOutcome:
-        """Parse in this process: without a pool, or when the pool could not go on."""
-        try:
-            return parse_message(message.raw)
-        except Exception as exc:  # a parser bug must not stop the folder: set the message aside
-            return ParseFailure(f"parse failed: {exc.__class__.__name__}")
-
-    def _set_aside(
-        self, message: FetchedMessage, folder: str, uidvalidity: int, reason: str, *, complete: bool = True
-    ) -> None:
-        self._quarantine.add(complete=complete,
-            mailbox=self.mailbox, folder=folder, uidvalidity=uidvalidity, uid=message.uid, reason=reason,
-            raw=message.raw if "content" in self._scopes else header_block(message.raw), now=self._clock(),
-            flags=stored_flags(message.flags),
+    def _set_aside(self, entry: SetAside) -> None:
+        """Quarantine a message with its bytes (only its header under metadata-only consent)."""
+        message = entry.message
+        self._quarantine.add(complete=entry.complete,
+            mailbox=self.mailbox, folder=entry.key.folder, uidvalidity=entry.key.uidvalidity, uid=message.uid,
+            reason=entry.reason, raw=message.raw if "content" in self._scopes else header_block(message.raw),
+            now=self._clock(), flags=stored_flags(message.flags),
             internal_date=message.internal_date.isoformat() if message.internal_date else None,
         )
-        self._progress(MessageQuarantined(self.mailbox, folder, message.uid, reason))
-
-    def _already_stored_elsewhere(self, message: FetchedMessage, folder: str, uidvalidity: int) -> bool:
-        """Gmail shows one message under every label: store it once, where it was first seen.
-
-        The skipped copy still counts as known in its folder, so it is not fetched again.
-        """
-        if self._gmail_index is None or message.gmail is None:
-            return False
-        key = ElementKey(self.mailbox, folder, uidvalidity, message.uid)
-        owner = self._gmail_index.owner(message.gmail.msgid)
-        if owner is not None and owner != key:
-            return True
-        self._gmail_index.claim(message.gmail.msgid, key)
-        return False
-
-
-def _placeholder(uid: int, size: int = 0) -> FetchedMessage:
-    """Stands for a message of which nothing arrived, so it can be quarantined by its UID."""
-    return FetchedMessage(uid=uid, raw=b"", flags=(), internal_date=None, size=size)
+        self._progress(MessageQuarantined(self.mailbox, entry.key.folder, message.uid, entry.reason))
 
 
 def header_block(raw: bytes) -> bytes:

@@ -8,87 +8,17 @@ from typing import Any
 
 import pytest
 
-from futurnal.imap.errors import ConnectionFailed, ServerError, ServerHungUp
+from futurnal.imap.errors import ConnectionFailed
 from futurnal.sync.fetch_plan import BatchLimits
-from futurnal.imap.fetched import FetchAnswer, FetchedMessage
+from futurnal.imap.fetched import FetchAnswer
 from futurnal.sync.folder_sync import FolderSync
-from futurnal.imap.session import FolderStatus
 from futurnal.imap.uidset import UidSet
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderStateStore
 
 from tests.integration.sync_harness import DirectSink
-
-
-def note(uid: int) -> bytes:
-    return f"From: a@example.org\r\nSubject: note {uid}\r\nMessage-ID: <{uid}@example.org>\r\n\r\nbody {uid}\r\n".encode()
-
-
-class MemoryServer:
-    """One folder in memory, answering like ImapSession, with the failures a test switches on."""
-
-    extensions: frozenset[str] = frozenset()
-    condstore = qresync = gmail = False
-
-    def __init__(self, uids: list[int], uidnext: int | None = None) -> None:
-        self.messages = {uid: note(uid) for uid in uids}
-        self.uidnext = uidnext or max(uids) + 1
-        self.without_body: dict[int, int] = {}  # uid -> how many more answers lack its body
-        self.refuses: set[int] = set()  # a batch holding one of these is refused whole
-        self.hangs_up_on: set[int] = set()  # ... or answered with BYE, and the connection closed
-        self.reconnects = 0
-        self.announced_too_large: set[int] = set()  # bodies the wire drained as over the limit
-        self.expunge_when_asked: set[int] = set()
-        self.commands: list[str] = []
-
-    def select(self, folder: str) -> FolderStatus:
-        self.commands.append("SELECT")
-        return FolderStatus(folder, 7, self.uidnext, len(self.messages), None)
-
-    def sizes(self, criteria: str) -> dict[int, int]:
-        self.commands.append(f"SIZES {criteria}")
-        low, _, high = criteria.partition(":")
-        top = self.uidnext if high in ("", "*") else int(high)
-        return {uid: len(raw) for uid, raw in self.messages.items() if int(low) <= uid <= top}
-
-    def fetch_messages(self, uids: Any) -> FetchAnswer:
-        wanted = sorted(uids)
-        self.commands.append(f"FETCH {wanted}")
-        if self.refuses.intersection(wanted):
-            raise ServerError("127.0.0.1:143 refused a command: [SERVERBUG] Internal error occurred")
-        if self.hangs_up_on.intersection(wanted):
-            raise ServerHungUp("127.0.0.1:143 ended the connection: FETCH failed: Internal error occurred")
-        for uid in self.expunge_when_asked.intersection(wanted):
-            self.messages.pop(uid, None)
-        messages, missing, too_large = [], [], {}
-        for uid in wanted:
-            if uid not in self.messages:
-                missing.append(uid)
-            elif uid in self.announced_too_large:
-                too_large[uid] = 10**9
-            elif self.without_body.get(uid, 0) > 0:
-                self.without_body[uid] -= 1
-                missing.append(uid)
-            else:
-                raw = self.messages[uid]
-                messages.append(FetchedMessage(uid, raw, ("\\Seen",), None, len(raw)))
-        return FetchAnswer(messages, missing, too_large)
-
-    def fetch_headers(self, uids: Any) -> list[FetchedMessage]:
-        self.commands.append(f"HEADERS {sorted(uids)}")
-        return [FetchedMessage(uid, self.messages[uid].split(b"\r\n\r\n")[0] + b"\r\n\r\n", (), None, 0)
-                for uid in sorted(uids) if uid in self.messages]
-
-    def uids_between(self, first: int, last: int) -> UidSet:
-        self.commands.append(f"SEARCH {first}:{last}")
-        return UidSet.of(uid for uid in self.messages if first <= uid <= last)
-
-    def uids(self, up_to_uid: int) -> UidSet:
-        return self.uids_between(1, up_to_uid)
-
-    def flags(self, criteria: str) -> dict[int, tuple[str, ...]]:
-        return {uid: ("\\Seen",) for uid in self.messages}
+from tests.unit.memory_imap import MemoryServer, note
 
 
 class Harness:
