@@ -171,8 +171,10 @@ class _Commits:
     """Writes handed to the sink, oldest first; the folder's watermark follows them, never overtakes.
 
     The watermark and the known-UID set move only when the sink has acknowledged a write, so a
-    crash anywhere re-fetches rather than loses. Back-pressure: once ``limit`` writes wait, the
-    oldest is waited for before the next batch is fetched.
+    crash anywhere re-fetches rather than loses. A write the sink fails stops every later commit
+    too: a later write may well succeed, but the watermark would then jump over the failed one.
+    Back-pressure: once ``limit`` writes wait, the oldest is waited for before the next batch is
+    fetched.
     """
 
     def __init__(self, states: FolderStateStore, state: FolderState, limit: int, timeout: float) -> None:
@@ -185,7 +187,7 @@ class _Commits:
     def written(self, pending: PendingWrite, uids: list[int], watermark: int) -> None:
         self._waiting.append(_Handed(pending, uids, watermark))
         while len(self._waiting) >= self._limit:
-            self._commit(self._waiting.popleft())
+            self._commit_oldest()
 
     def passed(self, watermark: int) -> None:
         """Nothing up to ``watermark`` is left to write: the watermark may get there in its turn."""
@@ -193,12 +195,17 @@ class _Commits:
 
     def drain(self) -> FolderState:
         while self._waiting:
-            self._commit(self._waiting.popleft())
+            self._commit_oldest()
         return self.state
 
-    def _commit(self, handed: _Handed) -> None:
-        """Wait until the sink has the write durably, then move the watermark past it."""
-        handed.pending.get(timeout=self._timeout)
+    def _commit_oldest(self) -> None:
+        """Wait until the sink has the oldest write durably, then move the watermark past it."""
+        handed = self._waiting.popleft()
+        try:
+            handed.pending.get(timeout=self._timeout)
+        except BaseException:
+            self._waiting.clear()  # what came after it is fetched again next time
+            raise
         state = self.state
         known = UidSet.parse(state.known_uids).union(handed.uids) if handed.uids else None
         if handed.watermark > state.last_uid or known is not None:

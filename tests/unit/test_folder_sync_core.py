@@ -1,0 +1,210 @@
+"""The sync core against a server kept in memory: its edge cases, without a real IMAP server.
+
+FolderSync only sequences the steps (plan, fetch, parse, build, hand to the sink, commit) and
+owns the watermark; these tests hold it to the guarantees README.md gives: the watermark never
+passes a message the sink has not confirmed or the quarantine does not hold, a new UIDVALIDITY
+starts the folder over, and back-pressure bounds what waits on the sink.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from futurnal.imap.session import ImapSession
+from futurnal.imap.uidset import UidSet
+from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.sqlite import SqliteElementStore
+from futurnal.storage.sync_state import FolderState, FolderStateStore
+from futurnal.sync.fetch_plan import BatchLimits
+from futurnal.sync.folder_sync import FolderSync
+from futurnal.sync.imap_port import ImapPort
+from futurnal.sync.message_key import MessageKey
+
+from tests.unit.memory_imap import MemoryServer, SinkFailed, WatchedSink
+
+
+class WatchedStates(FolderStateStore):
+    """A state store that checks every state before it is saved."""
+
+    def __init__(self, path: Path, check: Callable[[FolderState], None]) -> None:
+        super().__init__(path)
+        self._check = check
+        self.saves = 0
+
+    def put(self, state: FolderState) -> None:
+        self._check(state)
+        self.saves += 1
+        super().put(state)
+
+
+class Core:
+    """FolderSync on a memory server, a watched sink and a state store that checks the watermark."""
+
+    def __init__(self, tmp_path: Path, server: MemoryServer, **options: Any) -> None:
+        self.server = server
+        self.store = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "feed-listeners")
+        self.sink = WatchedSink(self.store)
+        self.states = WatchedStates(tmp_path / "state.json", self._watermark_is_earned)
+        self.quarantine = QuarantineStore(tmp_path / "quarantine")
+        self.sync = FolderSync(
+            mailbox="m", session=server, states=self.states, sink=self.sink, quarantine=self.quarantine,
+            reconnect=lambda: server, **options,
+        )
+
+    def _watermark_is_earned(self, state: FolderState) -> None:
+        """Every message at or below the watermark, and every known UID, is stored or quarantined."""
+        if state.uidvalidity != self.server.uidvalidity:
+            return
+        settled = {uid for uidvalidity, uid in self.sink.confirmed if uidvalidity == state.uidvalidity}
+        settled |= set(self.quarantined())
+        passed = {uid for uid in self.server.messages if uid <= state.last_uid}
+        assert passed <= settled, f"watermark {state.last_uid} passed unconfirmed {sorted(passed - settled)}"
+        known = set(UidSet.parse(state.known_uids))
+        assert known <= settled, f"known but unconfirmed: {sorted(known - settled)}"
+
+    def live(self) -> dict[tuple[int, int], str]:
+        """(UIDVALIDITY, UID) -> subject of every element not tombstoned."""
+        return {(e["uidvalidity"], e["uid"]): e["subject"] for e in self.store.iter_elements("m")
+                if not e.get("deleted")}
+
+    def quarantined(self) -> dict[int, str]:
+        return {r.uid: r.reason for r in self.quarantine.list("m")}
+
+    def fetches(self) -> list[str]:
+        return [c for c in self.server.commands if c.startswith(("FETCH", "SEARCH"))]
+
+
+def test_a_new_uidvalidity_tombstones_the_old_elements_and_syncs_the_folder_afresh(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3, 4, 5], uidvalidity=7)
+    core = Core(tmp_path, server)
+    core.sync.run("INBOX")
+    assert set(core.live()) == {(7, uid) for uid in range(1, 6)}
+
+    server.recreate([1, 2, 3], uidvalidity=8)
+    result = core.sync.run("INBOX")
+
+    assert result.uidvalidity_changed and result.uidvalidity == 8 and result.fetched == 3
+    # The old UIDs mean nothing now: all five old elements are tombstones, never mixed with new ones.
+    assert core.live() == {(8, 1): "again 1", (8, 2): "again 2", (8, 3): "again 3"}
+    assert sum(1 for e in core.store.iter_elements("m") if e.get("deleted")) == 5
+    state = core.states.get("INBOX")
+    assert (state.uidvalidity, state.last_uid, state.known_uids, state.deleted) == (8, 3, "1:3", 5)
+
+
+def test_the_watermark_never_passes_a_batch_the_sink_has_not_confirmed(tmp_path: Path) -> None:
+    # Gaps in the UID space and small windows: the watermark also moves over UIDs that hold nothing.
+    uids = [uid for uid in range(1, 61) if uid % 7 != 0]
+    server = MemoryServer(uids, uidnext=70)
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4, window_uids=10), max_in_flight=3)
+    core.sync.run("INBOX")  # every save of the state is checked by WatchedStates
+    assert core.states.saves > 10
+    assert set(core.live()) == {(7, uid) for uid in uids}
+    assert core.states.get("INBOX").last_uid == 69
+
+
+def test_a_sink_that_fails_leaves_the_watermark_where_it_was(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 17)))
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4), max_in_flight=3)
+    core.sink.fails_on = {6}  # the second batch (5..8) is never written; later ones are
+
+    with pytest.raises(SinkFailed):
+        core.sync.run("INBOX")
+    state = core.states.get("INBOX")
+    assert state.last_uid == 4 and state.known_uids == "1:4"
+
+    core.sink.fails_on.clear()
+    core.sync.run("INBOX")
+    assert set(core.live()) == {(7, uid) for uid in range(1, 17)}
+    assert core.states.get("INBOX").last_uid == 16
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 3])
+def test_no_more_than_max_in_flight_batches_wait_on_the_sink(tmp_path: Path, max_in_flight: int) -> None:
+    server = MemoryServer(list(range(1, 41)))
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4), max_in_flight=max_in_flight)
+    core.sync.run("INBOX")
+    assert core.sink.most_outstanding == max_in_flight  # ten batches, never more waiting than allowed
+    assert core.sink.outstanding == []
+    assert core.states.get("INBOX").last_uid == 40
+
+
+def test_a_uid_answered_without_its_body_is_asked_for_alone_then_quarantined(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3, 4, 5, 6])
+    server.without_body[4] = 2  # neither in its batch nor asked alone
+    core = Core(tmp_path, server)
+    result = core.sync.run("INBOX")
+
+    # Asked again alone, and then whether the server still lists it (not expunged meanwhile).
+    assert core.fetches() == ["FETCH [1, 2, 3, 4, 5, 6]", "FETCH [4]", "SEARCH 4:4"]
+    assert "did not send" in core.quarantined()[4]
+    assert core.quarantine.list("m")[0].complete is False
+    assert sorted(uid for _, uid in core.live()) == [1, 2, 3, 5, 6]
+    assert result.quarantined == 1
+    state = core.states.get("INBOX")
+    assert state.last_uid == 6 and state.known_uids == "1:6"
+
+
+def test_a_refused_batch_is_halved_down_to_the_one_message_it_quarantines(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 9)))
+    server.refuses.add(6)
+    core = Core(tmp_path, server)
+    core.sync.run("INBOX")
+
+    assert core.fetches() == [
+        "FETCH [1, 2, 3, 4, 5, 6, 7, 8]",
+        "FETCH [1, 2, 3, 4]", "FETCH [5, 6, 7, 8]",
+        "FETCH [5, 6]", "FETCH [5]", "FETCH [6]",
+        "FETCH [7, 8]",
+    ]
+    assert "SERVERBUG" in core.quarantined()[6]
+    assert sorted(uid for _, uid in core.live()) == [1, 2, 3, 4, 5, 7, 8]
+    assert core.states.get("INBOX").last_uid == 8
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_is_blamed_on_the_message_in_flight_by_a_typed_key(tmp_path: Path) -> None:
+    def crash_on_the_third(raw: bytes) -> None:
+        if b"Subject: note 3\r\n" in raw:
+            raise Crash
+
+    server = MemoryServer([1, 2, 3, 4])
+    core = Core(tmp_path, server, fault_hook=crash_on_the_third)
+    with pytest.raises(Crash):
+        core.sync.run("INBOX")
+    assert core.sync.in_flight == MessageKey("INBOX", 7, 3)
+    assert {core.sync.in_flight: 1}[MessageKey("INBOX", 7, 3)] == 1  # a supervisor counts it as a key
+
+    # Named poison, it is quarantined on the next pass without being parsed, and the rest is stored.
+    core.states.put(core.states.get("INBOX").with_changes(poisoned_uids="3"))
+    core.sync.run("INBOX")
+    assert core.quarantined() == {3: "crashed the fetcher repeatedly"}
+    assert sorted(uid for _, uid in core.live()) == [1, 2, 4]
+    assert core.sync.in_flight is None
+
+
+def _members(protocol: type) -> dict[str, Any]:
+    names = set(getattr(protocol, "__annotations__", {})) | {
+        name for name, value in vars(protocol).items()
+        if not name.startswith("_") and (callable(value) or isinstance(value, property))
+    }
+    return {name: getattr(protocol, name, None) for name in sorted(names)}
+
+
+@pytest.mark.parametrize("implementation", [ImapSession, MemoryServer])
+def test_the_session_and_the_memory_server_have_every_operation_of_the_port(implementation: type) -> None:
+    members = _members(ImapPort)
+    assert {"select", "sizes", "fetch_messages", "fetch_headers", "uids_between", "changes_since", "flags",
+            "uids", "condstore", "extensions"} == set(members)
+    for name, member in members.items():
+        if callable(member):
+            ours = list(inspect.signature(getattr(implementation, name)).parameters)
+            assert ours == list(inspect.signature(member).parameters), name
+        elif name != "extensions":  # an attribute set per connection
+            assert hasattr(implementation, name), name
