@@ -16,16 +16,36 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .atomic import make_private_dir
 from .json_lines import one_line
 
-__all__ = ["AuditLog", "ChainCheck"]
+__all__ = ["AuditEvent", "AuditLog", "ChainCheck"]
 
 GENESIS = "0" * 64
 _EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
+
+
+class AuditEvent(StrEnum):
+    """Every kind of entry the audit log holds. The values are the ``event`` strings written to the
+    file: readers of the log depend on them, so a value never changes once written."""
+
+    MAILBOX_ADDED = "mailbox-added"
+    MAILBOX_REMOVED = "mailbox-removed"
+    MAILBOX_PURGED = "mailbox-purged"  # removed with its data; carries the counts deleted
+    MAILBOX_PARKED = "mailbox-parked"  # its actors kept failing; the others go on
+    SECRETS_DELETED = "secrets-deleted"
+    CONSENT_GRANTED = "consent-granted"
+    CONSENT_REVOKED = "consent-revoked"
+    SYNC = "sync"  # a folder sync that changed something (counts only)
+    NEEDS_REAUTH = "needs-reauth"
+    REAUTH = "reauth"
+    POISON_QUARANTINED = "poison-quarantined"
+    QUARANTINE_RETRIED = "quarantine-retried"
+    QUARANTINE_DROPPED = "quarantine-dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +77,7 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+    def append(self, event: AuditEvent, **fields: Any) -> dict[str, Any]:
         make_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -65,7 +85,7 @@ class AuditLog:
             previous = self._last_hash(fd)
             entry = {
                 "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "event": event,
+                "event": str(event),
                 **{key: _masked(value) for key, value in fields.items()},
                 "prev": previous,
             }

@@ -15,10 +15,23 @@ from .atomic import atomic_write_bytes, make_private_dir
 from .clock import utc_iso, utc_now
 from .errors import CorruptStateFile
 
-__all__ = ["SCOPES", "ConsentRecord", "ConsentRegistry", "NoConsent", "parse_expiry"]
+__all__ = ["SCOPES", "SCOPE_MEANINGS", "ConsentRecord", "ConsentRegistry", "NoConsent", "parse_expiry",
+           "scopes_described"]
 
-#: What may be ingested: headers and flags; body text; attachment text.
-SCOPES = ("metadata", "content", "attachments")
+#: What may be ingested, each scope with what it covers: headers and flags; body text; attachment
+#: text. The one definition of the scopes, in the order a consent record lists them; everything
+#: that names them (options, help, defaults) takes them from here.
+SCOPE_MEANINGS: dict[str, str] = {
+    "metadata": "headers, flags",
+    "content": "body text",
+    "attachments": "attachment text",
+}
+SCOPES: tuple[str, ...] = tuple(SCOPE_MEANINGS)
+
+
+def scopes_described() -> str:
+    """The scopes with what each covers, for help texts: ``metadata (headers, flags), ...``."""
+    return ", ".join(f"{scope} ({meaning})" for scope, meaning in SCOPE_MEANINGS.items())
 
 
 class NoConsent(PermissionError):

@@ -7,7 +7,7 @@ import shutil
 from typing import Protocol
 
 from .attachment_queue import AttachmentJobQueue
-from .audit_log import AuditLog
+from .audit_log import AuditEvent, AuditLog
 from .blob_store import BlobStore
 from .consent import ConsentRegistry
 from .data_dir import DataDir
@@ -61,6 +61,6 @@ def remove_mailbox(data_dir: DataDir, registry: MailboxRegistry, mailbox_id: str
         data_dir.state_path(mailbox_id).unlink(missing_ok=True)
         shutil.rmtree(data_dir.gmail_index_root(mailbox_id), ignore_errors=True)
     registry.remove(mailbox_id)  # last: a purge that failed half-way can be run again
-    AuditLog(data_dir.audit_path).append("mailbox-purged" if purge else "mailbox-removed", mailbox=mailbox_id,
-                                         **counts)
+    AuditLog(data_dir.audit_path).append(AuditEvent.MAILBOX_PURGED if purge else AuditEvent.MAILBOX_REMOVED,
+                                         mailbox=mailbox_id, **counts)
     return counts

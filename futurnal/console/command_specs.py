@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from futurnal.storage.consent import SCOPES
+
 from .protocol import ProtocolError
 
 __all__ = ["COMMANDS", "STREAMS", "CommandSpec", "Param", "args_from_words", "command_spec", "validate_args"]
@@ -74,7 +76,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("consent", "show, grant or revoke a mailbox's consent; revoking stops its actors", (
         Param("action", required=True, choices=("show", "grant", "revoke")),
         _MAILBOX,
-        Param("scopes", "texts", help="grant: metadata, content and/or attachments (default all three)"),
+        Param("scopes", "texts", help=f"grant: {', '.join(SCOPES[:-1])} and/or {SCOPES[-1]} (default: all)"),
         Param("expires", positional=False, help="grant: expiry, ISO 8601 (UTC if no offset)"),
         Param("granted_by", positional=False, help="grant: who is granting (default: console user)"),
     )),
