@@ -23,9 +23,9 @@ from futurnal.storage.attachment_queue import AttachmentJob, AttachmentJobQueue
 from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import local_fault
+from futurnal.supervisors.directory import ActorDirectory
 
 from . import actor_names
-from .directory import ActorDirectory
 from .messages import (
     CountPendingAttachments,
     ExtractionFinished,
@@ -33,12 +33,12 @@ from .messages import (
     SubmitAttachments,
     UpdateAttachments,
 )
-from .supervised import SupervisedActor
+from .service_actor import ServiceActor
 
 __all__ = ["AttachmentProcessorActor"]
 
 
-class AttachmentProcessorActor(SupervisedActor):
+class AttachmentProcessorActor(ServiceActor):
     """Owns the attachment job queue and the blob store; one per actor system."""
 
     def __init__(

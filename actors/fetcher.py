@@ -33,15 +33,15 @@ from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
+from futurnal.supervisors.directory import ActorDirectory
+from futurnal.supervisors.protocol import PoisonMessage
 
 from . import actor_names
-from .directory import ActorDirectory
 from .messages import (
     FolderSynced,
     FoldersResolved,
     FolderWatchSeen,
     MarkDeleted,
-    PoisonMessage,
     ReleaseIdleParsers,
     SubmitAttachments,
     ResolveFolders,
@@ -49,7 +49,7 @@ from .messages import (
     UpdateFlags,
     WriteElements,
 )
-from .supervised import SupervisedActor
+from .service_actor import ServiceActor
 
 __all__ = ["FetcherActor", "PARSERS_IDLE_SECONDS"]
 
@@ -60,7 +60,7 @@ PARSERS_IDLE_SECONDS = 60.0
 _RESUMES = "; nothing was lost: the sync resumes where it stopped (`run` retries by itself)"
 
 
-class FetcherActor(SupervisedActor):
+class FetcherActor(ServiceActor):
     """Owns the mailbox's sync connection and its folder-state file (the file's only writer)."""
 
     def __init__(

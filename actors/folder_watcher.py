@@ -11,16 +11,16 @@ from futurnal.imap.idle_watch import SERVER_NOTIFICATION, IdleWatch, WatchEvent,
 from futurnal.imap.notify_watch import NotifyWatch
 from futurnal.imap.session import ImapSession
 from futurnal.storage.clock import utc_now
+from futurnal.supervisors.directory import ActorDirectory
 
 from . import actor_names
-from .directory import ActorDirectory
 from .messages import FolderChanged, FolderWatchSeen
-from .supervised import SupervisedActor
+from .service_actor import ServiceActor
 
 __all__ = ["FolderWatcher"]
 
 
-class FolderWatcher(SupervisedActor):
+class FolderWatcher(ServiceActor):
     """Owns the threads that run the watch loops (IDLE blocks, so it cannot run in the actor).
 
     Without ``notify``: one :class:`IdleWatch` per folder (the tree gives each folder its own

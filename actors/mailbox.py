@@ -14,9 +14,10 @@ from futurnal.sync.sync_runs import FolderJob, MailboxSyncReport, RunFinished, S
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.storage.clock import utc_now
+from futurnal.supervisors.directory import ActorDirectory
+from futurnal.supervisors.protocol import SiblingRestarted
 
 from . import actor_names
-from .directory import ActorDirectory
 from .messages import (
     DescribeMailbox,
     FolderChanged,
@@ -26,11 +27,10 @@ from .messages import (
     PauseMailbox,
     ResolveFolders,
     ResumeMailbox,
-    SiblingRestarted,
     SyncFolder,
     SyncTick,
 )
-from .supervised import SupervisedActor
+from .service_actor import ServiceActor
 
 __all__ = ["MailboxActor", "RetryBackoff"]
 
@@ -52,7 +52,7 @@ class _RetryDue:
     """From the actor's own retry timer: sync again after a local fault. Private to this actor."""
 
 
-class MailboxActor(SupervisedActor):
+class MailboxActor(ServiceActor):
     """One per mailbox; the plain :class:`SyncRuns` decides, this shell only sends and replies."""
 
     def __init__(

@@ -1,4 +1,8 @@
-"""Every message the actors exchange: immutable facts and commands."""
+"""Every message the actors exchange: immutable facts and commands.
+
+The messages of supervision (``Ping``, ``ChildExited``, ``PoisonMessage``, ``SiblingRestarted``,
+``DescribeChildren``) are :mod:`futurnal.supervisors.protocol`'s.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,6 @@ from futurnal.storage.attachment_queue import AttachmentJob
 from futurnal.storage.element_store import ElementKey
 
 __all__ = [
-    "ChildExited",
-    "DescribeChildren",
     "DescribeMailbox",
     "CountPendingAttachments",
     "ExtractionFinished",
@@ -27,11 +29,8 @@ __all__ = [
     "MarkDeleted",
     "MailboxSyncReport",
     "PauseMailbox",
-    "Ping",
-    "PoisonMessage",
     "ResolveFolders",
     "ResumeMailbox",
-    "SiblingRestarted",
     "SubmitAttachments",
     "SyncFolder",
     "SyncTick",
@@ -40,11 +39,6 @@ __all__ = [
     "WriteElements",
     "ReleaseIdleParsers",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """Asked right after start: an answer proves ``on_start`` succeeded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,40 +168,6 @@ class ExtractionFinished:
 
 
 @dataclass(frozen=True, slots=True)
-class ChildExited:
-    """A supervised actor died; sent by the child itself from ``on_failure``.
-
-    ``in_flight`` names the unit of work it was on when it died (for the fetcher, one message:
-    ``folder\x00uidvalidity\x00uid``), so the supervisor can tell a poison message from bad luck.
-    """
-
-    child_id: str
-    actor_urn: str
-    reason: str
-    in_flight: str | None = None
-    #: It died of a fault of this machine's (a full disk...), said this way: no message is to
-    #: blame and restarting soon will not help, so it is neither poison nor counted as a crash.
-    local_fault: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PoisonMessage:
-    """From a supervisor to its children: ``key`` was in flight at ``crashes`` deaths of
-    ``child_id``; whoever owns that work must set it aside instead of retrying it."""
-
-    child_id: str
-    key: str
-    crashes: int
-
-
-@dataclass(frozen=True, slots=True)
-class SiblingRestarted:
-    """Told to the other children after a restart, so they re-drive work the dead one lost."""
-
-    child_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class PauseMailbox:
     """Command to a mailbox actor: start no syncs until :class:`ResumeMailbox`.
 
@@ -224,11 +184,6 @@ class ResumeMailbox:
 @dataclass(frozen=True, slots=True)
 class DescribeMailbox:
     """Query to a mailbox actor: its live state (idle / syncing / paused / needs-reauth) as a dict."""
-
-
-@dataclass(frozen=True, slots=True)
-class DescribeChildren:
-    """Query to a supervisor: each child's id, state, restart count and inbox depth, in start order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,11 @@ from loguru import logger
 from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.scheduling.schedules import MailboxSchedule, SyncSchedule
 from futurnal.scheduling.sync_queue import SyncQueue
+from futurnal.supervisors.directory import ActorDirectory
 
 from . import actor_names
-from .directory import ActorDirectory
 from .messages import SyncTick
-from .supervised import SupervisedActor
+from .service_actor import ServiceActor
 
 __all__ = ["SchedulerActor", "SchedulerSnapshot"]
 
@@ -47,7 +47,7 @@ class _Slot:
     reply: pykka.Future[MailboxSyncReport]
 
 
-class SchedulerActor(SupervisedActor):
+class SchedulerActor(ServiceActor):
     """Owns a :class:`SyncSchedule` (when) and a :class:`SyncQueue` (who next, how many at once).
 
     A timer thread only tells this actor to check, so all state is touched by the actor's own

@@ -11,7 +11,7 @@ from futurnal.storage.errors import local_fault
 
 from . import actor_names
 from .messages import ForgetMailbox, MarkDeleted, UpdateAttachments, UpdateFlags, WriteElements
-from .supervised import SupervisedActor
+from .service_actor import ServiceActor
 
 __all__ = ["ElementSink", "SinkActor"]
 
@@ -41,7 +41,7 @@ class ElementSink(Protocol):
     def update_attachments(self, updates: list[tuple[ElementKey, list[dict[str, Any]]]]) -> int: ...
 
 
-class SinkActor(SupervisedActor):
+class SinkActor(ServiceActor):
     """Serialises every write through one thread, so the store needs no locking of its own.
 
     A write that fails for a reason of this machine's (a full disk, an I/O error) goes back to

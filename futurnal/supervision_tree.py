@@ -1,5 +1,6 @@
-"""The per-mailbox part of the supervision tree: supervisor -> fetcher, mailbox actor, watchers;
-and the shared attachment processor.
+"""The application's wiring: the per-mailbox part of the supervision tree (supervisor -> fetcher,
+mailbox actor, watchers) and the shared attachment processor, built from the generic toolkit of
+:mod:`futurnal.supervisors` and the actors of :mod:`futurnal.actors`.
 
 ``futurnal.system.ActorSystem`` puts each mailbox's supervisor under a root of its own, beside
 the sink's root and the scheduler's, so mailboxes can be added and removed (SIGHUP) one by one.
@@ -17,7 +18,6 @@ import pykka
 
 from futurnal.actors import actor_names
 from futurnal.actors.attachment_processor import AttachmentProcessorActor
-from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.fetcher import FetcherActor
 from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.actors.mailbox import MailboxActor
@@ -36,10 +36,10 @@ from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
-
-from .backoff import RestartBackoff, call_later, local_fault_policy
-from .restart_intensity import RestartIntensity
-from .supervisor import ChildSpec, Supervisor
+from futurnal.supervisors.backoff import RestartBackoff, call_later, local_fault_policy
+from futurnal.supervisors.directory import ActorDirectory
+from futurnal.supervisors.restart_intensity import RestartIntensity
+from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 
 __all__ = ["TreeContext", "attachment_processor_spec", "mailbox_supervisor_spec", "watched_folders"]
 
@@ -141,7 +141,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             intensity=context.intensity(),
             supervisor=parent,
             on_give_up=park,
-            events=context.events,
+            publish=context.events.publish,
         )
 
     # Temporary: a mailbox whose actors keep failing is parked (with its reason in `imap status`)

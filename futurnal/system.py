@@ -2,7 +2,7 @@
 
 The supervision tree runs as several root supervisors sharing one actor directory, started in
 this order and stopped in the reverse one: the sink's root, one root per mailbox (holding that
-mailbox's supervisor, as built by :mod:`futurnal.supervisors.tree`), then the scheduler's root.
+mailbox's supervisor, as built by :mod:`futurnal.supervision_tree`), then the scheduler's root.
 Separate roots are what let :meth:`ActorSystem.reload` add and remove mailboxes while the others
 keep running untouched: a Pykka supervisor's children are fixed when it starts.
 """
@@ -23,14 +23,11 @@ import pykka
 from loguru import logger
 
 from futurnal.actors import actor_names
-from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.messages import (
     CountPendingAttachments,
-    DescribeChildren,
     DescribeMailbox,
     ForgetMailbox,
     PauseMailbox,
-    Ping,
     ResumeMailbox,
     SubmitAttachments,
     SyncTick,
@@ -54,8 +51,10 @@ from futurnal.storage.purge import remove_mailbox
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.storage.sqlite import SqliteElementStore, open_element_store
 from futurnal.storage.sync_state import clear_needs_reauth
+from futurnal.supervision_tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
+from futurnal.supervisors.directory import ActorDirectory
+from futurnal.supervisors.protocol import DescribeChildren, Ping
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
-from futurnal.supervisors.tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
 
@@ -558,7 +557,7 @@ class ActorSystem:
             directory=self._directory,
             intensity=self._context.intensity(),
             on_give_up=on_give_up or self._gave_up,
-            events=self.event_bus,
+            publish=self.event_bus.publish,
         )
         self._roots[root_id] = root
         root.ask(Ping(), timeout=60)

@@ -13,7 +13,8 @@ __all__ = ["ActorDirectory"]
 class ActorDirectory:
     """Thread-safe ``name -> ActorRef`` map, written by supervisors, read by everyone.
 
-    Names: ``sink``, ``attachments``, ``scheduler``, ``mailbox/<id>``, ``fetcher/<id>``, ``supervisor/<id>``.
+    A supervisor publishes each child under its child id while it runs and takes it out when it
+    stops or dies; the names themselves are the application's.
     """
 
     def __init__(self) -> None:

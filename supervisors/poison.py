@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from futurnal.actors.messages import PoisonMessage
+from collections.abc import Hashable
+
+from .protocol import PoisonMessage
 
 __all__ = ["PoisonCounter"]
 
@@ -12,8 +14,9 @@ class PoisonCounter:
 
     One death with a message in flight may be bad luck (a dropped connection); the same message in
     flight at every death is the message's fault, and restarting will not help until it is set
-    aside. Deaths with nothing in flight are never poison. Only the ``max_keys`` most recently
-    counted keys are kept, so a service that runs for months does not grow without bound.
+    aside. Deaths with nothing in flight are never poison. The work is any hashable key, never
+    looked into. Only the ``max_keys`` most recently counted keys are kept, so a service that runs
+    for months does not grow without bound.
     """
 
     def __init__(self, threshold: int = 3, max_keys: int = 1024) -> None:
@@ -21,9 +24,9 @@ class PoisonCounter:
             raise ValueError(f"poison threshold must be at least 1, got {threshold}")
         self._threshold = threshold
         self._max_keys = max_keys
-        self._deaths: dict[tuple[str, str], int] = {}  # insertion order: least recently counted first
+        self._deaths: dict[tuple[str, Hashable], int] = {}  # insertion order: least recently counted first
 
-    def record(self, child_id: str, in_flight: str | None) -> PoisonMessage | None:
+    def record(self, child_id: str, in_flight: Hashable | None) -> PoisonMessage | None:
         """Count one death; the notice to send when this key just reached the threshold.
 
         The key's count starts again from zero after a notice, so a key that keeps killing the

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
 
 import pykka
 from loguru import logger
 
-from futurnal.storage.errors import local_fault
-
-from .messages import ChildExited, Ping
+from .protocol import ChildExited, Ping
 
 __all__ = ["SupervisedActor"]
-
-
-class _LocalFaultsInOneLine(logging.Filter):
-    """Pykka logs an actor's death with its traceback; a death of a local fault (a full disk) is
-    no bug, and its supervisor says what to do, so its line keeps the fault and drops the trace."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            fault = local_fault(record.exc_info[1])
-            if fault is not None:
-                record.msg, record.args = f"{record.getMessage()} {fault}", None
-                record.exc_info, record.exc_text = None, None
-        return True
-
-
-logging.getLogger("pykka").addFilter(_LocalFaultsInOneLine())
 
 
 class SupervisedActor(pykka.ThreadingActor):
@@ -58,8 +40,17 @@ class SupervisedActor(pykka.ThreadingActor):
         logger.debug("{actor} ignored an unknown message {kind}", actor=self.child_id, kind=type(message).__name__)
         return None
 
-    def in_flight(self) -> str | None:
+    def in_flight(self) -> Hashable | None:
         """The unit of work being handled right now, reported if this actor dies (see ChildExited)."""
+        return None
+
+    def describe_local_fault(self, exception: BaseException) -> str | None:
+        """``exception`` said as a fault of this machine's (a full disk), or None for any other death.
+
+        A death of a local fault is no bug and no message's fault: its supervisor neither counts it
+        against the restart intensity nor takes the work in flight for poison, and retries slowly
+        (see ``ChildExited.local_fault``). Nothing is one here; applications say what is.
+        """
         return None
 
     def on_failure(
@@ -69,7 +60,6 @@ class SupervisedActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         reason = f"{exception_type.__name__ if exception_type else 'failure'}: {exception_value}"
-        fault = local_fault(exception_value) if exception_value is not None else None
+        fault = self.describe_local_fault(exception_value) if exception_value is not None else None
         if self._supervisor is not None:
-            self._supervisor.tell(ChildExited(self.child_id, self.actor_urn, reason, self.in_flight(),
-                                              str(fault) if fault is not None else None))
+            self._supervisor.tell(ChildExited(self.child_id, self.actor_urn, reason, self.in_flight(), fault))

@@ -30,15 +30,13 @@ from typing import Any, NoReturn, get_args
 import pykka
 from loguru import logger
 
-from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import ChildExited, DescribeChildren, Ping, PoisonMessage, SiblingRestarted
-from futurnal.actors.supervised import SupervisedActor
-from futurnal.events import EventBus
-
 from .backoff import BackoffPolicy, RestartBackoff, Schedule, call_later, local_fault_policy
+from .directory import ActorDirectory
 from .poison import PoisonCounter
+from .protocol import ActorRestarting, ChildExited, DescribeChildren, Ping, PoisonMessage, SiblingRestarted
 from .restart_intensity import RestartIntensity
 from .strategy import RestartType, Strategy, restart_group
+from .supervised import SupervisedActor
 
 __all__ = ["ActorRestarting", "ChildSpec", "RestartType", "Strategy", "Supervisor", "SupervisorGaveUp"]
 
@@ -67,16 +65,6 @@ class ChildSpec:
     def __post_init__(self) -> None:
         if self.restart not in get_args(RestartType):
             raise ValueError(f"{self.id}: unknown restart type {self.restart!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class ActorRestarting:
-    """Published when a child died: ``restarted`` False for a temporary child, which stays down."""
-
-    child_id: str
-    reason: str
-    deaths: int
-    restarted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +98,8 @@ class Supervisor(SupervisedActor):
         clock: for the back-off's uptime; pass the intensity's clock in tests.
         schedule: ``schedule(delay, fn)`` runs ``fn`` later on another thread; tests drive it.
         unit_random: draws in [0, 1) for the back-off's jitter.
-        events: where to publish :class:`ActorRestarting` (the admin console's subscribers).
+        publish: called with an :class:`ActorRestarting` at every death (e.g. an event bus's
+            ``publish``, which the admin console's subscribers hear); it must not block.
     """
 
     def __init__(
@@ -129,7 +118,7 @@ class Supervisor(SupervisedActor):
         clock: Callable[[], float] = time.monotonic,
         schedule: Schedule = call_later,
         unit_random: Callable[[], float] = random.random,
-        events: EventBus | None = None,
+        publish: Callable[[ActorRestarting], None] | None = None,
     ) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
         if strategy not in get_args(Strategy):
@@ -154,7 +143,7 @@ class Supervisor(SupervisedActor):
         self._notices: dict[str, list[PoisonMessage]] = {}  # told to all once that child is back
         self._tickets = itertools.count(1)
         self._deaths: dict[str, int] = {}  # child id -> deaths seen, for the admin console
-        self._events = events
+        self._publish = publish
 
     # -- Pykka hooks ------------------------------------------------------------------------
 
@@ -216,8 +205,8 @@ class Supervisor(SupervisedActor):
         local = exited.local_fault is not None
         notice = None if local else self._poison.record(exited.child_id, exited.in_flight)
         allowed = spec.restart != "temporary" and (local or self._intensity.allow())
-        if self._events is not None:
-            self._events.publish(ActorRestarting(spec.id, exited.reason, self._deaths[spec.id], restarted=allowed))
+        if self._publish is not None:
+            self._publish(ActorRestarting(spec.id, exited.reason, self._deaths[spec.id], restarted=allowed))
         if spec.restart == "temporary":
             logger.warning("{child} died ({reason}); temporary, not restarted", child=spec.id, reason=exited.reason)
             self._drop(spec)

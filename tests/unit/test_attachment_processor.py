@@ -12,8 +12,7 @@ import pykka
 import pytest
 
 from futurnal.actors.attachment_processor import AttachmentProcessorActor
-from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import CountPendingAttachments, Ping, SubmitAttachments
+from futurnal.actors.messages import CountPendingAttachments, SubmitAttachments
 from futurnal.actors.sink import SinkActor
 from futurnal.attachments.plan import plan_attachments
 from futurnal.attachments.settings import AttachmentSettings
@@ -24,6 +23,8 @@ from futurnal.parse.parser import parse_message
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.sqlite import open_element_store
+from futurnal.supervisors.directory import ActorDirectory
+from futurnal.supervisors.protocol import Ping
 
 from ..element_schema import assert_valid_element
 from .test_attachment_storage import _message
@@ -140,7 +141,7 @@ def test_the_processor_is_supervised_and_its_replacement_finishes_the_queued_wor
     from futurnal.events import EventBus
     from futurnal.supervisors.restart_intensity import RestartIntensity
     from futurnal.supervisors.supervisor import Supervisor
-    from futurnal.supervisors.tree import TreeContext, attachment_processor_spec
+    from futurnal.supervision_tree import TreeContext, attachment_processor_spec
 
     world = World(tmp_path)
     settings = ServiceSettings()

@@ -16,8 +16,12 @@ DIRS = {"futurnal.actors": ROOT / "actors", "futurnal.supervisors": ROOT / "supe
 DOMAIN = ("imap", "auth", "sync", "parse", "element", "attachments")
 DIRS.update({f"futurnal.{name}": ROOT / "futurnal" / name for name in DOMAIN})
 #: The service's own packages under futurnal/: its faces and its process-wide parts.
-SERVICE = ("cli", "console", "demo", "logs", "mailboxes", "process", "scheduling")
-_ACTOR_SYSTEM = ("pykka", "futurnal.actors", "futurnal.supervisors", "futurnal.system", "futurnal.cli")
+SERVICE = ("admin", "cli", "console", "demo", "logs", "mailboxes", "process", "scheduling")
+#: The application's wiring: which actors the tree holds, built on both of the packages above.
+WIRING = "futurnal.supervision_tree"
+_ACTOR_SYSTEM = ("pykka", "futurnal.actors", "futurnal.supervisors", WIRING, "futurnal.system", "futurnal.cli")
+#: All the supervision toolkit imports besides the standard library and itself.
+_SUPERVISORS_USE = ("pykka", "loguru")
 
 
 def _imports(directory: Path) -> set[str]:
@@ -58,8 +62,8 @@ def test_installed_names_are_under_futurnal_only(tmp_path: Path) -> None:
         ("futurnal.imap", ("futurnal.sync", "futurnal.parse", "futurnal.element", "futurnal.attachments",
                            *_ACTOR_SYSTEM)),
         ("futurnal.sync", _ACTOR_SYSTEM),
-        ("futurnal.actors", ("futurnal.supervisors", "futurnal.system", "futurnal.cli")),
-        ("futurnal.supervisors", ("futurnal.system", "futurnal.cli")),
+        # The actors build on the supervision toolkit; the wiring builds on them.
+        ("futurnal.actors", (WIRING, "futurnal.system", "futurnal.cli")),
     ],
 )
 def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
@@ -67,6 +71,28 @@ def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) ->
     bad = sorted(name for name in imports if name.split(".")[0] in {"actors", "storage", "supervisors"}
                  or any(name == f or name.startswith(f + ".") for f in forbidden))
     assert bad == []
+
+
+def test_the_supervision_toolkit_imports_nothing_of_the_project() -> None:
+    """supervisors/ is the lowest layer of the actor system and knows no mail: it imports Pykka,
+    loguru, the standard library and itself only (the tree the service builds is the wiring's)."""
+    directory = DIRS["futurnal.supervisors"]
+    bad = sorted(name for name in _imports(directory)
+                 if name.split(".")[0] not in {*sys.stdlib_module_names, *_SUPERVISORS_USE}
+                 and name != "futurnal.supervisors" and not name.startswith("futurnal.supervisors."))
+    leaving = sorted(f"{path.name}: {'.' * node.level}{node.module or ''}" for path in directory.rglob("*.py")
+                     for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.ImportFrom) and node.level > 1)  # `from .. import` leaves it
+    assert (bad, leaving) == ([], [])
+
+
+def test_importing_the_supervisor_loads_nothing_else_of_the_project(tmp_path: Path) -> None:
+    code = ("import sys, futurnal.supervisors.supervisor; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('imapclient', 'tinydb') or "
+            "m.startswith('futurnal.') and m != 'futurnal.supervisors' and not m.startswith('futurnal.supervisors.')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def _package_graph() -> dict[str, set[str]]:

@@ -13,12 +13,12 @@ from typing import Any
 import pykka
 import pytest
 
-from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.fetcher import _SinkPort
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.actors.messages import (
     DescribeMailbox, FolderSynced, FoldersResolved, ResolveFolders, SyncFolder, SyncTick, WriteElements,
 )
+from futurnal.actors.service_actor import ServiceActor
 from futurnal.actors.sink import SinkActor
 from futurnal.cli.run_command import _ReportPrinter
 from futurnal.events import EventBus
@@ -32,6 +32,7 @@ from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sqlite.reader import DamagedElement
 from futurnal.supervisors.backoff import BackoffPolicy, RestartBackoff, local_fault_policy
+from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.supervisor import ChildSpec
 
@@ -194,8 +195,8 @@ def test_changes_to_a_damaged_element_are_reported_and_the_rest_of_the_batch_is_
 # -- supervision: restarted with patience, never given up on, never poison -------------------------
 
 
-class FullDiskChild(Recorder):
-    """A child that dies of a full disk whenever told to work."""
+class FullDiskChild(ServiceActor, Recorder):
+    """A child of the service's kind that dies of a full disk whenever told to work."""
 
     def handle(self, message: Any) -> Any:
         if message == "work":

@@ -10,7 +10,6 @@ from typing import Any
 import pykka
 import pytest
 
-from futurnal.actors.directory import ActorDirectory
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.actors.messages import (
     DescribeMailbox, FoldersResolved, PauseMailbox, ResolveFolders, ResumeMailbox, SyncTick,
@@ -19,6 +18,7 @@ from futurnal.events import EventBus
 from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
+from futurnal.supervisors.directory import ActorDirectory
 
 TIMEOUT = 5
 

@@ -15,13 +15,13 @@ from typing import Any
 import pykka
 import pytest
 
-from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import DescribeChildren, Ping, PoisonMessage, SiblingRestarted
-from futurnal.actors.supervised import SupervisedActor
 from futurnal.events import EventBus
 from futurnal.supervisors.backoff import BackoffPolicy
+from futurnal.supervisors.directory import ActorDirectory
+from futurnal.supervisors.protocol import ActorRestarting, DescribeChildren, Ping, PoisonMessage, SiblingRestarted
 from futurnal.supervisors.restart_intensity import RestartIntensity
-from futurnal.supervisors.supervisor import ActorRestarting, ChildSpec, RestartType, Supervisor
+from futurnal.supervisors.supervised import SupervisedActor
+from futurnal.supervisors.supervisor import ChildSpec, RestartType, Supervisor
 
 TIMEOUT = 10
 
@@ -475,7 +475,7 @@ def test_a_supervisor_describes_its_children_with_their_restart_counts() -> None
     events = EventBus()
     seen: list[Any] = []
     events.subscribe(seen.append)
-    sup = start_supervisor([spec("a", journal), spec("b", journal)], directory, events=events)
+    sup = start_supervisor([spec("a", journal), spec("b", journal)], directory, publish=events.publish)
     crash_and_wait_for_restart(directory, "b")
     wait_for(lambda: sup.ask(DescribeChildren(), timeout=TIMEOUT)[1]["state"] == "running")
     described = sup.ask(DescribeChildren(), timeout=TIMEOUT)

@@ -9,10 +9,10 @@ from typing import Any
 import pykka
 import pytest
 
-from futurnal.actors.directory import ActorDirectory
-from futurnal.actors.messages import PoisonMessage
 from futurnal.supervisors.backoff import BackoffPolicy, RestartBackoff
+from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.poison import PoisonCounter
+from futurnal.supervisors.protocol import PoisonMessage
 from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.strategy import restart_group
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
