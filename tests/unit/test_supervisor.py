@@ -6,9 +6,11 @@ actors defined here.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import NamedTuple
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +35,12 @@ class Crash:
     ``in_flight`` is the work it reports it was on when it died.
     """
 
-    in_flight: str | None = None
+    in_flight: Hashable | None = None
+
+
+@dataclass(frozen=True)
+class FillTheDisk:
+    """Tell this to a Recorder to make it die of a full disk (an OSError)."""
 
 
 class StopYourself:
@@ -46,7 +53,7 @@ class Recorder(SupervisedActor):
         self.name = name
         self.journal = journal
         self.fail_on_start = fail_on_start
-        self.working_on: str | None = None
+        self.working_on: Hashable | None = None
 
     def on_start(self) -> None:
         if self.fail_on_start:
@@ -56,13 +63,15 @@ class Recorder(SupervisedActor):
     def on_stop(self) -> None:
         self.journal.append(f"stop {self.name}")
 
-    def in_flight(self) -> str | None:
+    def in_flight(self) -> Hashable | None:
         return self.working_on
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Crash):
             self.working_on = message.in_flight
             raise RuntimeError("poison")
+        if isinstance(message, FillTheDisk):
+            raise OSError(errno.ENOSPC, "No space left on device")
         if isinstance(message, StopYourself):
             self.stop()
             return None
@@ -122,7 +131,7 @@ def start_supervisor(specs: list[ChildSpec], directory: ActorDirectory, **kwargs
 
 
 def crash_and_wait_for_restart(
-    directory: ActorDirectory, name: str, in_flight: str | None = None
+    directory: ActorDirectory, name: str, in_flight: Hashable | None = None
 ) -> pykka.ActorRef[Any]:
     """Crash the child registered as ``name``; return its replacement once it is registered."""
     victim = directory.get(name)
@@ -204,6 +213,21 @@ def test_past_the_restart_intensity_the_supervisor_gives_up_and_stops_everything
     wait_for(lambda: not sup.is_alive())
     assert directory.names() == []
     assert journal[-1] == "stop a"
+
+
+def test_no_death_is_a_local_fault_unless_the_application_says_so() -> None:
+    """Which deaths are the machine's fault is the application's to say (``describe_local_fault``;
+    the service's actors say it of a full disk): by default a full disk is a crash like any other,
+    counted against the restart intensity."""
+    journal: list[str] = []
+    directory = ActorDirectory()
+    reasons: list[str] = []
+    sup = start_supervisor([spec("b", journal)], directory, intensity=RestartIntensity(1, 60),
+                           on_give_up=reasons.append)
+    victim = crash_and_wait_for_restart(directory, "b")
+    victim.tell(FillTheDisk())
+    wait_for(lambda: not sup.is_alive())
+    assert len(reasons) == 1 and "b keeps failing (OSError: [Errno 28] No space left on device)" in reasons[0]
 
 
 def test_a_child_that_fails_in_on_start_fails_the_supervisor_start() -> None:
@@ -428,6 +452,24 @@ def test_a_message_in_flight_at_three_deaths_is_named_as_poison_to_every_child()
     crash_and_wait_for_restart(directory, "b", in_flight="INBOX\x001\x0042")  # the count started again
     wait_for(lambda: journal.count("a saw b restart") == 4)
     assert sum("is poison" in line for line in journal) == 3
+    sup.stop(timeout=TIMEOUT)
+
+
+class MessageKey(NamedTuple):
+    folder: str
+    uidvalidity: int
+    uid: int
+
+
+def test_the_work_in_flight_is_any_hashable_key_named_back_as_it_was() -> None:
+    """The supervisor counts deaths per key and never looks inside: a typed key comes back typed."""
+    journal: list[str] = []
+    directory = ActorDirectory()
+    sup = start_supervisor([spec("a", journal), spec("b", journal)], directory)
+    for _ in range(3):
+        crash_and_wait_for_restart(directory, "b", in_flight=MessageKey("INBOX", 1, 42))
+    poison = "a was told b:MessageKey(folder='INBOX', uidvalidity=1, uid=42) is poison after 3"
+    wait_for(lambda: poison in journal)
     sup.stop(timeout=TIMEOUT)
 
 

@@ -155,6 +155,13 @@ def test_different_work_other_children_and_no_work_at_all_are_not_poison() -> No
     assert counter.record("fetcher/x", "m2") == PoisonMessage("fetcher/x", "m2", 2)
 
 
+def test_any_hashable_work_is_counted_by_value_and_named_back_unchanged() -> None:
+    counter = PoisonCounter(threshold=2)
+    assert counter.record("fetcher/x", ("INBOX", 7, 42)) is None
+    assert counter.record("fetcher/x", ("INBOX", 8, 42)) is None  # another value: another key
+    assert counter.record("fetcher/x", ("INBOX", 7, 42)) == PoisonMessage("fetcher/x", ("INBOX", 7, 42), 2)
+
+
 def test_the_poison_counter_forgets_the_least_recently_counted_keys_past_its_size() -> None:
     counter = PoisonCounter(threshold=2, max_keys=2)
     counter.record("c", "old")
