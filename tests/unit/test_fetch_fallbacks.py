@@ -27,7 +27,7 @@ class Harness:
         self.states = FolderStateStore(tmp_path / "state.json")
         self.quarantine = QuarantineStore(tmp_path / "quarantine")
         self.sync = FolderSync(
-            mailbox="m", session=server, states=self.states, sink=DirectSink(self.store),  # type: ignore[arg-type]
+            mailbox="m", session=server, states=self.states, sink=DirectSink(self.store),
             quarantine=self.quarantine, limits=limits, reconnect=self.reconnect,
         )
         self.server = server
