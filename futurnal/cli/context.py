@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from futurnal.config import ConfigError, ServiceSettings, load_settings
-from futurnal.console import ConsoleClient, connect_if_running
 from futurnal.logs.configure import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
@@ -25,6 +26,10 @@ from futurnal.storage.sqlite import (
 )
 
 from .output import ProgressBar, UserError
+
+if TYPE_CHECKING:
+    from futurnal.admin import Admin
+    from futurnal.admin.local import LocalAdmin
 
 __all__ = ["CommandContext"]
 
@@ -89,10 +94,20 @@ class CommandContext:
         except StorageError as exc:
             raise UserError(str(exc)) from None
 
-    def console(self) -> ConsoleClient | None:
-        """The running process's console when one serves this data directory: commands that would
-        write its files go through it instead, so there is only ever one writer."""
-        return connect_if_running(self.data_dir.root)
+    def admin(self) -> Admin:
+        """Who does what changes the data directory: the running process, through its console,
+        when one serves it (so there is only ever one writer), else this command itself."""
+        from futurnal.admin import open_admin  # here: commands that only read need none of it
+
+        return open_admin(self.data_dir, credentials=self.credentials, settings=self.settings,
+                          element_store=self.element_store)
+
+    def local_admin(self) -> LocalAdmin:
+        """This command's own admin, on the files: only where no process can serve the data directory."""
+        from futurnal.admin.local import LocalAdmin
+
+        return LocalAdmin(self.data_dir, credentials=self.credentials, settings=self.settings,
+                          element_store=self.element_store)
 
 
 def _say(line: str) -> None:

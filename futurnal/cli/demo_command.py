@@ -18,8 +18,7 @@ from futurnal.storage.sqlite import SqliteElementReader
 from futurnal.storage.registry import MailboxRecord
 
 from .context import CommandContext
-from .output import UserError, visible
-from .sync_runner import run_sync
+from .output import ProgressBar, UserError, visible
 
 __all__ = ["register"]
 
@@ -87,7 +86,7 @@ def _demo(args: argparse.Namespace, ctx: CommandContext) -> int:
             # Running the demo is the consent: the mailbox is generated sample mail.
             ConsentRegistry(demo_ctx.data_dir.consent_path).grant(record.id, "demo", SCOPES)
         print("3/4 syncing through the actor system")
-        report = run_sync(demo_ctx, record, show_progress=True)
+        report = demo_ctx.local_admin().sync_report(record, progress=ProgressBar(f"syncing {record.id}"))
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)  # its maildirs and private key are throwaway

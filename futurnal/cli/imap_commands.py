@@ -8,23 +8,18 @@ import os
 import sys
 from typing import Any
 
-from futurnal.console import ConsoleError
 from futurnal.logs.configure import redactor
 from futurnal.imap.errors import FolderNotFound, MailError
 from futurnal.sync.folder_plan import plan_folders
 from futurnal.sync.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
 from futurnal.imap.session import SECURITY_MODES, ConnectionSettings, ImapSession
-from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.clock import utc_now
-from futurnal.storage.consent import SCOPES, ConsentRegistry
+from futurnal.storage.consent import SCOPES, scopes_described
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
-from futurnal.mailboxes.status import mailbox_status
-from futurnal.storage.purge import remove_mailbox
 
 from . import monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext
-from .output import UserError, print_json, print_table, visible
-from .sync_runner import run_sync
+from .output import ProgressBar, UserError, print_json, print_table, visible
 
 __all__ = ["register"]
 
@@ -71,8 +66,7 @@ def register(subparsers: Any) -> None:
                      help="record that the mailbox's owner consents to its ingestion (asked for on a terminal "
                      "when not given; required when there is no terminal)")
     add.add_argument("--consent-scopes", dest="consent_scopes", default=",".join(SCOPES),
-                     help="what the consent covers: metadata (headers, flags), content (body text), attachments "
-                     "(attachment text); comma-separated (default: all three)")
+                     help=f"what the consent covers: {scopes_described()}; comma-separated (default: all)")
     add.add_argument("--granted-by", default=None, metavar="NAME", help="who consents (default: your user name)")
     add.add_argument("--no-verify", action="store_true", help="register without logging in to check")
     add.add_argument("--json", action="store_true", help="print the registered mailbox as JSON")
@@ -192,54 +186,15 @@ def _add(args: argparse.Namespace, ctx: CommandContext) -> int:
         else:
             oauth2_commands.store_secrets(ctx.credentials, record.id, signed_in)
 
-    console = ctx.console()
-    if console is not None:  # `run` owns the registry: it registers the mailbox and starts it at once
-        _refuse_registered(ctx, record)  # before a secret is stored that another mailbox may own
-        store_secret()
-        try:
-            console.call("add", record=record.to_document(), scopes=list(scopes),
-                         granted_by=args.granted_by or getpass.getuser())
-        except ConsoleError as exc:
-            if exc.code != "timeout":  # refused for sure: never a secret without its mailbox
-                ctx.credentials.delete_secrets(record.id)
-            raise
-    else:
-        with ctx.owned() as registry:
-            try:
-                registry.add(record)
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
-            try:
-                store_secret()
-            except Exception:
-                registry.remove(record.id)  # never leave a mailbox registered without its secret
-                raise
-            _record_consent(ctx, record, scopes, args.granted_by)
+    try:  # a running `run` registers the mailbox and starts it at once
+        ctx.admin().add_mailbox(record, scopes, args.granted_by or getpass.getuser(), store_secret)
+    except ValueError as exc:  # the id or the address is taken
+        raise UserError(str(exc)) from None
     if args.json:
         print_json(record.to_document())
     else:
         print(visible(f"added mailbox {record.id} ({record.email}); sync it with: futurnal-actors imap sync {record.id}"))
     return 0
-
-
-def _refuse_registered(ctx: CommandContext, record: MailboxRecord) -> None:
-    registry = ctx.registry()
-    try:
-        taken = [r for r in registry.all() if record.id == r.id or record.email == r.email]
-    finally:
-        registry.close()
-    if taken:
-        raise UserError(f"{record.email} is already registered as {taken[0].id}"
-                        if taken[0].email == record.email else f"a mailbox with id {record.id!r} is already registered")
-
-
-def _record_consent(ctx: CommandContext, record: MailboxRecord, scopes: tuple[str, ...], granted_by: str | None) -> None:
-    who = granted_by or getpass.getuser()
-    ConsentRegistry(ctx.data_dir.consent_path).grant(record.id, who, scopes)
-    audit = AuditLog(ctx.data_dir.audit_path)
-    audit.append("mailbox-added", mailbox=record.id, host=record.host, security=record.security,
-                 auth=record.auth, folders=list(record.folders))
-    audit.append("consent-granted", mailbox=record.id, granted_by=who, scopes=list(scopes))
 
 
 def _watch_named(watch: str | None, spec: FolderSpec) -> tuple[str, ...]:
@@ -314,7 +269,7 @@ def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    report = _running_status(ctx, record) or mailbox_status(ctx.data_dir, record, ctx.settings())
+    report = ctx.admin().status(record)  # with the mailbox's live state when a process runs it
     folders, quarantined = report["folders"], report["quarantined"]
     reauth, parked = report["needs_reauth"], report["parked"]
     if args.json:
@@ -360,29 +315,13 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     return 0
 
 
-def _running_status(ctx: CommandContext, record: MailboxRecord) -> dict[str, Any] | None:
-    """The running process's view (with the mailbox's live state), when one runs it."""
-    console = ctx.console()
-    if console is None:
-        return None
-    try:
-        return console.call("status", mailbox=record.id)["mailboxes"][0]
-    except ConsoleError:  # not one of its mailboxes (consent revoked, or started for others)
-        return None
-
-
 def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    console = ctx.console()
-    if console is not None:  # `run` owns this data directory: ask it to sync, and wait for its report
-        if not args.json:
-            print(visible(f"syncing {record.id} through the running process (pid {console.server_pid})"),
-                  file=sys.stderr)
-        report = console.call("sync", mailbox=record.id, folders=list(args.folder),
-                              **({} if args.timeout is None else {"timeout": args.timeout}))
-    else:
-        report = run_sync(ctx, record, tuple(args.folder), timeout=args.timeout,
-                          show_progress=not args.json).to_document()
+    report = ctx.admin().sync(
+        record, tuple(args.folder), timeout=args.timeout,
+        progress=ProgressBar(f"syncing {record.id}", enabled=False if args.json else None),
+        say=None if args.json else lambda line: print(visible(line), file=sys.stderr),
+    )
     if args.json:
         print_json(report)
     else:
@@ -403,16 +342,9 @@ def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    console = ctx.console()
-    if console is not None:  # the running process stops the mailbox's actors, then deletes
-        counts = console.call("remove", mailbox=record.id, purge=args.purge)
-        secrets = ctx.credentials.delete_secrets(record.id)
-        AuditLog(ctx.data_dir.audit_path).append("secrets-deleted", mailbox=record.id, secrets=len(secrets))
-    else:
-        with ctx.owned() as registry:  # secrets go only once the lock says nobody else is at work
-            secrets = ctx.credentials.delete_secrets(record.id)
-            counts = remove_mailbox(ctx.data_dir, registry, record.id, purge=args.purge, secrets=len(secrets))
-    removed = ["registration", *(f"{kind} (keyring)" for kind in secrets)]
+    removal = ctx.admin().remove_mailbox(record.id, args.purge)  # a running process stops its actors first
+    counts = removal.counts
+    removed = ["registration", *(f"{kind} (keyring)" for kind in removal.secrets)]
     if args.purge:
         removed += [f"{counts['elements']} element(s)", "sync state", f"{counts['quarantined']} quarantined message(s)",
                     f"{counts['blobs']} attachment blob(s)"]

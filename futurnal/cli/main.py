@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from futurnal.admin.errors import AdminError
 from futurnal.console import ConsoleError, ConsoleUnavailable
 from futurnal.logs.configure import LOG_FORMATS, configure_logging, redactor
 from futurnal.process.malloc_threshold import fix_mmap_threshold
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not redactor.redact_personal:
             print(_UNREDACTED_WARNING, file=sys.stderr)
         return int(args.handler(args, ctx))
-    except UserError as exc:
+    except (UserError, AdminError) as exc:
         return _fail(str(exc), exc.code, args.debug)
     except (StorageError, MailError, ConsoleUnavailable) as exc:
         return _fail(str(exc), 1, args.debug)

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from datetime import datetime
 from typing import Any
 
-from futurnal.console import ConsoleClient, ConsoleError
 from futurnal.sync.folder_selection import watchable
-from futurnal.sync.freshness import WATCH_NONE
-from futurnal.storage.registry import MailboxRecord
 
 from .context import CommandContext
 from .output import UserError, visible
@@ -40,96 +35,25 @@ def _monitor(args: argparse.Namespace, ctx: CommandContext) -> int:
     if outside := [folder for folder in args.folder if folder not in folders]:
         raise UserError(f"--folder {', '.join(outside)}: not among the folders {record.id} syncs, so it is not "
                         "watched (a watcher syncs what it sees change)", code=2)
-    settings = ctx.settings()
-    console = ctx.console()
-    if console is not None:
-        return _follow_running(console, record, tuple(args.folder), settings.poll_seconds)
-    if not folders:
-        raise UserError(f"{record.id} watches no folder: pass --folder F", code=2)
-    limit = max(settings.max_connections_per_mailbox - 1, 0)
-    if len(folders) > limit:
-        notify = " unless the server has NOTIFY" if settings.watch_notify else ""
-        print(visible(f"note: only {limit} folder(s) can be watched within the connection budget "
-                      f"(network.max_connections_per_mailbox){notify}; watching {', '.join(folders[:limit])}"),
-              flush=True)
-    from futurnal.console.event_lines import event_document  # here: most commands need no actor system
-    from futurnal.system import ActorSystem, SystemNotRunning
-
-    stop = threading.Event()
-    failure: list[str] = []
-    poll_seconds = settings.poll_seconds
-
-    def on_event(event: Any) -> None:
-        doc = event_document(event)
-        if doc is None:
-            return
-        _print(doc, record.id, poll_seconds)
-        if doc["event"] == "watch-needs-reauth":
-            failure.append(doc["detail"])
-            stop.set()
-
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    system = ActorSystem(ctx.data_dir.root, settings=settings, credentials=ctx.credentials)
-    system.subscribe(on_event)
-    try:
-        system.start([record.id], schedule=False, watch=True, watch_folders=folders)
-    except SystemNotRunning as exc:
-        raise UserError(str(exc)) from None
-    print(visible(f"monitoring {record.id}: {', '.join(folders[:limit] or folders)}; Ctrl+C stops"), flush=True)
-    try:
-        while not stop.wait(0.5):
-            if system.failed.is_set():
-                failure.append(system.failure or "supervision gave up")
-                break
-    finally:
-        system.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if failure:
-        raise UserError(failure[0])
+    poll_seconds = ctx.settings().poll_seconds
+    # With `run` serving the data directory it watches the mailbox already: its events are shown.
+    ctx.admin().monitor(record, folders, tuple(args.folder), _View(record.id, poll_seconds))
     print("stopped", file=sys.stderr)
     return 0
 
 
-def _follow_running(console: ConsoleClient, record: MailboxRecord, asked: tuple[str, ...],
-                    poll_seconds: float) -> int:
-    """`run` owns the data directory and watches the mailbox already: show what it does."""
-    try:
-        live = console.call("status", mailbox=record.id)["mailboxes"]
-    except ConsoleError as exc:
-        if exc.code != "unknown-mailbox":
-            raise
-        live = []
-    watched = [f["folder"] for f in live[0]["folders"] if f.get("watch", WATCH_NONE) != WATCH_NONE] if live else []
-    doing = (f"watches {record.id} itself: {', '.join(watched)}" if watched
-             else f"runs {record.id} but watches none of its folders (it syncs on its schedule)")
-    print(visible(f"`run` (pid {console.server_pid}) owns this data directory and {doing}; showing its events. "
-                  f"Ctrl+C stops this view, not the service"), flush=True)
-    if not live:
-        print(visible(f"note: {record.id} is not running in that process (no consent?); its events will not come"),
-              flush=True)
-    unwatched = [folder for folder in asked if folder not in watched]
-    if unwatched:
-        print(visible(f"note: the process does not watch {', '.join(unwatched)} (the mailbox's --watch setting "
-                      "decides)"), flush=True)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        for doc in console.events():
-            if doc.get("mailbox") not in (None, record.id):
-                continue
-            _print(doc, record.id, poll_seconds)
-            if doc["event"] == "watch-needs-reauth":
-                raise UserError(f"{doc['detail']} (futurnal-actors imap reauth {record.id})")
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    raise UserError("the running process stopped; nothing watches the mailbox now")
+class _View:
+    """What the monitor prints: lines about the watch, and one line per event."""
 
+    def __init__(self, mailbox: str, poll_seconds: float) -> None:
+        self._mailbox = mailbox
+        self._poll_seconds = poll_seconds
 
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt
+    def say(self, line: str) -> None:
+        print(visible(line), flush=True)
+
+    def show(self, event: dict[str, Any]) -> None:
+        _print(event, self._mailbox, self._poll_seconds)
 
 
 def _print(doc: dict[str, Any], mailbox: str, poll_seconds: float) -> None:

@@ -26,10 +26,8 @@ from futurnal.auth.oauth2 import (
 )
 from futurnal.auth.oauth2_flow import run_authorization
 from futurnal.imap.session import ConnectionSettings, ImapSession
-from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.credentials import SECRET_KINDS, CredentialStore
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
-from futurnal.storage.sync_state import clear_needs_reauth
 
 from .context import CommandContext
 from .output import UserError
@@ -185,40 +183,18 @@ def register(commands: Any) -> None:
 def _reauth(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
     ctx.credentials.check_usable()
-    if ctx.console() is not None:
-        return _reauth_running(args, ctx, record)
-    with ctx.owned() as registry:
+
+    def renew(registry: MailboxRegistry | None) -> str:
         if record.auth == "oauth2":
-            secret_kind = _reauth_oauth2(args, ctx, record, registry)
-        else:
-            secret_kind = _reauth_password(args, ctx, record)
-        _record_reauth(ctx, record)
-    print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
-    return 0
+            return _reauth_oauth2(args, ctx, record, registry)
+        return _reauth_password(args, ctx, record)
 
-
-def _record_reauth(ctx: CommandContext, record: MailboxRecord) -> None:
-    """With the data directory's lock held: the mailbox may sync again, and the audit log says why."""
-    clear_needs_reauth(ctx.data_dir.state_path(record.id))
-    AuditLog(ctx.data_dir.audit_path).append("reauth", mailbox=record.id, auth=record.auth)
-
-
-def _reauth_running(args: argparse.Namespace, ctx: CommandContext, record: MailboxRecord) -> int:
-    """With `run` serving the data directory: sign in here (the browser, the keyring), then let the
-    process audit it, clear needs-reauth and restart the mailbox's actors with the new secret."""
-    if record.auth == "oauth2":
-        secret_kind = _reauth_oauth2(args, ctx, record, None)
-    else:
-        secret_kind = _reauth_password(args, ctx, record)
-    console = ctx.console()  # asked again: the sign-in may have taken minutes
-    if console is None:  # the process stopped meanwhile: record it here, as without one
-        with ctx.owned():
-            _record_reauth(ctx, record)
-        print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
-        return 0
-    restarted = console.call("reauthenticated", mailbox=record.id, auth=record.auth)["restarted"]
-    print(f"signed in to {record.id} again; its new {secret_kind} is in the keyring")
-    print(f"  the running process {'restarted its actors and is syncing it' if restarted else 'will use it when the mailbox starts'}")
+    # Signed in here (the browser, the keyring); then audited, needs-reauth cleared, and with `run`
+    # serving the data directory the mailbox's actors restarted with the new secret.
+    done = ctx.admin().reauthenticate(record, renew)
+    print(f"signed in to {record.id} again; its new {done.secret_kind} is in the keyring")
+    if done.restarted is not None:
+        print(f"  the running process {'restarted its actors and is syncing it' if done.restarted else 'will use it when the mailbox starts'}")
     return 0
 
 

@@ -74,31 +74,17 @@ def _grant(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError(f"--scopes: choose one or more of {', '.join(SCOPES)}", code=2)
     who = args.granted_by or getpass.getuser()
     expires = _expiry(args.expires)
-    console = ctx.console()
-    if console is not None:  # the running process records it and starts the mailbox's actors again
-        granted = console.call("consent", action="grant", mailbox=record.id, scopes=list(scopes), granted_by=who,
-                               **({} if expires is None else {"expires": expires}))["consent"]
-        print(f"{record.id}: consent recorded for {', '.join(granted['scopes'])}")
-        return 0
-    try:
-        consent = ConsentRegistry(ctx.data_dir.consent_path).grant(record.id, who, scopes, expires)
+    try:  # a running process records it and starts the mailbox's actors again
+        consent = ctx.admin().grant_consent(record.id, who, scopes, expires)
     except ValueError as exc:
         raise UserError(f"--scopes: {exc}", code=2) from None
-    AuditLog(ctx.data_dir.audit_path).append(
-        "consent-granted", mailbox=record.id, granted_by=who, scopes=list(consent.scopes), expires_at=consent.expires_at
-    )
     print(f"{record.id}: consent recorded for {', '.join(consent.scopes)}")
     return 0
 
 
 def _revoke(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    console = ctx.console()
-    if console is not None:  # the running process records it and stops the mailbox's actors
-        revoked = console.call("consent", action="revoke", mailbox=record.id)["revoked"]
-    elif revoked := ConsentRegistry(ctx.data_dir.consent_path).revoke(record.id):
-        AuditLog(ctx.data_dir.audit_path).append("consent-revoked", mailbox=record.id)
-    if not revoked:
+    if not ctx.admin().revoke_consent(record.id):  # a running process also stops the mailbox's actors
         print(f"{record.id}: had no consent recorded")
         return 0
     print(f"{record.id}: consent revoked; nothing more is fetched from it (stored elements are kept: "

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import closing
 from dataclasses import asdict
 from typing import Any
 
-from futurnal.attachments.processing import AttachmentProcessing
-from futurnal.sync.quarantine_retry import RetryOutcome, drop_quarantined, retry_quarantined
-from futurnal.storage.attachment_queue import AttachmentJobQueue
-from futurnal.storage.audit_log import AuditLog
-from futurnal.storage.blob_store import BlobStore
-from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore, validate_record_id
 
 from .context import CommandContext
@@ -94,23 +87,8 @@ def _show(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 
 def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
-    console = ctx.console()
-    if console is not None:  # the running process owns the element store: it does the writing
-        result = console.call("quarantine", action="retry", **({} if args.all else {"id": _checked_id(args.id)}))
-        outcomes = [RetryOutcome(o["record_id"], o["element_id"], o["error"]) for o in result["outcomes"]]
-    else:
-        store = _store(ctx)
-        records = store.list() if args.all else [_record(store, args.id)]
-        with ctx.owned():  # the element store gets written: not beside a running process
-            attachments = AttachmentProcessing(
-                AttachmentJobQueue(ctx.data_dir.attachment_queue_root), BlobStore(ctx.data_dir.blobs_root), None
-            )  # queued durably here; extracted at the next sync or `run`
-            settings = ctx.settings()
-            with closing(ctx.element_store()) as elements:
-                outcomes = retry_quarantined(records, store, ConsentRegistry(ctx.data_dir.consent_path),
-                                             AuditLog(ctx.data_dir.audit_path), elements.upsert_many,
-                                             attachments.accept, settings.attachments,
-                                             settings.parse_timeout_seconds, settings.parse_memory_mb)
+    # Whoever owns the element store (a running process, else this command) does the writing.
+    outcomes = ctx.admin().retry_quarantined(None if args.all else _checked_id(args.id))
     for outcome in outcomes:
         if outcome.ok:
             print(f"{outcome.record_id}: stored as element {outcome.element_id}")
@@ -122,14 +100,7 @@ def _retry(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 
 def _drop(args: argparse.Namespace, ctx: CommandContext) -> int:
-    console = ctx.console()
-    if console is not None:  # the running process owns the quarantine: it deletes
-        console.call("quarantine", action="drop", id=_checked_id(args.id))
-        print(visible(f"dropped {args.id}"))
-        return 0
-    store = _store(ctx)
-    record = _record(store, args.id)
-    with ctx.owned():
-        drop_quarantined(record, store, AuditLog(ctx.data_dir.audit_path))
-    print(visible(f"dropped {record.id} ({record.mailbox} {record.folder} UID {record.uid})"))
+    record = ctx.admin().drop_quarantined(_checked_id(args.id))  # None: the running process dropped it
+    print(visible(f"dropped {args.id}" if record is None
+                  else f"dropped {record.id} ({record.mailbox} {record.folder} UID {record.uid})"))
     return 0

@@ -48,24 +48,14 @@ def _schedule(args: argparse.Namespace, ctx: CommandContext) -> int:
     spec = " ".join(args.spec) if args.spec else None
     plan, priority = validated(spec, args.priority)
     record = ctx.mailbox(args.mailbox)
-    console = ctx.console() if plan is not None or priority is not None else None
-    if console is not None:  # `run` owns the registry: it stores them and reschedules at once
-        shown = console.call("schedule", mailbox=record.id,
-                             **({} if plan is None else {"spec": str(plan)}),
-                             **({} if priority is None else {"priority": str(priority)}))
-        return _show(shown, args.json)
-    if plan is not None or priority is not None:
-        with ctx.owned() as registry:
-            try:
-                record = registry.get(record.id)  # re-read under the lock: nobody else changes it now
-            except UnknownMailbox as exc:
-                raise UserError(str(exc)) from None
-            record = record.with_changes(
-                schedule=record.schedule if plan is None else str(plan),
-                priority=record.priority if priority is None else str(priority),
-            )
-            registry.update(record)
-    return _show({"mailbox": record.id, **describe_schedule(record, ctx.data_dir)}, args.json)
+    if plan is None and priority is None:
+        return _show({"mailbox": record.id, **describe_schedule(record, ctx.data_dir)}, args.json)
+    try:  # a running `run` stores them and reschedules at once
+        shown = ctx.admin().set_schedule(record.id, None if plan is None else str(plan),
+                                         None if priority is None else str(priority))
+    except UnknownMailbox as exc:
+        raise UserError(str(exc)) from None
+    return _show(shown, args.json)
 
 
 def _show(shown: dict[str, Any], as_json: bool) -> int:

@@ -1,0 +1,157 @@
+"""The admin interface: one chosen per command, the same audit trail whoever does the work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from keyrings.alt.file import PlaintextKeyring
+
+from futurnal.admin import AdminError, open_admin
+from futurnal.admin.local import LocalAdmin
+from futurnal.admin.remote import RemoteAdmin
+from futurnal.config import ServiceSettings
+from futurnal.console.commands import ConsoleCommands
+from futurnal.console.server import ConsoleServer
+from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.consent import SCOPES, ConsentRegistry
+from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.storage.sync_state import FolderStateStore
+from futurnal.system import ActorSystem
+
+
+def _credentials(tmp_path: Path) -> CredentialStore:
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
+    return CredentialStore(backend)
+
+
+def _record(key: str = "alice") -> MailboxRecord:
+    return MailboxRecord(id=key, email=f"{key}@example.org", host="127.0.0.1", port=993, username=key,
+                         security="tls", folders=("INBOX",))
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> LocalAdmin:
+    return LocalAdmin(DataDir(tmp_path / "data"), credentials=_credentials(tmp_path), settings=ServiceSettings)
+
+
+def _events(data_dir: DataDir) -> list[dict[str, Any]]:
+    return [{k: v for k, v in e.items() if k not in ("time", "prev", "hash")}
+            for e in AuditLog(data_dir.audit_path).entries()]
+
+
+def test_the_audit_events_keep_the_names_written_to_the_log() -> None:
+    """The audit log's format is a promise: a renamed member must not rename what is written."""
+    assert {str(e) for e in AuditEvent} == {
+        "mailbox-added", "mailbox-removed", "mailbox-purged", "mailbox-parked", "secrets-deleted",
+        "consent-granted", "consent-revoked", "sync", "needs-reauth", "reauth", "poison-quarantined",
+        "quarantine-retried", "quarantine-dropped",
+    }
+
+
+def test_an_entry_written_from_the_enumeration_is_the_plain_string(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    entry = log.append(AuditEvent.CONSENT_REVOKED, mailbox="alice")
+    assert type(entry["event"]) is str and json.loads(log.path.read_text())["event"] == "consent-revoked"
+    assert log.verify().ok
+
+
+def test_adding_records_the_mailbox_its_secret_and_its_consent_audited_in_order(local: LocalAdmin) -> None:
+    local.add_mailbox(_record(), ("content", "metadata"), "tester",
+                      lambda: local.credentials.set_secret("alice", "password", "pw"))
+    assert local.credentials.get_secret("alice", "password") == "pw"
+    consent = ConsentRegistry(local.data_dir.consent_path).get("alice")
+    assert consent is not None and consent.scopes == ("metadata", "content")
+    assert _events(local.data_dir) == [
+        {"event": "mailbox-added", "mailbox": "alice", "host": "127.0.0.1", "security": "tls", "auth": "password",
+         "folders": ["INBOX"]},
+        {"event": "consent-granted", "mailbox": "alice", "granted_by": "tester", "scopes": ["metadata", "content"]},
+    ]
+
+
+def test_a_secret_that_cannot_be_stored_leaves_no_mailbox(local: LocalAdmin) -> None:
+    def refuse() -> None:
+        raise RuntimeError("keyring locked")
+
+    with pytest.raises(RuntimeError):
+        local.add_mailbox(_record(), SCOPES, "tester", refuse)
+    with MailboxRegistry(local.data_dir.registry_path, read_only=True) as registry:
+        assert registry.all() == []
+    with pytest.raises(ValueError):  # and a taken id is refused as bad input
+        local.add_mailbox(_record(), SCOPES, "tester", lambda: None)
+        local.add_mailbox(_record(), SCOPES, "tester", lambda: None)
+
+
+def test_consent_grant_and_revoke_are_audited_once_each(local: LocalAdmin) -> None:
+    granted = local.grant_consent("alice", "tester", ("metadata",), "2099-01-01T00:00:00Z")
+    assert granted.scopes == ("metadata",)
+    assert local.revoke_consent("alice") is True
+    assert local.revoke_consent("alice") is False  # nothing to revoke: nothing audited
+    assert _events(local.data_dir) == [
+        {"event": "consent-granted", "mailbox": "alice", "granted_by": "tester", "scopes": ["metadata"],
+         "expires_at": "2099-01-01T00:00:00Z"},
+        {"event": "consent-revoked", "mailbox": "alice"},
+    ]
+
+
+def test_reauthentication_renews_under_the_lock_clears_needs_reauth_and_is_audited(local: LocalAdmin) -> None:
+    local.add_mailbox(_record(), (), "tester")
+    state = local.data_dir.state_path("alice")
+    store = FolderStateStore(state)
+    store.set_needs_reauth("the server refused the login")
+    store.close()
+    seen: list[Any] = []
+    done = local.reauthenticate(_record(), lambda registry: seen.append(registry) or "password")
+    assert done.secret_kind == "password" and done.restarted is None
+    assert isinstance(seen[0], MailboxRegistry)  # the record may change: the registry is handed over
+    store = FolderStateStore(state, read_only=True)
+    assert store.needs_reauth() is None
+    store.close()
+    assert _events(local.data_dir)[-1] == {"event": "reauth", "mailbox": "alice", "auth": "password"}
+
+
+def test_a_missing_quarantined_message_is_an_admin_error(local: LocalAdmin) -> None:
+    with pytest.raises(AdminError, match="no quarantined message"):
+        local.drop_quarantined("0123456789abcdef")
+
+
+def test_the_schedule_is_stored_and_shown(local: LocalAdmin) -> None:
+    local.add_mailbox(_record(), (), "tester")
+    shown = local.set_schedule("alice", "@manual", "high")
+    assert shown["mailbox"] == "alice" and shown["schedule"] == "@manual" and shown["priority"] == "high"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ActorSystem]:
+    """A console serving a data directory (its system not started: these requests need no actor)."""
+    system = ActorSystem(tmp_path / "data", settings=ServiceSettings(), credentials=_credentials(tmp_path))
+    system.data_dir.ensure()
+    server = ConsoleServer(system.data_dir.root / "console.sock", ConsoleCommands(system, lambda: None).run,
+                           lambda _callback: lambda: None).start()
+    yield system
+    server.stop()
+
+
+def test_the_admin_is_the_process_while_one_serves_the_data_directory(tmp_path: Path, served: ActorSystem) -> None:
+    data_dir = served.data_dir
+    admin = open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings)
+    assert isinstance(admin, RemoteAdmin)
+    LocalAdmin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings).add_mailbox(
+        _record(), (), "tester")
+    # The same use case through the process leaves the same trail as done here.
+    assert admin.grant_consent("alice", "tester", SCOPES).scopes == SCOPES
+    assert admin.revoke_consent("alice") is True
+    assert [e["event"] for e in _events(data_dir)] == ["mailbox-added", "consent-granted", "consent-revoked"]
+
+
+def test_the_admin_is_this_command_when_nothing_serves_the_data_directory(tmp_path: Path) -> None:
+    data_dir = DataDir(tmp_path / "data")
+    data_dir.ensure()
+    (data_dir.root / "console.sock").touch()  # a stale socket file answers nobody
+    assert isinstance(open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings), LocalAdmin)
