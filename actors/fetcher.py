@@ -23,9 +23,9 @@ from futurnal.sync.message_key import MessageKey
 from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
 from futurnal.imap.session import ImapSession
 from futurnal.imap.uidset import UidSet
-from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.clock import utc_now
-from futurnal.storage.consent import ConsentRegistry, NoConsent
+from futurnal.storage.consent import SCOPES, ConsentRegistry, NoConsent
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.errors import LocalFault, StorageError, local_fault
 from futurnal.storage.element_store import ElementKey
@@ -149,7 +149,7 @@ class FetcherActor(ServiceActor):
             # Not kept: if the message kills the fetcher again, the supervisor names it again.
             self._log.warning("a poison message could not be set aside: {fault}", fault=str(fault))
             return
-        self._audit.append("poison-quarantined", mailbox=self._record.id, folder=folder, uid=uid,
+        self._audit.append(AuditEvent.POISON_QUARANTINED, mailbox=self._record.id, folder=folder, uid=uid,
                            crashes=poison.crashes)
         self._log.warning("a message crashed the fetcher {n} times; it will be quarantined", n=poison.crashes)
 
@@ -229,7 +229,7 @@ class FetcherActor(ServiceActor):
         if not result.unchanged and (result.fetched or result.deleted or result.flags_changed or result.quarantined
                                      or result.uidvalidity_changed):
             self._audit.append(
-                "sync", mailbox=self._record.id, folder=result.folder, fetched=result.fetched,
+                AuditEvent.SYNC, mailbox=self._record.id, folder=result.folder, fetched=result.fetched,
                 deleted=result.deleted, flags_changed=result.flags_changed, quarantined=result.quarantined,
                 uidvalidity=result.uidvalidity, uidvalidity_changed=result.uidvalidity_changed,
             )
@@ -290,7 +290,7 @@ class FetcherActor(ServiceActor):
             self._active = self._folder_sync(scopes)
             return self._active.run(folder)
 
-    def _folder_sync(self, scopes: tuple[str, ...] = ("metadata", "content", "attachments")) -> FolderSync:
+    def _folder_sync(self, scopes: tuple[str, ...] = SCOPES) -> FolderSync:
         assert self._states is not None
         session = self._connected_session()
         order = _WriteOrder()  # one per folder sync: its writes and attachment hand-overs, in order
@@ -374,7 +374,7 @@ class FetcherActor(ServiceActor):
                 assert self._states is not None
                 if self._states.needs_reauth() is None:
                     self._states.set_needs_reauth(str(exc), utc_now())
-                    self._audit.append("needs-reauth", mailbox=self._record.id, reason=str(exc))
+                    self._audit.append(AuditEvent.NEEDS_REAUTH, mailbox=self._record.id, reason=str(exc))
                 raise
             assert self._states is not None
             self._states.set_needs_reauth(None)

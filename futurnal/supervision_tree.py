@@ -31,7 +31,7 @@ from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.live_connections import LiveConnections
 from futurnal.storage.clock import utc_now
 from futurnal.imap.idle_watch import WatchSettings
-from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
@@ -131,7 +131,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             states.set_parked(reason, utc_now())
         finally:
             states.close()
-        AuditLog(context.data_dir.audit_path).append("mailbox-parked", mailbox=record.id, reason=reason)
+        AuditLog(context.data_dir.audit_path).append(AuditEvent.MAILBOX_PARKED, mailbox=record.id, reason=reason)
 
     def start_supervisor(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return Supervisor.start(

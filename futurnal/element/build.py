@@ -8,6 +8,7 @@ from typing import Any
 
 from futurnal.attachments.plan import initial_status
 from futurnal.storage.clock import utc_iso
+from futurnal.storage.consent import SCOPES
 
 from futurnal.parse.parser import Address, ParsedAttachment, ParsedMessage
 
@@ -59,7 +60,7 @@ def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, str | None]]:
     return [{"name": a.name, "address": a.address} for a in addresses]
 
 
-ALL_SCOPES = ("metadata", "content", "attachments")
+ALL_SCOPES = SCOPES  # every scope: what a consent without limits covers
 
 
 def build_element(

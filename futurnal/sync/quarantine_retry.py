@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from futurnal.storage.audit_log import AuditLog
+from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.attachments.plan import AttachmentWork, plan_attachments
@@ -122,7 +122,7 @@ def _retry_each(
         if work is not None:  # extracted by the processor: now in a running process, else at the next start
             submit([work])
         store.drop(record.id)
-        audit.append("quarantine-retried", mailbox=record.mailbox, folder=record.folder, uid=record.uid)
+        audit.append(AuditEvent.QUARANTINE_RETRIED, mailbox=record.mailbox, folder=record.folder, uid=record.uid)
         outcomes.append(RetryOutcome(record.id, element_id=element["id"]))
     return outcomes
 
@@ -130,4 +130,4 @@ def _retry_each(
 def drop_quarantined(record: QuarantineRecord, store: QuarantineStore, audit: AuditLog) -> None:
     """Delete a quarantined message and its bytes for good, audited."""
     store.drop(record.id)
-    audit.append("quarantine-dropped", mailbox=record.mailbox, folder=record.folder, uid=record.uid)
+    audit.append(AuditEvent.QUARANTINE_DROPPED, mailbox=record.mailbox, folder=record.folder, uid=record.uid)
