@@ -35,6 +35,7 @@ from futurnal.actors.messages import (
 )
 from futurnal.actors.scheduler import SchedulerActor
 from futurnal.actors.sink import ElementSink, SinkActor
+from futurnal.admin.local import LocalAdmin
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.logs.configure import redactor
@@ -42,15 +43,13 @@ from futurnal.sync.folder_selection import watchable
 from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.scheduling.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.mailboxes.status import mailbox_status
-from futurnal.storage.audit_log import AuditLog
-from futurnal.storage.consent import SCOPES, ConsentRecord, ConsentRegistry
+from futurnal.storage.consent import SCOPES, ConsentRecord
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import remove_mailbox
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.storage.sqlite import SqliteElementStore, open_element_store
-from futurnal.storage.sync_state import clear_needs_reauth
 from futurnal.supervision_tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import DescribeChildren, Ping
@@ -236,16 +235,9 @@ class ActorSystem:
         if set(scopes) - set(SCOPES):  # checked before anything is written
             raise ValueError(f"consent scopes must be some of {', '.join(SCOPES)}, not {', '.join(scopes)}")
         with self._changes:
-            with self._writable_registry() as registry:
-                registry.add(record)
-            if password is not None:
-                self._credentials.set_secret(record.id, "password", password)
-            audit = AuditLog(self.data_dir.audit_path)
-            audit.append("mailbox-added", mailbox=record.id, host=record.host, security=record.security,
-                         auth=record.auth, folders=list(record.folders))
-            if scopes:
-                granted = ConsentRegistry(self.data_dir.consent_path).grant(record.id, granted_by, scopes)
-                audit.append("consent-granted", mailbox=record.id, granted_by=granted_by, scopes=list(granted.scopes))
+            store_password = None if password is None else (
+                lambda: self._credentials.set_secret(record.id, "password", password))
+            self._admin().add_mailbox(record, scopes, granted_by, store_password)
             if self.running and (self._selection is None or record.id in self._selection):
                 self.reload()
         return record
@@ -266,14 +258,17 @@ class ActorSystem:
     def set_schedule(self, mailbox_id: str, schedule: str | None = None, priority: str | None = None) -> MailboxRecord:
         """Store a mailbox's schedule and/or priority (already validated); a running system's
         scheduler takes them at once, as after SIGHUP."""
-        with self._changes, self._writable_registry() as registry:
-            record = registry.get(mailbox_id)
-            record = record.with_changes(schedule=record.schedule if schedule is None else schedule,
-                                         priority=record.priority if priority is None else priority)
-            registry.update(record)
+        with self._changes:
+            record = self._admin().store_schedule(mailbox_id, schedule, priority)
         if self.running:
             self.reload()
         return record
+
+    def _admin(self) -> LocalAdmin:
+        """The admin use cases on this system's files, which it changes the same way a command does
+        when no process runs; the actors' part (starting, stopping) is added by each method."""
+        return LocalAdmin(self.data_dir, credentials=self._credentials, settings=lambda: self.settings,
+                          writable_registry=self._writable_registry)
 
     @contextmanager
     def _writable_registry(self) -> Iterator[MailboxRegistry]:
@@ -440,9 +435,7 @@ class ActorSystem:
 
     def _grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...],
                        expires_at: str | None) -> ConsentRecord:
-        consent = ConsentRegistry(self.data_dir.consent_path).grant(mailbox_id, granted_by, scopes, expires_at)
-        AuditLog(self.data_dir.audit_path).append("consent-granted", mailbox=mailbox_id, granted_by=granted_by,
-                                                  scopes=list(consent.scopes), expires_at=expires_at)
+        consent = self._admin().grant_consent(mailbox_id, granted_by, scopes, expires_at)
         if mailbox_id in self._withheld:
             self._withheld.discard(mailbox_id)
             if self.running:
@@ -455,9 +448,7 @@ class ActorSystem:
             return self._revoke_consent(mailbox_id)
 
     def _revoke_consent(self, mailbox_id: str) -> bool:
-        revoked = ConsentRegistry(self.data_dir.consent_path).revoke(mailbox_id)
-        if revoked:
-            AuditLog(self.data_dir.audit_path).append("consent-revoked", mailbox=mailbox_id)
+        revoked = self._admin().revoke_consent(mailbox_id)
         if self.running and mailbox_id in self._mailboxes:
             self._withheld.add(mailbox_id)
             self.reload()
@@ -470,9 +461,10 @@ class ActorSystem:
         (no consent, say): the secret is used whenever they start."""
         with self._changes:
             record = self.registered(mailbox_id)
-            AuditLog(self.data_dir.audit_path).append("reauth", mailbox=record.id, auth=auth or record.auth)
-            if not self.running or record.id not in self._mailboxes:
-                clear_needs_reauth(self.data_dir.state_path(record.id))  # no fetcher owns the file now
+            here = self.running and record.id in self._mailboxes
+            # Without its actors here no fetcher owns the mailbox's state file: needs-reauth is cleared.
+            self._admin().record_reauth(record.id, auth or record.auth, clear_state=not here)
+            if not here:
                 return False
             self._stop_root(actor_names.mailbox_root(record.id))
             assert self._context is not None
