@@ -8,16 +8,13 @@ state, logs and mail -- lives in one directory owned by :class:`DovecotServer`, 
 
 from __future__ import annotations
 
-import atexit
 import grp
 import itertools
 import os
 import pwd
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -25,17 +22,17 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from types import TracebackType
 
 from imapclient.imap_utf7 import encode as imap_utf7_encode
+
 from .server_files import require_searchable, self_signed_certificate
+from .server_process import ServerProcess, free_ports
 
 _INSTALL_HINT = "Dovecot is not installed: run `apt-get install dovecot-imapd` as root"
 _MAILDIR_FLAGS = frozenset("DFPRST")  # Draft Flagged Passed Replied Seen Trashed
 _NAME_RE = re.compile(r"[a-z0-9_-][a-z0-9._-]*")  # Dovecot lowercases login names
 _MAX_BASE_DIR_LEN = 80  # + "/token-login/imap-urlauth" must fit a 108-byte socket path
 _delivery_counter = itertools.count(1)  # keeps maildir file names unique within this process
-_running: set[subprocess.Popen[bytes]] = set()
 
 # Braces are doubled for str.format. A block's "{" must end its line in dovecot.conf.
 _CONFIG = """\
@@ -115,18 +112,6 @@ service imap-urlauth-login {{
 """
 
 
-@atexit.register
-def _terminate_forgotten_servers() -> None:
-    """SIGTERM servers whose owner never called stop(), e.g. after an uncaught exception.
-
-    Dovecot runs in its own session, so without this it would outlive the program and keep
-    its ports. No waiting here: the master finishes shutting down on its own.
-    """
-    for proc in list(_running):
-        if proc.poll() is None:
-            proc.terminate()
-
-
 class DovecotUnavailable(RuntimeError):
     """Raised when no Dovecot binary exists, so callers can skip instead of crash."""
 
@@ -173,12 +158,14 @@ class DovecotOptions:
     oauth2: OAuth2Passdb | None = None
 
 
-class DovecotServer:
+class DovecotServer(ServerProcess):
     """One Dovecot master process serving password users from maildirs under ``root``.
 
     As root, mail belongs to ``nobody`` (Dovecot refuses uid 0 for mail processes) and the
     packaged ``dovenull``/``dovecot`` users run logins and internals; as any other user,
     everything runs as that user and chroots are switched off (they need root).
+
+    The master passes SIGTERM on to its children itself, so it alone is sent it on stop.
     """
 
     host: str = "127.0.0.1"
@@ -206,7 +193,6 @@ class DovecotServer:
         self._keep_ports = False
         self.cert_path = self.root / "cert.pem"
         self._users: dict[str, str] = {}
-        self._proc: subprocess.Popen[bytes] | None = None
         self._base_dir = self.root / "run"  # sockets; moved to a short temp dir if too long
         self._is_root = os.geteuid() == 0
         if self._is_root:
@@ -246,7 +232,7 @@ class DovecotServer:
         stamp = max(int(time.time()), old_mtime + 1)
         os.utime(tmp, (stamp, stamp))
         os.replace(tmp, path)
-        if changed and self._proc is not None and self._proc.poll() is None:
+        if changed and self.running:
             time.sleep(1.01 - time.time() % 1.0)
 
     def deliver(self, user: str, raw: bytes, folder: str = "INBOX", flags: str = "") -> None:
@@ -295,7 +281,7 @@ class DovecotServer:
             RuntimeError: If Dovecot exits or does not greet within ``timeout`` seconds (the
                 message includes the tail of Dovecot's log), or cannot reach ``root``.
         """
-        if self._proc is not None and self._proc.poll() is None:
+        if self.running:
             return
         self._check_reachable()
         self._make_cert()
@@ -305,17 +291,13 @@ class DovecotServer:
                 self._base_dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
                 self._base_dir.chmod(0o755)
             if not self._keep_ports:
-                self.imap_port, self.imaps_port = _free_ports(2)
+                self.imap_port, self.imaps_port = free_ports(2)
             config = self.root / "dovecot.conf"
             config.write_text(self._config(), encoding="utf-8")
-            with open(self.root / "dovecot.log", "ab") as log:  # for errors before logging
-                self._proc = subprocess.Popen(
-                    [self._binary or "dovecot", "-F", "-c", str(config)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,  # keeps terminal signals (Ctrl-C) away from it
-                )
-            _running.add(self._proc)
-            problem = self._wait_for_greeting(timeout)
+            # Its output goes to the log too, for errors before logging is set up.
+            self._launch([self._binary or "dovecot", "-F", "-c", str(config)],
+                         self.root / "dovecot.log")
+            problem = self._wait_ready(self._greets, timeout)
             if problem is None:
                 self._keep_ports = True  # a restart comes back where clients expect it
                 return
@@ -326,36 +308,13 @@ class DovecotServer:
     def stop(self) -> None:
         """Stop Dovecot: SIGTERM, then SIGKILL to its process group if it hangs. Idempotent.
 
-        Takes about a second: Dovecot 2.3's master sleeps 1 s on shutdown for its log process.
+        Children (imap, imap-login) that outlive the master for a moment are killed. Takes about
+        a second: Dovecot 2.3's master sleeps 1 s on shutdown for its log process.
         """
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        _running.discard(proc)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # not yet reaped: the group is still ours
-                proc.wait(timeout=10)
-        # Children (imap, imap-login) can outlive the master for a moment; a restarted server must
-        # never share its port or its clients with stragglers of the old one.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        super().stop()
         if not self._base_dir.is_relative_to(self.root):
             shutil.rmtree(self._base_dir, ignore_errors=True)
             self._base_dir = self.root / "run"
-
-    def __enter__(self) -> DovecotServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def _maildir(self, user: str) -> Path:
         return self.root / "home" / user / "Maildir"
@@ -376,22 +335,16 @@ class DovecotServer:
         if self._is_root:
             os.chown(path, self._uid, self._gid)
 
-    def _wait_for_greeting(self, timeout: float) -> str | None:
-        """Return None once the IMAP port says ``* OK``, else a description of the failure."""
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return f"exited with code {self._proc.returncode}"
-            try:
-                with socket.create_connection((self.host, self.imap_port), timeout=1.0) as sock:
-                    sock.settimeout(max(0.1, deadline - time.monotonic()))
-                    if sock.recv(256).startswith(b"* OK"):
-                        return None
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return f"did not greet on {self.host}:{self.imap_port} within {timeout} s"
+    def _greets(self, deadline: float) -> str | None:
+        """None once the IMAP port says ``* OK``, else what is still awaited."""
+        try:
+            with socket.create_connection((self.host, self.imap_port), timeout=1.0) as sock:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                if sock.recv(256).startswith(b"* OK"):
+                    return None
+        except OSError:
+            pass
+        return f"did not greet on {self.host}:{self.imap_port}"
 
     def _check_reachable(self) -> None:
         if self._is_root:
@@ -461,15 +414,6 @@ class DovecotServer:
         log = self.root / "dovecot.log"
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free TCP ports on 127.0.0.1 (all bound at once, so never the same twice)."""
-    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    ports = [sock.getsockname()[1] for sock in socks]
-    for sock in socks:
-        sock.close()
-    return ports
 
 
 def _date_header_time(raw: bytes, default: float) -> float:

@@ -19,14 +19,12 @@ Differences from Dovecot worth knowing in tests:
 
 from __future__ import annotations
 
-import atexit
 import grp
 import itertools
 import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -34,16 +32,17 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from types import TracebackType
 
 from imapclient.imap_utf7 import encode as imap_utf7_encode
+
 from futurnal.demo.server_files import require_searchable, self_signed_certificate
+from futurnal.demo.server_process import NeverReady, ServerProcess, free_ports
 
 CYRUS_DIR = Path("/opt/futurnal-test/cyrus")  # where bin/install-cyrus unpacks the packages
 INSTALL_SCRIPT = "bin/install-cyrus"
@@ -57,7 +56,6 @@ _MAX_CONFIG_DIR_LEN = 80  # + "/socket/idle.<pid>" (imapd's IDLE sockets) must f
 _BATCH_MESSAGES = 32  # per MULTIAPPEND; also how many single APPENDs are pipelined at once
 _BATCH_BYTES = 8 << 20
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_running: set[subprocess.Popen[bytes]] = set()
 
 _IMAPD_CONF = """\
 servername: {servername}
@@ -95,21 +93,6 @@ DAEMON {{
 """
 
 
-@atexit.register
-def _terminate_forgotten_servers() -> None:
-    """SIGTERM the process groups of servers whose owner never called stop().
-
-    The master runs in its own session, so it would otherwise outlive the program and keep its
-    ports. No waiting: the master and its children exit within milliseconds.
-    """
-    for proc in list(_running):
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)  # not reaped, so the group is still ours
-            except ProcessLookupError:
-                pass
-
-
 class CyrusUnavailable(RuntimeError):
     """Raised when the unpacked Cyrus is missing, so callers can skip instead of crash."""
 
@@ -145,7 +128,7 @@ class CyrusOptions:
     imapd_conf: Mapping[str, str] = field(default_factory=dict)
 
 
-class CyrusServer:
+class CyrusServer(ServerProcess):
     """One Cyrus master process serving sasldb password users from a spool under ``root``.
 
     As root, Cyrus runs as ``nobody`` (and ``root`` must be reachable by it); as any other user,
@@ -154,6 +137,11 @@ class CyrusServer:
     """
 
     host: str = "127.0.0.1"
+    # On stop, SIGTERM goes to the whole group, as the master itself does on SIGTERM. Once the
+    # master has exited, its children get a moment to finish writing (a SIGKILL mid-write can
+    # leave a mailbox that the next start refuses) before any that hang are killed.
+    term_whole_group = True
+    drain_timeout = 5.0
 
     def __init__(self, root: Path, options: CyrusOptions | None = None) -> None:
         """Prepare ``root`` (created if missing) without starting anything.
@@ -190,7 +178,6 @@ class CyrusServer:
         self._queued: list[tuple[str, str, bytes, str]] = []  # delivered before start()
         self._sessions: dict[str, _Session] = {}  # one logged-in connection per user
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
         self._config_dir = self.root / "config"  # or a short symlink to it, see start()
         self._is_root = os.geteuid() == 0
         if self._is_root:
@@ -252,7 +239,7 @@ class CyrusServer:
         if not set(flags) <= _FLAG_NAMES.keys():
             raise ValueError(f"flags must be letters from {''.join(sorted(_FLAG_NAMES))}")
         _folder_levels(folder)  # validates
-        if self._proc is None or self._proc.poll() is not None:
+        if not self.running:
             self._queued.append((user, folder, raw, flags))
             return
         refused = self._append(user, [(folder, raw, flags)])
@@ -266,7 +253,7 @@ class CyrusServer:
             RuntimeError: If the master exits or does not greet on both ports within
                 ``timeout`` seconds (with the tail of ``master.log``), or cannot reach ``root``.
         """
-        if self._proc is not None and self._proc.poll() is None:
+        if self.running:
             return
         self._check_reachable()
         self._make_cert()
@@ -276,23 +263,17 @@ class CyrusServer:
                 short.chmod(0o755)
                 self._config_dir = short / "config"  # removed again by stop()
                 self._config_dir.symlink_to(self.root / "config")
-            self.imap_port, self.imaps_port = _free_ports(2)
+            self.imap_port, self.imaps_port = free_ports(2)
             self._write_config()
             env = {**os.environ, "LD_LIBRARY_PATH": ":".join(
                 filter(None, [str(self._lib_dir), os.environ.get("LD_LIBRARY_PATH")]))}
             env.pop("CYRUS_VERBOSE", None)
             log = self.root / "master.log"
-            with open(log, "ab") as out:
-                self._proc = subprocess.Popen(
-                    [str(_BIN / "master"), "-C", str(self.root / "imapd.conf"),
-                     "-M", str(self.root / "cyrus.conf"),
-                     "-p", str(self.root / "config" / "master.pid"), "-L", str(log)],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                    cwd=self.root,
-                    start_new_session=True,  # its SIGTERM goes to its whole process group
-                )
-            _running.add(self._proc)
-            problem = self._wait_for_greetings(timeout)
+            self._launch([str(_BIN / "master"), "-C", str(self.root / "imapd.conf"),
+                          "-M", str(self.root / "cyrus.conf"),
+                          "-p", str(self.root / "config" / "master.pid"), "-L", str(log)],
+                         log, env=env, cwd=self.root)
+            problem = self._wait_ready(self._greetings_probe(), timeout, interval=0.02)
             if problem is None:
                 break
             self.stop()
@@ -311,33 +292,10 @@ class CyrusServer:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             session.close()
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        _running.discard(proc)
-        if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)  # the master does the same on SIGTERM
-            if not _wait_unreaped(proc.pid, timeout=10):
-                _signal_group(proc.pid, signal.SIGKILL)
-            # The master is a zombie now, so its group id cannot have been reused. Its children
-            # got SIGTERM too: let them finish writing (a SIGKILL mid-write can leave a mailbox
-            # that the next start refuses), then kill any that hang, so that the ports are free.
-            deadline = time.monotonic() + 5
-            while _group_members(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.005)
-            _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        super().stop()
         if self._config_dir != self.root / "config":
             shutil.rmtree(self._config_dir.parent, ignore_errors=True)  # only the symlink
             self._config_dir = self.root / "config"
-
-    def __enter__(self) -> CyrusServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def _append(self, user: str, messages: list[tuple[str, bytes, str]]) -> list[MessageRejected]:
         """APPEND on the user's connection; returns (and records) the messages Cyrus refused.
@@ -368,33 +326,35 @@ class CyrusServer:
             self.rejected.extend(refused)
             return refused
 
-    def _wait_for_greetings(self, timeout: float) -> str | None:
-        """None once both ports greet as this server (IMAPS over verified TLS), else why not.
+    def _greetings_probe(self) -> Callable[[float], str | None]:
+        """A readiness probe: None once both ports greeted as this server (IMAPS over verified
+        TLS), one after the other, else the port still awaited.
 
         If the master cannot bind a port it only says so in syslog and keeps running, so a
         port whose listening socket is not the master's is reported at once.
         """
         assert self._proc is not None
-        deadline = time.monotonic() + timeout
+        pid = self._proc.pid
         context = ssl.create_default_context(cafile=str(self.cert_path))
-        for port, tls in ((self.imap_port, None), (self.imaps_port, context)):
-            while True:
-                if self._proc.poll() is not None:
-                    return f"master exited with code {self._proc.returncode}"
-                if time.monotonic() > deadline:
-                    return f"did not greet on {self.host}:{port} within {timeout} s"
+        pending: list[tuple[int, ssl.SSLContext | None]] = [
+            (self.imap_port, None), (self.imaps_port, context)]
+
+        def probe(deadline: float) -> str | None:
+            while pending:
+                port, tls = pending[0]
                 listeners = _listening_inodes(port)
-                if listeners and not listeners & _socket_inodes(self._proc.pid):
-                    return f"port {port} is taken by another server"
+                if listeners and not listeners & _socket_inodes(pid):
+                    raise NeverReady(f"port {port} is taken by another server")
                 try:
                     greeting = _greeting(self.host, port, tls, deadline - time.monotonic())
                 except (OSError, ssl.SSLError):
-                    time.sleep(0.02)
-                    continue
+                    return f"did not greet on {self.host}:{port}"
                 if self.servername.encode() not in greeting:
-                    return f"port {port} is taken by another server: {greeting[:100]!r}"
-                break
-        return None
+                    raise NeverReady(f"port {port} is taken by another server: {greeting[:100]!r}")
+                pending.pop(0)
+            return None
+
+        return probe
 
     def _write_config(self) -> None:
         extra = dict(self.options.imapd_conf)
@@ -603,51 +563,6 @@ def _socket_inodes(pid: int) -> set[str]:
         if target.startswith("socket:["):
             inodes.add(target[len("socket:["):-1])
     return inodes
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in process group ``pgid``, found through /proc."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat_file:
-                fields = stat_file.read().rsplit(b")", 1)[1].split()  # after "pid (comm)"
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
-
-
-def _wait_unreaped(pid: int, timeout: float) -> bool:
-    """Wait until ``pid`` exits without reaping it (so its process group id stays ours)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-        except ChildProcessError:
-            return True
-        time.sleep(0.005)
-    return False
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free TCP ports on 127.0.0.1 (all bound at once, so never the same twice)."""
-    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    ports = [sock.getsockname()[1] for sock in socks]
-    for sock in socks:
-        sock.close()
-    return ports
 
 
 def _date_header_time(raw: bytes) -> datetime | None:

@@ -13,19 +13,18 @@ introspection for the IMAP server (Dovecot's ``oauth2`` passdb), restricted to a
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
-import signal
-import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import requests
+
+from futurnal.demo.server_process import NeverReady, ServerProcess
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oauth_provider"
 INSTALL_SCRIPT = "bin/install-oauth-provider"
@@ -81,7 +80,7 @@ class ProviderConfig:
         }
 
 
-class OAuthProviderServer:
+class OAuthProviderServer(ServerProcess):
     """One ``node server.js`` process; its config and log live in ``root``."""
 
     def __init__(self, root: Path, config: ProviderConfig) -> None:
@@ -95,7 +94,6 @@ class OAuthProviderServer:
         self.root = root
         self.config = config
         self.issuer = ""
-        self._proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
         """Start and wait for its ready line; raises RuntimeError with its log if it does not come."""
@@ -103,45 +101,33 @@ class OAuthProviderServer:
         config = self.root / "provider.json"
         config.write_text(json.dumps(self.config.document()), encoding="utf-8")
         config.chmod(0o600)
-        with open(self.root / "provider.log", "ab") as log:  # the child keeps its own copy of the descriptor
-            self._proc = subprocess.Popen(
-                [self._node or "node", str(PROVIDER_DIR / "server.js"), str(config)], cwd=PROVIDER_DIR,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
-                start_new_session=True,
-            )
+        proc = self._launch([self._node or "node", str(PROVIDER_DIR / "server.js"), str(config)],
+                            self.root / "provider.log", pipe_stdout=True, cwd=PROVIDER_DIR)
+        stdout = proc.stdout
+        assert stdout is not None
         lines: queue.Queue[str] = queue.Queue()
-        assert self._proc.stdout is not None
-        threading.Thread(target=lambda: lines.put(self._proc.stdout.readline()), daemon=True).start()  # type: ignore[union-attr]
-        try:
-            ready = json.loads(lines.get(timeout=timeout) or "null")
-        except (queue.Empty, ValueError):
-            ready = None
-        if not isinstance(ready, dict) or "issuer" not in ready:
-            self.stop()
-            raise RuntimeError(f"the test OAuth2 provider did not start; its log:\n{self.log_tail()}")
-        self.issuer = ready["issuer"]
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        def announced(deadline: float) -> str | None:
+            """Its first line on stdout is a JSON object naming the issuer, once it listens."""
             try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+                line = lines.get(timeout=max(0.0, min(0.05, deadline - time.monotonic())))
+            except queue.Empty:
+                return "did not announce itself"
+            try:
+                ready = json.loads(line or "null")
+            except ValueError:
+                ready = None
+            if not isinstance(ready, dict) or "issuer" not in ready:
+                raise NeverReady(f"announced itself with {line[:200]!r}")
+            self.issuer = ready["issuer"]
+            return None
 
-    def __enter__(self) -> OAuthProviderServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        problem = self._wait_ready(announced, timeout, interval=0)
+        if problem is not None:
+            self.stop()
+            raise RuntimeError(f"the test OAuth2 provider did not start: it {problem}; "
+                               f"its log:\n{self.log_tail()}")
 
     def url(self, path: str) -> str:
         return f"{self.issuer}{path}"
