@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,3 +156,36 @@ def test_the_admin_is_this_command_when_nothing_serves_the_data_directory(tmp_pa
     data_dir.ensure()
     (data_dir.root / "console.sock").touch()  # a stale socket file answers nobody
     assert isinstance(open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings), LocalAdmin)
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+#: The commands that are clients of a running process by nature, and the error mapping in main.
+_CONSOLE_CLIENTS = {"console_commands.py", "top_command.py", "run_command.py", "main.py"}
+
+
+def test_commands_reach_the_running_process_only_through_the_admin_interface() -> None:
+    """No command asks itself whether `run` is up: that choice is made once, in futurnal.admin."""
+    offenders = []
+    for path in sorted((_ROOT / "futurnal" / "cli").glob("*.py")):
+        if path.name in _CONSOLE_CLIENTS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("futurnal.console") \
+                    and node.module != "futurnal.console.event_lines":
+                offenders.append(f"{path.name}: from {node.module} import ...")
+            if isinstance(node, ast.Attribute) and node.attr == "console":
+                offenders.append(f"{path.name}: .console")
+    assert offenders == []
+
+
+def test_every_audit_entry_is_written_with_an_audit_event() -> None:
+    """A literal event name at a writer could drift from the promised format; AuditEvent cannot."""
+    literal = []
+    for directory in ("futurnal", "actors", "supervisors", "storage"):
+        for path in (_ROOT / directory).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                        and "audit" in ast.unparse(node.func.value).lower() and node.args
+                        and any(isinstance(part, ast.Constant) for part in ast.walk(node.args[0]))):
+                    literal.append(f"{path.relative_to(_ROOT)}:{node.lineno}")
+    assert literal == []
