@@ -167,6 +167,16 @@ class _Parsing:
     watermark: int
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What one folder's fetch of new mail has done so far, for its progress and its result."""
+
+    total: int
+    poisoned: UidSet
+    fetched: int = 0
+    quarantined: int = 0
+
+
 class _Commits:
     """Writes handed to the sink, oldest first; the folder's watermark follows them, never overtakes.
 
@@ -350,18 +360,15 @@ class FolderSync:
         )
 
     def _fetch_new(self, state: FolderState, status: FolderStatus) -> tuple[FolderState, int, int]:
-        """New mail, batch by batch: plan -> fetch -> parse -> build -> hand to the sink -> commit.
+        """New mail, window by window: plan (sizes) -> fetch -> parse -> build -> sink -> commit.
 
-        One batch is parsed (in the pool's processes) while the next one is read from IMAP; the
-        watermark follows the sink's acknowledgements, whatever happens meanwhile.
+        The watermark follows the sink's acknowledgements whatever happens meanwhile: on the way
+        out, even by an exception, what was handed over is committed in order.
         """
-        folder = status.name
         total = max(status.exists - len(UidSet.parse(state.known_uids)), 0)
-        poisoned = UidSet.parse(state.poisoned_uids)
-        fetched = quarantined = 0
+        tally = _Tally(total, UidSet.parse(state.poisoned_uids))
         commits = _Commits(self._states, state, self._max_in_flight, self._write_timeout)
         windows = UidWindows(state.last_uid, status.uidnext, self._limits)
-        parsing: _Parsing | None = None
         try:
             while (window := windows.next_window()) is not None:
                 sizes = self._session.sizes(window.criteria)
@@ -369,24 +376,29 @@ class FolderSync:
                 if not sizes and window.last is not None:
                     # Nothing exists below where the gap ends: the watermark may pass it.
                     commits.passed(self._skip_gap(windows, window.last, status.uidnext))
-                for uids in plan_batches(sizes, self._limits):
-                    self._stop_if_asked(folder)
-                    batch = self._fetch_batch(uids, sizes)
-                    started = _Parsing(start_parsing(batch, poisoned, self._parse_pool), uids[-1])
-                    if parsing is not None:
-                        quarantined += self._hand_over(parsing, status, commits)
-                    parsing = started
-                    fetched += len(batch.messages)
-                    self._progress(SyncProgress(self.mailbox, folder, fetched, max(total, fetched)))
-                if parsing is not None:
-                    quarantined += self._hand_over(parsing, status, commits)
-                    parsing = None
+                self._fetch_window(sizes, status, commits, tally)
                 if window.last is not None:
                     # Every UID up to the window's end that existed has been handed over.
                     commits.passed(window.last)
         finally:
             state = commits.drain()
-        return state, fetched, quarantined
+        return state, tally.fetched, tally.quarantined
+
+    def _fetch_window(self, sizes: dict[int, int], status: FolderStatus, commits: _Commits, tally: _Tally) -> None:
+        """The batches of one window, pipelined: one batch is parsed (in the pool's processes)
+        while the next one is read from IMAP, then built and handed to the sink."""
+        parsing: _Parsing | None = None
+        for uids in plan_batches(sizes, self._limits):
+            self._stop_if_asked(status.name)
+            batch = self._fetch_batch(uids, sizes)
+            started = _Parsing(start_parsing(batch, tally.poisoned, self._parse_pool), uids[-1])
+            if parsing is not None:
+                tally.quarantined += self._hand_over(parsing, status, commits)
+            parsing = started
+            tally.fetched += len(batch.messages)
+            self._progress(SyncProgress(self.mailbox, status.name, tally.fetched, max(tally.total, tally.fetched)))
+        if parsing is not None:
+            tally.quarantined += self._hand_over(parsing, status, commits)
 
     def _stop_if_asked(self, folder: str) -> None:
         """Stop at a batch boundary: what was handed over is still committed on the way out."""
@@ -414,7 +426,7 @@ class FolderSync:
         if uidnext is None or uidnext - 1 - after <= self._limits.max_window_uids:
             return after
         rest = self._session.uids_between(after + 1, uidnext - 1)
-        next_uid = rest.min if rest else uidnext
+        next_uid = rest.min if rest.min is not None else uidnext
         windows.skip_to(next_uid)
         return next_uid - 1
 
