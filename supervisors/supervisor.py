@@ -1,8 +1,8 @@
 """Supervisor: OTP-style restarts of the children it started, in order, with back-off.
 
-Pykka has no supervision of its own, so this follows Erlang/OTP's supervisor (see
-``sup_princ.md``): child specs, the one_for_one / one_for_all / rest_for_one strategies, the
-permanent / transient / temporary restart types, a restart intensity past which the supervisor
+Pykka has no supervision of its own, so this follows Erlang/OTP's supervisor (OTP Design
+Principles, "Supervisor Behaviour"; docs/ARCHITECTURE.md, "The actor tree"): child specs, the
+one_for_one / one_for_all / rest_for_one strategies, the permanent / transient / temporary restart types, a restart intensity past which the supervisor
 stops its children in reverse order and fails upward, start in order and stop in reverse.
 
 Two additions OTP lacks: a back-off between restart attempts, scheduled rather than slept so the

@@ -6,7 +6,7 @@ lives here and is tested without threads. The work on each message is done by th
 steps: a message goes one way, fetched bytes -> parse -> element -> sink, and this module only
 sequences those steps and owns the watermark.
 
-Per sync, in order (DESIGN.md section 4):
+Per sync, in order (docs/ARCHITECTURE.md, "One folder's sync"):
 
 1. SELECT (EXAMINE). A new UIDVALIDITY tombstones every element of the old one and starts over.
 2. Nothing changed (same UIDNEXT and HIGHESTMODSEQ, all known UIDs accounted for): done.

@@ -1,4 +1,4 @@
-"""The package layout and the one-way dependency rule of DESIGN.md, held by tests."""
+"""The package layout and the one-way dependency rules of docs/ARCHITECTURE.md ("Dependencies"), held by tests."""
 
 from __future__ import annotations
 
