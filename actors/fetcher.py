@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import pykka
 from loguru import logger
@@ -13,38 +13,38 @@ from futurnal.attachments.plan import AttachmentWork
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
-from futurnal.process.faults import crash_hook_from_env
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed, MailError
-from futurnal.sync.folder_plan import plan_folders
-from futurnal.sync.folder_selection import FolderSpec, is_pattern
-from futurnal.sync.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
-from futurnal.sync.message_key import MessageKey
-from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
 from futurnal.imap.session import ImapSession
 from futurnal.imap.uidset import UidSet
+from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
+from futurnal.process.faults import crash_hook_from_env
 from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, ConsentRegistry, NoConsent
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.errors import LocalFault, StorageError, local_fault
 from futurnal.storage.element_store import ElementKey
+from futurnal.storage.errors import LocalFault, StorageError, local_fault
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import PoisonMessage
+from futurnal.sync.folder_plan import plan_folders
+from futurnal.sync.folder_selection import FolderSpec, is_pattern
+from futurnal.sync.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
+from futurnal.sync.message_key import MessageKey
 
 from . import actor_names
 from .messages import (
-    FolderSynced,
     FoldersResolved,
+    FolderSynced,
     FolderWatchSeen,
     MarkDeleted,
     ReleaseIdleParsers,
-    SubmitAttachments,
     ResolveFolders,
+    SubmitAttachments,
     SyncFolder,
     UpdateFlags,
     WriteElements,
@@ -136,7 +136,7 @@ class FetcherActor(ServiceActor):
     def _mark_poisoned(self, poison: PoisonMessage) -> None:
         """The supervisor saw this message in flight at every recent crash: never parse it again."""
         assert self._states is not None
-        folder, uidvalidity, uid = MessageKey(*poison.key)
+        folder, uidvalidity, uid = cast(MessageKey, poison.key)  # the fetcher made it
         state = self._states.get(folder)
         if state.uidvalidity != uidvalidity:
             return  # the folder started over meanwhile; the key means nothing now

@@ -28,7 +28,8 @@ class FolderWatcher(ServiceActor):
     on a server without NOTIFY it falls back to one IdleWatch per folder, for as many folders
     as ``idle_room`` (what the connection budget leaves) allows.
 
-    The threads only talk outwards: tells to the mailbox actor, events on the bus. Stopping the actor sets the stop flag; each loop notices within ``check_seconds``.
+    The threads only talk outwards: tells to the mailbox actor, events on the bus. Stopping the
+    actor sets the stop flag; each loop notices within ``check_seconds``.
     """
 
     def __init__(

@@ -10,19 +10,20 @@ import pykka
 from loguru import logger
 
 from futurnal.events import EventBus
-from futurnal.sync.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.storage.clock import utc_now
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import SiblingRestarted
+from futurnal.supervisors.supervised import inbox_size
+from futurnal.sync.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
 
 from . import actor_names
 from .messages import (
     DescribeMailbox,
     FolderChanged,
-    FolderSynced,
     FoldersResolved,
+    FolderSynced,
     FolderWatchSeen,
     PauseMailbox,
     ResolveFolders,
@@ -206,7 +207,7 @@ class MailboxActor(ServiceActor):
             "local_faults": dict(self._faults),
             "local_faults_since": self._faults_since,
             "last_run": self._last_run,
-            "inbox": self.actor_inbox.qsize(),
+            "inbox": inbox_size(self.actor_inbox),
         }
 
     def _mark_needs_reauth(self, reason: str) -> None:

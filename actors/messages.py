@@ -12,10 +12,10 @@ from typing import Any
 from pykka import Future
 
 from futurnal.attachments.plan import AttachmentWork
-from futurnal.sync.folder_sync import FolderSyncResult
-from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.storage.attachment_queue import AttachmentJob
 from futurnal.storage.element_store import ElementKey
+from futurnal.sync.folder_sync import FolderSyncResult
+from futurnal.sync.sync_runs import MailboxSyncReport
 
 __all__ = [
     "DescribeMailbox",

@@ -11,10 +11,10 @@ from typing import Any
 import pykka
 from loguru import logger
 
-from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.scheduling.schedules import MailboxSchedule, SyncSchedule
 from futurnal.scheduling.sync_queue import SyncQueue
 from futurnal.supervisors.directory import ActorDirectory
+from futurnal.sync.sync_runs import MailboxSyncReport
 
 from . import actor_names
 from .messages import SyncTick

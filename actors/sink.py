@@ -87,7 +87,8 @@ def _log_stored(element: dict[str, Any]) -> None:
     """A debugging trail of what was stored; the personal parts go as fields, which logs mask."""
     logger.debug(
         "stored {folder} UID {uid}: {subject}, from {addresses}, attachments {filenames}",
-        mailbox=element.get("mailbox"), folder=element.get("folder"), uid=element.get("uid"), subject=element.get("subject") or "",
+        mailbox=element.get("mailbox"), folder=element.get("folder"), uid=element.get("uid"),
+        subject=element.get("subject") or "",
         addresses=[a.get("address") or "" for a in element.get("from") or []],
         filenames=[a.get("filename") or "" for a in element.get("attachments") or []],
     )

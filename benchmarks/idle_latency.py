@@ -156,8 +156,8 @@ def measure_latency(bench: BenchServer, samples: int) -> dict[str, Any]:
     from keyrings.alt.file import PlaintextKeyring
 
     from futurnal.config import ServiceSettings
-    from futurnal.logs.configure import configure_logging
     from futurnal.imap.idle_watch import WatchEvent
+    from futurnal.logs.configure import configure_logging
     from futurnal.storage.consent import SCOPES, ConsentRegistry
     from futurnal.storage.credentials import CredentialStore
     from futurnal.storage.data_dir import DataDir
@@ -284,7 +284,8 @@ def measure_watching(bench: BenchServer, folders: int, idle_seconds: float, noti
         process.terminate()
         process.wait(timeout=60)
         out.close()
-    return {"mode": "NOTIFY" if notify else "IDLE", "folders": folders, "connections": watching, "idle_seconds": idle_seconds, "cpu_seconds": cpu,
+    return {"mode": "NOTIFY" if notify else "IDLE", "folders": folders, "connections": watching,
+            "idle_seconds": idle_seconds, "cpu_seconds": cpu,
             "cpu_percent": 100 * cpu / idle_seconds, "rss_mb": rss / 1e6, "threads": threads}
 
 

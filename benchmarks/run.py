@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -450,7 +450,7 @@ def _environment(mbsync_bin: str | None) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         dovecot = "unknown"
     return {
-        "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
         "python": f"Python {platform.python_version()}",
         "dovecot": dovecot.split()[0] if dovecot else "unknown",

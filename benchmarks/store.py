@@ -49,7 +49,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -150,8 +150,8 @@ _ATTACHMENT_KINDS = (
 )
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_EPOCH_FIRST = int(datetime(2019, 1, 1, tzinfo=timezone.utc).timestamp())
-_EPOCH_LAST = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp())
+_EPOCH_FIRST = int(datetime(2019, 1, 1, tzinfo=UTC).timestamp())
+_EPOCH_LAST = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 
 
 def _hex(text: str, length: int = 32) -> str:
@@ -1012,7 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` removes the work directory
     results = Results({
-        "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpus": str(os.cpu_count()),
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": str(os.cpu_count()),
         "python": f"Python {platform.python_version()}", "sqlite": sqlite3.sqlite_version,
         "load_at_start": load_average(),
     })
@@ -1039,7 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
             target = work / "profiled"
             store = _sqlite_store(target)
             results.profiles.append((f"SqliteElementStore.upsert_many, {args.messages:,} elements", _profiled(
-                lambda: _write_all(store, elements, args.batch))))
+                lambda: _write_all(store, elements, args.batch))))  # noqa: F821  called before the del below
             store.close()
             shutil.rmtree(target)
         del elements

@@ -24,9 +24,9 @@ from loguru import logger
 from futurnal import ActorSystem, MailboxSyncReport
 from futurnal.demo.dovecot import DovecotServer, DovecotUnavailable
 from futurnal.demo.sample_mailbox import generate_mailbox
-from futurnal.sync.folder_sync import SyncProgress
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
+from futurnal.sync.folder_sync import SyncProgress
 
 
 class SubjectIndex:

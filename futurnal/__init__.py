@@ -13,9 +13,9 @@ __all__ = ["ActorSystem", "ElementSink", "MailboxSyncReport", "SearchFilters", "
 if TYPE_CHECKING:
     from futurnal.actors.sink import ElementSink
     from futurnal.config import ServiceSettings
-    from futurnal.sync.sync_runs import MailboxSyncReport
     from futurnal.storage.element_store import SearchFilters
     from futurnal.storage.sqlite import open_element_reader
+    from futurnal.sync.sync_runs import MailboxSyncReport
     from futurnal.system import ActorSystem
 
 _LAZY = {

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .attachments.settings import AttachmentSettings
-from .sync.fetch_plan import BatchLimits
 from .parse.parse_pool import DEFAULT_MEMORY_MB
+from .sync.fetch_plan import BatchLimits
 
 __all__ = ["ConfigError", "ServiceSettings", "environment_variable", "load_settings"]
 

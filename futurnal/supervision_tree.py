@@ -23,15 +23,14 @@ from futurnal.actors.folder_watcher import FolderWatcher
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
+from futurnal.imap.connection_budget import ConnectionBudget
+from futurnal.imap.connector import MailboxConnector
+from futurnal.imap.idle_watch import WatchSettings
+from futurnal.imap.live_connections import LiveConnections
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
-from futurnal.imap.connection_budget import ConnectionBudget
-from futurnal.sync.freshness import WATCH_IDLE, watch_plan
-from futurnal.imap.connector import MailboxConnector
-from futurnal.imap.live_connections import LiveConnections
-from futurnal.storage.clock import utc_now
-from futurnal.imap.idle_watch import WatchSettings
 from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.clock import utc_now
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
@@ -40,6 +39,7 @@ from futurnal.supervisors.backoff import RestartBackoff, call_later, local_fault
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
+from futurnal.sync.freshness import WATCH_IDLE, watch_plan
 
 __all__ = ["TreeContext", "attachment_processor_spec", "mailbox_supervisor_spec", "watched_folders"]
 

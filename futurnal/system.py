@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import pykka
 from loguru import logger
@@ -39,10 +39,8 @@ from futurnal.admin.local import LocalAdmin
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.logs.configure import redactor
-from futurnal.sync.folder_selection import watchable
-from futurnal.sync.sync_runs import MailboxSyncReport
-from futurnal.scheduling.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.mailboxes.status import mailbox_status
+from futurnal.scheduling.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.storage.consent import SCOPES, ConsentRecord
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
@@ -53,7 +51,10 @@ from futurnal.storage.sqlite import SqliteElementStore, open_element_store
 from futurnal.supervision_tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import DescribeChildren, Ping
+from futurnal.supervisors.supervised import inbox_size
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
+from futurnal.sync.folder_selection import watchable
+from futurnal.sync.sync_runs import MailboxSyncReport
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
 
@@ -328,7 +329,7 @@ class ActorSystem:
         while True:
             processor = self._directory.get(actor_names.ATTACHMENTS)
             try:
-                pending = int(processor.ask(CountPendingAttachments(), timeout=10)) if processor else 0
+                pending = int(cast(int, processor.ask(CountPendingAttachments(), timeout=10))) if processor else 0
             except pykka.ActorDeadError:
                 pending = 0
             if pending == 0 or (deadline is not None and time.monotonic() >= deadline):
@@ -423,7 +424,7 @@ class ActorSystem:
         for root_id, ref in list(self._roots.items()):
             node: dict[str, Any] = {"id": root_id, "state": "running" if ref.is_alive() else "stopped",
                                     "restarts": 0, "restart_type": "permanent",
-                                    "inbox": ref.actor_inbox.qsize() if ref.is_alive() else 0, "ref": ref}
+                                    "inbox": inbox_size(ref.actor_inbox) if ref.is_alive() else 0, "ref": ref}
             roots.append(_describe_subtree(node, timeout))
         return roots
 
@@ -482,7 +483,7 @@ class ActorSystem:
         sink = self._directory.get(actor_names.SINK)
         if sink is None:
             raise SystemNotRunning("the sink is not running")
-        return sink.ask(WriteElements(tuple(elements)), timeout=timeout)
+        return cast(int, sink.ask(WriteElements(tuple(elements)), timeout=timeout))
 
     def submit_attachments(self, work: list[Any], timeout: float = 60.0) -> Any:
         """Hand attachment work to the processor, which queues it durably before answering."""
@@ -598,7 +599,7 @@ class ActorSystem:
         deadline = time.monotonic() + timeout
         for root_id, done in stopping:
             try:
-                done.get(timeout=max(0.0, deadline - time.monotonic()))  # type: ignore[union-attr]
+                done.get(timeout=max(0.0, deadline - time.monotonic()))
             except pykka.Timeout:
                 logger.warning("some actors of {root} did not stop in time; going on (state on disk is consistent)",
                                root=root_id)
@@ -649,7 +650,7 @@ class _ActorOwners:
         owner = self._directory.get(name)
         if owner is None:
             raise SystemNotRunning(f"the {name} actor is restarting; nothing was purged, try again")
-        return int(owner.ask(ForgetMailbox(mailbox_id), timeout=self._timeout))
+        return int(cast(int, owner.ask(ForgetMailbox(mailbox_id), timeout=self._timeout)))
 
 
 def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:

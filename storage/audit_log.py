@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_EX)
             previous = self._last_hash(fd)
             entry = {
-                "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "event": str(event),
                 **{key: _masked(value) for key, value in fields.items()},
                 "prev": previous,

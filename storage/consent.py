@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ class ConsentRegistry:
         record = self.get(mailbox)
         if record is None:
             raise NoConsent(mailbox, "no consent is recorded")
-        if record.expired(now or datetime.now(timezone.utc)):
+        if record.expired(now or datetime.now(UTC)):
             raise NoConsent(mailbox, f"consent expired at {record.expires_at}")
         return record
 
@@ -128,7 +128,7 @@ def parse_expiry(text: str) -> str:
     except ValueError:
         raise ValueError(f"expiry {text!r} is not an ISO date or time (e.g. 2027-01-01)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if moment <= datetime.now(timezone.utc):
+        moment = moment.replace(tzinfo=UTC)
+    if moment <= datetime.now(UTC):
         raise ValueError(f"expiry {text} is in the past")
     return utc_iso(moment)

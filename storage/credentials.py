@@ -68,7 +68,8 @@ class CredentialStore:
     def check_usable(self) -> None:
         """Raise :class:`KeyringUnavailable` with instructions unless secrets can be kept safely."""
         backend = self.backend
-        if (self._chosen_by_caller or _explicitly_configured()) and not backend.__class__.__module__.startswith("keyring.backends.fail"):
+        chosen = self._chosen_by_caller or _explicitly_configured()
+        if chosen and not backend.__class__.__module__.startswith("keyring.backends.fail"):
             return
         if not _usable(backend):
             raise KeyringUnavailable(

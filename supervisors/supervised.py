@@ -11,7 +11,13 @@ from loguru import logger
 
 from .protocol import ChildExited, Ping
 
-__all__ = ["SupervisedActor"]
+__all__ = ["SupervisedActor", "inbox_size"]
+
+
+def inbox_size(inbox: Any) -> int:
+    """How many messages wait in an actor's inbox (Pykka's threading inbox is a ``queue.Queue``;
+    its declared type does not say so)."""
+    return int(inbox.qsize())
 
 
 class SupervisedActor(pykka.ThreadingActor):

@@ -2,8 +2,9 @@
 
 Pykka has no supervision of its own, so this follows Erlang/OTP's supervisor (OTP Design
 Principles, "Supervisor Behaviour"; docs/ARCHITECTURE.md, "The actor tree"): child specs, the
-one_for_one / one_for_all / rest_for_one strategies, the permanent / transient / temporary restart types, a restart intensity past which the supervisor
-stops its children in reverse order and fails upward, start in order and stop in reverse.
+one_for_one / one_for_all / rest_for_one strategies, the permanent / transient / temporary
+restart types, a restart intensity past which the supervisor stops its children in reverse
+order and fails upward, start in order and stop in reverse.
 
 Two additions OTP lacks: a back-off between restart attempts, scheduled rather than slept so the
 supervisor keeps answering while it waits, and poison counting (a unit of work that was in flight
@@ -36,7 +37,7 @@ from .poison import PoisonCounter
 from .protocol import ActorRestarting, ChildExited, DescribeChildren, Ping, PoisonMessage, SiblingRestarted
 from .restart_intensity import RestartIntensity
 from .strategy import RestartType, Strategy, restart_group
-from .supervised import SupervisedActor
+from .supervised import SupervisedActor, inbox_size
 
 __all__ = ["ActorRestarting", "ChildSpec", "RestartType", "Strategy", "Supervisor", "SupervisorGaveUp"]
 
@@ -174,7 +175,7 @@ class Supervisor(SupervisedActor):
             state = "running" if ref is not None else "restarting" if spec.id in self._pending else "stopped"
             children.append({
                 "id": spec.id, "state": state, "restarts": self._deaths.get(spec.id, 0),
-                "restart_type": spec.restart, "inbox": ref.actor_inbox.qsize() if ref is not None else 0,
+                "restart_type": spec.restart, "inbox": inbox_size(ref.actor_inbox) if ref is not None else 0,
                 "ref": ref,
             })
         return children

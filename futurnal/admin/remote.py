@@ -63,17 +63,17 @@ class RemoteAdmin:
         if say is not None:
             say(f"syncing {record.id} through the running process (pid {self.client.server_pid})")
         return dict(self.client.call("sync", mailbox=record.id, folders=list(folders),
-                                     **({} if timeout is None else {"timeout": timeout})))
+                                     **_given(timeout=timeout)))
 
     def set_schedule(self, mailbox_id: str, schedule: str | None, priority: str | None) -> dict[str, Any]:
         return dict(self.client.call("schedule", mailbox=mailbox_id,
-                                     **({} if schedule is None else {"spec": schedule}),
-                                     **({} if priority is None else {"priority": priority})))
+                                     **_given(spec=schedule),
+                                     **_given(priority=priority)))
 
     def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...],
                       expires_at: str | None = None) -> ConsentRecord:
         doc = self.client.call("consent", action="grant", mailbox=mailbox_id, scopes=list(scopes),
-                               granted_by=granted_by, **({} if expires_at is None else {"expires": expires_at}))
+                               granted_by=granted_by, **_given(expires=expires_at))
         return ConsentRecord(**{**doc["consent"], "scopes": tuple(doc["consent"]["scopes"])})
 
     def revoke_consent(self, mailbox_id: str) -> bool:
@@ -90,7 +90,7 @@ class RemoteAdmin:
         return Reauthentication(secret_kind, bool(restarted))
 
     def retry_quarantined(self, record_id: str | None) -> list[RetryResult]:
-        result = self.client.call("quarantine", action="retry", **({} if record_id is None else {"id": record_id}))
+        result = self.client.call("quarantine", action="retry", **_given(id=record_id))
         return [RetryResult(o["record_id"], o["element_id"], o["error"]) for o in result["outcomes"]]
 
     def drop_quarantined(self, record_id: str) -> QuarantineRecord | None:
@@ -144,3 +144,8 @@ class RemoteAdmin:
 
 def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The optional request arguments that have a value: the console tells absent from null."""
+    return {name: value for name, value in values.items() if value is not None}

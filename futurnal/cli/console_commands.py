@@ -117,7 +117,7 @@ class _ConsoleShell(cmd.Cmd):
         self.intro = (f"connected to pid {client.server_pid} ({client.path}); `help` lists the commands, "
                       "Ctrl+D leaves")
 
-    def default(self, line: str) -> bool:
+    def default(self, line: str) -> bool:  # type: ignore[override]  # True ends cmdloop, as onecmd passes it on
         if line == "EOF":
             print()
             return True

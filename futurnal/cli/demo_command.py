@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.consent import SCOPES, ConsentRegistry
-from futurnal.storage.sqlite import SqliteElementReader
+from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
+from futurnal.storage.sqlite import SqliteElementReader
 
 from .context import CommandContext
 from .output import ProgressBar, UserError, visible
@@ -45,7 +45,7 @@ def _demo_credentials(directory: Path) -> CredentialStore:
     except ImportError:
         raise UserError("the demo needs keyrings.alt: pip install 'futurnal-actors[demo]'") from None
     backend = PlaintextKeyring()
-    backend.file_path = str(directory / "demo-keyring.cfg")  # type: ignore[misc]
+    backend.file_path = str(directory / "demo-keyring.cfg")
     return CredentialStore(backend)
 
 

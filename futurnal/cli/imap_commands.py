@@ -8,14 +8,14 @@ import os
 import sys
 from typing import Any
 
-from futurnal.logs.configure import redactor
 from futurnal.imap.errors import FolderNotFound, MailError
-from futurnal.sync.folder_plan import plan_folders
-from futurnal.sync.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
 from futurnal.imap.session import SECURITY_MODES, ConnectionSettings, ImapSession
+from futurnal.logs.configure import redactor
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, scopes_described
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
+from futurnal.sync.folder_plan import plan_folders
+from futurnal.sync.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
 
 from . import monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from futurnal.admin.errors import AdminError
 from futurnal.console import ConsoleError, ConsoleUnavailable
+from futurnal.imap.errors import MailError
 from futurnal.logs.configure import LOG_FORMATS, configure_logging, redactor
 from futurnal.process.malloc_threshold import fix_mmap_threshold
-from futurnal.imap.errors import MailError
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError, local_fault
 

@@ -13,8 +13,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from futurnal.logs.configure import redactor
-from futurnal.imap.errors import MailError
 from futurnal.auth.oauth2 import (
     CLIENT_SECRET,
     PRESETS,
@@ -25,7 +23,9 @@ from futurnal.auth.oauth2 import (
     custom_provider,
 )
 from futurnal.auth.oauth2_flow import run_authorization
+from futurnal.imap.errors import MailError
 from futurnal.imap.session import ConnectionSettings, ImapSession
+from futurnal.logs.configure import redactor
 from futurnal.storage.credentials import SECRET_KINDS, CredentialStore
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
 
@@ -194,7 +194,8 @@ def _reauth(args: argparse.Namespace, ctx: CommandContext) -> int:
     done = ctx.admin().reauthenticate(record, renew)
     print(f"signed in to {record.id} again; its new {done.secret_kind} is in the keyring")
     if done.restarted is not None:
-        print(f"  the running process {'restarted its actors and is syncing it' if done.restarted else 'will use it when the mailbox starts'}")
+        what = "restarted its actors and is syncing it" if done.restarted else "will use it when the mailbox starts"
+        print(f"  the running process {what}")
     return 0
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from futurnal.scheduling.schedules import Priority, Schedule, ScheduleError, parse_priority, parse_schedule
 from futurnal.mailboxes.status import describe_schedule
+from futurnal.scheduling.schedules import Priority, Schedule, ScheduleError, parse_priority, parse_schedule
 from futurnal.storage.registry import UnknownMailbox
 
 from .context import CommandContext

@@ -13,13 +13,13 @@ from typing import Any
 
 import pykka
 
-from futurnal.sync.quarantine_retry import drop_quarantined, retry_quarantined
-from futurnal.scheduling.schedules import ScheduleError, parse_priority, parse_schedule
 from futurnal.mailboxes.status import describe_schedule
+from futurnal.scheduling.schedules import ScheduleError, parse_priority, parse_schedule
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
 from futurnal.storage.quarantine import InvalidRecordId, QuarantineStore
 from futurnal.storage.registry import MailboxRecord
+from futurnal.sync.quarantine_retry import drop_quarantined, retry_quarantined
 from futurnal.system import ActorSystem, SystemNotRunning
 
 from .command_specs import COMMANDS, STREAMS, command_spec, validate_args

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from futurnal.logs.configure import redactor
-from futurnal.sync.folder_sync import MessageQuarantined, SyncProgress
 from futurnal.imap.idle_watch import WatchEvent
-from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
+from futurnal.logs.configure import redactor
 from futurnal.storage.clock import utc_now
 from futurnal.supervisors.supervisor import ActorRestarting
+from futurnal.sync.folder_sync import MessageQuarantined, SyncProgress
+from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 
 __all__ = ["event_document"]
 

@@ -13,13 +13,13 @@ import html
 import random
 import textwrap
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-BASE_DATE = datetime(2025, 6, 30, 17, 0, tzinfo=timezone.utc)  # fixed "now": output is stable
+BASE_DATE = datetime(2025, 6, 30, 17, 0, tzinfo=UTC)  # fixed "now": output is stable
 MESSAGE_ID_DOMAIN = "mail.futurnal.test"
 MALFORMED_COUNT = 3
 OWNER = Address("Alice Newman", addr_spec="alice@futurnal.test")
@@ -286,7 +286,7 @@ def _render(draft: _Draft, rng: random.Random, seed: int, index: int) -> bytes:
     return b"".join(headers) + msg.as_bytes(policy=policy.SMTP)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _header(name: str, value: str) -> bytes:
     """Fold and RFC 2047-encode a header once; names and subjects repeat a lot."""
     return policy.SMTP.header_factory(name, value).fold(policy=policy.SMTP).encode("ascii")

@@ -7,12 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from futurnal.attachments.plan import initial_status
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.parse.parser import Address, ParsedAttachment, ParsedMessage
 from futurnal.storage.clock import utc_iso
 from futurnal.storage.consent import SCOPES
-
-from futurnal.parse.parser import Address, ParsedAttachment, ParsedMessage
-
-from futurnal.imap.fetched import FetchedMessage
 
 __all__ = ["SCHEMA_VERSION", "build_element", "element_id", "gmail_thread_id", "stored_flags"]
 

@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from loguru import logger
 
+from futurnal.auth.oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
 from futurnal.logs.configure import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
 
 from .connection_budget import ConnectionBudget
 from .errors import AuthenticationFailed, CaFileUnusable, ConnectionFailed
-from futurnal.auth.oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
 from .live_connections import LiveConnections
 from .session import DEFAULT_MIN_TRANSFER_RATE, ConnectionSettings, ImapSession
 from .wire_limits import DEFAULT_MAX_MESSAGE_BYTES

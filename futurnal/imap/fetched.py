@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from imapclient.imap_utf7 import decode as decode_utf7
@@ -74,7 +74,7 @@ def fetched_message(uid: int, data: dict[bytes, Any]) -> FetchedMessage | None:
         return None
     internal = data.get(b"INTERNALDATE")
     if isinstance(internal, datetime) and internal.tzinfo is not None:
-        internal = internal.astimezone(timezone.utc)
+        internal = internal.astimezone(UTC)
     gmail = None
     if data.get(b"X-GM-MSGID") is not None:
         thrid = data.get(b"X-GM-THRID")

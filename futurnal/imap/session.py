@@ -17,14 +17,20 @@ from imapclient.response_parser import parse_fetch_response
 
 from futurnal.storage.registry import MailboxRecord
 
-from .fetched import FETCH_ITEMS, GMAIL_ITEMS, HEADER_ITEMS, FetchAnswer, FetchedMessage, fetched_message
 from .connection_budget import ConnectionBudget
-from .folders import ServerFolder, from_imapclient
 from .errors import (
-    AuthenticationFailed, ConnectionFailed, FolderNotFound, MailError, ServerError, ServerHungUp, TlsVerificationFailed,
+    AuthenticationFailed,
+    ConnectionFailed,
+    FolderNotFound,
+    MailError,
+    ServerError,
+    ServerHungUp,
+    TlsVerificationFailed,
 )
-from .uidset import UidSet, to_sequence_set
+from .fetched import FETCH_ITEMS, GMAIL_ITEMS, HEADER_ITEMS, FetchAnswer, FetchedMessage, fetched_message
+from .folders import ServerFolder, from_imapclient
 from .live_connections import LiveConnections
+from .uidset import UidSet, to_sequence_set
 from .wire_limits import DEFAULT_MAX_MESSAGE_BYTES, OversizedLiteral, WireLimits
 
 __all__ = ["ConnectionSettings", "FolderChanges", "FolderStatus", "ImapSession", "OAUTH2_MECHANISMS"]
@@ -254,7 +260,7 @@ class ImapSession:
             raise ConnectionFailed(f"TLS handshake with {s.address} failed: {exc.reason or exc}") from None
         except (socket.gaierror, socket.herror) as exc:
             raise ConnectionFailed(f"cannot resolve {s.host}: {exc.strerror or exc}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ConnectionFailed(f"cannot reach {s.address}: timed out after {s.connect_timeout:g}s") from None
         except OSError as exc:
             raise ConnectionFailed(f"cannot reach {s.address}: {exc.strerror or exc}") from None
@@ -341,7 +347,7 @@ class ImapSession:
         try:
             with self._deadline():
                 answer = self.client.select_folder(folder, readonly=True)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ConnectionFailed(f"{self.settings.address} did not answer SELECT in time") from None
         except IMAPClientAbortError as exc:  # the connection broke; the folder may be fine
             raise ConnectionFailed(f"connection to {self.settings.address} broke: {exc}") from None
@@ -467,7 +473,7 @@ class ImapSession:
         try:
             with self._deadline():
                 return call()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ConnectionFailed(
                 f"{s.address} did not answer in time (no data for {s.read_timeout:g}s, or slower than "
                 f"{s.min_transfer_rate:g} bytes/s)"

@@ -10,9 +10,9 @@ from typing import Any, TextIO
 
 from loguru import logger
 
-from .inert_text import visible
 from futurnal.storage.json_lines import one_line
 
+from .inert_text import visible
 from .redaction import Redactor
 
 __all__ = ["LOG_FORMATS", "Redactor", "configure_logging", "redactor"]

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from futurnal.config import ServiceSettings
-from futurnal.sync.folder_selection import is_pattern, watchable
-from futurnal.sync.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
 from futurnal.imap.uidset import UidSet
 from futurnal.scheduling.schedules import ScheduleError, next_run, schedule_of
 from futurnal.storage.attachment_queue import AttachmentJobQueue
@@ -20,6 +18,8 @@ from futurnal.storage.data_dir import DataDir
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
+from futurnal.sync.folder_selection import is_pattern, watchable
+from futurnal.sync.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
 
 __all__ = ["describe_schedule", "mailbox_status"]
 

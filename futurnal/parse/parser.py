@@ -25,13 +25,13 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy as email_policy
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .body_runs import restore, shrink
 from .clean_mime import LinearMessage, parse_clean
@@ -603,10 +603,10 @@ def _one_address_header(text: str, name: str, defects: set[str]) -> list[Address
     return found
 
 
-def _registry_addresses(header: object) -> list[Address | None]:
+def _registry_addresses(header: Any) -> list[Address | None]:
     """The mailboxes of a header-registry address header, group members flattened."""
     found = []
-    for group in getattr(header, "groups"):
+    for group in header.groups:
         for addr in group.addresses:
             local = addr.addr_spec.rpartition("@")[0] if addr.domain else addr.username
             found.append(_make_address(addr.display_name, local, addr.domain))
@@ -642,8 +642,8 @@ def _to_utc(value: str, defects: set[str]) -> datetime | None:
     if moment is None or not _names_year(value, moment.year):
         return None
     if moment.tzinfo is None:  # "-0000": time zone unknown, read as UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return _guarded(defects, None, moment.astimezone, timezone.utc)  # OverflowError near datetime's limits
+        moment = moment.replace(tzinfo=UTC)
+    return _guarded(defects, None, moment.astimezone, UTC)  # OverflowError near datetime's limits
 
 
 def _names_year(value: str, year: int) -> bool:
@@ -746,10 +746,10 @@ def _param_header(part: Message, name: str, defects: set[str]) -> tuple[str | No
     return found if found is not None else (None, {})
 
 
-def _registry_params(header: object, name: str) -> tuple[str | None, dict[str, str]]:
+def _registry_params(header: Any, name: str) -> tuple[str | None, dict[str, str]]:
     """(value, parameters) of a header-registry Content-Type or Content-Disposition header."""
     kind = getattr(header, "content_type" if name == "content-type" else "content_disposition")
-    return kind, {str(k).lower(): _fix_surrogates(str(v)) for k, v in getattr(header, "params").items()}
+    return kind, {str(k).lower(): _fix_surrogates(str(v)) for k, v in header.params.items()}
 
 
 def _compat_params(text: str, name: str) -> tuple[str | None, dict[str, str]]:

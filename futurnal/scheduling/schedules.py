@@ -86,7 +86,7 @@ class Schedule:
         if self.kind == "interval":
             return moment + timedelta(seconds=self.seconds)
         if self.kind == "cron":
-            return croniter(self.cron, moment).get_next(datetime)  # type: ignore[no-any-return]
+            return croniter(self.cron, moment).get_next(datetime)
         return None
 
     def __str__(self) -> str:

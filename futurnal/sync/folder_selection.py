@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from futurnal.imap.folders import SPECIAL_USES, ServerFolder, canonical_special_use
 
@@ -86,7 +86,7 @@ class FolderSpec:
         for key, value in (("include", include), ("exclude", exclude)):
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"folder spec {key!r} must be a list of strings, not {value!r}")
-        return cls(include=tuple(include), exclude=tuple(exclude))
+        return cls(include=tuple(cast(list[str], include)), exclude=tuple(exclude))
 
 
 def _split(text: str) -> tuple[str, ...]:

@@ -31,20 +31,25 @@ from loguru import logger
 
 from futurnal.attachments.plan import AttachmentWork
 from futurnal.attachments.settings import AttachmentSettings
+from futurnal.element.build import ALL_SCOPES, stored_flags
+from futurnal.imap.errors import ConnectionFailed, MailError, ServerError, ServerHungUp
+from futurnal.imap.session import FolderStatus
+from futurnal.imap.uidset import UidSet
+from futurnal.parse.parse_pool import ParsePool
 from futurnal.storage.clock import utc_now
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
-from futurnal.element.build import ALL_SCOPES, stored_flags
-from futurnal.imap.errors import ConnectionFailed, MailError, ServerError, ServerHungUp
-from futurnal.imap.session import FolderStatus
-from futurnal.imap.uidset import UidSet
-from futurnal.parse.parse_pool import ParsePool
-
 from .batch_elements import (
-    BatchElements, FetchedBatch, ParsingBatch, SetAside, Undelivered, placeholder, start_parsing,
+    BatchElements,
+    FetchedBatch,
+    ParsingBatch,
+    SetAside,
+    Undelivered,
+    placeholder,
+    start_parsing,
 )
 from .fetch_plan import BatchLimits, UidWindows, plan_batches
 from .imap_port import ImapPort
@@ -71,7 +76,7 @@ class SyncInterrupted(Exception):
 class PendingWrite(Protocol):
     """A write handed to the sink; ``get`` returns once it is durable (a Pykka future fits)."""
 
-    def get(self, timeout: float | None = None) -> Any: ...
+    def get(self, *, timeout: float | None = None) -> Any: ...
 
 
 class SinkPort(Protocol):

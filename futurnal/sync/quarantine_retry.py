@@ -7,17 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from futurnal.storage.audit_log import AuditEvent, AuditLog
-from futurnal.storage.clock import utc_now
-from futurnal.storage.consent import ConsentRegistry
 from futurnal.attachments.plan import AttachmentWork, plan_attachments
 from futurnal.attachments.settings import AttachmentSettings
-from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
-
 from futurnal.element.build import ALL_SCOPES, build_element
 from futurnal.imap.fetched import FetchedMessage
 from futurnal.parse.parse_pool import DEFAULT_MEMORY_MB, ParseFailure, ParsePool
 from futurnal.parse.parser import ParsedMessage, parse_message
+from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.clock import utc_now
+from futurnal.storage.consent import ConsentRegistry
+from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
 
 __all__ = ["RetryOutcome", "drop_quarantined", "element_from_quarantine", "retry_quarantined"]
 

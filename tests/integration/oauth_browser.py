@@ -94,7 +94,8 @@ class Browser:
             if page.title.strip() == "Sign in":
                 if self.plan.get("wrong_password_first"):
                     self.plan["wrong_password_first"] = False
-                    url, answer = self.submit(url, page.forms[0], {"login": self.plan["login"], "password": "not-" + self.plan["password"]})
+                    wrong = {"login": self.plan["login"], "password": "not-" + self.plan["password"]}
+                    url, answer = self.submit(url, page.forms[0], wrong)
                     continue
                 url, answer = self.submit(url, page.forms[0], {"login": self.plan["login"], "password": self.plan["password"]})
             elif page.title.strip() == "Allow access":

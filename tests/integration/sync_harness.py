@@ -10,12 +10,12 @@ import imapclient.exceptions
 
 from futurnal.demo.dovecot import DovecotServer
 from futurnal.imap.errors import ConnectionFailed
-from futurnal.sync.folder_sync import FolderSync, FolderSyncResult
 from futurnal.imap.session import ConnectionSettings, ImapSession
 from futurnal.storage.element_store import ElementKey
-from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderStateStore
+from futurnal.sync.folder_sync import FolderSync, FolderSyncResult
 
 from ..element_schema import assert_valid_element
 

@@ -8,8 +8,8 @@ import os
 import shutil
 import socket
 import stat
-import tempfile
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path

@@ -13,11 +13,11 @@ from keyrings.alt.file import PlaintextKeyring
 from futurnal import ActorSystem, MailboxSyncReport
 from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
-from futurnal.sync.folder_sync import SyncProgress
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.sync.folder_sync import SyncProgress
 
 
 class MemorySink:

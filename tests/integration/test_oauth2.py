@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from futurnal.storage.credentials import SECRET_KINDS, SERVICE, CredentialStore
-from futurnal.storage.registry import MailboxRecord
 from keyrings.alt.file import PlaintextKeyring
 
+from futurnal.auth.oauth2 import CLIENT_SECRET
 from futurnal.demo.dovecot import DovecotOptions, DovecotServer, OAuth2Passdb
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.errors import AuthenticationFailed
-from futurnal.auth.oauth2 import CLIENT_SECRET
 from futurnal.imap.session import ConnectionSettings, ImapSession
+from futurnal.storage.credentials import SECRET_KINDS, SERVICE, CredentialStore
+from futurnal.storage.registry import MailboxRecord
 
 from ..servers.oauth_provider import OAuthClient, OAuthProviderServer, OAuthProviderUnavailable, ProviderConfig
 from .cli import Cli, Result

@@ -16,12 +16,12 @@ from futurnal import ActorSystem
 from futurnal.config import ServiceSettings
 from futurnal.demo.dovecot import DovecotServer
 from futurnal.demo.sample_mailbox import generate_mailbox
-from futurnal.sync.fetch_plan import BatchLimits
-from futurnal.sync.folder_sync import SyncProgress
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.sync.fetch_plan import BatchLimits
+from futurnal.sync.folder_sync import SyncProgress
 
 from .cli import COMMAND, Cli
 

@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +189,7 @@ def test_messages_delivered_before_and_after_start_are_visible(make: ServerFacto
         subjects = [f[b"ENVELOPE"].subject for f in in_uid_order]
         assert subjects == [b"message 1", b"message 2", b"message 4"]  # UIDs in delivery order
         # INTERNALDATE comes from the Date header, like a real arrival time.
-        assert in_uid_order[0][b"INTERNALDATE"] == datetime(2024, 6, 3, 10, 1, tzinfo=timezone.utc)
+        assert in_uid_order[0][b"INTERNALDATE"] == datetime(2024, 6, 3, 10, 1, tzinfo=UTC)
         assert client.select_folder("Archive", readonly=True)[b"EXISTS"] == 1
         assert _flags(client) == [{b"\\Seen", b"\\Flagged"}]
 

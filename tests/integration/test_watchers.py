@@ -16,8 +16,8 @@ from futurnal.imap.idle_watch import WatchEvent
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.sqlite import SqliteElementReader
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.storage.sqlite import SqliteElementReader
 from futurnal.system import ActorSystem
 
 from .fault_proxy import CuttingProxy

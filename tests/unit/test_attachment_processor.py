@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class World:
         """Store an element with these attachments and hand them over, as a fetcher does."""
         raw = _message(*files)
         parsed = parse_message(raw)
-        fetched = FetchedMessage(uid, raw, (), datetime(2026, 1, 1, tzinfo=timezone.utc), len(raw))
+        fetched = FetchedMessage(uid, raw, (), datetime(2026, 1, 1, tzinfo=UTC), len(raw))
         element = build_element(parsed, fetched, mailbox="alice", folder="INBOX", uidvalidity=1)
         work = plan_attachments(element, parsed.attachments, self.settings)
         self.store.upsert_many([element])
@@ -139,9 +139,9 @@ def test_a_refetched_element_gets_its_attachments_extracted_again(world: World) 
 def test_the_processor_is_supervised_and_its_replacement_finishes_the_queued_work(tmp_path: Path) -> None:
     from futurnal.config import ServiceSettings
     from futurnal.events import EventBus
+    from futurnal.supervision_tree import TreeContext, attachment_processor_spec
     from futurnal.supervisors.restart_intensity import RestartIntensity
     from futurnal.supervisors.supervisor import Supervisor
-    from futurnal.supervision_tree import TreeContext, attachment_processor_spec
 
     world = World(tmp_path)
     settings = ServiceSettings()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ def _message(*parts: tuple[str, str, bytes]) -> bytes:
 def _build(raw: bytes, settings: AttachmentSettings, scopes: tuple[str, ...] = ("metadata", "content", "attachments")
            ) -> tuple[dict[str, Any], Any]:
     parsed = parse_message(raw)
-    fetched = FetchedMessage(7, raw, ("\\Seen",), datetime(2026, 3, 3, tzinfo=timezone.utc), len(raw))
+    fetched = FetchedMessage(7, raw, ("\\Seen",), datetime(2026, 3, 3, tzinfo=UTC), len(raw))
     element = build_element(parsed, fetched, mailbox="alice", folder="INBOX", uidvalidity=3, scopes=scopes)
     return element, plan_attachments(element, parsed.attachments, settings)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,9 +86,9 @@ def test_consent_is_required_recorded_with_scopes_and_revocable(tmp_path: Path) 
 def test_expired_consent_no_longer_counts(tmp_path: Path) -> None:
     registry = ConsentRegistry(tmp_path / "consent.json")
     registry.grant("alice", "Alice", ("metadata",), expires_at="2026-01-01T00:00:00Z")
-    assert registry.require("alice", now=datetime(2025, 12, 31, tzinfo=timezone.utc))
+    assert registry.require("alice", now=datetime(2025, 12, 31, tzinfo=UTC))
     with pytest.raises(NoConsent, match="expired"):
-        registry.require("alice", now=datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=1))
+        registry.require("alice", now=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=1))
 
 
 def test_unknown_scopes_are_refused(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ LIMITS = AttachmentSettings(max_bytes=2 * 1024 * 1024, timeout_seconds=2, memory
 
 def _element(message: CorpusMessage, uid: int = 1) -> tuple[dict, object]:  # type: ignore[type-arg]
     parsed = parse_message(message.raw)
-    fetched = FetchedMessage(uid, message.raw, ("\\Seen",), datetime(2026, 3, 3, tzinfo=timezone.utc), len(message.raw))
+    fetched = FetchedMessage(uid, message.raw, ("\\Seen",), datetime(2026, 3, 3, tzinfo=UTC), len(message.raw))
     element = build_element(parsed, fetched, mailbox="alice", folder="INBOX", uidvalidity=1)
     return element, plan_attachments(element, parsed.attachments, LIMITS)
 

@@ -13,10 +13,15 @@ from futurnal.parse.parse_pool import ParseBatch, ParseFailure, ParseOutcome, Pa
 from futurnal.parse.parser import parse_message
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.sync.batch_elements import (
-    BatchElements, FetchedBatch, ParsingBatch, SetAside, Undelivered, placeholder, start_parsing,
+    BatchElements,
+    FetchedBatch,
+    ParsingBatch,
+    SetAside,
+    Undelivered,
+    placeholder,
+    start_parsing,
 )
 from futurnal.sync.message_key import MessageKey
-
 from tests.unit.memory_imap import note
 
 

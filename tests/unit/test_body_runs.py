@@ -18,6 +18,7 @@ from futurnal.parse.parser import parse_message
 
 from .random_mime import random_message
 
+
 def test_parse_results_are_the_same_with_and_without_setting_runs_aside(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(77)
     messages = [random_message(rng) for _ in range(1500)]

@@ -128,6 +128,6 @@ def test_add_refuses_a_record_with_a_port_that_is_no_number(console: Any) -> Non
 @pytest.mark.parametrize("timeout", ["NaN", "Infinity", "-Infinity", "1e999", "0", "-5", "true", "1" + "0" * 400])
 def test_sync_refuses_a_timeout_that_is_not_a_finite_positive_number(console: Any, timeout: str) -> None:
     conn, _system = console
-    reply = _ask(conn, '{"command": "sync", "args": {"mailbox": "alice", "timeout": %s}}' % timeout)
+    reply = _ask(conn, f'{{"command": "sync", "args": {{"mailbox": "alice", "timeout": {timeout}}}}}')
     assert reply["error"]["code"] == "bad-argument", reply
     assert "timeout must be a positive number" in reply["error"]["message"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ def test_the_corpus_is_all_there() -> None:
 @pytest.mark.parametrize("path", MESSAGES, ids=[p.name for p in MESSAGES])
 def test_every_message_becomes_a_schema_valid_element(path: Path) -> None:
     raw = path.read_bytes()
-    fetched = FetchedMessage(1, raw, ("\\Seen",), datetime(2026, 3, 3, tzinfo=timezone.utc), len(raw))
+    fetched = FetchedMessage(1, raw, ("\\Seen",), datetime(2026, 3, 3, tzinfo=UTC), len(raw))
     element = build_element(parse_message(raw), fetched, mailbox="alice", folder="INBOX", uidvalidity=1)
     assert_valid_element(element)
     assert element["size"] == len(raw)

@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from futurnal.element.build import SCHEMA_VERSION, build_element, element_id
-from futurnal.parse.parser import parse_message
-from futurnal.imap.fetched import FetchedMessage
 from futurnal.demo.sample_mailbox import generate_mailbox
+from futurnal.element.build import SCHEMA_VERSION, build_element, element_id
+from futurnal.imap.fetched import FetchedMessage
+from futurnal.parse.parser import parse_message
 
 from ..element_schema import assert_valid_element
 

@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 
 from futurnal.imap.errors import ConnectionFailed
-from futurnal.sync.fetch_plan import BatchLimits
 from futurnal.imap.fetched import FetchAnswer
-from futurnal.sync.folder_sync import FolderSync
 from futurnal.imap.uidset import UidSet
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderStateStore
-
+from futurnal.sync.fetch_plan import BatchLimits
+from futurnal.sync.folder_sync import FolderSync
 from tests.integration.sync_harness import DirectSink
 from tests.unit.memory_imap import MemoryServer, note
 

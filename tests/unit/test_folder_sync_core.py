@@ -9,8 +9,9 @@ starts the folder over, and back-pressure bounds what waits on the sink.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,6 @@ from futurnal.sync.fetch_plan import BatchLimits
 from futurnal.sync.folder_sync import FolderSync
 from futurnal.sync.imap_port import ImapPort
 from futurnal.sync.message_key import MessageKey
-
 from tests.unit.memory_imap import MemoryServer, SinkFailed, WatchedSink
 
 

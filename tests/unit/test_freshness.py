@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from futurnal.storage.clock import utc_iso
 from futurnal.sync.freshness import (
     WATCH_IDLE,
     WATCH_NONE,
@@ -12,7 +13,6 @@ from futurnal.sync.freshness import (
     freshness,
     watch_plan,
 )
-from futurnal.storage.clock import utc_iso
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

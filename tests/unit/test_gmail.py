@@ -9,14 +9,14 @@ from imapclient.response_parser import parse_fetch_response
 
 from futurnal.element.build import build_element, gmail_thread_id
 from futurnal.imap.fetched import FetchAnswer, FetchedMessage, fetched_message
-from futurnal.sync.folder_sync import FolderSync
-from futurnal.parse.parser import parse_message
 from futurnal.imap.session import FolderStatus
 from futurnal.imap.uidset import UidSet
-from futurnal.storage.sqlite import SqliteElementStore
+from futurnal.parse.parser import parse_message
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderStateStore
+from futurnal.sync.folder_sync import FolderSync
 from tests.integration.sync_harness import DirectSink
 
 BODY_A = b"From: Bob <bob@example.org>\r\nSubject: Plans\r\nMessage-ID: <a@example.org>\r\n\r\nHello\r\n"

@@ -16,7 +16,13 @@ import pytest
 from futurnal.actors.fetcher import _SinkPort
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.actors.messages import (
-    DescribeMailbox, FolderSynced, FoldersResolved, ResolveFolders, SyncFolder, SyncTick, WriteElements,
+    DescribeMailbox,
+    FoldersResolved,
+    FolderSynced,
+    ResolveFolders,
+    SyncFolder,
+    SyncTick,
+    WriteElements,
 )
 from futurnal.actors.service_actor import ServiceActor
 from futurnal.actors.sink import SinkActor
@@ -24,8 +30,6 @@ from futurnal.cli.run_command import _ReportPrinter
 from futurnal.events import EventBus
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.errors import CaFileUnusable
-from futurnal.sync.folder_sync import FolderSyncResult
-from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import LocalFault, local_fault
 from futurnal.storage.registry import MailboxRecord
@@ -35,6 +39,8 @@ from futurnal.supervisors.backoff import BackoffPolicy, RestartBackoff, local_fa
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.supervisor import ChildSpec
+from futurnal.sync.folder_sync import FolderSyncResult
+from futurnal.sync.sync_runs import MailboxSyncReport
 
 from .test_supervisor import TIMEOUT, FakeSchedule, Recorder, start_supervisor
 

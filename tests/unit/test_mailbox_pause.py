@@ -12,13 +12,18 @@ import pytest
 
 from futurnal.actors.mailbox import MailboxActor
 from futurnal.actors.messages import (
-    DescribeMailbox, FoldersResolved, PauseMailbox, ResolveFolders, ResumeMailbox, SyncTick,
+    DescribeMailbox,
+    FoldersResolved,
+    PauseMailbox,
+    ResolveFolders,
+    ResumeMailbox,
+    SyncTick,
 )
 from futurnal.events import EventBus
-from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.supervisors.directory import ActorDirectory
+from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 
 TIMEOUT = 5
 

@@ -17,10 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from futurnal.cli.main import build_parser
-from futurnal.cli.oauth2_commands import client_from_args
-from futurnal.cli.output import UserError
-from futurnal.logs.configure import redactor
 from futurnal.auth.oauth2 import (
     PRESETS,
     AccessTokens,
@@ -37,6 +33,10 @@ from futurnal.auth.oauth2 import (
     s256_challenge,
 )
 from futurnal.auth.oauth2_flow import AuthorizationDenied, AuthorizationTimedOut, LoopbackCallback, StateMismatch
+from futurnal.cli.main import build_parser
+from futurnal.cli.oauth2_commands import client_from_args
+from futurnal.cli.output import UserError
+from futurnal.logs.configure import redactor
 
 # --- PKCE and state ---------------------------------------------------------------------------
 
@@ -221,7 +221,9 @@ def test_no_stored_refresh_token_or_a_refused_one_requires_reauth() -> None:
 
 
 @pytest.fixture
-def token_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[tuple[int, dict[str, object]]], list[dict[str, str]]]]:
+def token_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[str, list[tuple[int, dict[str, object]]], list[dict[str, str]]]]:
     """A stub token endpoint on 127.0.0.1 answering queued (status, JSON) pairs, recording requests."""
     answers: list[tuple[int, dict[str, object]]] = []
     seen: list[dict[str, str]] = []

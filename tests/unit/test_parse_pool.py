@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from futurnal.demo.sample_mailbox import generate_mailbox
-from futurnal.process.faults import PARSER_EXIT_ENV, PARSER_HANG_ENV
 from futurnal.parse.parse_pool import ParseFailure, ParsePool, PoolUnavailable
 from futurnal.parse.parser import parse_message
+from futurnal.process.faults import PARSER_EXIT_ENV, PARSER_HANG_ENV
 
 
 def note(marker: str, n: int) -> bytes:

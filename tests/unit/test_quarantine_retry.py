@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from futurnal.process.faults import PARSER_HANG_ENV
-from futurnal.sync.quarantine_retry import retry_quarantined
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.quarantine import QuarantineStore
+from futurnal.sync.quarantine_retry import retry_quarantined
 
 RAW = b"From: a@example.org\r\nSubject: kept\r\nMessage-ID: <k@example.org>\r\n\r\nbody\r\n"
 

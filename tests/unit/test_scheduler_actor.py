@@ -13,9 +13,9 @@ import pytest
 
 from futurnal.actors.messages import SyncTick
 from futurnal.actors.scheduler import SchedulerActor, SchedulerSnapshot
-from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.scheduling.schedules import MailboxSchedule, Priority, Schedule, parse_schedule
 from futurnal.supervisors.directory import ActorDirectory
+from futurnal.sync.sync_runs import MailboxSyncReport
 
 WAIT = 10.0  # generous: a timeout here means a tick that never came, not a slow machine
 HOURLY = Schedule.every(3600)

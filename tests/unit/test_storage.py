@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,11 @@ from futurnal.storage.atomic import AtomicJSONStorage, atomic_write_bytes
 from futurnal.storage.errors import CorruptStateFile, DataDirLocked
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import (
-    MailboxRecord, MailboxRegistry, UnknownMailbox, default_mailbox_id, validate_mailbox_id,
+    MailboxRecord,
+    MailboxRegistry,
+    UnknownMailbox,
+    default_mailbox_id,
+    validate_mailbox_id,
 )
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 

@@ -10,9 +10,8 @@ import errno
 import itertools
 import threading
 from collections.abc import Callable, Hashable, Iterator
-from typing import NamedTuple
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pykka
 import pytest
