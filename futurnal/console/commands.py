@@ -13,6 +13,7 @@ from typing import Any
 
 import pykka
 
+from futurnal.actors import actor_names
 from futurnal.mailboxes.status import describe_schedule
 from futurnal.scheduling.schedules import ScheduleError, parse_priority, parse_schedule
 from futurnal.storage.audit_log import AuditLog
@@ -64,7 +65,7 @@ class ConsoleCommands:
         queues = {}
         for node in self._system.actor_tree():
             for child in _walk(node):
-                if child["state"] == "running" and not child["id"].startswith(("root/", "supervisor/")):
+                if child["state"] == "running" and not actor_names.is_supervisor(child["id"]):
                     queues[child["id"]] = child["inbox"]
         return {"mailboxes": self._system.status(self._mailbox_id(mailbox) if mailbox else None), "queues": queues}
 

@@ -11,7 +11,7 @@ from typing import Any
 from futurnal.imap.idle_watch import WatchEvent
 from futurnal.logs.configure import redactor
 from futurnal.storage.clock import utc_now
-from futurnal.supervisors.supervisor import ActorRestarting
+from futurnal.supervisors.protocol import ActorRestarting
 from futurnal.sync.folder_sync import MessageQuarantined, SyncProgress
 from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 

@@ -120,6 +120,7 @@ def test_no_import_cycle_between_packages() -> None:
     for package in sorted(graph):
         visit(package, ())
 
+
 def test_importing_the_domain_does_not_load_the_actor_system(tmp_path: Path) -> None:
     code = "import sys, futurnal.parse.parser, futurnal.imap.session; print('pykka' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
