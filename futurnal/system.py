@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import pykka
 from loguru import logger
@@ -329,7 +329,7 @@ class ActorSystem:
         while True:
             processor = self._directory.get(actor_names.ATTACHMENTS)
             try:
-                pending = int(cast(int, processor.ask(CountPendingAttachments(), timeout=10))) if processor else 0
+                pending = _ask_count(processor, CountPendingAttachments(), timeout=10) if processor else 0
             except pykka.ActorDeadError:
                 pending = 0
             if pending == 0 or (deadline is not None and time.monotonic() >= deadline):
@@ -483,14 +483,14 @@ class ActorSystem:
         sink = self._directory.get(actor_names.SINK)
         if sink is None:
             raise SystemNotRunning("the sink is not running")
-        return cast(int, sink.ask(WriteElements(tuple(elements)), timeout=timeout))
+        return _ask_count(sink, WriteElements(tuple(elements)), timeout)
 
-    def submit_attachments(self, work: list[Any], timeout: float = 60.0) -> Any:
+    def submit_attachments(self, work: list[Any], timeout: float = 60.0) -> int:
         """Hand attachment work to the processor, which queues it durably before answering."""
         processor = self._directory.get(actor_names.ATTACHMENTS)
         if processor is None:
             raise SystemNotRunning("the attachment processor is not running")
-        return processor.ask(SubmitAttachments(tuple(work)), timeout=timeout)
+        return _ask_count(processor, SubmitAttachments(tuple(work)), timeout)
 
     def _ask_mailbox(self, mailbox_id: str, message: Any, timeout: float) -> Any:
         mailbox = self._directory.get(actor_names.mailbox(mailbox_id))
@@ -650,7 +650,15 @@ class _ActorOwners:
         owner = self._directory.get(name)
         if owner is None:
             raise SystemNotRunning(f"the {name} actor is restarting; nothing was purged, try again")
-        return int(cast(int, owner.ask(ForgetMailbox(mailbox_id), timeout=self._timeout)))
+        return _ask_count(owner, ForgetMailbox(mailbox_id), self._timeout)
+
+
+def _ask_count(ref: pykka.ActorRef[Any],
+               message: WriteElements | SubmitAttachments | CountPendingAttachments | ForgetMailbox,
+               timeout: float) -> int:
+    """Ask the sink or the attachment processor one of the messages they answer with a count."""
+    count: int = ref.ask(message, block=True, timeout=timeout)
+    return count
 
 
 def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:
