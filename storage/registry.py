@@ -125,11 +125,16 @@ class MailboxRegistry:
 
     def add(self, record: MailboxRecord) -> None:
         record.validate()
+        self.refuse_taken(record)
+        self._table.insert(record.to_document())
+
+    def refuse_taken(self, record: MailboxRecord) -> None:
+        """``ValueError`` when ``record``'s id or address is registered already, as :meth:`add` refuses it."""
         if self._table.contains(Query().id == record.id):
             raise ValueError(f"a mailbox with id {record.id!r} is already registered")
-        if self._table.contains(Query().email == record.email):
-            raise ValueError(f"{record.email} is already registered; use --id to add it again under another id")
-        self._table.insert(record.to_document())
+        if taken := self._table.search(Query().email == record.email):
+            raise ValueError(f"{record.email} is already registered as {taken[0]['id']}; "
+                             "use --id to add it again under another id")
 
     def update(self, record: MailboxRecord) -> None:
         record.validate()

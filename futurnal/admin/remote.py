@@ -36,7 +36,8 @@ class RemoteAdmin:
 
     def add_mailbox(self, record: MailboxRecord, scopes: tuple[str, ...], granted_by: str,
                     store_secret: Callable[[], None]) -> None:
-        self._refuse_registered(record)  # before a secret is stored that another mailbox may own
+        with MailboxRegistry(self._local.data_dir.registry_path, read_only=True) as registry:
+            registry.refuse_taken(record)  # before a secret is stored that another mailbox may own
         store_secret()
         try:
             self.client.call("add", record=record.to_document(), scopes=list(scopes), granted_by=granted_by)
@@ -130,16 +131,6 @@ class RemoteAdmin:
         finally:
             signal.signal(signal.SIGTERM, previous)
         raise AdminError("the running process stopped; nothing watches the mailbox now")
-
-    def _refuse_registered(self, record: MailboxRecord) -> None:
-        registry = MailboxRegistry(self._local.data_dir.registry_path, read_only=True)
-        try:
-            taken = [r for r in registry.all() if record.id == r.id or record.email == r.email]
-        finally:
-            registry.close()
-        if taken:
-            raise ValueError(f"{record.email} is already registered as {taken[0].id}"
-                             if taken[0].email == record.email else f"a mailbox with id {record.id!r} is already registered")
 
 
 def _interrupt(*_: Any) -> None:

@@ -151,6 +151,20 @@ def test_the_admin_is_the_process_while_one_serves_the_data_directory(tmp_path: 
     assert [e["event"] for e in _events(data_dir)] == ["mailbox-added", "consent-granted", "consent-revoked"]
 
 
+def test_a_taken_address_is_refused_before_the_secret_is_stored_or_the_process_asked(
+    tmp_path: Path, served: ActorSystem
+) -> None:
+    data_dir = served.data_dir
+    LocalAdmin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings).add_mailbox(
+        _record(), (), "tester")
+    admin = open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings)
+    stored: list[str] = []
+    with pytest.raises(ValueError, match="alice@example.org is already registered as alice"):
+        admin.add_mailbox(_record("second").with_changes(email="alice@example.org"), SCOPES, "tester",
+                          lambda: stored.append("second"))
+    assert stored == [] and [e["event"] for e in _events(data_dir)] == ["mailbox-added"]
+
+
 def test_the_admin_is_this_command_when_nothing_serves_the_data_directory(tmp_path: Path) -> None:
     data_dir = DataDir(tmp_path / "data")
     data_dir.ensure()

@@ -88,7 +88,7 @@ def test_registry_refuses_duplicates(tmp_path: Path) -> None:
     registry.add(_record())
     with pytest.raises(ValueError, match="already registered"):
         registry.add(_record())
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match="alice@example.org is already registered as alice"):
         registry.add(_record(mailbox_id="other"))
 
 
