@@ -25,10 +25,7 @@ from loguru import logger
 from futurnal.actors import actor_names
 from futurnal.actors.messages import (
     CountPendingAttachments,
-    DescribeMailbox,
     ForgetMailbox,
-    PauseMailbox,
-    ResumeMailbox,
     SubmitAttachments,
     SyncTick,
     WriteElements,
@@ -39,7 +36,6 @@ from futurnal.admin.local import LocalAdmin
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.logs.configure import redactor
-from futurnal.mailboxes.status import mailbox_status
 from futurnal.scheduling.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.storage.consent import SCOPES, ConsentRecord
 from futurnal.storage.credentials import CredentialStore
@@ -50,17 +46,13 @@ from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.storage.sqlite import SqliteElementStore, open_element_store
 from futurnal.supervision_tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
 from futurnal.supervisors.directory import ActorDirectory
-from futurnal.supervisors.protocol import DescribeChildren, Ping
-from futurnal.supervisors.supervised import inbox_size
+from futurnal.supervisors.protocol import Ping
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 from futurnal.sync.folder_selection import watchable
 from futurnal.sync.sync_runs import MailboxSyncReport
+from futurnal.system_operations import SystemNotRunning, SystemOperations
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
-
-class SystemNotRunning(RuntimeError):
-    """The call needs a started system (or the mailbox is not part of it)."""
-
 
 @dataclass(frozen=True, slots=True)
 class ReloadReport:
@@ -114,6 +106,9 @@ class ActorSystem:
         self._withheld: set[str] = set()  # consent revoked while running: actors stopped until granted
         self.failure: str | None = None
         self.failed = threading.Event()
+        #: Status, the actor tree, pause and resume: what an operator asks of the running actors.
+        self.operations = SystemOperations(self.data_dir, settings=lambda: self.settings, directory=self._directory,
+                                           mailboxes=lambda: self._mailboxes, roots=lambda: self._roots)
 
     @property
     def running(self) -> bool:
@@ -294,7 +289,7 @@ class ActorSystem:
     def _request(
         self, mailbox_id: str, folders: tuple[str, ...], reason: str
     ) -> tuple[pykka.ActorRef[Any], pykka.Future[MailboxSyncReport]]:
-        record = self._record(mailbox_id)
+        record = self.operations.record(mailbox_id)
         mailbox = self._directory.get(actor_names.mailbox(record.id))
         if mailbox is None:
             raise SystemNotRunning(f"mailbox {record.id} is not running")
@@ -374,59 +369,23 @@ class ActorSystem:
         finally:
             unsubscribe()
 
-    # -- operating a running system (the admin console's commands) --------------------------
-
-    def mailbox_ids(self) -> list[str]:
-        """The mailboxes this running system has actors for."""
-        return list(self._mailboxes)
-
-    def record(self, key: str) -> MailboxRecord:
-        """A running mailbox's registration, by id or address."""
-        return self._record(key)
-
-    def registered(self, key: str) -> MailboxRecord:
-        """A registered mailbox, running or not, by id or address; ``UnknownMailbox`` otherwise."""
-        with MailboxRegistry(self.data_dir.registry_path, read_only=True) as registry:
-            return registry.get(key)
+    # -- operating a running system: see futurnal.system_operations -----------------------------
 
     def status(self, mailbox_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Each mailbox's stored status (as ``imap status --json``) with its actor's live state
-        under ``live``: idle / syncing / paused / needs-reauth, its inbox depth, the last run."""
-        keys = [self._record(mailbox_id).id] if mailbox_id is not None else list(self._mailboxes)
-        reports = []
-        for key in keys:
-            record = self._mailboxes.get(key)
-            if record is None:
-                continue
-            report = mailbox_status(self.data_dir, record, self.settings)
-            try:
-                report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
-                _show_local_faults(report)
-            except SystemNotRunning as exc:
-                report["live"] = {"mailbox": key, "state": "down", "detail": str(exc)}
-            except pykka.Timeout:
-                report["live"] = {"mailbox": key, "state": "not answering",
-                                  "detail": f"its mailbox actor did not answer within {timeout:g}s"}
-            reports.append(report)
-        return reports
+        """Each mailbox's status with its actor's live state (:meth:`SystemOperations.status`)."""
+        return self.operations.status(mailbox_id, timeout)
 
     def pause(self, mailbox_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Start no syncs of the mailbox until :meth:`resume`; what is asked meanwhile is remembered."""
-        return self._ask_mailbox(self._record(mailbox_id).id, PauseMailbox(), timeout)
+        """Start no syncs of the mailbox until :meth:`resume` (:meth:`SystemOperations.pause`)."""
+        return self.operations.pause(mailbox_id, timeout)
 
     def resume(self, mailbox_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Undo :meth:`pause`; one sync catches up with whatever was asked for while paused."""
-        return self._ask_mailbox(self._record(mailbox_id).id, ResumeMailbox(), timeout)
+        """Undo :meth:`pause` (:meth:`SystemOperations.resume`)."""
+        return self.operations.resume(mailbox_id, timeout)
 
     def actor_tree(self, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """The supervision tree: each actor's id, state, restart count, inbox depth and children."""
-        roots = []
-        for root_id, ref in list(self._roots.items()):
-            node: dict[str, Any] = {"id": root_id, "state": "running" if ref.is_alive() else "stopped",
-                                    "restarts": 0, "restart_type": "permanent",
-                                    "inbox": inbox_size(ref.actor_inbox) if ref.is_alive() else 0, "ref": ref}
-            roots.append(_describe_subtree(node, timeout))
-        return roots
+        """The supervision tree (:meth:`SystemOperations.actor_tree`)."""
+        return self.operations.actor_tree(timeout)
 
     def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...] = SCOPES,
                       expires_at: str | None = None) -> ConsentRecord:
@@ -461,7 +420,7 @@ class ActorSystem:
         connects with the new secret, then sync. False when its actors are not running here
         (no consent, say): the secret is used whenever they start."""
         with self._changes:
-            record = self.registered(mailbox_id)
+            record = self.operations.registered(mailbox_id)
             here = self.running and record.id in self._mailboxes
             # Without its actors here no fetcher owns the mailbox's state file: needs-reauth is cleared.
             self._admin().record_reauth(record.id, auth or record.auth, clear_state=not here)
@@ -491,15 +450,6 @@ class ActorSystem:
         if processor is None:
             raise SystemNotRunning("the attachment processor is not running")
         return _ask_count(processor, SubmitAttachments(tuple(work)), timeout)
-
-    def _ask_mailbox(self, mailbox_id: str, message: Any, timeout: float) -> Any:
-        mailbox = self._directory.get(actor_names.mailbox(mailbox_id))
-        if mailbox is None:
-            raise SystemNotRunning(f"mailbox {mailbox_id} is not running (restarting, parked or stopped)")
-        try:
-            return mailbox.ask(message, timeout=timeout)  # pykka.Timeout goes up as it is: busy, not down
-        except pykka.ActorDeadError:
-            raise SystemNotRunning(f"mailbox {mailbox_id} stopped before it answered") from None
 
     def stop(self) -> None:
         """Stop every actor in reverse start order; syncs in flight stop at the next batch boundary."""
@@ -613,12 +563,6 @@ class ActorSystem:
         self._stop_roots(mailboxes)
         self._stop_roots([actor_names.SINK_ROOT])
 
-    def _record(self, key: str) -> MailboxRecord:
-        for record in self._mailboxes.values():
-            if key in (record.id, record.email):
-                return record
-        raise SystemNotRunning(f"mailbox {key!r} is not part of this running system")
-
     def _gave_up(self, reason: str) -> None:
         self.failure = reason
         self.failed.set()
@@ -661,20 +605,6 @@ def _ask_count(ref: pykka.ActorRef[Any],
     return count
 
 
-def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Fill in ``node``'s children by asking it, if it is a running supervisor; drops the refs."""
-    ref = node.pop("ref")
-    node["children"] = []
-    if ref is not None and actor_names.is_supervisor(node["id"]) and node["state"] == "running":
-        try:
-            children = ref.ask(DescribeChildren(), timeout=timeout)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            node["state"] = "not answering"
-            return node
-        node["children"] = [_describe_subtree(child, timeout) for child in children]
-    return node
-
-
 def _watching_selected(record: MailboxRecord) -> MailboxRecord:
     """The record with only the watched folders its selection may hold: a watcher's change is
     synced, so watching a folder the selection leaves out would ingest it (see ``watchable``)."""
@@ -683,15 +613,6 @@ def _watching_selected(record: MailboxRecord) -> MailboxRecord:
         logger.bind(mailbox=record.id).warning(
             "not watching {folders}: outside the mailbox's folder selection", folders=", ".join(left_out))
     return record.with_changes(watch=watch)
-
-
-def _show_local_faults(report: dict[str, Any]) -> None:
-    """A local fault the mailbox actor holds is each folder's last error: on a full disk the
-    fetcher could not write it to the folder's state, where the error would otherwise be read."""
-    faults = report["live"].get("local_faults") or {}
-    for folder in report["folders"]:
-        if error := faults.get(folder["folder"]) or faults.get("*"):
-            folder["last_error"] = error
 
 
 def _connection(record: MailboxRecord) -> MailboxRecord:

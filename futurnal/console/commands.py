@@ -39,6 +39,7 @@ class ConsoleCommands:
 
     def __init__(self, system: ActorSystem, shutdown: Callable[[], None]) -> None:
         self._system = system
+        self._operations = system.operations
         self._request_shutdown = shutdown
 
     def run(self, request: Request) -> Any:
@@ -63,14 +64,14 @@ class ConsoleCommands:
 
     def _status(self, mailbox: str | None = None) -> dict[str, Any]:
         queues = {}
-        for node in self._system.actor_tree():
+        for node in self._operations.actor_tree():
             for child in _walk(node):
                 if child["state"] == "running" and not actor_names.is_supervisor(child["id"]):
                     queues[child["id"]] = child["inbox"]
-        return {"mailboxes": self._system.status(self._mailbox_id(mailbox) if mailbox else None), "queues": queues}
+        return {"mailboxes": self._operations.status(self._mailbox_id(mailbox) if mailbox else None), "queues": queues}
 
     def _actors(self) -> dict[str, Any]:
-        return {"tree": self._system.actor_tree()}
+        return {"tree": self._operations.actor_tree()}
 
     def _sync(self, mailbox: str, folders: list[str] | None = None, timeout: float = _SYNC_TIMEOUT) -> dict[str, Any]:
         try:
@@ -80,10 +81,10 @@ class ConsoleCommands:
                                 "it goes on in the background") from None
 
     def _pause(self, mailbox: str) -> dict[str, Any]:
-        return self._system.pause(self._mailbox_id(mailbox))
+        return self._operations.pause(self._mailbox_id(mailbox))
 
     def _resume(self, mailbox: str) -> dict[str, Any]:
-        return self._system.resume(self._mailbox_id(mailbox))
+        return self._operations.resume(self._mailbox_id(mailbox))
 
     def _quarantine(self, action: str, id: str | None = None, mailbox: str | None = None) -> dict[str, Any]:
         data_dir = self._system.data_dir
@@ -117,7 +118,7 @@ class ConsoleCommands:
                                                  SCOPES if scopes is None else tuple(scopes), _expiry(expires))
         except ValueError as exc:
             raise ProtocolError("bad-argument", f"consent grant: {exc}") from None
-        return {"mailbox": key, "consent": asdict(granted), "running": key in self._system.mailbox_ids()}
+        return {"mailbox": key, "consent": asdict(granted), "running": key in self._operations.mailbox_ids()}
 
     def _add(self, record: dict[str, Any], scopes: list[str] | None = None,
              granted_by: str | None = None) -> dict[str, Any]:
@@ -127,7 +128,7 @@ class ConsoleCommands:
                                              granted_by=granted_by or "admin console")
         except (TypeError, ValueError) as exc:
             raise ProtocolError("bad-argument", f"add: {exc}") from None
-        return {"mailbox": added.id, "running": added.id in self._system.mailbox_ids()}
+        return {"mailbox": added.id, "running": added.id in self._operations.mailbox_ids()}
 
     def _remove(self, mailbox: str, purge: bool = False) -> dict[str, int]:
         return self._system.remove_mailbox(self._known_id(mailbox), purge=purge)
@@ -156,16 +157,16 @@ class ConsoleCommands:
 
     def _mailbox_id(self, key: str) -> str:
         """A running mailbox's id from its id or address."""
-        for mailbox_id in self._system.mailbox_ids():
-            if key == mailbox_id or key == self._system.record(mailbox_id).email:
+        for mailbox_id in self._operations.mailbox_ids():
+            if key == mailbox_id or key == self._operations.record(mailbox_id).email:
                 return mailbox_id
         raise ProtocolError("unknown-mailbox", f"{key!r} is not a mailbox of this running process "
-                            f"(running: {', '.join(self._system.mailbox_ids()) or 'none'})")
+                            f"(running: {', '.join(self._operations.mailbox_ids()) or 'none'})")
 
     def _known_id(self, key: str) -> str:
         """A registered mailbox's id, running or not (consent is about stopped ones too)."""
         try:
-            return self._system.registered(key).id
+            return self._operations.registered(key).id
         except LookupError as exc:
             raise ProtocolError("unknown-mailbox", str(exc)) from None
 

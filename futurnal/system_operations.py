@@ -1,0 +1,145 @@
+"""Operating a running actor system: each mailbox's status with its actor's live state, the
+supervision tree, pause and resume, and the look-ups they take a mailbox's name through.
+
+What the admin console's ``status``, ``actors``, ``pause`` and ``resume`` ask, answered by the
+actors themselves. :class:`~futurnal.system.ActorSystem` owns one (``system.operations``) and
+hands it what it runs; nothing here starts or stops an actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pykka
+
+from futurnal.actors import actor_names
+from futurnal.actors.messages import DescribeMailbox, PauseMailbox, ResumeMailbox
+from futurnal.config import ServiceSettings
+from futurnal.mailboxes.status import mailbox_status
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.supervisors.directory import ActorDirectory
+from futurnal.supervisors.protocol import DescribeChildren
+from futurnal.supervisors.supervised import inbox_size
+
+__all__ = ["SystemNotRunning", "SystemOperations"]
+
+
+class SystemNotRunning(RuntimeError):
+    """The call needs a started system (or the mailbox is not part of it)."""
+
+
+class SystemOperations:
+    """The operations on a running system's actors, found in its ``directory``.
+
+    ``mailboxes`` gives the mailboxes it runs now, by id (a reload replaces that mapping, never
+    changes it in place, so it is read without the system's lock); ``roots`` its root supervisors
+    in start order. ``settings`` is read when a status is made.
+    """
+
+    def __init__(
+        self,
+        data_dir: DataDir,
+        *,
+        settings: Callable[[], ServiceSettings],
+        directory: ActorDirectory,
+        mailboxes: Callable[[], Mapping[str, MailboxRecord]],
+        roots: Callable[[], Mapping[str, pykka.ActorRef[Any]]],
+    ) -> None:
+        self._data_dir = data_dir
+        self._settings = settings
+        self._directory = directory
+        self._mailboxes = mailboxes
+        self._roots = roots
+
+    def mailbox_ids(self) -> list[str]:
+        """The mailboxes this running system has actors for."""
+        return list(self._mailboxes())
+
+    def record(self, key: str) -> MailboxRecord:
+        """A running mailbox's registration, by id or address."""
+        for record in self._mailboxes().values():
+            if key in (record.id, record.email):
+                return record
+        raise SystemNotRunning(f"mailbox {key!r} is not part of this running system")
+
+    def registered(self, key: str) -> MailboxRecord:
+        """A registered mailbox, running or not, by id or address; ``UnknownMailbox`` otherwise."""
+        with MailboxRegistry(self._data_dir.registry_path, read_only=True) as registry:
+            return registry.get(key)
+
+    def status(self, mailbox_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Each mailbox's stored status (as ``imap status --json``) with its actor's live state
+        under ``live``: idle / syncing / paused / needs-reauth, its inbox depth, the last run."""
+        mailboxes = self._mailboxes()
+        keys = [self.record(mailbox_id).id] if mailbox_id is not None else list(mailboxes)
+        reports = []
+        for key in keys:
+            record = mailboxes.get(key)
+            if record is None:
+                continue
+            report = mailbox_status(self._data_dir, record, self._settings())
+            try:
+                report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
+                _show_local_faults(report)
+            except SystemNotRunning as exc:
+                report["live"] = {"mailbox": key, "state": "down", "detail": str(exc)}
+            except pykka.Timeout:
+                report["live"] = {"mailbox": key, "state": "not answering",
+                                  "detail": f"its mailbox actor did not answer within {timeout:g}s"}
+            reports.append(report)
+        return reports
+
+    def pause(self, mailbox_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Start no syncs of the mailbox until :meth:`resume`; what is asked meanwhile is remembered."""
+        return self._ask_mailbox(self.record(mailbox_id).id, PauseMailbox(), timeout)
+
+    def resume(self, mailbox_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Undo :meth:`pause`; one sync catches up with whatever was asked for while paused."""
+        return self._ask_mailbox(self.record(mailbox_id).id, ResumeMailbox(), timeout)
+
+    def actor_tree(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The supervision tree: each actor's id, state, restart count, inbox depth and children."""
+        roots = []
+        for root_id, ref in list(self._roots().items()):
+            node: dict[str, Any] = {"id": root_id, "state": "running" if ref.is_alive() else "stopped",
+                                    "restarts": 0, "restart_type": "permanent",
+                                    "inbox": inbox_size(ref.actor_inbox) if ref.is_alive() else 0, "ref": ref}
+            roots.append(_describe_subtree(node, timeout))
+        return roots
+
+    def _ask_mailbox(self, mailbox_id: str, message: DescribeMailbox | PauseMailbox | ResumeMailbox,
+                     timeout: float) -> dict[str, Any]:
+        """The mailbox actor's answer to ``message``: its live state."""
+        mailbox = self._directory.get(actor_names.mailbox(mailbox_id))
+        if mailbox is None:
+            raise SystemNotRunning(f"mailbox {mailbox_id} is not running (restarting, parked or stopped)")
+        try:
+            live: dict[str, Any] = mailbox.ask(message, block=True, timeout=timeout)
+        except pykka.ActorDeadError:  # pykka.Timeout goes up as it is: busy, not down
+            raise SystemNotRunning(f"mailbox {mailbox_id} stopped before it answered") from None
+        return live
+
+
+def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Fill in ``node``'s children by asking it, if it is a running supervisor; drops the refs."""
+    ref = node.pop("ref")
+    node["children"] = []
+    if ref is not None and actor_names.is_supervisor(node["id"]) and node["state"] == "running":
+        try:
+            children = ref.ask(DescribeChildren(), timeout=timeout)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            node["state"] = "not answering"
+            return node
+        node["children"] = [_describe_subtree(child, timeout) for child in children]
+    return node
+
+
+def _show_local_faults(report: dict[str, Any]) -> None:
+    """A local fault the mailbox actor holds is each folder's last error: on a full disk the
+    fetcher could not write it to the folder's state, where the error would otherwise be read."""
+    faults = report["live"].get("local_faults") or {}
+    for folder in report["folders"]:
+        if error := faults.get(folder["folder"]) or faults.get("*"):
+            folder["last_error"] = error
