@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +33,7 @@ from futurnal.actors.messages import (
 from futurnal.actors.scheduler import SchedulerActor
 from futurnal.actors.sink import ElementSink, SinkActor
 from futurnal.admin.local import LocalAdmin
+from futurnal.admin.system_admin import SystemAdmin
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.logs.configure import redactor
@@ -41,7 +42,7 @@ from futurnal.storage.consent import SCOPES, ConsentRecord
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.lock import DataDirLock
-from futurnal.storage.purge import remove_mailbox
+from futurnal.storage.purge import MailboxDataOwners
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.storage.sqlite import SqliteElementStore, open_element_store
 from futurnal.supervision_tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
@@ -53,6 +54,7 @@ from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.system_operations import SystemNotRunning, SystemOperations
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
+
 
 @dataclass(frozen=True, slots=True)
 class ReloadReport:
@@ -75,6 +77,10 @@ class ActorSystem:
     default is the SQLite element store in the data directory. Holding the data directory's lock for
     its whole life, it is the only writer of its state. Several systems on different data
     directories run side by side in one process: each has its own actors, directory and events.
+
+    Here: its life cycle, syncs and events. ``operations`` (status, the actor tree, pause, resume)
+    and ``admin`` (registering, removing, consent, schedules, re-authentication) are the rest of
+    what it offers; the calls the README documents answer here too.
     """
 
     def __init__(
@@ -96,7 +102,7 @@ class ActorSystem:
         self._stopping = threading.Event()
         # Root supervisors in start order: the sink's, one per mailbox ("root/<id>"), the scheduler's.
         self._roots: dict[str, pykka.ActorRef[Any]] = {}
-        self._changes = threading.RLock()  # start, reload, add_mailbox and stop, one at a time
+        self._changes = threading.RLock()  # start, reload, stop and each admin use case, one at a time
         self._context: TreeContext | None = None
         self._selection: list[str] | None = None
         self._watch_folders: tuple[str, ...] | None = None
@@ -109,6 +115,10 @@ class ActorSystem:
         #: Status, the actor tree, pause and resume: what an operator asks of the running actors.
         self.operations = SystemOperations(self.data_dir, settings=lambda: self.settings, directory=self._directory,
                                            mailboxes=lambda: self._mailboxes, roots=lambda: self._roots)
+        #: The admin use cases (register, remove, consent, schedule, re-authentication) on this system.
+        self.admin = SystemAdmin(self, LocalAdmin(
+            self.data_dir, credentials=self._credentials, settings=lambda: self.settings,
+            writable_registry=self.writable_registry))
 
     @property
     def running(self) -> bool:
@@ -212,62 +222,38 @@ class ActorSystem:
                     changed="changed" if schedules_changed else "unchanged")
         return report
 
-    def add_mailbox(
-        self,
-        record: MailboxRecord,
-        *,
-        password: str | None = None,
-        consent: bool | tuple[str, ...] = False,
-        granted_by: str = "embedding application",
-    ) -> MailboxRecord:
-        """Register ``record``, store its ``password`` in the credential store, record consent.
+    # -- the admin use cases on this system: see futurnal.admin.system_admin -----------------------
 
-        ``consent`` True grants every scope (metadata, content, attachments); a tuple grants those.
-        Without a consent (here or from ``consent grant``) the mailbox is registered but nothing is
-        fetched. On a running system the mailbox's actors start at once (see :meth:`reload`).
-        Unlike ``imap add`` this does not log in first: the first sync reports a bad password.
-        """
-        scopes = SCOPES if consent is True else tuple(consent or ())
-        if set(scopes) - set(SCOPES):  # checked before anything is written
-            raise ValueError(f"consent scopes must be some of {', '.join(SCOPES)}, not {', '.join(scopes)}")
-        with self._changes:
-            store_password = None if password is None else (
-                lambda: self._credentials.set_secret(record.id, "password", password))
-            self._admin().add_mailbox(record, scopes, granted_by, store_password)
-            if self.running and (self._selection is None or record.id in self._selection):
-                self.reload()
-        return record
+    def add_mailbox(self, record: MailboxRecord, *, password: str | None = None, consent: bool | tuple[str, ...] = False,
+                    granted_by: str = "embedding application") -> MailboxRecord:
+        """Register ``record`` with its password and consent; its actors start at once (:meth:`SystemAdmin.add_mailbox`)."""
+        return self.admin.add_mailbox(record, password=password, consent=consent, granted_by=granted_by)
 
     def remove_mailbox(self, mailbox_id: str, *, purge: bool = False) -> dict[str, int]:
-        """Unregister a mailbox (stopping its actors when running) and, with ``purge``, delete its
-        elements, quarantine and sync state; audited. Its secrets are the caller's to delete."""
-        with self._changes, self._writable_registry() as registry:
-            key = registry.get(mailbox_id).id
-            if self.running and key in self._mailboxes:
-                # Its actors stop before its files go, so none of them writes into a purge.
-                self._withheld.add(key)
-                self.reload()
-            self._withheld.discard(key)
-            owners = _ActorOwners(self._directory) if self.running else None
-            return remove_mailbox(self.data_dir, registry, key, purge=purge, owners=owners)
+        """Stop and unregister a mailbox, with ``purge`` deleting its data (:meth:`SystemAdmin.remove_mailbox`)."""
+        return self.admin.remove_mailbox(mailbox_id, purge=purge)
 
-    def set_schedule(self, mailbox_id: str, schedule: str | None = None, priority: str | None = None) -> MailboxRecord:
-        """Store a mailbox's schedule and/or priority (already validated); a running system's
-        scheduler takes them at once, as after SIGHUP."""
-        with self._changes:
-            record = self._admin().store_schedule(mailbox_id, schedule, priority)
-        if self.running:
-            self.reload()
-        return record
+    def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...] = SCOPES,
+                      expires_at: str | None = None) -> ConsentRecord:
+        """Record consent; a revoked mailbox starts again (:meth:`SystemAdmin.grant_consent`)."""
+        return self.admin.grant_consent(mailbox_id, granted_by, scopes, expires_at)
 
-    def _admin(self) -> LocalAdmin:
-        """The admin use cases on this system's files, which it changes the same way a command does
-        when no process runs; the actors' part (starting, stopping) is added by each method."""
-        return LocalAdmin(self.data_dir, credentials=self._credentials, settings=lambda: self.settings,
-                          writable_registry=self._writable_registry)
+    def revoke_consent(self, mailbox_id: str) -> bool:
+        """Withdraw consent and stop the mailbox's actors (:meth:`SystemAdmin.revoke_consent`)."""
+        return self.admin.revoke_consent(mailbox_id)
+
+    def reauthenticated(self, mailbox_id: str, auth: str | None = None) -> bool:
+        """A renewed secret: audit it, restart the mailbox's actors (:meth:`SystemAdmin.reauthenticated`)."""
+        return self.admin.reauthenticated(mailbox_id, auth)
+
+    # -- the life cycle the admin use cases drive (futurnal.admin.system_admin.RunningSystem) ------
+
+    def one_change(self) -> AbstractContextManager[object]:
+        """Held for a whole admin use case: starting, reloading and stopping wait for it (reentrant)."""
+        return self._changes
 
     @contextmanager
-    def _writable_registry(self) -> Iterator[MailboxRegistry]:
+    def writable_registry(self) -> Iterator[MailboxRegistry]:
         """The registry for writing: a running system already holds the lock, else it is taken."""
         owned = self.running
         if not owned:
@@ -279,6 +265,47 @@ class ActorSystem:
         finally:
             if not owned:
                 self._lock.release()
+
+    def would_run(self, mailbox_id: str) -> bool:
+        """A reload would start this newly registered mailbox: started for every one, or it among others."""
+        return self.running and (self._selection is None or mailbox_id in self._selection)
+
+    def runs(self, mailbox_id: str) -> bool:
+        """The mailbox's actors are part of this running system."""
+        return self.running and mailbox_id in self._mailboxes
+
+    def withhold(self, mailbox_id: str) -> None:
+        """Stop the mailbox's actors, if they run here, and start none until :meth:`admit`."""
+        with self._changes:
+            if self.runs(mailbox_id):
+                self._withheld.add(mailbox_id)
+                self.reload()
+
+    def admit(self, mailbox_id: str) -> bool:
+        """A withheld mailbox may start again at the next :meth:`reload`; False when it was not withheld."""
+        with self._changes:
+            if mailbox_id not in self._withheld:
+                return False
+            self._withheld.discard(mailbox_id)
+            return True
+
+    def restart_mailbox(self, mailbox_id: str) -> bool:
+        """Start a running mailbox's actors afresh, its refused login forgotten (a renewed secret);
+        False when they could not start: it is then no longer one of the running mailboxes."""
+        with self._changes:
+            self._stop_root(actor_names.mailbox_root(mailbox_id))
+            assert self._context is not None
+            self._context.refused_logins.clear(mailbox_id)
+            if not self._start_mailbox(self._mailboxes[mailbox_id], reloading=True):
+                # As in reload: a mailbox that cannot start is no longer one of the running ones.
+                self._mailboxes = {key: kept for key, kept in self._mailboxes.items() if key != mailbox_id}
+                return False
+        return True
+
+    def data_owners(self) -> MailboxDataOwners | None:
+        """Who deletes a purged mailbox's elements and attachments: the sink and the attachment
+        processor while the system runs (a purge must not race their writes), else nobody here."""
+        return _ActorOwners(self._directory) if self.running else None
 
     def request_sync(
         self, mailbox_id: str, folders: tuple[str, ...] = (), reason: str = "manual"
@@ -386,56 +413,6 @@ class ActorSystem:
     def actor_tree(self, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The supervision tree (:meth:`SystemOperations.actor_tree`)."""
         return self.operations.actor_tree(timeout)
-
-    def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...] = SCOPES,
-                      expires_at: str | None = None) -> ConsentRecord:
-        """Record consent (audited); a mailbox stopped by :meth:`revoke_consent` starts again."""
-        with self._changes:  # one consent change at a time: a grant and a revoke must not interleave
-            return self._grant_consent(mailbox_id, granted_by, scopes, expires_at)
-
-    def _grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...],
-                       expires_at: str | None) -> ConsentRecord:
-        consent = self._admin().grant_consent(mailbox_id, granted_by, scopes, expires_at)
-        if mailbox_id in self._withheld:
-            self._withheld.discard(mailbox_id)
-            if self.running:
-                self.reload()
-        return consent
-
-    def revoke_consent(self, mailbox_id: str) -> bool:
-        """Withdraw consent (audited) and stop the mailbox's actors; False if there was none."""
-        with self._changes:
-            return self._revoke_consent(mailbox_id)
-
-    def _revoke_consent(self, mailbox_id: str) -> bool:
-        revoked = self._admin().revoke_consent(mailbox_id)
-        if self.running and mailbox_id in self._mailboxes:
-            self._withheld.add(mailbox_id)
-            self.reload()
-        return revoked
-
-    def reauthenticated(self, mailbox_id: str, auth: str | None = None) -> bool:
-        """The mailbox's secret in the keyring was renewed (``imap reauth``): audit it, and start
-        its actors again, so watchers stopped by the refused login come back and the fetcher
-        connects with the new secret, then sync. False when its actors are not running here
-        (no consent, say): the secret is used whenever they start."""
-        with self._changes:
-            record = self.operations.registered(mailbox_id)
-            here = self.running and record.id in self._mailboxes
-            # Without its actors here no fetcher owns the mailbox's state file: needs-reauth is cleared.
-            self._admin().record_reauth(record.id, auth or record.auth, clear_state=not here)
-            if not here:
-                return False
-            self._stop_root(actor_names.mailbox_root(record.id))
-            assert self._context is not None
-            self._context.refused_logins.clear(record.id)
-            if not self._start_mailbox(self._mailboxes[record.id], reloading=True):
-                # As in reload: a mailbox that cannot start is no longer one of the running ones.
-                self._mailboxes = {key: kept for key, kept in self._mailboxes.items() if key != record.id}
-                return False
-        logger.bind(mailbox=record.id).info("signed in again; its actors restarted")
-        self._request(record.id, (), "signed in again")
-        return True
 
     def write_elements(self, elements: list[dict[str, Any]], timeout: float = 60.0) -> int:
         """Store elements through the sink actor, the store's only writer (quarantine retries)."""

@@ -1,7 +1,8 @@
 """The admin use cases (register, remove, sync, schedule, consent, re-authentication, quarantine,
 watching) behind one interface, done by whoever owns the data directory: the caller itself
 (:class:`~futurnal.admin.local.LocalAdmin`) or the running ``run`` process, over its admin console
-(:class:`~futurnal.admin.remote.RemoteAdmin`). :func:`open_admin` chooses, once per command.
+(:class:`~futurnal.admin.remote.RemoteAdmin`). :func:`open_admin` chooses, once per command. In
+that process :class:`~futurnal.admin.system_admin.SystemAdmin` does them on its actor system.
 
 Importing this package loads neither implementation: a command that fails early, or only reads,
 does not pay for them.

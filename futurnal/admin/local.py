@@ -1,9 +1,9 @@
 """The admin use cases done by the caller itself, on the data directory's files.
 
 For a command when no ``run`` serves the data directory (it takes the data directory's lock to
-write the registry), and for :class:`~futurnal.system.ActorSystem`, which hands in its own way to
-the registry (it holds the lock while it runs) and adds what its actors must do on top. A sync or
-a watch run here starts an actor system of its own for the one mailbox.
+write the registry), and for :class:`~futurnal.admin.system_admin.SystemAdmin`, which hands in the
+running system's way to the registry (it holds the lock while it runs) and adds what its actors must
+do on top. A sync or a watch run here starts an actor system of its own for the one mailbox.
 """
 
 from __future__ import annotations

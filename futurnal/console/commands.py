@@ -40,6 +40,7 @@ class ConsoleCommands:
     def __init__(self, system: ActorSystem, shutdown: Callable[[], None]) -> None:
         self._system = system
         self._operations = system.operations
+        self._admin = system.admin
         self._request_shutdown = shutdown
 
     def run(self, request: Request) -> Any:
@@ -112,10 +113,10 @@ class ConsoleCommands:
             record = ConsentRegistry(self._system.data_dir.consent_path).get(key)
             return {"mailbox": key, "consent": None if record is None else asdict(record)}
         if action == "revoke":
-            return {"mailbox": key, "revoked": self._system.revoke_consent(key), "running": False}
+            return {"mailbox": key, "revoked": self._admin.revoke_consent(key), "running": False}
         try:
-            granted = self._system.grant_consent(key, granted_by or "admin console",
-                                                 SCOPES if scopes is None else tuple(scopes), _expiry(expires))
+            granted = self._admin.grant_consent(key, granted_by or "admin console",
+                                                SCOPES if scopes is None else tuple(scopes), _expiry(expires))
         except ValueError as exc:
             raise ProtocolError("bad-argument", f"consent grant: {exc}") from None
         return {"mailbox": key, "consent": asdict(granted), "running": key in self._operations.mailbox_ids()}
@@ -124,14 +125,14 @@ class ConsoleCommands:
              granted_by: str | None = None) -> dict[str, Any]:
         try:
             mailbox = MailboxRecord.from_document(record)
-            added = self._system.add_mailbox(mailbox, consent=tuple(scopes) if scopes else False,
-                                             granted_by=granted_by or "admin console")
+            added = self._admin.add_mailbox(mailbox, consent=tuple(scopes) if scopes else False,
+                                            granted_by=granted_by or "admin console")
         except (TypeError, ValueError) as exc:
             raise ProtocolError("bad-argument", f"add: {exc}") from None
         return {"mailbox": added.id, "running": added.id in self._operations.mailbox_ids()}
 
     def _remove(self, mailbox: str, purge: bool = False) -> dict[str, int]:
-        return self._system.remove_mailbox(self._known_id(mailbox), purge=purge)
+        return self._admin.remove_mailbox(self._known_id(mailbox), purge=purge)
 
     def _schedule(self, mailbox: str, spec: str | None = None, priority: str | None = None) -> dict[str, Any]:
         try:
@@ -139,12 +140,12 @@ class ConsoleCommands:
             level = None if priority is None else str(parse_priority(priority))
         except ScheduleError as exc:
             raise ProtocolError("bad-argument", f"schedule: {exc}") from None
-        record = self._system.set_schedule(self._known_id(mailbox), plan, level)
+        record = self._admin.set_schedule(self._known_id(mailbox), plan, level)
         return {"mailbox": record.id, **describe_schedule(record, self._system.data_dir)}
 
     def _reauthenticated(self, mailbox: str, auth: str | None = None) -> dict[str, Any]:
         key = self._known_id(mailbox)
-        return {"mailbox": key, "restarted": self._system.reauthenticated(key, auth)}
+        return {"mailbox": key, "restarted": self._admin.reauthenticated(key, auth)}
 
     def _reload(self) -> dict[str, Any]:
         return asdict(self._system.reload())
