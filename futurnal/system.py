@@ -117,7 +117,7 @@ class ActorSystem:
                                            mailboxes=lambda: self._mailboxes, roots=lambda: self._roots)
         #: The admin use cases (register, remove, consent, schedule, re-authentication) on this system.
         self.admin = SystemAdmin(self, LocalAdmin(
-            self.data_dir, credentials=self._credentials, settings=lambda: self.settings,
+            self.data_dir, credentials=self._credentials, settings=lambda: self.settings, actor_system=ActorSystem,
             writable_registry=self.writable_registry))
 
     @property

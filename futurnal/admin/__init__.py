@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from futurnal.storage.data_dir import DataDir
     from futurnal.storage.sqlite import SqliteElementStore
 
+    from .local import ActorSystemFactory
+
 __all__ = [
     "Admin",
     "AdminError",
@@ -39,15 +41,17 @@ def open_admin(
     *,
     credentials: CredentialStore,
     settings: Callable[[], ServiceSettings],
+    actor_system: ActorSystemFactory,
     element_store: Callable[[], SqliteElementStore] | None = None,
 ) -> Admin:
     """The running process's admin when one serves ``data_dir`` (its console answers), else this
-    caller's own, on the files."""
+    caller's own, on the files (``actor_system`` makes the one a sync or a watch runs in)."""
     from futurnal.console.client import connect_if_running
 
     from .local import LocalAdmin
     from .remote import RemoteAdmin
 
-    local = LocalAdmin(data_dir, credentials=credentials, settings=settings, element_store=element_store)
+    local = LocalAdmin(data_dir, credentials=credentials, settings=settings, actor_system=actor_system,
+                       element_store=element_store)
     client = connect_if_running(data_dir.root)
     return local if client is None else RemoteAdmin(client, local)

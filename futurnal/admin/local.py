@@ -3,7 +3,9 @@
 For a command when no ``run`` serves the data directory (it takes the data directory's lock to
 write the registry), and for :class:`~futurnal.admin.system_admin.SystemAdmin`, which hands in the
 running system's way to the registry (it holds the lock while it runs) and adds what its actors must
-do on top. A sync or a watch run here starts an actor system of its own for the one mailbox.
+do on top. A sync or a watch run here starts an actor system of its own for the one mailbox, made
+by the ``actor_system`` it is given (:class:`~futurnal.system.ActorSystem`, which depends on this
+module, never the other way).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from futurnal.config import ServiceSettings
 from futurnal.mailboxes.status import describe_schedule, mailbox_status
@@ -34,7 +37,32 @@ if TYPE_CHECKING:
     from futurnal.storage.sqlite import SqliteElementStore
     from futurnal.sync.sync_runs import MailboxSyncReport
 
-__all__ = ["LocalAdmin"]
+__all__ = ["ActorSystemFactory", "LocalAdmin", "OwnActorSystem"]
+
+
+class OwnActorSystem(Protocol):
+    """The actor system a sync or a watch starts for itself: an :class:`~futurnal.system.ActorSystem`.
+    Its calls raise :class:`~futurnal.system_operations.SystemNotRunning` when its actors cannot run."""
+
+    failed: threading.Event
+    failure: str | None
+
+    def start(self, mailbox_ids: list[str] | None = None, *, schedule: bool = True, watch: bool = True,
+              watch_folders: tuple[str, ...] | None = None) -> object: ...
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
+
+    def sync(self, mailbox_id: str, folders: tuple[str, ...] = (), timeout: float | None = None) -> MailboxSyncReport: ...
+
+    def wait_for_attachments(self, timeout: float | None = None) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+class ActorSystemFactory(Protocol):
+    """Makes an actor system on a data directory (``ActorSystem`` itself is one)."""
+
+    def __call__(self, data_dir: Path, *, settings: ServiceSettings, credentials: CredentialStore) -> OwnActorSystem: ...
 
 
 class LocalAdmin:
@@ -42,7 +70,8 @@ class LocalAdmin:
 
     ``settings`` and ``element_store`` are called only by the operations that need them (a command
     whose configuration is broken can still grant consent). ``writable_registry`` opens the registry
-    for writing; by default under the data directory's lock, taken for the call.
+    for writing; by default under the data directory's lock, taken for the call. ``actor_system``
+    makes the actor system a sync or a watch runs in.
     """
 
     def __init__(
@@ -51,12 +80,14 @@ class LocalAdmin:
         *,
         credentials: CredentialStore,
         settings: Callable[[], ServiceSettings],
+        actor_system: ActorSystemFactory,
         writable_registry: Callable[[], AbstractContextManager[MailboxRegistry]] | None = None,
         element_store: Callable[[], SqliteElementStore] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.credentials = credentials
         self._settings = settings
+        self._actor_system = actor_system
         self._writable_registry = writable_registry or self._locked_registry
         self._element_store = element_store
 
@@ -181,7 +212,7 @@ class LocalAdmin:
         import pykka
 
         from futurnal.sync.folder_sync import SyncProgress as Progressed
-        from futurnal.system import ActorSystem, SystemNotRunning
+        from futurnal.system_operations import SystemNotRunning
 
         def on_event(event: Any) -> None:
             if isinstance(event, Progressed) and progress is not None:
@@ -191,7 +222,7 @@ class LocalAdmin:
             self._consent().require(record.id)
         except NoConsent as exc:
             raise AdminError(str(exc)) from None
-        system = ActorSystem(self.data_dir.root, settings=self._settings(), credentials=self.credentials)
+        system = self._actor_system(self.data_dir.root, settings=self._settings(), credentials=self.credentials)
         try:
             system.start([record.id], schedule=False, watch=False)
         except SystemNotRunning as exc:
@@ -224,7 +255,7 @@ class LocalAdmin:
             view.say(f"note: only {limit} folder(s) can be watched within the connection budget "
                      f"(network.max_connections_per_mailbox){notify}; watching {', '.join(folders[:limit])}")
         from futurnal.console.event_lines import event_document  # here: most commands need no actor system
-        from futurnal.system import ActorSystem, SystemNotRunning
+        from futurnal.system_operations import SystemNotRunning
 
         stop = threading.Event()
         failure: list[str] = []
@@ -239,7 +270,7 @@ class LocalAdmin:
                 stop.set()
 
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        system = ActorSystem(self.data_dir.root, settings=settings, credentials=self.credentials)
+        system = self._actor_system(self.data_dir.root, settings=settings, credentials=self.credentials)
         system.subscribe(on_event)
         try:
             system.start([record.id], schedule=False, watch=True, watch_folders=folders)

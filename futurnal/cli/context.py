@@ -29,6 +29,7 @@ from .output import ProgressBar, UserError
 if TYPE_CHECKING:
     from futurnal.admin import Admin
     from futurnal.admin.local import LocalAdmin
+    from futurnal.system import ActorSystem
 
 __all__ = ["CommandContext"]
 
@@ -99,14 +100,21 @@ class CommandContext:
         from futurnal.admin import open_admin  # here: commands that only read need none of it
 
         return open_admin(self.data_dir, credentials=self.credentials, settings=self.settings,
-                          element_store=self.element_store)
+                          actor_system=_actor_system, element_store=self.element_store)
 
     def local_admin(self) -> LocalAdmin:
         """This command's own admin, on the files: only where no process can serve the data directory."""
         from futurnal.admin.local import LocalAdmin
 
         return LocalAdmin(self.data_dir, credentials=self.credentials, settings=self.settings,
-                          element_store=self.element_store)
+                          actor_system=_actor_system, element_store=self.element_store)
+
+
+def _actor_system(data_dir: Path, *, settings: ServiceSettings, credentials: CredentialStore) -> ActorSystem:
+    """The actor system of a command that syncs or watches by itself, no process serving the data directory."""
+    from futurnal.system import ActorSystem  # here: most commands start no actors
+
+    return ActorSystem(data_dir, settings=settings, credentials=credentials)
 
 
 def _say(line: str) -> None:

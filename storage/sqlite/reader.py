@@ -7,7 +7,6 @@ consistent snapshot per query while the writer commits.
 from __future__ import annotations
 
 import heapq
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,15 @@ from typing import Any
 from loguru import logger
 
 from ..change_bell import BellListener, ChangeBell
-from ..element_store import BadSearchQuery, Change, ConsumerCursor, CursorExpired, SearchFilters, SearchHit
+from ..element_store import (
+    BadSearchQuery,
+    Change,
+    ConsumerCursor,
+    CursorExpired,
+    SearchFilters,
+    SearchHit,
+    decode_element,
+)
 from ..errors import StorageError
 from .schema import connect
 from .search_text import SNIPPET_CLOSE, SNIPPET_OPEN, fts_query, readable_snippet
@@ -49,7 +56,7 @@ class DamagedElement(StorageError):
 def decode_document(doc: str) -> dict[str, Any] | None:
     """A stored document as an element, or None when it is damaged (not a JSON object)."""
     try:
-        element = json.loads(doc)
+        element = decode_element(doc)
     except ValueError:
         return None
     return element if isinstance(element, dict) else None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
-from futurnal.admin import AdminError, open_admin
+from futurnal.admin import Admin, AdminError, open_admin
 from futurnal.admin.local import LocalAdmin
 from futurnal.admin.remote import RemoteAdmin
 from futurnal.config import ServiceSettings
@@ -37,9 +37,17 @@ def _record(key: str = "alice") -> MailboxRecord:
                          security="tls", folders=("INBOX",))
 
 
+def _local(data_dir: DataDir, tmp_path: Path) -> LocalAdmin:
+    return LocalAdmin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings, actor_system=ActorSystem)
+
+
+def _open_admin(data_dir: DataDir, tmp_path: Path) -> Admin:
+    return open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings, actor_system=ActorSystem)
+
+
 @pytest.fixture
 def local(tmp_path: Path) -> LocalAdmin:
-    return LocalAdmin(DataDir(tmp_path / "data"), credentials=_credentials(tmp_path), settings=ServiceSettings)
+    return _local(DataDir(tmp_path / "data"), tmp_path)
 
 
 def _events(data_dir: DataDir) -> list[dict[str, Any]]:
@@ -141,10 +149,9 @@ def served(tmp_path: Path) -> Iterator[ActorSystem]:
 
 def test_the_admin_is_the_process_while_one_serves_the_data_directory(tmp_path: Path, served: ActorSystem) -> None:
     data_dir = served.data_dir
-    admin = open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings)
+    admin = _open_admin(data_dir, tmp_path)
     assert isinstance(admin, RemoteAdmin)
-    LocalAdmin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings).add_mailbox(
-        _record(), (), "tester")
+    _local(data_dir, tmp_path).add_mailbox(_record(), (), "tester")
     # The same use case through the process leaves the same trail as done here.
     assert admin.grant_consent("alice", "tester", SCOPES).scopes == SCOPES
     assert admin.revoke_consent("alice") is True
@@ -155,9 +162,8 @@ def test_a_taken_address_is_refused_before_the_secret_is_stored_or_the_process_a
     tmp_path: Path, served: ActorSystem
 ) -> None:
     data_dir = served.data_dir
-    LocalAdmin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings).add_mailbox(
-        _record(), (), "tester")
-    admin = open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings)
+    _local(data_dir, tmp_path).add_mailbox(_record(), (), "tester")
+    admin = _open_admin(data_dir, tmp_path)
     stored: list[str] = []
     with pytest.raises(ValueError, match="alice@example.org is already registered as alice"):
         admin.add_mailbox(_record("second").with_changes(email="alice@example.org"), SCOPES, "tester",
@@ -169,7 +175,7 @@ def test_the_admin_is_this_command_when_nothing_serves_the_data_directory(tmp_pa
     data_dir = DataDir(tmp_path / "data")
     data_dir.ensure()
     (data_dir.root / "console.sock").touch()  # a stale socket file answers nobody
-    assert isinstance(open_admin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings), LocalAdmin)
+    assert isinstance(_open_admin(data_dir, tmp_path), LocalAdmin)
 
 
 _ROOT = Path(__file__).resolve().parents[2]

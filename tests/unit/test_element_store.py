@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from futurnal.storage.element_store import BadSearchQuery, CursorExpired, ElementKey, SearchFilters
+from futurnal.storage.element_store import (
+    BadSearchQuery,
+    CursorExpired,
+    ElementKey,
+    SearchFilters,
+    decode_element,
+    encode_element,
+)
 from futurnal.storage.sqlite import BadStoreFile, SqliteElementReader, SqliteElementStore
 from futurnal.storage.sqlite.schema import SCHEMA_VERSION
 
@@ -50,6 +57,25 @@ def test_a_changed_element_replaces_the_stored_one_and_is_a_new_change(store: An
     assert _ops(store) == [(1, "upsert", "alice-INBOX-1"), (2, "upsert", "alice-INBOX-1")]
     assert [hit.subject for hit in store.search("edited")] == ["edited"]
     assert store.search("subject") == []  # the old text left the index
+
+
+def test_documents_are_kept_exactly_and_read_back_by_another_connection(store: Any, tmp_path: Path) -> None:
+    odd = _element(1, subject="déjà vu \u2028 menu", text="line\u2029break \x85 and \x00 nul")
+    plain = _element(2, subject="見積書", text="東京の見積書", size=2**63 - 1)
+    assert store.upsert_many([odd, plain]) == 2
+    reader = _reader(tmp_path)
+    try:
+        assert reader.get(odd["id"]) == odd and reader.get(plain["id"]) == plain
+        assert [e["id"] for e in reader.iter_elements("alice")] == [odd["id"], plain["id"]]
+    finally:
+        reader.close()
+    assert store.upsert_many([odd, plain]) == 0  # read back equal, so nothing new for the feed
+
+
+def test_what_the_fast_encoder_refuses_is_written_by_the_standard_library_and_read_back() -> None:
+    element = {"id": "x", "subject": "caf\udce9"}  # a lone surrogate, which orjson refuses
+    text = encode_element(element)
+    assert decode_element(text) == element, text
 
 
 def test_the_same_element_twice_in_one_batch_ends_as_the_later_one(store: Any) -> None:

@@ -106,19 +106,71 @@ def _package_graph() -> dict[str, set[str]]:
     return graph
 
 
-def test_no_import_cycle_between_packages() -> None:
-    graph = _package_graph()
+def _assert_acyclic(graph: dict[str, set[str]]) -> None:
+    """Fails with the first cycle found, spelled ``a -> b -> a``."""
     done: set[str] = set()
 
-    def visit(package: str, path: tuple[str, ...]) -> None:
-        assert package not in path, " -> ".join((*path, package))
-        if package not in done:
-            for used in sorted(graph[package]):
-                visit(used, (*path, package))
-            done.add(package)
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        assert node not in path, " -> ".join((*path[path.index(node):], node))
+        if node not in done:
+            for used in sorted(graph[node]):
+                visit(used, (*path, node))
+            done.add(node)
 
-    for package in sorted(graph):
-        visit(package, ())
+    for node in sorted(graph):
+        visit(node, ())
+
+
+def test_no_import_cycle_between_packages() -> None:
+    _assert_acyclic(_package_graph())
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package by its dotted name; the three folders at the top under theirs."""
+    mapped = ("futurnal.actors", "futurnal.storage", "futurnal.supervisors")
+    modules: dict[str, Path] = {}
+    for package, directory in [("futurnal", ROOT / "futurnal"), *((name, DIRS[name]) for name in mapped)]:
+        for path in directory.rglob("*.py"):
+            parts = path.relative_to(directory).with_suffix("").parts
+            name = ".".join((package, *(parts[:-1] if parts[-1] == "__init__" else parts)))
+            if package != "futurnal" or not any(name == m or name.startswith(m + ".") for m in mapped):
+                modules[name] = path
+    return modules
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Which of the project's modules each one imports: at the top or inside a function (a lazy
+    import), absolute or relative, ``from package import module`` taken as the module."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        used: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                used.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = _from(package, node)
+                used.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names)
+        graph[name] = {module for module in used if module in modules and module != name}
+    return graph
+
+
+def _from(package: str, node: ast.ImportFrom) -> str:
+    """The absolute name a ``from ... import`` in ``package`` imports from."""
+    if not node.level:
+        return node.module or ""
+    parts = package.split(".")
+    return ".".join([*parts[:len(parts) - node.level + 1], *([node.module] if node.module else [])])
+
+
+def test_no_import_cycle_between_modules_lazy_imports_included() -> None:
+    """An import inside a function hides a cycle from the interpreter, not from the design: two
+    modules that need each other are one module in two files (futurnal.system and the local admin
+    once were). The actor system depends on the admin, which is handed what it starts."""
+    graph = _module_graph()
+    assert "futurnal.admin.local" in graph["futurnal.system"]  # the graph sees through the package links
+    _assert_acyclic(graph)
 
 
 def test_importing_the_domain_does_not_load_the_actor_system(tmp_path: Path) -> None:
