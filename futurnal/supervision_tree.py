@@ -27,6 +27,7 @@ from futurnal.imap.connection_budget import ConnectionBudget
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.idle_watch import WatchSettings
 from futurnal.imap.live_connections import LiveConnections
+from futurnal.logs.configure import redactor
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.storage.audit_log import AuditEvent, AuditLog
@@ -83,7 +84,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
     # One budget per mailbox, outliving restarts of the actors that draw on it.
     budget = ConnectionBudget(context.settings.max_connections_per_mailbox)
     connect = MailboxConnector(
-        record, context.credentials, connect_timeout=context.settings.connect_timeout_seconds,
+        record, context.credentials, secret_registry=redactor, connect_timeout=context.settings.connect_timeout_seconds,
         read_timeout=context.settings.read_timeout_seconds, budget=budget,
         max_message_bytes=context.settings.batch.max_message_bytes,
         min_transfer_rate=context.settings.min_transfer_bytes_per_second, live=context.connections,

@@ -28,7 +28,7 @@ from oauthlib.oauth2 import InsecureTransportError
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error as _OAuthlibError
 from requests_oauthlib import OAuth2Session
 
-from futurnal.logs.configure import redactor
+from .secret_registry import SecretRegistry
 
 __all__ = [
     "CLIENT_SECRET",
@@ -228,7 +228,7 @@ class TokenSet:
         return self.expires_at is not None and now >= self.expires_at - margin
 
     @classmethod
-    def from_response(cls, token: Mapping[str, Any], now: float) -> TokenSet:
+    def from_response(cls, token: Mapping[str, Any], now: float, *, secret_registry: SecretRegistry) -> TokenSet:
         access = token.get("access_token")
         if not access:
             raise OAuth2Error("the token endpoint answered without an access token")
@@ -236,7 +236,7 @@ class TokenSet:
         expires_at = now + float(expires_in) if expires_in not in (None, "") else None
         refresh = token.get("refresh_token") or None
         for secret in (access, refresh):
-            redactor.add_secret(secret)
+            secret_registry.add_secret(secret)
         return cls(str(access), refresh and str(refresh), expires_at)
 
 
@@ -245,22 +245,24 @@ class TokenClient:
 
     A confidential client (one with a secret) authenticates by HTTP Basic for both the code
     exchange and refreshes; a public client sends its id in the body. Mixing the two confuses
-    providers that accept only one method per client.
+    providers that accept only one method per client. The client secret, the code and every token
+    are registered with ``secret_registry`` as soon as they are in hand.
     """
 
     def __init__(
-        self, client: OAuth2Client, client_secret: str | None = None, *, timeout: float = 30.0,
-        clock: Callable[[], float] = time.time,
+        self, client: OAuth2Client, client_secret: str | None = None, *, secret_registry: SecretRegistry,
+        timeout: float = 30.0, clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._secret = client_secret
+        self._secret_registry = secret_registry
         self._timeout = timeout
         self._clock = clock
-        redactor.add_secret(client_secret)
+        secret_registry.add_secret(client_secret)
 
     def exchange(self, code: str, pkce: Pkce, redirect_uri: str) -> TokenSet:
         """Redeem an authorization code (with its PKCE verifier) for tokens."""
-        redactor.add_secret(code)
+        self._secret_registry.add_secret(code)
         session = self._session(redirect_uri, self._client.provider.scopes)
         return self._call("exchanging the authorization code", lambda: session.fetch_token(
             self._client.provider.token_url, code=code, code_verifier=pkce.verifier, timeout=self._timeout,
@@ -317,7 +319,7 @@ class TokenClient:
             raise TokenEndpointUnavailable(f"cannot reach the token endpoint {host}: {type(exc).__name__}") from None
         if token is None:
             raise OAuth2Error(f"{what} at {host} failed: the answer held no token")
-        return TokenSet.from_response(token, self._clock())
+        return TokenSet.from_response(token, self._clock(), secret_registry=self._secret_registry)
 
 
 def _refuse_server_failures(response: requests.Response) -> requests.Response:
@@ -343,12 +345,14 @@ class AccessTokens:
         load_refresh_token: Callable[[], str | None],
         save_refresh_token: Callable[[str], None],
         *,
+        secret_registry: SecretRegistry,
         margin: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._load = load_refresh_token
         self._save = save_refresh_token
+        self._secret_registry = secret_registry
         self._margin = margin
         self._clock = clock
         self._lock = threading.Lock()
@@ -380,7 +384,7 @@ class AccessTokens:
         stored = self._load()
         if not stored:
             raise ReauthRequired("no refresh token is stored for this mailbox")
-        redactor.add_secret(stored)
+        self._secret_registry.add_secret(stored)
         token = self._client.refresh(stored)
         if token.refresh_token and token.refresh_token != stored:
             self._save(token.refresh_token)  # rotated: the old one is spent

@@ -19,9 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-from futurnal.logs.configure import redactor
-
 from .oauth2 import OAuth2Client, OAuth2Error, Pkce, TokenClient, TokenSet, authorization_url, new_state
+from .secret_registry import SecretRegistry
 
 __all__ = [
     "AuthorizationDenied",
@@ -57,10 +56,12 @@ class LoopbackCallback:
 
     The first request to :data:`CALLBACK_PATH` decides the outcome, whatever it is; the browser
     page and :meth:`wait` say the same thing. Other paths (a favicon) get a 404 and change nothing.
+    The code it receives is registered with ``secret_registry`` at once.
     """
 
-    def __init__(self, expected_state: str) -> None:
+    def __init__(self, expected_state: str, *, secret_registry: SecretRegistry) -> None:
         self._expected = expected_state
+        self._secret_registry = secret_registry
         self._decided = threading.Event()
         self._outcome = _Outcome()
         self._lock = threading.Lock()
@@ -106,6 +107,7 @@ class LoopbackCallback:
             if self._decided.is_set():
                 return 409, "Already finished", "This sign-in was already answered; you can close this window."
             outcome, page = _judge(query, self._expected)
+            self._secret_registry.add_secret(outcome.code)
             self._outcome = outcome
             self._decided.set()
             return page
@@ -130,7 +132,6 @@ def _judge(query: dict[str, list[str]], expected_state: str) -> tuple[_Outcome, 
     if not code:
         error = AuthorizationDenied("the provider came back without an authorization code; nothing was stored")
         return _Outcome(error=error), (400, "Sign-in failed", "The provider sent no authorization code.")
-    redactor.add_secret(code)
     return _Outcome(code=code), (200, "Signed in", "You are signed in. You can close this window and return to the terminal.")
 
 
@@ -165,6 +166,7 @@ def run_authorization(
     client: OAuth2Client,
     client_secret: str | None,
     *,
+    secret_registry: SecretRegistry,
     timeout: float,
     announce: Callable[[str], None],
     open_browser: Callable[[str], bool] = webbrowser.open,
@@ -173,15 +175,18 @@ def run_authorization(
 
     ``announce`` gets the URL first, for a headless machine where no browser opens. The browser
     is started on a helper thread because ``webbrowser`` waits for console browsers (and for a
-    ``$BROWSER`` command) to exit, and the timeout must hold regardless.
+    ``$BROWSER`` command) to exit, and the timeout must hold regardless. The code and the tokens
+    are registered with ``secret_registry``, so no log line shows them.
     """
     state, pkce = new_state(), Pkce.generate()
-    with LoopbackCallback(state) as callback:
+    with LoopbackCallback(state, secret_registry=secret_registry) as callback:
         url = authorization_url(client, callback.redirect_uri, state, pkce)
         announce(url)
         threading.Thread(target=_open_quietly, args=(open_browser, url), name="oauth2-browser", daemon=True).start()
         code = callback.wait(timeout)
-    tokens = TokenClient(client, client_secret).exchange(code, pkce, callback.redirect_uri)
+    tokens = TokenClient(client, client_secret, secret_registry=secret_registry).exchange(
+        code, pkce, callback.redirect_uri
+    )
     if not tokens.refresh_token:
         raise OAuth2Error(
             "the provider issued no refresh token, so access would end within the hour; check that the "

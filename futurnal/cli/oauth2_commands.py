@@ -134,7 +134,7 @@ def sign_in(client: OAuth2Client, client_secret: str | None, timeout: float) -> 
               file=sys.stderr, flush=True)
 
     try:
-        tokens = run_authorization(client, client_secret, timeout=timeout, announce=announce)
+        tokens = run_authorization(client, client_secret, secret_registry=redactor, timeout=timeout, announce=announce)
     except OAuth2Error as exc:
         raise UserError(f"OAuth2 sign-in failed: {exc}") from None
     print("Signed in; checking the IMAP login ...", file=sys.stderr, flush=True)

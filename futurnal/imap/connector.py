@@ -10,7 +10,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from futurnal.auth.oauth2 import CLIENT_SECRET, REFRESH_TOKEN, AccessTokens, OAuth2Client, OAuth2Error, TokenClient
-from futurnal.logs.configure import redactor
+from futurnal.auth.secret_registry import SecretRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord
 
@@ -27,7 +27,8 @@ class MailboxConnector:
     """Callable that returns a new connected :class:`ImapSession`; shared by fetcher and watchers.
 
     For an OAuth2 mailbox it also owns the access token (in memory only), so every connection of
-    the mailbox reuses one token until it nears expiry.
+    the mailbox reuses one token until it nears expiry. Every secret it reads or receives (the
+    password, the client secret, the tokens) is registered with ``secret_registry`` first.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class MailboxConnector:
         record: MailboxRecord,
         credentials: CredentialStore,
         *,
+        secret_registry: SecretRegistry,
         connect_timeout: float,
         read_timeout: float,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
@@ -46,6 +48,7 @@ class MailboxConnector:
     ) -> None:
         self._record = record
         self._credentials = credentials
+        self._secret_registry = secret_registry
         self._settings = ConnectionSettings.for_mailbox(
             record, connect_timeout, read_timeout, max_message_bytes=max_message_bytes,
             min_transfer_rate=min_transfer_rate,
@@ -73,7 +76,7 @@ class MailboxConnector:
         password = self._credentials.get_secret(self._record.id, "password")
         if password is None:
             raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
-        redactor.add_secret(password)  # so no later log line, traceback included, can show it
+        self._secret_registry.add_secret(password)  # so no later log line, traceback included, can show it
         return self._trusting(lambda: self._new_session().connect(password))
 
     def _new_session(self) -> ImapSession:
@@ -152,9 +155,11 @@ class MailboxConnector:
                     raise AuthenticationFailed(f"no client secret for {self._record.id} in the keyring; {self._reauth_hint()}")
                 mailbox = self._record.id
                 self._tokens = AccessTokens(
-                    TokenClient(client, secret, timeout=self._settings.read_timeout, clock=self._clock),
+                    TokenClient(client, secret, secret_registry=self._secret_registry,
+                                timeout=self._settings.read_timeout, clock=self._clock),
                     lambda: self._credentials.get_secret(mailbox, REFRESH_TOKEN),
                     lambda token: self._credentials.set_secret(mailbox, REFRESH_TOKEN, token),
+                    secret_registry=self._secret_registry,
                     margin=self._refresh_margin,
                     clock=self._clock,
                 )

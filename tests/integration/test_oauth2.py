@@ -24,6 +24,7 @@ from futurnal.demo.dovecot import DovecotOptions, DovecotServer, OAuth2Passdb
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.errors import AuthenticationFailed
 from futurnal.imap.session import ConnectionSettings, ImapSession
+from futurnal.logs.configure import redactor
 from futurnal.storage.credentials import SECRET_KINDS, SERVICE, CredentialStore
 from futurnal.storage.registry import MailboxRecord
 
@@ -226,8 +227,8 @@ def test_expired_access_token_is_refreshed_before_login_and_a_refused_one_once_a
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     record = MailboxRecord.from_document(cli("imap", "list", "--json").json()[0])
     now = [time.time()]
-    connector = MailboxConnector(record, CredentialStore(_keyring(cli)), connect_timeout=10, read_timeout=10,
-                                 refresh_margin=1.0, clock=lambda: now[0])
+    connector = MailboxConnector(record, CredentialStore(_keyring(cli)), secret_registry=redactor, connect_timeout=10,
+                                 read_timeout=10, refresh_margin=1.0, clock=lambda: now[0])
 
     connector().close()  # no token in memory yet: one refresh, one login
     tokens = connector.oauth2_tokens
@@ -262,7 +263,8 @@ def test_oauthbearer_is_used_where_xoauth2_is_not_offered(
     assert (added := _add(cli, provider, server)).code == 0, added.err
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     record = MailboxRecord.from_document(cli("imap", "list", "--json").json()[0])
-    session = MailboxConnector(record, CredentialStore(_keyring(cli)), connect_timeout=10, read_timeout=10)()
+    session = MailboxConnector(record, CredentialStore(_keyring(cli)), secret_registry=redactor, connect_timeout=10,
+                               read_timeout=10)()
     try:
         assert session.mechanism == "OAUTHBEARER"
         assert session.select("INBOX").exists == 3

@@ -20,6 +20,9 @@ SERVICE = ("admin", "cli", "console", "demo", "logs", "mailboxes", "process", "s
 #: The application's wiring: which actors the tree holds, built on both of the packages above.
 WIRING = "futurnal.supervision_tree"
 _ACTOR_SYSTEM = ("pykka", "futurnal.actors", "futurnal.supervisors", WIRING, "futurnal.system", "futurnal.cli")
+#: The process-wide logging set-up: the mail code is handed what it needs of it (the secret
+#: registry of futurnal.auth.secret_registry) by the wiring and the CLI, and never imports it.
+_LOGS = "futurnal.logs"
 #: All the supervision toolkit imports besides the standard library and itself.
 _SUPERVISORS_USE = ("pykka", "loguru")
 
@@ -51,17 +54,18 @@ def test_installed_names_are_under_futurnal_only(tmp_path: Path) -> None:
         ("futurnal.storage", ("imapclient", *(f"futurnal.{d}" for d in DOMAIN), *_ACTOR_SYSTEM)),
         # Parsing works on bytes alone: no IMAP, no storage, no attachments, no element shape.
         ("futurnal.parse", ("imapclient", "futurnal.imap", "futurnal.auth", "futurnal.sync", "futurnal.element",
-                            "futurnal.attachments", "futurnal.storage", *_ACTOR_SYSTEM)),
+                            "futurnal.attachments", "futurnal.storage", _LOGS, *_ACTOR_SYSTEM)),
         # Attachments depend on parsing (and storage) only.
         ("futurnal.attachments", ("imapclient", "futurnal.imap", "futurnal.auth", "futurnal.sync", "futurnal.element",
                                   *_ACTOR_SYSTEM)),
         ("futurnal.element", ("futurnal.sync", "futurnal.auth", *_ACTOR_SYSTEM)),
+        # OAuth2 registers every secret it holds with the registry it is given, not the logs' own.
         ("futurnal.auth", ("imapclient", "futurnal.imap", "futurnal.sync", "futurnal.parse", "futurnal.element",
-                           "futurnal.attachments", *_ACTOR_SYSTEM)),
+                           "futurnal.attachments", _LOGS, *_ACTOR_SYSTEM)),
         # The protocol knows no sync policy and no message content.
         ("futurnal.imap", ("futurnal.sync", "futurnal.parse", "futurnal.element", "futurnal.attachments",
-                           *_ACTOR_SYSTEM)),
-        ("futurnal.sync", _ACTOR_SYSTEM),
+                           _LOGS, *_ACTOR_SYSTEM)),
+        ("futurnal.sync", (_LOGS, *_ACTOR_SYSTEM)),
         # The actors build on the supervision toolkit; the wiring builds on them.
         ("futurnal.actors", (WIRING, "futurnal.system", "futurnal.cli")),
     ],

@@ -30,6 +30,7 @@ from futurnal.cli.run_command import _ReportPrinter
 from futurnal.events import EventBus
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.errors import CaFileUnusable
+from futurnal.logs.configure import redactor
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import LocalFault, local_fault
 from futurnal.storage.registry import MailboxRecord
@@ -301,7 +302,8 @@ class _Secrets:
 def _connector(cafile: str) -> MailboxConnector:
     record = MailboxRecord(id="alice", email="alice@example.org", host="127.0.0.1", port=9, username="alice",
                            cafile=cafile)
-    return MailboxConnector(record, _Secrets(), connect_timeout=1, read_timeout=1)  # type: ignore[arg-type]
+    return MailboxConnector(record, _Secrets(), secret_registry=redactor, connect_timeout=1,  # type: ignore[arg-type]
+                            read_timeout=1)
 
 
 def test_a_missing_or_unusable_ca_file_is_a_clear_local_fault_before_any_connection(tmp_path: Path) -> None:

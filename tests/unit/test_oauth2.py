@@ -144,14 +144,15 @@ def test_a_token_without_expiry_is_used_until_the_server_refuses_it() -> None:
 
 
 def test_token_responses_are_read_relative_to_now_and_their_secrets_redacted() -> None:
-    token = TokenSet.from_response({"access_token": "access-abc", "refresh_token": "refresh-xyz", "expires_in": 30}, 100.0)
+    token = TokenSet.from_response({"access_token": "access-abc", "refresh_token": "refresh-xyz", "expires_in": 30}, 100.0,
+                                   secret_registry=redactor)
     assert token == TokenSet("access-abc", "refresh-xyz", 130.0)
     assert redactor.redact("got access-abc and refresh-xyz") == "got [secret] and [secret]"
 
 
 def test_a_token_response_without_an_access_token_is_an_error() -> None:
     with pytest.raises(OAuth2Error):
-        TokenSet.from_response({"token_type": "Bearer"}, 0.0)
+        TokenSet.from_response({"token_type": "Bearer"}, 0.0, secret_registry=redactor)
 
 
 # --- access tokens: refresh bookkeeping ---------------------------------------------------------
@@ -175,7 +176,7 @@ class _Endpoint:
 
 def _tokens(endpoint: _Endpoint, stored: list[str], margin: float = 10.0) -> AccessTokens:
     return AccessTokens(endpoint, lambda: stored[-1] if stored else None, stored.append,  # type: ignore[arg-type]
-                        margin=margin, clock=lambda: endpoint.now)
+                        secret_registry=redactor, margin=margin, clock=lambda: endpoint.now)
 
 
 def test_the_access_token_is_reused_until_the_margin_then_refreshed() -> None:
@@ -267,33 +268,33 @@ def test_invalid_grant_on_refresh_requires_reauth(token_endpoint) -> None:  # ty
     url, answers, _ = token_endpoint
     answers.append((400, {"error": "invalid_grant", "error_description": "grant request is invalid"}))
     with pytest.raises(ReauthRequired, match="invalid_grant"):
-        TokenClient(_client(url)).refresh("spent-token")
+        TokenClient(_client(url), secret_registry=redactor).refresh("spent-token")
 
 
 def test_a_failing_token_endpoint_is_transient_not_a_reason_to_reauth(token_endpoint) -> None:  # type: ignore[no-untyped-def]
     url, answers, _ = token_endpoint
     answers.append((503, {}))
     with pytest.raises(TokenEndpointUnavailable) as caught:
-        TokenClient(_client(url)).refresh("rt")
+        TokenClient(_client(url), secret_registry=redactor).refresh("rt")
     assert caught.value.transient
 
 
 def test_an_unreachable_token_endpoint_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     with pytest.raises(TokenEndpointUnavailable):  # nothing listens on port 9 of loopback
-        TokenClient(_client("http://127.0.0.1:9/token"), timeout=5).refresh("rt")
+        TokenClient(_client("http://127.0.0.1:9/token"), timeout=5, secret_registry=redactor).refresh("rt")
 
 
 def test_plain_http_token_urls_are_refused_in_the_product(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
     with pytest.raises(OAuth2Error, match="not https"):
-        TokenClient(_client("http://id.example/token")).refresh("rt")
+        TokenClient(_client("http://id.example/token"), secret_registry=redactor).refresh("rt")
 
 
 def test_a_public_client_refreshes_with_its_id_in_the_body_and_keeps_an_unrotated_token(token_endpoint) -> None:  # type: ignore[no-untyped-def]
     url, answers, seen = token_endpoint
     answers.append((200, {"access_token": "new-at", "token_type": "Bearer", "expires_in": 60}))
-    token = TokenClient(_client(url), clock=lambda: 1000.0).refresh("the-rt")
+    token = TokenClient(_client(url), clock=lambda: 1000.0, secret_registry=redactor).refresh("the-rt")
     assert token == TokenSet("new-at", "the-rt", 1060.0)
     assert seen == [{"authorization": "", "grant_type": "refresh_token", "refresh_token": "the-rt", "client_id": "cid"}]
 
@@ -301,7 +302,7 @@ def test_a_public_client_refreshes_with_its_id_in_the_body_and_keeps_an_unrotate
 def test_a_confidential_client_refreshes_by_http_basic_and_office365_style_repeats_the_scope(token_endpoint) -> None:  # type: ignore[no-untyped-def]
     url, answers, seen = token_endpoint
     answers.append((200, {"access_token": "at", "token_type": "Bearer", "scope": "imap"}))  # fewer scopes than asked
-    TokenClient(_client(url, scope_on_refresh=True), "the-secret").refresh("rt")
+    TokenClient(_client(url, scope_on_refresh=True), "the-secret", secret_registry=redactor).refresh("rt")
     assert seen[0]["authorization"].startswith("Basic ") and "client_id" not in seen[0]
     assert seen[0]["scope"] == "imap offline_access"
 
@@ -315,21 +316,31 @@ def _callback(callback: LoopbackCallback, query: str, path: str = "/oauth2callba
 
 
 def test_the_callback_listens_on_loopback_on_a_free_port() -> None:
-    with LoopbackCallback("s") as first, LoopbackCallback("s") as second:
+    with (LoopbackCallback("s", secret_registry=redactor) as first,
+          LoopbackCallback("s", secret_registry=redactor) as second):
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/oauth2callback", first.redirect_uri)
         assert first.redirect_uri != second.redirect_uri
 
 
-def test_the_callback_hands_over_the_code_when_the_state_is_ours() -> None:
-    with LoopbackCallback("our-state") as callback:
+class _KeptSecrets(list[str | None]):
+    """Records what is registered as a secret, in order."""
+
+    def add_secret(self, secret: str | None) -> None:
+        self.append(secret)
+
+
+def test_the_callback_hands_over_the_code_when_the_state_is_ours_and_registers_it_as_a_secret() -> None:
+    kept = _KeptSecrets()
+    with LoopbackCallback("our-state", secret_registry=kept) as callback:
         page = _callback(callback, "code=the-code&state=our-state")
         assert page.status_code == 200 and "signed in" in page.text.lower()
         assert callback.wait(timeout=5) == "the-code"
+    assert "the-code" in kept
 
 
 @pytest.mark.parametrize("query", ["code=c&state=someone-elses", "code=c", "code=c&state="])
 def test_the_callback_rejects_a_wrong_or_missing_state_in_the_page_and_to_the_caller(query: str) -> None:
-    with LoopbackCallback("our-state") as callback:
+    with LoopbackCallback("our-state", secret_registry=_KeptSecrets()) as callback:
         page = _callback(callback, query)
         assert page.status_code == 400 and "rejected" in page.text
         with pytest.raises(StateMismatch, match="rejected"):
@@ -337,14 +348,14 @@ def test_the_callback_rejects_a_wrong_or_missing_state_in_the_page_and_to_the_ca
 
 
 def test_a_denial_with_our_state_is_reported_as_such() -> None:
-    with LoopbackCallback("s") as callback:
+    with LoopbackCallback("s", secret_registry=redactor) as callback:
         assert _callback(callback, "error=access_denied&error_description=no+thanks&state=s").status_code == 403
         with pytest.raises(AuthorizationDenied, match="access_denied: no thanks"):
             callback.wait(timeout=5)
 
 
 def test_the_first_callback_decides_and_other_paths_change_nothing() -> None:
-    with LoopbackCallback("s") as callback:
+    with LoopbackCallback("s", secret_registry=redactor) as callback:
         assert _callback(callback, "", path="/favicon.ico").status_code == 404
         assert _callback(callback, "code=first&state=s").status_code == 200
         assert _callback(callback, "code=second&state=s").status_code == 409
@@ -352,7 +363,8 @@ def test_the_first_callback_decides_and_other_paths_change_nothing() -> None:
 
 
 def test_waiting_for_the_callback_times_out_cleanly() -> None:
-    with LoopbackCallback("s") as callback, pytest.raises(AuthorizationTimedOut, match="--auth-timeout"):
+    with (LoopbackCallback("s", secret_registry=redactor) as callback,
+          pytest.raises(AuthorizationTimedOut, match="--auth-timeout")):
         callback.wait(timeout=0.2)
 
 
