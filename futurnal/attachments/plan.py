@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from futurnal.parse.parser import ParsedAttachment
+from futurnal.parse.mime_walk import ParsedAttachment
 from futurnal.storage.attachment_queue import AttachmentJob, ExtractionItem
 from futurnal.storage.element_store import ElementKey
 

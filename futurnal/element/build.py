@@ -8,7 +8,9 @@ from typing import Any
 
 from futurnal.attachments.plan import initial_status
 from futurnal.imap.fetched import FetchedMessage
-from futurnal.parse.parser import Address, ParsedAttachment, ParsedMessage
+from futurnal.parse.headers import Address
+from futurnal.parse.mime_walk import ParsedAttachment
+from futurnal.parse.parser import ParsedMessage
 from futurnal.storage.clock import utc_iso
 from futurnal.storage.consent import SCOPES
 

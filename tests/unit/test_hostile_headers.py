@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from futurnal.parse import parser
-from futurnal.parse.parser import Address, ParsedMessage, parse_message
+from futurnal.parse import mime_walk
+from futurnal.parse.headers import Address
+from futurnal.parse.parser import ParsedMessage, parse_message
 
 BODY = "The body survives."
 HEADERS = {
@@ -101,7 +102,7 @@ def test_a_surprise_inside_the_mime_walk_costs_the_body_not_the_message(monkeypa
     def surprise(*args: object, **kwargs: object) -> None:
         raise IndexError("a stdlib corner nobody foresaw")
 
-    monkeypatch.setattr(parser, "_leaf", surprise)
+    monkeypatch.setattr(mime_walk, "_leaf", surprise)
     parsed = parse_message(mail())
     assert "parse-error" in parsed.defects
     assert (parsed.text, parsed.subject, parsed.from_) == ("", "kept", (Address("Alice", "alice@example.org"),))

@@ -1,4 +1,4 @@
-"""Unit tests for futurnal.parse.parser: decoding, structure, threading and robustness."""
+"""Unit tests for futurnal.parse (parser, headers, mime_walk): decoding, structure, threading and robustness."""
 
 from __future__ import annotations
 
@@ -11,15 +11,10 @@ from dataclasses import asdict
 
 import pytest
 
-from futurnal.parse.parser import (
-    FORWARD_MARKER,
-    Address,
-    ParsedMessage,
-    html_to_text,
-    parse_message,
-    sanitise_filename,
-    thread_id_for,
-)
+from futurnal.parse.headers import Address, thread_id_for
+from futurnal.parse.html_text import html_to_text
+from futurnal.parse.mime_walk import FORWARD_MARKER, sanitise_filename
+from futurnal.parse.parser import ParsedMessage, parse_message
 
 
 def mail(*headers: str, body: str | bytes = "Hello.\r\n") -> bytes:
