@@ -29,7 +29,8 @@ class FolderWatcher(ServiceActor):
     as ``idle_room`` (what the connection budget leaves) allows.
 
     The threads only talk outwards: tells to the mailbox actor, events on the bus. Stopping the
-    actor sets the stop flag; each loop notices within ``check_seconds``.
+    actor stops every watch, which cuts its connection: a thread blocked in IDLE returns at once.
+    Threads: one per IDLE connection, so at most one per watched folder (one in all with NOTIFY).
     """
 
     def __init__(
@@ -57,33 +58,48 @@ class FolderWatcher(ServiceActor):
         self._idle_room = len(folders) if idle_room is None else idle_room
         self._stop_watching = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._watches: list[IdleWatch] = []
         self._threads_lock = threading.Lock()
 
     def on_start(self) -> None:
         if self._notify_first:
-            self._start(self._watch_by_notify)
+            self._start(NotifyWatch(folders=self._folders, **self._loop_options()), then=self._after_notify)
         else:
             self._start_idle_watches()
 
-    def _watch_by_notify(self) -> None:
-        watch = NotifyWatch(folders=self._folders, **self._loop_options())
-        watch.run()
+    def _after_notify(self, watch: IdleWatch) -> None:
         if watch.mode == "not-possible" and not self._stop_watching.is_set():
             self._start_idle_watches()
 
     def _start_idle_watches(self) -> None:
         for folder in self._folders[: self._idle_room]:
-            self._start(IdleWatch(folder=folder, **self._loop_options()).run)
+            self._start(IdleWatch(folder=folder, **self._loop_options()))
 
     def _loop_options(self) -> dict[str, Any]:
         return {"mailbox": self._mailbox_id, "connect": self._connect, "notify": self._notify,
                 "stop": self._stop_watching, "settings": self._settings}
 
-    def _start(self, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name=f"watch-{self.child_id}", daemon=True)
+    def _start(self, watch: IdleWatch, then: Callable[[IdleWatch], None] | None = None) -> None:
+        def run() -> None:
+            watch.run()
+            if then is not None:
+                then(watch)
+
+        thread = threading.Thread(target=run, name=f"watch-{self.child_id}", daemon=True)
         with self._threads_lock:
+            if self._stop_watching.is_set():
+                return  # stopping: on_stop has already stopped every watch it will
+            self._watches.append(watch)
             self._threads.append(thread)
         thread.start()
+
+    def _stop_watches(self) -> list[threading.Thread]:
+        with self._threads_lock:
+            self._stop_watching.set()
+            watches, threads = list(self._watches), list(self._threads)
+        for watch in watches:
+            watch.stop()
+        return threads
 
     def _notify(self, event: WatchEvent) -> None:
         self._events.publish(event)
@@ -104,12 +120,9 @@ class FolderWatcher(ServiceActor):
             mailbox.tell(seen)
 
     def on_stop(self) -> None:
-        self._stop_watching.set()
-        with self._threads_lock:
-            threads = list(self._threads)
-        for thread in threads:
+        for thread in self._stop_watches():
             thread.join(timeout=10)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self._stop_watching.set()
+        self._stop_watches()
         super().on_failure(exception_type, exception_value, traceback)

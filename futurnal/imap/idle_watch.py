@@ -5,6 +5,10 @@ connection counts as dead on a server BYE, a socket that is readable but empty, 
 renewal (DONE, NOOP, IDLE again, well before the 29-minute limit of RFC 2177) that gets no
 answer in time; a dead connection is replaced after an exponential, jittered, capped back-off,
 and every (re)connection asks for a catch-up sync so nothing that arrived meanwhile is missed.
+
+While idle a watcher costs nothing: its thread blocks in the socket until the server says
+something or the next renewal is due, and :meth:`IdleWatch.stop` wakes it at once by shutting the
+connection down, so no loop wakes on a timer only to look at a stop flag.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ class WatchNotPossible(MailError):
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
     renew_seconds: float = 9 * 60  # RFC 2177: servers may drop IDLE after 29 minutes
-    check_seconds: float = 1.0  # how often the loop wakes to look at the stop flag and the clock
     poll_seconds: float = 60.0  # without IDLE
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
@@ -57,7 +60,11 @@ class WatchEvent:
 
 
 class IdleWatch:
-    """The watch loop of one folder; ``run`` blocks until ``stop`` is set (call it on a thread)."""
+    """The watch loop of one folder; ``run`` blocks until :meth:`stop` (call it on a thread).
+
+    ``stop`` is the owner's flag, shared by its watches; setting it alone ends a loop only at its
+    next renewal, so the owner calls :meth:`stop` on each watch, which also cuts its connection.
+    """
 
     def __init__(
         self,
@@ -78,7 +85,18 @@ class IdleWatch:
         self._settings = settings
         self._clock = clock
         self._jitter = jitter
+        self._session: ImapSession | None = None  # the open connection, for stop() to cut
+        self._session_lock = threading.Lock()
         self.mode: str = "starting"
+
+    def stop(self) -> None:
+        """End the loop from any thread, at once: set the flag, and shut down the connection a
+        blocked read waits on (the read returns, the loop sees the flag)."""
+        self._stop.set()
+        with self._session_lock:
+            session = self._session
+        if session is not None:
+            session.cut()
 
     def run(self) -> None:
         failures = 0
@@ -86,6 +104,10 @@ class IdleWatch:
             session: ImapSession | None = None
             try:
                 session = self._connect()
+                with self._session_lock:
+                    self._session = session
+                if self._stop.is_set():  # stop() ran before it could see this session to cut it
+                    break
                 self.mode = self._prepare(session)
                 failures = 0
                 self._event("connected", self.mode)
@@ -101,10 +123,14 @@ class IdleWatch:
             except (MailError, OSError, imaplib.IMAP4.error, IMAPClientError, Exception) as exc:
                 # Anything else too (a locked keyring, a library bug): a watcher that silently
                 # stopped is exactly the failure users of other tools complain about.
+                if self._stop.is_set():
+                    break  # the connection was cut to stop: not a failure to report
                 failures += 1
                 self.mode = "reconnecting"
                 self._event("disconnected", f"{exc.__class__.__name__}: {exc}")
             finally:
+                with self._session_lock:
+                    self._session = None
                 if session is not None:
                     session.close()
             if failures:
@@ -129,7 +155,10 @@ class IdleWatch:
         self._event("changed", "catch-up after connecting")
         renew_at = self._clock() + self._settings.renew_seconds
         while not self._stop.is_set():
-            responses = client.idle_check(timeout=self._settings.check_seconds)
+            # Blocks until the server speaks, the connection ends (stop() cuts it), or renewal.
+            responses = client.idle_check(timeout=max(renew_at - self._clock(), 0.0))
+            if self._stop.is_set():
+                return  # cut by stop(): nothing left to end politely
             if not responses and _peer_closed(client.socket()):
                 # IMAPClient swallows EOF in idle_check and returns nothing, forever.
                 raise ConnectionFailed("the server closed the connection during IDLE")
@@ -149,7 +178,7 @@ class IdleWatch:
         client = session.client
         self._event("changed", "catch-up after connecting")
         next_poll = self._clock() + self._settings.poll_seconds
-        while not self._stop.wait(min(self._settings.check_seconds, max(next_poll - self._clock(), 0))):
+        while not self._stop.wait(max(next_poll - self._clock(), 0)):  # set() wakes it at once
             if self._clock() >= next_poll:
                 self._react(client.noop()[1])
                 next_poll = self._clock() + self._settings.poll_seconds

@@ -80,8 +80,9 @@ class HostileImap:
     """The script and state of one server, its listener, and what it was asked."""
 
     def __init__(self, folders: dict[str, Folder] | None = None, *, username: str | None = None,
-                 password: str | None = None, timeout: float = 30.0) -> None:
+                 password: str | None = None, timeout: float = 30.0, capabilities: str = CAPABILITIES) -> None:
         self.folders: dict[str, Folder] = folders if folders is not None else {"INBOX": Folder(1)}
+        self.capabilities = capabilities  # e.g. without IDLE, to be polled
         self.username, self.password = username, password
         self.timeout = timeout
         self.log: list[str] = []  # every command line received, in order, across connections
@@ -219,7 +220,7 @@ class _Connection:
     # -- commands ------------------------------------------------------------------------------
 
     def do_CAPABILITY(self, tag: str, args: list) -> None:
-        self.send(f"* CAPABILITY {CAPABILITIES}\r\n{tag} OK CAPABILITY done\r\n")
+        self.send(f"* CAPABILITY {self.server.capabilities}\r\n{tag} OK CAPABILITY done\r\n")
 
     def do_NOOP(self, tag: str, args: list) -> None:
         self.send(f"{tag} OK NOOP done\r\n")
@@ -230,7 +231,7 @@ class _Connection:
         if (s.username is not None and user != s.username) or (s.password is not None and password != s.password):
             self.send(f"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n")
         else:
-            self.send(f"{tag} OK [CAPABILITY {CAPABILITIES}] logged in\r\n")
+            self.send(f"{tag} OK [CAPABILITY {self.server.capabilities}] logged in\r\n")
 
     def do_LOGOUT(self, tag: str, args: list) -> bool:
         self.send(f"* BYE logging out\r\n{tag} OK LOGOUT done\r\n")
