@@ -67,6 +67,7 @@ from futurnal.storage.atomic import atomic_write_bytes, fsync_directory  # noqa:
 from futurnal.storage.data_dir import DataDir  # noqa: E402
 from futurnal.storage.element_store import SearchFilters, encode_element  # noqa: E402
 from futurnal.storage.sqlite import SqliteElementReader, SqliteElementStore  # noqa: E402
+from futurnal.storage.sqlite.schema import connect  # noqa: E402
 from futurnal.storage.sqlite.search_text import fts_query, index_columns, sender_text  # noqa: E402
 
 TARGET_WRITE_CPU_MS = 0.05  # database CPU per element, amortised over batches
@@ -524,6 +525,26 @@ def _write_all(store: Any, elements: list[dict[str, Any]], batch: int) -> tuple[
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+def _index_alone_cpu(elements: list[dict[str, Any]], batch: int, work: Path) -> float:
+    """Process CPU seconds of FTS5 indexing the elements' text alone, in the same batches and commits:
+    the search table of a fresh store, written straight, with nothing else in the transactions."""
+    texts = [(row, *index_columns(element)) for row, element in enumerate(elements, 1)]
+    target = work / "index-alone"
+    _sqlite_store(target).close()  # the store's schema, search table and settings included
+    db = connect(DataDir(target).element_db_path)
+    try:
+        cpu = time.process_time()
+        for start in range(0, len(texts), batch):
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO search (rowid, subject, people, body, attachments) VALUES (?, ?, ?, ?, ?)",
+                           texts[start:start + batch])
+            db.execute("COMMIT")
+        return time.process_time() - cpu
+    finally:
+        db.close()
+        shutil.rmtree(target)
+
+
 def _disk_bytes(path: Path) -> int:
     """Bytes allocated on disk under ``path`` (blocks, as du counts them: small files cost a block)."""
     if path.is_file():
@@ -563,6 +584,7 @@ def measure_writes(results: Results, elements: list[dict[str, Any]], batch: int,
 
     encode_cpu = min(_cpu_of(lambda: [encode_element(e) for e in elements]) for _ in range(3))
     text_cpu = min(_cpu_of(lambda: [(index_columns(e), sender_text(e)) for e in elements]) for _ in range(3))
+    index_cpu = statistics.median(_index_alone_cpu(elements, batch, work) for _ in range(rounds))
 
     section = f"1. write {count:,} elements in batches of {batch} ([sync] batch_messages), per element"
     per = 1000.0 / count
@@ -582,11 +604,15 @@ def measure_writes(results: Results, elements: list[dict[str, Any]], batch: int,
                         cpu_ms=cpu_ms, wall_ms=wall_ms)
             results.add(section, "  against the old file tree",
                         f"CPU {tree_cpu / cpu_ms:.1f}x less, wall {tree_wall / wall_ms:.1f}x less")
-            encode_ms, text_ms = encode_cpu * per, text_cpu * per
+            encode_ms, text_ms, index_ms = encode_cpu * per, text_cpu * per, index_cpu * per
             results.add(section, "  of which encode_element (JSON text)", f"CPU {encode_ms:.3f} ms", cpu_ms=encode_ms)
             results.add(section, "  of which index_columns + sender_text", f"CPU {text_ms:.3f} ms", cpu_ms=text_ms)
-            rest = cpu_ms - encode_ms - text_ms
-            results.add(section, "  the rest: SQLite rows, FTS5 index, commit", f"CPU {rest:.3f} ms", cpu_ms=rest)
+            results.add(section, "  of which FTS5 indexing the text (measured alone)", f"CPU {index_ms:.3f} ms",
+                        cpu_ms=index_ms)
+            own = cpu_ms - text_ms - index_ms
+            results.add(section, "  the store without the search index: JSON, rows, change record, commit",
+                        f"CPU {own:.3f} ms", target=f"CPU <= {TARGET_WRITE_CPU_MS:.3f} ms",
+                        passed=own <= TARGET_WRITE_CPU_MS, cpu_ms=own)
         if len(walls) > 1:
             results.notes.append(f"write rounds, {label}: CPU {_spread(cpus, per)} ms, wall {_spread(walls, per)} ms "
                                  f"per element over {len(walls)} rounds (median shown)")
@@ -1074,8 +1100,9 @@ def main(argv: list[str] | None = None) -> int:
                       startup=False)
 
         log(f"5. --follow: {args.follow_commits} commits ...")
-        measure_follow(results, cli, corpus, small_db, args.search_messages, args.follow_commits,
-                       args.follow_gap_ms / 1000)
+        # Elements neither store holds yet: one already stored unchanged would add no change to follow.
+        fresh = max(args.messages, args.search_messages)
+        measure_follow(results, cli, corpus, small_db, fresh, args.follow_commits, args.follow_gap_ms / 1000)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results.environment["load_at_end"] = load_average()
