@@ -13,6 +13,7 @@ from loguru import logger
 
 from futurnal.config import ConfigError, ServiceSettings, load_settings
 from futurnal.console.protocol import ProtocolError, console_socket_path
+from futurnal.process.open_files import raise_open_file_limit
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.sqlite import open_element_reader
@@ -64,6 +65,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     registry = ctx.registry()
     mailboxes = registry.all()
     registry.close()
+    raise_open_file_limit()  # a connection or two per mailbox: hundreds of them pass 1,024 descriptors
     if not mailboxes:  # a service may start before its first mailbox: `imap add` then starts it at once
         print("no mailboxes registered yet; `futurnal-actors imap add ...` registers one with this process",
               flush=True)
@@ -109,9 +111,16 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError(f"cannot open the admin console: {exc}") from None
     print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops, SIGHUP reloads; "
           f"admin console on {console.path}", flush=True)
+    # The main thread sleeps until there is something to do: a signal's handler, the console's
+    # shutdown, or this waiter when supervision gives up. Nothing wakes it on a timer.
+    def wake_when_failed() -> None:
+        system.failed.wait()
+        wake.set()
+
+    threading.Thread(target=wake_when_failed, name="futurnal-run-failed", daemon=True).start()
     try:
         while True:
-            wake.wait(0.5)
+            wake.wait()
             wake.clear()
             if reload.is_set() and not stop.is_set():
                 reload.clear()
