@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -43,6 +42,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and the chec
     sys.path.insert(0, str(REPO))
 
 from benchmarks.futurnal_run import FuturnalHome, cli_path  # noqa: E402
+from benchmarks.proc import open_sockets, process_cpu_seconds, process_status  # noqa: E402
 from benchmarks.progress import log  # noqa: E402
 from benchmarks.server import PASSWORD, BenchServer  # noqa: E402
 
@@ -91,10 +91,10 @@ class TimingSink:
 class BareIdle:
     """A plain IMAPClient connection in IDLE, noting when each untagged EXISTS arrives."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, user: str = USER, folder: str = "INBOX") -> None:
         self._client = imapclient.IMAPClient(host, port=port, ssl=False, timeout=30)
-        self._client.login(USER, PASSWORD)
-        self._client.select_folder("INBOX")
+        self._client.login(user, PASSWORD)
+        self._client.select_folder(folder)
         self._client.idle()
         self._stop = threading.Event()
         self._seen: dict[int, float] = {}
@@ -220,28 +220,6 @@ def measure_latency(bench: BenchServer, samples: int) -> dict[str, Any]:
 # Cost of watching
 
 
-def _proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def _proc_status(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _sockets(pid: int) -> int:
-    count = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            count += os.readlink(fd).startswith("socket:")
-        except OSError:
-            pass
-    return count
-
-
 def measure_watching(bench: BenchServer, folders: int, idle_seconds: float, notify: bool) -> dict[str, Any]:
     """``run`` watching ``folders`` folders, idle for ``idle_seconds``: its CPU and RSS.
 
@@ -270,16 +248,16 @@ def measure_watching(bench: BenchServer, folders: int, idle_seconds: float, noti
         # Settled: as many sockets as the mode needs (the fetcher's and the watchers'), then a
         # few seconds for each folder's catch-up sync.
         deadline = time.monotonic() + 60
-        while _sockets(process.pid) < (2 if notify else folders + 1) and time.monotonic() < deadline:
+        while open_sockets(process.pid) < (2 if notify else folders + 1) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(5)  # the catch-up sync each folder gets on connecting
-        watching = _sockets(process.pid)
+        watching = open_sockets(process.pid)
         log(f"  {watching} sockets open; idle for {idle_seconds:g} s")
-        cpu_before = _proc_cpu_seconds(process.pid)
+        cpu_before = process_cpu_seconds(process.pid)
         time.sleep(idle_seconds)
-        cpu = _proc_cpu_seconds(process.pid) - cpu_before
-        rss = _proc_status(process.pid, "VmRSS")
-        threads = _proc_status(process.pid, "Threads") // 1024
+        cpu = process_cpu_seconds(process.pid) - cpu_before
+        rss = process_status(process.pid, "VmRSS")
+        threads = process_status(process.pid, "Threads", unit=1)
     finally:
         process.terminate()
         process.wait(timeout=60)

@@ -178,3 +178,28 @@ def machine_cpu_seconds() -> float:
     # user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user/nice]
     busy = sum(fields[:3]) + sum(fields[5:8])
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a running process has used so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def process_status(pid: int, key: str, unit: int = 1024) -> int:
+    """A field of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``: bytes; ``Threads`` with ``unit=1``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * unit
+    return 0
+
+
+def open_sockets(pid: int) -> int:
+    """How many sockets a running process holds open."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:
+            pass
+    return count

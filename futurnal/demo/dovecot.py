@@ -58,6 +58,7 @@ first_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:~/Maildir
 {capabilities}
+{limits}
 namespace inbox {{
   inbox = yes
   separator = /
@@ -151,11 +152,18 @@ class DovecotOptions:
             penalty; otherwise every wrong-password test slows the following logins by 2-15 s.
         oauth2: Also accept OAuth2 bearer tokens, validated by the given authorization server;
             ``None`` (the default) offers password logins only.
+        max_connections: Room for this many IMAP connections at once (hundreds of mailboxes,
+            each with a fetch and a watch connection). Each is its own ``imap`` process, and
+            Dovecot's default process limit is 100. Also makes idling connections check for
+            changes every second: past the kernel's 128 inotify instances per user, Dovecot
+            falls back to that check (30 s by default), which would look like late mail.
+            ``None`` keeps Dovecot's defaults.
     """
 
     capabilities: str | None = None
     auth_failure_delay_off: bool = True
     oauth2: OAuth2Passdb | None = None
+    max_connections: int | None = None
 
 
 class DovecotServer(ServerProcess):
@@ -401,6 +409,7 @@ class DovecotServer(ServerProcess):
             imaps_port=self.imaps_port,
             no_chroot="" if self._is_root else "chroot =",
             capabilities=f"imap_capability = {opts.capabilities}" if opts.capabilities else "",
+            limits=_limits(opts.max_connections),
             failure_delay="auth_failure_delay = 0" if opts.auth_failure_delay_off else "",
             # Without its anvil socket, auth cannot apply per-IP penalties.
             penalty_path="path = anvil-auth-penalty-off" if opts.auth_failure_delay_off else "",
@@ -414,6 +423,14 @@ class DovecotServer(ServerProcess):
         log = self.root / "dovecot.log"
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _limits(connections: int | None) -> str:
+    if connections is None:
+        return ""
+    processes = connections + 100  # logins, auth, and the rest of Dovecot's own
+    return (f"default_process_limit = {processes}\ndefault_client_limit = {4 * processes}\n"
+            "mailbox_idle_check_interval = 1 secs")
 
 
 def _date_header_time(raw: bytes, default: float) -> float:
