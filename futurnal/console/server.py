@@ -74,8 +74,7 @@ class ConsoleServer:
         listener.bind(str(self.path))
         os.chmod(self.path, 0o600)
         listener.listen(16)
-        listener.settimeout(0.5)
-        self._listener = listener
+        self._listener = listener  # accept() blocks; stop() shuts the listener down to wake it
         self._thread = threading.Thread(target=self._accept_loop, name="console-accept", daemon=True)
         self._thread.start()
         logger.info("admin console listening on {path}", path=str(self.path))
@@ -89,6 +88,9 @@ class ConsoleServer:
         """
         self._closing.set()
         deadline = time.monotonic() + timeout
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # a blocked accept() returns at once
         if self._thread is not None:
             self._thread.join(timeout=timeout)
         with self._answered:  # `shutdown` itself is one: its reply must reach the client
@@ -115,8 +117,6 @@ class ConsoleServer:
         while not self._closing.is_set():
             try:
                 conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
             except OSError as exc:  # EMFILE and the like: the console must outlive them
                 if self._closing.is_set():
                     return
