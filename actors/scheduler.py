@@ -39,6 +39,7 @@ class SchedulerSnapshot:
     running: tuple[str, ...]
     waiting: tuple[str, ...]
     next_runs: dict[str, datetime | None]
+    next_check_seconds: float  # how long the timer sleeps before its next look
 
 
 @dataclass(slots=True)
@@ -51,7 +52,10 @@ class SchedulerActor(ServiceActor):
     """Owns a :class:`SyncSchedule` (when) and a :class:`SyncQueue` (who next, how many at once).
 
     A timer thread only tells this actor to check, so all state is touched by the actor's own
-    thread. Each admitted sync is a tell of ``SyncTick`` with a ``reply_to`` future; Pykka futures
+    thread. It wakes every ``resolution_seconds`` only while a sync runs or waits; otherwise it
+    sleeps until the next mailbox is due (at most ``idle_check_seconds``, so a changed wall clock
+    is noticed), and a sync asked for meanwhile is admitted by its own message. Each admitted sync
+    is a tell of ``SyncTick`` with a ``reply_to`` future; Pykka futures
     have no callbacks, so every check polls the futures of running syncs with ``get(timeout=0)``
     and frees the slot of those answered, or whose mailbox actor has died (a restarted actor
     never answers its predecessor's future).
@@ -65,6 +69,7 @@ class SchedulerActor(ServiceActor):
         max_concurrent: int = 2,
         sync_at_start: bool = True,
         resolution_seconds: float = 1.0,
+        idle_check_seconds: float = 60.0,
         aging_seconds: float = 60.0,
         now: Callable[[], datetime] = datetime.now,
         child_id: str = actor_names.SCHEDULER,
@@ -75,6 +80,9 @@ class SchedulerActor(ServiceActor):
         self._mailboxes = {plan.mailbox_id: plan for plan in mailboxes}
         self._sync_at_start = sync_at_start
         self._resolution = resolution_seconds
+        self._idle_check = max(idle_check_seconds, resolution_seconds)
+        self._timer_wait = resolution_seconds  # written by the actor, read by the timer thread
+        self._timer_kick = threading.Event()  # the wait above shrank, or the actor stops
         self._timetable = SyncSchedule(now)
         self._queue = SyncQueue(max_concurrent, aging_seconds=aging_seconds)
         self._slots: dict[str, _Slot] = {}
@@ -107,14 +115,32 @@ class SchedulerActor(ServiceActor):
             tuple(self._queue.running),
             tuple(entry.mailbox_id for entry in self._queue.waiting()),
             {mailbox_id: self._timetable.next_run(mailbox_id) for mailbox_id in self._mailboxes},
+            self._timer_wait,
         )
 
     def _run_timer(self) -> None:
-        while not self._timer_stop.wait(self._resolution):
+        while not self._timer_stop.is_set():
+            self._timer_kick.wait(self._timer_wait)
+            self._timer_kick.clear()
+            if self._timer_stop.is_set():
+                return
             try:
                 self.actor_ref.tell(_CheckTimetable())
             except pykka.ActorDeadError:
                 return
+
+    def _plan_next_check(self) -> None:
+        """How long the timer sleeps before the next check: a second while syncs run or wait (to
+        free their slots), else until the next mailbox is due."""
+        if self._slots or self._queue.waiting():
+            wait = self._resolution
+        else:
+            due_in = self._timetable.seconds_to_next()
+            wait = self._idle_check if due_in is None else min(max(due_in, self._resolution), self._idle_check)
+        shorter = wait < self._timer_wait
+        self._timer_wait = wait
+        if shorter:
+            self._timer_kick.set()
 
     def _free_finished_slots(self) -> None:
         for mailbox_id, slot in list(self._slots.items()):
@@ -142,12 +168,15 @@ class SchedulerActor(ServiceActor):
                 reply: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
                 mailbox.tell(SyncTick(reason=entry.reason, reply_to=reply))
                 self._slots[entry.mailbox_id] = _Slot(mailbox, reply)
+        self._plan_next_check()
 
     def on_stop(self) -> None:
         self._timer_stop.set()
+        self._timer_kick.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._timer_stop.set()
+        self._timer_kick.set()
         super().on_failure(exception_type, exception_value, traceback)

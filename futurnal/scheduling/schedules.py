@@ -235,6 +235,17 @@ class SyncSchedule:
         due, self._due = list(dict.fromkeys(self._due)), []
         return due
 
+    def seconds_to_next(self) -> float | None:
+        """Seconds until the earliest mailbox is due (0 when one is), None when none is scheduled."""
+        waits = []
+        interval = self._intervals.idle_seconds
+        if interval is not None:
+            waits.append(interval)
+        if self._cron_next:
+            now = self._now()
+            waits.append(min((when - now).total_seconds() for _, when in self._cron_next.values()))
+        return max(min(waits), 0.0) if waits else None
+
     def next_run(self, mailbox_id: str) -> datetime | None:
         """The mailbox's next due time, or None when it is not scheduled."""
         if mailbox_id in self._cron_next:

@@ -71,6 +71,7 @@ class World:
             self.mailboxes[plan.mailbox_id] = ref
             self.directory.set(f"mailbox/{plan.mailbox_id}", ref)
         options.setdefault("resolution_seconds", 0.01)
+        options.setdefault("idle_check_seconds", 0.01)  # the fake clock moves without real time passing
         self.scheduler = SchedulerActor.start(directory=self.directory, mailboxes=plans, **options)
         return self.scheduler
 
@@ -184,3 +185,24 @@ def test_a_due_cron_schedule_sends_a_tick_and_a_busy_mailbox_is_not_ticked_twice
     assert world.ticks_delivered() == 1
     clock.advance(60)
     assert world.next_tick()[0] == "a"
+
+
+def test_with_nothing_running_the_timer_sleeps_until_the_next_mailbox_is_due(world: World) -> None:
+    clock = Clock()  # 12:00:30; the cron schedule is next due at 12:01, 30 s away
+    world.start([MailboxSchedule("a", parse_schedule("* * * * *"))], sync_at_start=False, now=clock,
+                idle_check_seconds=600)
+    assert world.snapshot().next_check_seconds == pytest.approx(30, abs=1)
+    clock.advance(25)
+    assert world.snapshot().next_check_seconds == pytest.approx(30, abs=1)  # planned at the last check
+
+
+def test_while_a_sync_runs_the_timer_checks_every_resolution_and_sleeps_again_after(world: World) -> None:
+    clock = Clock()
+    world.start([MailboxSchedule("a", parse_schedule("@interval 3600"))], now=clock, idle_check_seconds=600,
+                resolution_seconds=0.01)
+    name, tick = world.next_tick()  # the start-up sync: a slot is taken
+    assert world.snapshot().next_check_seconds == 0.01
+    _done(tick, name)
+    _wait_until(lambda: world.snapshot().running == ())
+    _wait_until(lambda: world.snapshot().next_check_seconds > 60)  # an hour away: capped at idle_check_seconds
+    assert world.snapshot().next_check_seconds <= 600
