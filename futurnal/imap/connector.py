@@ -80,7 +80,7 @@ class MailboxConnector:
         return self._trusting(lambda: self._new_session().connect(password))
 
     def _new_session(self) -> ImapSession:
-        return ImapSession(self._settings, self._budget, self._live)
+        return ImapSession(self._settings, self._budget, self._live, owner=self._record.id)
 
     def _check_cafile(self) -> None:
         """A CA file that went missing since ``imap add`` is the user's to put back: say so, before

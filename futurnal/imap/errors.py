@@ -12,6 +12,7 @@ __all__ = [
     "MailError",
     "ServerError",
     "ServerHungUp",
+    "ServiceStopping",
     "TlsVerificationFailed",
 ]
 
@@ -25,6 +26,13 @@ class MailError(Exception):
 
 class ConnectionFailed(MailError):
     """The server could not be reached, or the connection broke."""
+
+
+class ServiceStopping(ConnectionFailed):
+    """The actor system is stopping: no new connection is opened, and none waits for its turn."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is stopping; no new connection is opened")
 
 
 class ServerHungUp(ConnectionFailed):

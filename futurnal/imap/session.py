@@ -189,11 +189,12 @@ class ImapSession:
 
     def __init__(
         self, settings: ConnectionSettings, budget: ConnectionBudget | None = None,
-        live: LiveConnections | None = None,
+        live: LiveConnections | None = None, *, owner: str = "",
     ) -> None:
         self.settings = settings
         self._budget = budget
         self._live = live
+        self._owner = owner  # the mailbox id that ``live`` counts this connection under
         self._holds_lease = False
         self._client: _Client | None = None
         self._wire: WireLimits | None = None
@@ -211,10 +212,13 @@ class ImapSession:
         return self._leased(lambda: self._connect(lambda client: self._oauth2_login(client, access_token)))
 
     def _leased(self, connect: Callable[[], ImapSession]) -> ImapSession:
+        """Take a slot of the budget, then the host's login turn (so the turn is used at once), then connect."""
         if self._budget is not None:
             self._budget.acquire(timeout=self.settings.connect_timeout)
             self._holds_lease = True
         try:
+            if self._live is not None:
+                self._live.take_turn(self.settings.host, self._owner)
             return connect()
         except BaseException:
             self._release_lease()
@@ -269,7 +273,7 @@ class ImapSession:
         self._client = client
         if self._live is not None:
             try:
-                self._live.add(self)
+                self._live.add(self, self._owner)
             except ConnectionFailed:
                 self.close()
                 raise
