@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .attachments.settings import AttachmentSettings
+from .imap.login_rate import DEFAULT_LOGIN_BURST, DEFAULT_LOGINS_PER_SECOND
 from .parse.parse_pool import DEFAULT_MEMORY_MB
 from .sync.fetch_plan import BatchLimits
 
@@ -53,6 +54,11 @@ class ServiceSettings:
     min_transfer_bytes_per_second: float = 8192.0
     #: Well under Gmail's 15 per account, which the user's other mail programs share.
     max_connections_per_mailbox: int = 4
+    #: New connections to one server host, across mailboxes: at most this many logins a second
+    #: (0: no limit) ...
+    logins_per_second_per_host: float = DEFAULT_LOGINS_PER_SECOND
+    #: ... after this many at once on a host that was quiet.
+    login_burst_per_host: int = DEFAULT_LOGIN_BURST
     #: IDLE is ended and restarted this often (RFC 2177: servers may drop it after 29 minutes).
     idle_renew_seconds: float = 540.0
     #: How often a watched folder is polled when the server has no IDLE.
@@ -87,6 +93,8 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "network.read_timeout_seconds": ("read_timeout_seconds", float, 0.1),
     "network.min_transfer_bytes_per_second": ("min_transfer_bytes_per_second", float, 1),
     "network.max_connections_per_mailbox": ("max_connections_per_mailbox", int, 1),
+    "network.logins_per_second_per_host": ("logins_per_second_per_host", float, 0),
+    "network.login_burst_per_host": ("login_burst_per_host", int, 1),
     "watch.idle_renew_seconds": ("idle_renew_seconds", float, 1),
     "watch.poll_seconds": ("poll_seconds", float, 0.1),
     "watch.notify": ("watch_notify", bool, 0),

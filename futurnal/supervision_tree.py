@@ -27,8 +27,10 @@ from futurnal.imap.connection_budget import ConnectionBudget
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.idle_watch import WatchSettings
 from futurnal.imap.live_connections import LiveConnections
+from futurnal.imap.login_rate import LoginRateLimiter
 from futurnal.logs.configure import redactor
 from futurnal.mailboxes.pauses import PauseBoard
+from futurnal.mailboxes.reconnects import ReconnectBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.clock import utc_now
@@ -42,7 +44,8 @@ from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 from futurnal.sync.freshness import WATCH_IDLE, watch_plan
 
-__all__ = ["TreeContext", "attachment_processor_spec", "mailbox_supervisor_spec", "watched_folders"]
+__all__ = ["TreeContext", "attachment_processor_spec", "live_connections", "mailbox_supervisor_spec",
+           "watched_folders"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +63,20 @@ class TreeContext:
     #: long-running system does; a one-shot sync reports the fault and ends instead.
     retry_local_faults: bool = True
     pauses: PauseBoard = field(default_factory=PauseBoard)
-    #: Every open IMAP connection, cut at once when the system stops.
+    #: Every open IMAP connection, cut at once when the system stops, and the login turns per
+    #: server host that new ones wait for (see :func:`live_connections`).
     connections: LiveConnections = field(default_factory=LiveConnections)
     refused_logins: RefusedLogins = field(default_factory=RefusedLogins)
+    #: The watched folders waiting to reconnect, kept from the events the system publishes.
+    reconnects: ReconnectBoard = field(default_factory=ReconnectBoard)
 
     def intensity(self) -> RestartIntensity:
         return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
+
+
+def live_connections(settings: ServiceSettings) -> LiveConnections:
+    """One system's connections, with its logins paced per host as ``[network]`` says."""
+    return LiveConnections(LoginRateLimiter(settings.logins_per_second_per_host, settings.login_burst_per_host))
 
 
 def attachment_processor_spec(context: TreeContext) -> ChildSpec:
@@ -81,6 +92,7 @@ def attachment_processor_spec(context: TreeContext) -> ChildSpec:
 
 
 def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> ChildSpec:
+    context.reconnects.forget(record.id)  # watchers of an earlier start (a reload) wait no more
     # One budget per mailbox, outliving restarts of the actors that draw on it.
     budget = ConnectionBudget(context.settings.max_connections_per_mailbox)
     connect = MailboxConnector(
@@ -127,6 +139,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
 
     def park(reason: str) -> None:
         # Runs after the mailbox's actors have stopped, so the state file has no other writer.
+        context.reconnects.forget(record.id)
         states = FolderStateStore(context.data_dir.state_path(record.id))
         try:
             states.set_parked(reason, utc_now())

@@ -37,6 +37,7 @@ from futurnal.admin.system_admin import SystemAdmin
 from futurnal.config import ServiceSettings, load_settings
 from futurnal.events import EventBus
 from futurnal.logs.configure import redactor
+from futurnal.mailboxes.reconnects import ReconnectBoard
 from futurnal.scheduling.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.storage.consent import SCOPES, ConsentRecord
 from futurnal.storage.credentials import CredentialStore
@@ -45,7 +46,7 @@ from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import MailboxDataOwners
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.storage.sqlite import SqliteElementStore, open_element_store
-from futurnal.supervision_tree import TreeContext, attachment_processor_spec, mailbox_supervisor_spec
+from futurnal.supervision_tree import TreeContext, attachment_processor_spec, live_connections, mailbox_supervisor_spec
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import Ping
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
@@ -112,9 +113,13 @@ class ActorSystem:
         self._withheld: set[str] = set()  # consent revoked while running: actors stopped until granted
         self.failure: str | None = None
         self.failed = threading.Event()
+        self._reconnects = ReconnectBoard()  # fed by the watchers' events for the system's whole life
+        self.event_bus.subscribe(self._reconnects.seen)
         #: Status, the actor tree, pause and resume: what an operator asks of the running actors.
-        self.operations = SystemOperations(self.data_dir, settings=lambda: self.settings, directory=self._directory,
-                                           mailboxes=lambda: self._mailboxes, roots=lambda: self._roots)
+        self.operations = SystemOperations(
+            self.data_dir, settings=lambda: self.settings, directory=self._directory, mailboxes=lambda: self._mailboxes,
+            roots=lambda: self._roots, connections=lambda: self._context.connections if self._context else None,
+            reconnects=self._reconnects)
         #: The admin use cases (register, remove, consent, schedule, re-authentication) on this system.
         self.admin = SystemAdmin(self, LocalAdmin(
             self.data_dir, credentials=self._credentials, settings=lambda: self.settings, actor_system=ActorSystem,
@@ -155,6 +160,8 @@ class ActorSystem:
                     stopping=self._stopping,
                     watch=watch,
                     retry_local_faults=schedule or watch,  # not for a one-shot sync, which reports and ends
+                    connections=live_connections(self.settings),
+                    reconnects=self._reconnects,
                 )
                 if self._sink is None:
                     self._own_store = open_element_store(self.data_dir)

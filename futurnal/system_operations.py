@@ -16,6 +16,8 @@ import pykka
 from futurnal.actors import actor_names
 from futurnal.actors.messages import DescribeMailbox, PauseMailbox, ResumeMailbox
 from futurnal.config import ServiceSettings
+from futurnal.imap.live_connections import LiveConnections
+from futurnal.mailboxes.reconnects import ReconnectBoard
 from futurnal.mailboxes.status import mailbox_status
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
@@ -23,7 +25,7 @@ from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import DescribeChildren
 from futurnal.supervisors.supervised import inbox_size
 
-__all__ = ["SystemNotRunning", "SystemOperations"]
+__all__ = ["SystemNotRunning", "SystemOperations", "status_summary"]
 
 
 class SystemNotRunning(RuntimeError):
@@ -46,12 +48,16 @@ class SystemOperations:
         directory: ActorDirectory,
         mailboxes: Callable[[], Mapping[str, MailboxRecord]],
         roots: Callable[[], Mapping[str, pykka.ActorRef[Any]]],
+        connections: Callable[[], LiveConnections | None] = lambda: None,
+        reconnects: ReconnectBoard | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._settings = settings
         self._directory = directory
         self._mailboxes = mailboxes
         self._roots = roots
+        self._connections = connections
+        self._reconnects = reconnects or ReconnectBoard()
 
     def mailbox_ids(self) -> list[str]:
         """The mailboxes this running system has actors for."""
@@ -71,15 +77,19 @@ class SystemOperations:
 
     def status(self, mailbox_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Each mailbox's stored status (as ``imap status --json``) with its actor's live state
-        under ``live``: idle / syncing / paused / needs-reauth, its inbox depth, the last run."""
+        under ``live``: idle / syncing / paused / needs-reauth, its inbox depth, the last run;
+        and under ``connections`` its IMAP connections: ``open``, ``waiting_for_login`` (for the
+        host's login turn) and ``reconnecting`` (watched folders whose watcher waits out a back-off)."""
         mailboxes = self._mailboxes()
         keys = [self.record(mailbox_id).id] if mailbox_id is not None else list(mailboxes)
+        connections = self._connection_counts()
         reports = []
         for key in keys:
             record = mailboxes.get(key)
             if record is None:
                 continue
             report = mailbox_status(self._data_dir, record, self._settings())
+            report["connections"] = {kind: counts.get(key, 0) for kind, counts in connections.items()}
             try:
                 report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
                 _show_local_faults(report)
@@ -90,6 +100,14 @@ class SystemOperations:
                                   "detail": f"its mailbox actor did not answer within {timeout:g}s"}
             reports.append(report)
         return reports
+
+    def _connection_counts(self) -> dict[str, dict[str, int]]:
+        """Per kind, by mailbox: counters the connections and the watchers' events keep, so a
+        status of a thousand mailboxes asks nothing more of them."""
+        live = self._connections()
+        return {"open": live.open_by_owner() if live else {},
+                "waiting_for_login": live.waiting_by_owner() if live else {},
+                "reconnecting": self._reconnects.waiting()}
 
     def pause(self, mailbox_id: str, timeout: float = 10.0) -> dict[str, Any]:
         """Start no syncs of the mailbox until :meth:`resume`; what is asked meanwhile is remembered."""
@@ -120,6 +138,25 @@ class SystemOperations:
         except pykka.ActorDeadError:  # pykka.Timeout goes up as it is: busy, not down
             raise SystemNotRunning(f"mailbox {mailbox_id} stopped before it answered") from None
         return live
+
+
+def status_summary(reports: list[dict[str, Any]]) -> dict[str, int]:
+    """Counts over the mailboxes of :meth:`SystemOperations.status`: ``connected`` (at least one
+    open connection), ``waiting_to_connect`` (none open, and one waiting for its login turn or a
+    watcher waiting out its back-off), ``syncing`` and ``idle`` (as its mailbox actor says); and
+    in all, the ``connections_open`` and the ``logins_waiting`` for their turn."""
+    summary = dict.fromkeys(("mailboxes", "connected", "waiting_to_connect", "syncing", "idle",
+                             "connections_open", "logins_waiting"), 0)
+    for report in reports:
+        counts, state = report["connections"], report["live"].get("state")
+        summary["mailboxes"] += 1
+        summary["connected"] += counts["open"] > 0
+        summary["waiting_to_connect"] += not counts["open"] and counts["waiting_for_login"] + counts["reconnecting"] > 0
+        summary["syncing"] += state == "syncing"
+        summary["idle"] += state == "idle"
+        summary["connections_open"] += counts["open"]
+        summary["logins_waiting"] += counts["waiting_for_login"]
+    return summary
 
 
 def _describe_subtree(node: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .output import print_table, visible
 
-__all__ = ["render_event", "render_reply"]
+__all__ = ["render_event", "render_reply", "summary_line"]
 
 
 def render_reply(command: str, result: Any) -> str:
@@ -85,7 +85,18 @@ def _status(result: dict[str, Any]) -> str:
                          folder.get("last_error") or ""])
     text = _table(rows, ["MAILBOX", "FOLDER", "STATE", "ON SERVER", "STORED", "LAST SUCCESS", "INBOX", "LAST ERROR"])
     queues = ", ".join(f"{actor} {depth}" for actor, depth in sorted(result["queues"].items()) if depth)
-    return text + f"\nqueued messages: {visible(queues or 'none')}"
+    return "\n".join(line for line in (text, summary_line(result), f"queued messages: {visible(queues or 'none')}") if line)
+
+
+def summary_line(status: dict[str, Any]) -> str:
+    """The ``summary`` of a ``status`` reply in one line (``ctl status``, ``top``); empty from a
+    process that sends none."""
+    s = status.get("summary")
+    if s is None:
+        return ""
+    return (f"mailboxes: {s['mailboxes']}, {s['connected']} connected, {s['waiting_to_connect']} waiting to connect, "
+            f"{s['syncing']} syncing, {s['idle']} idle; connections: {s['connections_open']} open, "
+            f"{s['logins_waiting']} waiting for a login turn")
 
 
 def _actors(result: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from rich.tree import Tree
 
 from futurnal.console import ConsoleClient, ConsoleError, ConsoleUnavailable, ProtocolError
 
-from .console_render import render_event
+from .console_render import render_event, summary_line
 from .context import CommandContext
 from .output import UserError, visible
 
@@ -131,7 +131,7 @@ def _frame(client: ConsoleClient, rates: RateMeter, recent: collections.deque[st
     for line in list(recent) or ["(no events yet)"]:
         events.add_row(_shown(line))
     queued = sum(status["queues"].values())
-    return Group(folders, f"queued messages: {queued}", actors, "latest events:", events)
+    return Group(folders, Text(summary_line(status)), f"queued messages: {queued}", actors, "latest events:", events)
 
 
 def _shown(text: str) -> Text:

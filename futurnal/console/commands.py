@@ -22,6 +22,7 @@ from futurnal.storage.quarantine import InvalidRecordId, QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.sync.quarantine_retry import drop_quarantined, retry_quarantined
 from futurnal.system import ActorSystem, SystemNotRunning
+from futurnal.system_operations import status_summary
 
 from .command_specs import COMMANDS, STREAMS, command_spec, validate_args
 from .protocol import ProtocolError, Request
@@ -69,7 +70,8 @@ class ConsoleCommands:
             for child in _walk(node):
                 if child["state"] == "running" and not actor_names.is_supervisor(child["id"]):
                     queues[child["id"]] = child["inbox"]
-        return {"mailboxes": self._operations.status(self._mailbox_id(mailbox) if mailbox else None), "queues": queues}
+        reports = self._operations.status(self._mailbox_id(mailbox) if mailbox else None)
+        return {"mailboxes": reports, "summary": status_summary(reports), "queues": queues}
 
     def _actors(self) -> dict[str, Any]:
         return {"tree": self._operations.actor_tree()}

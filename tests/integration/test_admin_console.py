@@ -11,6 +11,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ def test_status_sync_pause_resume_subscribe_and_shutdown_through_the_socket(
     status = client.call("status")
     (alice,) = status["mailboxes"]
     assert alice["mailbox"]["id"] == "alice" and alice["live"]["state"] == "idle"
+    assert alice["connections"] == {"open": 0, "waiting_for_login": 0, "reconnecting": 0}  # no watcher, no sync
+    assert status["summary"] == {"mailboxes": 1, "connected": 0, "waiting_to_connect": 0, "syncing": 0, "idle": 1,
+                                 "connections_open": 0, "logins_waiting": 0}
     assert [(f["folder"], f["stored"]) for f in alice["folders"]] == [("INBOX", 12)]
     tree = client.call("actors")["tree"]
     mailbox_root = next(node for node in tree if node["id"] == "root/alice")
@@ -195,6 +199,33 @@ def test_ctl_and_the_imap_commands_go_through_the_running_process(
     assert running.process.wait(timeout=60) == 0
 
 
+def test_status_counts_logins_waiting_for_their_turn_and_a_stop_does_not_wait_for_them(
+    tmp_path: Path, server: DovecotServer
+) -> None:
+    """One login to the host every 60 s: the watcher and the sync at start cannot both connect,
+    ``ctl status`` says one waits, and SIGTERM ends the wait instead of sleeping through it."""
+    cli = Cli(tmp_path)
+    assert cli.add(server).code == 0  # watches INBOX, syncs at start: two connections
+    running = RunningProcess(cli, FUTURNAL_NETWORK_LOGINS_PER_SECOND_PER_HOST=str(1 / 60),
+                             FUTURNAL_NETWORK_LOGIN_BURST_PER_HOST="1")
+    try:
+        running.wait_for(lambda: running.client.call("status")["summary"]["logins_waiting"] == 1,
+                         "no login waited for its turn")
+        status = running.client.call("status")
+        (alice,) = status["mailboxes"]
+        assert alice["connections"]["waiting_for_login"] == 1
+        assert status["summary"]["mailboxes"] == 1
+        assert status["summary"]["connected"] + status["summary"]["waiting_to_connect"] == 1
+        shown = cli("ctl", "status")
+        assert shown.code == 0 and "1 waiting for a login turn" in shown.out
+        assert cli("ctl", "status", "--json").json()["summary"]["logins_waiting"] == 1
+    finally:
+        started = time.monotonic()
+        code, err = running.finish()
+    assert code == 0, err
+    assert time.monotonic() - started < 20  # the waiting login gave up at once, not after a minute
+
+
 def test_ctl_without_a_running_process_says_so(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     done = cli("ctl", "status")
@@ -219,6 +250,7 @@ def test_imap_add_and_remove_while_running_start_and_stop_the_mailbox_at_once(
 
     frame = cli("top", "--once")
     assert frame.code == 0 and "alice" in frame.out and "bob" in frame.out and "supervisor/bob" in frame.out
+    assert "mailboxes: 2, " in frame.out and " waiting for a login turn" in frame.out
 
     removed = cli("imap", "remove", "bob", "--purge")
     assert removed.code == 0, removed.err

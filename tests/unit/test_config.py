@@ -36,3 +36,19 @@ def test_bad_config_names_the_file_and_the_problem(tmp_path: Path, content: str,
     with pytest.raises(ConfigError, match=message) as info:
         load_settings(path)
     assert str(path) in str(info.value)
+
+
+def test_login_pacing_is_read_from_the_network_section_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[network]\nlogins_per_second_per_host = 2.5\nlogin_burst_per_host = 4\n")
+    settings = load_settings(path, environ={})
+    assert (settings.logins_per_second_per_host, settings.login_burst_per_host) == (2.5, 4)
+    path.write_text("[network]\nlogins_per_second_per_host = 0\n")  # 0: no limit
+    assert load_settings(path, environ={}).logins_per_second_per_host == 0
+    for content, message in [("logins_per_second_per_host = -1", "at least 0"),
+                             ("login_burst_per_host = 0", "at least 1"),
+                             ("login_burst_per_host = 2.5", "whole number"),
+                             ("logins_per_second = 5", "did you mean 'network.logins_per_second_per_host'")]:
+        path.write_text(f"[network]\n{content}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_settings(path, environ={})
