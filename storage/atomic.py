@@ -17,8 +17,8 @@ from tinydb.storages import Storage
 from .errors import CorruptStateFile
 
 __all__ = [
-    "AtomicJSONStorage", "atomic_write_bytes", "create_temp_file", "fsync_directory", "make_private_dir",
-    "remove_stale_temp_files",
+    "AtomicJSONStorage", "atomic_write_bytes", "create_file_once", "create_temp_file", "fsync_directory",
+    "make_private_dir", "remove_stale_temp_files",
 ]  # fmt: skip
 
 #: What :func:`create_temp_file` names its files: ``.<target>.<pid>.<thread>.<n>.tmp``.
@@ -82,6 +82,30 @@ def atomic_write_bytes(
         raise
     if sync_dir:
         fsync_directory(path.parent)
+
+
+def create_file_once(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` (0600, its missing directories 0700) unless it exists.
+
+    The file appears whole, by a hard link of a finished temp file, so two processes creating it
+    at once agree on one content: whoever links second keeps the winner's. True when this call
+    created it.
+    """
+    make_private_dir(path.parent)
+    fd, tmp = create_temp_file(str(path))  # 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
+    fsync_directory(path.parent)
+    return True
 
 
 _temp_numbers = itertools.count()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_bytes, make_private_dir
+from .atomic import atomic_write_bytes
 from .clock import utc_iso, utc_now
 from .errors import CorruptStateFile
+from .lock import writers_take_turns
 
 __all__ = ["SCOPES", "SCOPE_MEANINGS", "ConsentRecord", "ConsentRegistry", "NoConsent", "parse_expiry",
            "scopes_described"]
@@ -85,30 +83,19 @@ class ConsentRegistry:
             mailbox=mailbox, granted_by=granted_by, scopes=tuple(s for s in SCOPES if s in scopes),
             granted_at=utc_now(), expires_at=expires_at,
         )
-        with self._locked():
+        with writers_take_turns(self.path.with_suffix(".lock")):
             data = self._load()
             data[mailbox] = {**asdict(record), "scopes": list(record.scopes)}
             atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
         return record
 
     def revoke(self, mailbox: str) -> bool:
-        with self._locked():
+        with writers_take_turns(self.path.with_suffix(".lock")):
             data = self._load()
             if data.pop(mailbox, None) is None:
                 return False
             atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
         return True
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Writers (CLI commands, possibly two at once) take turns; readers need no lock."""
-        make_private_dir(self.path.parent)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def require(self, mailbox: str, now: datetime | None = None) -> ConsentRecord:
         """The mailbox's valid consent, or :class:`NoConsent` saying what is missing."""

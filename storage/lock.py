@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -13,7 +15,7 @@ from loguru import logger
 from .atomic import make_private_dir, remove_stale_temp_files
 from .errors import DataDirLocked
 
-__all__ = ["DataDirLock"]
+__all__ = ["DataDirLock", "writers_take_turns"]
 
 
 class DataDirLock:
@@ -58,3 +60,19 @@ class DataDirLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+@contextmanager
+def writers_take_turns(lock_path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock_path`` (created 0600, its directory 0700) for the block.
+
+    For a file that more than one process may change (a CLI command and the running service):
+    each reads, changes and atomically replaces it in turn. Readers need no lock.
+    """
+    make_private_dir(lock_path.parent)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock

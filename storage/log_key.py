@@ -7,11 +7,10 @@ follow one correspondent through the logs), yet nobody holding only the logs may
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
-from .atomic import create_temp_file, make_private_dir
+from .atomic import create_file_once
 
 __all__ = ["KEY_BYTES", "load_or_create_log_key"]
 
@@ -28,19 +27,7 @@ def load_or_create_log_key(path: Path) -> bytes:
         return _read(path)
     except FileNotFoundError:
         pass
-    make_private_dir(path.parent)
-    fd, tmp = create_temp_file(str(path))  # 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(KEY_BYTES))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(tmp)
+    create_file_once(path, secrets.token_bytes(KEY_BYTES))
     return _read(path)
 
 
