@@ -72,6 +72,16 @@ class DataDir:
         return self.root / "log.key"
 
     @property
+    def secrets_path(self) -> Path:
+        """Secrets kept encrypted in a file (``FUTURNAL_SECRETS_STORE=file``) instead of the OS keyring."""
+        return self.root / "secrets.enc"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        """The key of :attr:`secrets_path` when none is given elsewhere (systemd credential, key file)."""
+        return self.root / "secrets.key"
+
+    @property
     def blobs_root(self) -> Path:
         return self.root / "blobs"
 
