@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, cast
 
-import pykka
 from loguru import logger
 
 from futurnal.attachments.plan import AttachmentWork
@@ -18,6 +16,7 @@ from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed, MailErr
 from futurnal.imap.session import ImapSession
 from futurnal.imap.uidset import UidSet
 from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
+from futurnal.parse.parse_pools import ParsePools
 from futurnal.process.faults import crash_hook_from_env
 from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.clock import utc_now
@@ -42,7 +41,6 @@ from .messages import (
     FolderSynced,
     FolderWatchSeen,
     MarkDeleted,
-    ReleaseIdleParsers,
     ResolveFolders,
     SubmitAttachments,
     SyncFolder,
@@ -51,10 +49,7 @@ from .messages import (
 )
 from .service_actor import ServiceActor
 
-__all__ = ["FetcherActor", "PARSERS_IDLE_SECONDS"]
-
-#: How long parser processes outlive the last sync that used them.
-PARSERS_IDLE_SECONDS = 60.0
+__all__ = ["FetcherActor"]
 
 # Said after a local fault's own text ("disk full at /data: free space"): what becomes of the sync.
 _RESUMES = "; nothing was lost: the sync resumes where it stopped (`run` retries by itself)"
@@ -73,6 +68,7 @@ class FetcherActor(ServiceActor):
         directory: ActorDirectory,
         events: EventBus,
         stopping: threading.Event,
+        parse_pools: ParsePools,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=actor_names.fetcher(record.id), supervisor=supervisor)
@@ -87,9 +83,8 @@ class FetcherActor(ServiceActor):
         self._active: FolderSync | None = None
         self._fault_hook = crash_hook_from_env()
         self._states: FolderStateStore | None = None
-        self._parse_pool: ParsePool | None = None
-        self._parsers_used = 0.0
-        self._release_timer: threading.Timer | None = None
+        self._parse_pools = parse_pools
+        self._parse_pool: ParsePool | None = None  # borrowed for the folder sync in progress
         self._log = logger.bind(mailbox=record.id)
 
     def on_start(self) -> None:
@@ -108,8 +103,6 @@ class FetcherActor(ServiceActor):
             return self._resolve_folders(message)
         if isinstance(message, FolderWatchSeen):
             return self._record_watch(message)
-        if isinstance(message, ReleaseIdleParsers):
-            return self._release_idle_parsers()
         if isinstance(message, PoisonMessage) and message.child_id == self.child_id:
             return self._mark_poisoned(message)
         return super().handle(message)
@@ -194,23 +187,32 @@ class FetcherActor(ServiceActor):
         except (NoConsent, StorageError) as exc:
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
         try:
+            self._parse_pool = self._parse_pools.borrow()
+        except PoolUnavailable as exc:  # the system is stopping
+            return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
+        try:
+            return self._sync_with_parsers(job, scopes)
+        finally:
+            self._give_back_parse_pool()
+
+    def _sync_with_parsers(self, job: SyncFolder, scopes: tuple[str, ...]) -> None:
+        try:
             result = self._run_on_live_connection(job.folder, scopes)
             # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
             self._active = None
-            self._keep_parsers_warm()
             self._audit_sync(result)
         except LocalFault as exc:
             return self._folder_fault(job, exc)
         except AuthenticationFailed as exc:
             self._active = None
-            self._close_parse_pool()
             self._close_session()
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc), needs_reauth=True))
         except (MailError, SyncInterrupted, StorageError, PoolUnavailable) as exc:
             # StorageError: e.g. the keyring is locked; PoolUnavailable: no parser process can
             # start. Reported like a network failure and retried, not a crash.
             self._active = None
-            self._close_parse_pool()
+            if isinstance(exc, PoolUnavailable):
+                self._close_parse_pool()
             if isinstance(exc, ConnectionFailed | SyncInterrupted):
                 self._close_session()
             self._log.warning("folder sync failed: {error}", error=str(exc))
@@ -241,7 +243,6 @@ class FetcherActor(ServiceActor):
         picks up where this stopped. The connection is kept: nothing is wrong with it.
         """
         self._active = None
-        self._close_parse_pool()
         self._record_fault((job.folder,), fault)
         self._reply(FolderSynced(job.run_id, job.folder, error=f"{fault}{_RESUMES}", local_fault=True))
 
@@ -309,7 +310,7 @@ class FetcherActor(ServiceActor):
             fault_hook=self._fault_hook,
             scopes=scopes,
             attachments=_AttachmentPort(self._directory, self._settings.attachments, order),
-            parse_pool=self._pool(),
+            parse_pool=self._borrowed_pool(),
             reconnect=self._reconnect,
         )
 
@@ -318,53 +319,22 @@ class FetcherActor(ServiceActor):
         self._close_session()
         return self._connected_session()
 
-    def _pool(self) -> ParsePool:
-        """The mailbox's parser processes, started on the first batch that uses them."""
-        if self._parse_pool is None:
-            s = self._settings
-            self._parse_pool = ParsePool(s.parse_workers, s.parse_timeout_seconds, s.parse_memory_mb)
+    def _borrowed_pool(self) -> ParsePool:
+        assert self._parse_pool is not None, "a folder sync runs with a parser pool borrowed"
         return self._parse_pool
 
-    def _close_parse_pool(self) -> None:
-        self._disarm_release()
+    def _give_back_parse_pool(self) -> None:
+        """Return the borrowed parser pool, warm, for whichever mailbox syncs next (a batch a
+        stopped sync left half-read does not disturb the next user: see ParsePool)."""
         if self._parse_pool is not None:
-            self._parse_pool.close()
+            self._parse_pools.give_back(self._parse_pool)
             self._parse_pool = None
 
-    def _keep_parsers_warm(self) -> None:
-        """Keep the parser processes for the next sync (new mail after IDLE comes one message at
-        a time: a fresh interpreter for each would cost more than parsing it), and stop them once
-        no sync has used them for ``PARSERS_IDLE_SECONDS``: idle mailboxes keep no processes."""
-        self._parsers_used = time.monotonic()
-        if self._parse_pool is not None and self._release_timer is None:
-            self._arm_release(PARSERS_IDLE_SECONDS)
-
-    def _arm_release(self, delay: float) -> None:
-        self._release_timer = threading.Timer(delay, self._ask_release)
-        self._release_timer.daemon = True
-        self._release_timer.start()
-
-    def _disarm_release(self) -> None:
-        """No timer outlives the fetcher: a stopped system leaves no thread behind."""
-        if self._release_timer is not None:
-            self._release_timer.cancel()
-            self._release_timer = None
-
-    def _ask_release(self) -> None:
-        try:
-            self.actor_ref.tell(ReleaseIdleParsers())
-        except pykka.ActorDeadError:
-            pass  # stopped meanwhile: on_stop closed the pool
-
-    def _release_idle_parsers(self) -> None:
-        self._release_timer = None
-        if self._parse_pool is None:
-            return
-        idle = time.monotonic() - self._parsers_used
-        if idle >= PARSERS_IDLE_SECONDS:
-            self._close_parse_pool()
-        else:
-            self._arm_release(PARSERS_IDLE_SECONDS - idle)
+    def _close_parse_pool(self) -> None:
+        """Return the borrowed pool for closing: it failed, or the fetcher died with it."""
+        if self._parse_pool is not None:
+            self._parse_pools.give_back(self._parse_pool, healthy=False)
+            self._parse_pool = None
 
     def _connected_session(self) -> ImapSession:
         if self._session is None:

@@ -37,13 +37,7 @@ __all__ = [
     "UpdateAttachments",
     "UpdateFlags",
     "WriteElements",
-    "ReleaseIdleParsers",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseIdleParsers:
-    """To a fetcher from its own timer: stop the parser processes if no sync used them lately."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from futurnal.logs.configure import redactor
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.reconnects import ReconnectBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
+from futurnal.parse.parse_pools import ParsePools
 from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.clock import utc_now
 from futurnal.storage.credentials import CredentialStore
@@ -69,6 +70,8 @@ class TreeContext:
     refused_logins: RefusedLogins = field(default_factory=RefusedLogins)
     #: The watched folders waiting to reconnect, kept from the events the system publishes.
     reconnects: ReconnectBoard = field(default_factory=ReconnectBoard)
+    #: Parser processes lent to whichever mailbox syncs (see :func:`parse_pools`).
+    parse_pools: ParsePools = field(default_factory=ParsePools)
 
     def intensity(self) -> RestartIntensity:
         return RestartIntensity(self.settings.max_restarts, self.settings.restart_window_seconds)
@@ -77,6 +80,13 @@ class TreeContext:
 def live_connections(settings: ServiceSettings) -> LiveConnections:
     """One system's connections, with its logins paced per host as ``[network]`` says."""
     return LiveConnections(LoginRateLimiter(settings.logins_per_second_per_host, settings.login_burst_per_host))
+
+
+def parse_pools(settings: ServiceSettings) -> ParsePools:
+    """One system's parser pools: as many kept warm as syncs run at once, whatever the number of
+    mailboxes, each of ``[sync] parse_workers`` processes."""
+    return ParsePools(settings.parse_workers, settings.parse_timeout_seconds, settings.parse_memory_mb,
+                      keep=settings.max_concurrent_syncs)
 
 
 def attachment_processor_spec(context: TreeContext) -> ChildSpec:
@@ -111,6 +121,7 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
             directory=context.directory,
             events=context.events,
             stopping=context.stopping,
+            parse_pools=context.parse_pools,
             supervisor=parent,
         )
 

@@ -46,7 +46,13 @@ from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import MailboxDataOwners
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.storage.sqlite import SqliteElementStore, open_element_store
-from futurnal.supervision_tree import TreeContext, attachment_processor_spec, live_connections, mailbox_supervisor_spec
+from futurnal.supervision_tree import (
+    TreeContext,
+    attachment_processor_spec,
+    live_connections,
+    mailbox_supervisor_spec,
+    parse_pools,
+)
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import Ping
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
@@ -162,6 +168,7 @@ class ActorSystem:
                     retry_local_faults=schedule or watch,  # not for a one-shot sync, which reports and ends
                     connections=live_connections(self.settings),
                     reconnects=self._reconnects,
+                    parse_pools=parse_pools(self.settings),
                 )
                 if self._sink is None:
                     self._own_store = open_element_store(self.data_dir)
@@ -444,6 +451,7 @@ class ActorSystem:
             # Reads blocked in a FETCH or in IDLE end now, instead of each at its own timeout.
             self._context.connections.cut_all()
             self._stop_actors()
+            self._context.parse_pools.close()  # after the fetchers gave theirs back
             self._close_store()
             self._context = None
             self._lock.release()
