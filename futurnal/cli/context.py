@@ -42,7 +42,8 @@ class CommandContext:
 
     @classmethod
     def create(cls, root: Path, debug: bool, credentials: CredentialStore | None = None) -> CommandContext:
-        return cls(DataDir(root), debug, credentials or CredentialStore())
+        layout = DataDir(root)
+        return cls(layout, debug, credentials or CredentialStore(data_dir=layout))
 
     def settings(self) -> ServiceSettings:
         try:
@@ -114,6 +115,7 @@ def _actor_system(data_dir: Path, *, settings: ServiceSettings, credentials: Cre
     """The actor system of a command that syncs or watches by itself, no process serving the data directory."""
     from futurnal.system import ActorSystem  # here: most commands start no actors
 
+    credentials.prepare()  # a missing or wrong key of the secrets file: one error now, not one per mailbox
     return ActorSystem(data_dir, settings=settings, credentials=credentials)
 
 

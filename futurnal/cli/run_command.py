@@ -57,6 +57,7 @@ def _settings(args: argparse.Namespace, ctx: CommandContext) -> ServiceSettings:
 
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     settings = _settings(args, ctx)  # checked first: a bad config is reported before anything starts
+    ctx.credentials.prepare()  # and the secrets file's key (made on first use), not at each mailbox's start
     # Imported here: the actor system is most of the CLI's start-up, and most commands need none of it.
     from futurnal.console.commands import ConsoleCommands
     from futurnal.console.server import ConsoleServer

@@ -10,6 +10,8 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 
 from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.data_dir import DataDir
+from futurnal.storage.encrypted_file_keyring import EncryptedFileKeyring
 from futurnal.storage.errors import KeyringUnavailable
 
 
@@ -60,7 +62,7 @@ def test_no_silent_fallback_to_a_plaintext_file(tmp_path: Path) -> None:
     """keyrings.alt is installed here, and keyring would pick its plaintext file on its own."""
     done = _run_isolated(CHECK, _env(tmp_path))
     assert done.stdout.startswith("REFUSED"), done.stdout + done.stderr
-    assert "PYTHON_KEYRING_BACKEND" in done.stdout
+    assert "PYTHON_KEYRING_BACKEND" in done.stdout and "FUTURNAL_SECRETS_STORE=file" in done.stdout
     assert not list((tmp_path / "data").rglob("*.cfg"))
 
 
@@ -88,3 +90,41 @@ def test_refusal_message_is_actionable() -> None:
 
     with pytest.raises(KeyringUnavailable, match="Nothing was stored"):
         CredentialStore(FailKeyring()).check_usable()
+
+
+# -- which store a data directory uses --------------------------------------------------------------
+
+
+def _for(data_dir: Path, **environ: str) -> CredentialStore:
+    return CredentialStore(data_dir=DataDir(data_dir), environ=environ)
+
+
+def test_the_encrypted_file_is_chosen_by_the_variable_then_by_the_data_directory_itself(tmp_path: Path) -> None:
+    """Once the data directory has its secrets file, every command on it keeps to it, whatever its
+    environment (an operator's `imap add` without the service's variables)."""
+    assert not isinstance(_for(tmp_path / "d").backend, EncryptedFileKeyring)  # the OS keyring, by default
+    store = _for(tmp_path / "d", FUTURNAL_SECRETS_STORE="file")
+    assert isinstance(store.backend, EncryptedFileKeyring)
+    store.check_usable()
+    store.set_secret("alice", "password", "pw-alice")
+    assert _for(tmp_path / "d").get_secret("alice", "password") == "pw-alice"
+    assert _for(tmp_path / "d", FUTURNAL_SECRETS_STORE="file").delete_secrets("alice") == ["password"]
+
+
+def test_a_variable_contradicting_the_data_directory_or_unknown_is_refused(tmp_path: Path) -> None:
+    _for(tmp_path / "d", FUTURNAL_SECRETS_STORE="file").set_secret("alice", "password", "pw-alice")
+    with pytest.raises(KeyringUnavailable, match="secrets.enc"):
+        _ = _for(tmp_path / "d", FUTURNAL_SECRETS_STORE="keyring").backend
+    with pytest.raises(KeyringUnavailable, match="keyring .* or file"):
+        _ = _for(tmp_path / "e", FUTURNAL_SECRETS_STORE="encrypted").backend
+
+
+def test_prepare_checks_the_file_store_and_leaves_the_os_keyring_alone(tmp_path: Path) -> None:
+    store = _for(tmp_path / "d", FUTURNAL_SECRETS_STORE="file")
+    store.prepare()
+    assert (tmp_path / "d" / "secrets.enc").exists() and (tmp_path / "d" / "secrets.key").exists()
+    (tmp_path / "d" / "secrets.key").unlink()
+    with pytest.raises(KeyringUnavailable, match="no key"):
+        _for(tmp_path / "d").prepare()
+    CredentialStore(_file_backend(tmp_path / "k.cfg")).prepare()
+    assert not (tmp_path / "k.cfg").exists()
