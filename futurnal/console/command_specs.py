@@ -6,13 +6,13 @@ turn typed words into ``args`` with :func:`args_from_words`, so both spell comma
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from futurnal.storage.consent import SCOPES
+from futurnal.suggestions import closest
 
 from .protocol import ProtocolError
 
@@ -117,8 +117,8 @@ STREAMS = frozenset({"subscribe", "changes"})
 def command_spec(name: str) -> CommandSpec:
     spec = COMMANDS.get(name)
     if spec is None:
-        close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; commands: {', '.join(COMMANDS)}"
+        close = closest(name, COMMANDS)
+        hint = f"; did you mean {close!r}?" if close else f"; commands: {', '.join(COMMANDS)}"
         raise ProtocolError("unknown-command", f"unknown command {name!r}{hint}")
     return spec
 
