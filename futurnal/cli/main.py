@@ -17,7 +17,7 @@ from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError, local_fault
 
 from .context import CommandContext
-from .output import UserError, visible
+from .output import UserError, error_line
 
 __all__ = ["build_parser", "main"]
 
@@ -134,7 +134,7 @@ def _fail(message: str, code: int, debug: bool) -> int:
         import traceback
 
         sys.stderr.write(redactor.redact(traceback.format_exc(), paths=False))
-    print(f"futurnal-actors: error: {visible(redactor.redact(message, paths=False))}", file=sys.stderr)
+    print(error_line(message), file=sys.stderr)
     return code
 
 

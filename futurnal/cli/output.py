@@ -8,10 +8,11 @@ import threading
 import time
 from typing import Any, TextIO
 
+from futurnal.logs.configure import redactor
 from futurnal.logs.inert_text import visible
 from futurnal.storage.json_lines import one_line
 
-__all__ = ["ProgressBar", "UserError", "json_line", "one_line", "print_json", "print_table", "visible"]
+__all__ = ["ProgressBar", "UserError", "error_line", "json_line", "one_line", "print_json", "print_table", "visible"]
 
 class UserError(Exception):
     """A failure to report as one line, without a traceback, with exit status ``code``."""
@@ -19,6 +20,12 @@ class UserError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+def error_line(message: str) -> str:
+    """The CLI's line for an error: secrets redacted (home paths and mailbox ids kept: it is for the
+    user's own terminal, not a log) and :func:`visible` (errors quote server answers)."""
+    return f"futurnal-actors: error: {visible(redactor.redact(message, paths=False))}"
 
 
 def json_line(value: Any, *, sort_keys: bool = False) -> str:
