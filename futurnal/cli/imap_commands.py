@@ -1,4 +1,5 @@
-"""``imap add / list / status / sync / remove`` (``imap add`` itself in :mod:`.add_mailbox`)."""
+"""``imap add / import / list / status / sync / remove``; ``imap add`` itself is in :mod:`.add_mailbox`,
+``imap import`` in :mod:`.import_command`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from . import add_mailbox, monitor_command, oauth2_commands, schedule_command
+from . import add_mailbox, import_command, monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext
 from .output import ProgressBar, print_json, print_table, visible
 
@@ -26,6 +27,7 @@ def register(subparsers: Any) -> None:
     )
     add_mailbox.add_arguments(add)
     add.set_defaults(handler=add_mailbox.run)
+    import_command.register(commands)
 
     listing = commands.add_parser("list", help="list registered mailboxes")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
