@@ -30,6 +30,7 @@ from .errors import (
 from .fetched import FETCH_ITEMS, GMAIL_ITEMS, HEADER_ITEMS, FetchAnswer, FetchedMessage, fetched_message
 from .folders import ServerFolder, from_imapclient
 from .live_connections import LiveConnections
+from .security_probe import security_hint
 from .uidset import UidSet, to_sequence_set
 from .wire_limits import DEFAULT_MAX_MESSAGE_BYTES, OversizedLiteral, WireLimits
 
@@ -261,11 +262,13 @@ class ImapSession:
                 "pass --cafile FILE if the server uses a private CA"
             ) from None
         except ssl.SSLError as exc:
-            raise ConnectionFailed(f"TLS handshake with {s.address} failed: {exc.reason or exc}") from None
+            hint = security_hint(s.host, s.port, s.security)
+            raise ConnectionFailed(hint or f"TLS handshake with {s.address} failed: {exc.reason or exc}") from None
         except (socket.gaierror, socket.herror) as exc:
             raise ConnectionFailed(f"cannot resolve {s.host}: {exc.strerror or exc}") from None
         except TimeoutError:
-            raise ConnectionFailed(f"cannot reach {s.address}: timed out after {s.connect_timeout:g}s") from None
+            hint = security_hint(s.host, s.port, s.security) if s.security != "tls" else None
+            raise ConnectionFailed(hint or f"cannot reach {s.address}: timed out after {s.connect_timeout:g}s") from None
         except OSError as exc:
             raise ConnectionFailed(f"cannot reach {s.address}: {exc.strerror or exc}") from None
         except IMAPClientError as exc:
