@@ -47,11 +47,13 @@ class Cli:
             "HOME": str(home),
         }
         self.cwd: Path | None = None  # where commands run (None: the test's own working directory)
+        self.options: list[str] = []  # global options before every command: ["--data-dir", ...]
 
     def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> Result:
-        done = subprocess.run(
-            [COMMAND, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=self.env, cwd=self.cwd
-        )
+        """Run a command; without ``stdin`` its standard input is closed: nothing may wait on a terminal."""
+        feed: dict[str, Any] = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}
+        done = subprocess.run([COMMAND, *self.options, *args], capture_output=True, text=True, timeout=timeout,
+                              env=self.env, cwd=self.cwd, **feed)
         return Result(done.returncode, done.stdout, done.stderr)
 
     def add(self, server: DovecotServer, *extra: str, password: str = "secret-pw", user: str = "alice",

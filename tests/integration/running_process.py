@@ -6,7 +6,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from futurnal.console import ConsoleClient
@@ -19,10 +19,13 @@ __all__ = ["RunningProcess"]
 class RunningProcess:
     """`futurnal-actors run` in the background, its stdout collected line by line."""
 
-    def __init__(self, cli: Cli, **env: str) -> None:
+    def __init__(self, cli: Cli, *, command: Sequence[str] | None = None, **env: str) -> None:
+        """``command``: the whole command line (default: ``run`` with the CLI's global options);
+        standard input is closed, as under a service manager."""
         self.cli = cli
-        self.process = subprocess.Popen([COMMAND, "run"], env={**cli.env, **env}, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(command or [COMMAND, *cli.options, "run"], env={**cli.env, **env},
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
         self.lines: list[str] = []
         assert self.process.stdout is not None
         stdout = self.process.stdout
