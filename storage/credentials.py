@@ -142,12 +142,25 @@ class CredentialStore:
             self.backend.set_password(SERVICE, self._username(mailbox_id, kind), value)
         except keyring.errors.KeyringError as exc:
             raise KeyringUnavailable(f"the keyring refused to store the {kind} of {mailbox_id}: {exc}") from None
+        except EOFError:
+            raise self._prompted() from None
 
     def get_secret(self, mailbox_id: str, kind: str) -> str | None:
         try:
             return self.backend.get_password(SERVICE, self._username(mailbox_id, kind))
         except keyring.errors.KeyringError as exc:
             raise KeyringUnavailable(f"the keyring refused to give the {kind} of {mailbox_id}: {exc}") from None
+        except EOFError:
+            raise self._prompted() from None
+
+    def _prompted(self) -> KeyringUnavailable:
+        """A backend that asks for its own password (keyrings.alt's EncryptedKeyring) met a closed
+        standard input: a service's, or a command's run with ``</dev/null``."""
+        return KeyringUnavailable(
+            f"the keyring backend {_backend_name(self.backend)} asked for a password with nobody to type it "
+            f"(standard input is closed); without a terminal, use {STORE_VARIABLE}=file (README: \"Secrets and "
+            "the keyring\")"
+        )
 
     def delete_secrets(self, mailbox_id: str) -> list[str]:
         """Delete every secret of the mailbox; returns the kinds that were there."""

@@ -128,3 +128,18 @@ def test_prepare_checks_the_file_store_and_leaves_the_os_keyring_alone(tmp_path:
         _for(tmp_path / "d").prepare()
     CredentialStore(_file_backend(tmp_path / "k.cfg")).prepare()
     assert not (tmp_path / "k.cfg").exists()
+
+
+def test_a_backend_that_prompts_with_stdin_closed_is_one_error_not_an_eoferror(tmp_path: Path) -> None:
+    class Prompting(PlaintextKeyring):
+        def get_password(self, service: str, username: str) -> str | None:
+            raise EOFError
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            raise EOFError
+
+    store = CredentialStore(Prompting())
+    with pytest.raises(KeyringUnavailable, match="FUTURNAL_SECRETS_STORE=file"):
+        store.get_secret("alice", "password")
+    with pytest.raises(KeyringUnavailable, match="nobody to type it"):
+        store.set_secret("alice", "password", "pw")
