@@ -1,7 +1,7 @@
 """Secrets in one encrypted file of the data directory: the store of a service that runs with no
 desktop session, so with no OS keyring to unlock and nobody to type a keyring password.
 
-``<data dir>/secrets.enc`` holds every secret of the installation as one JSON document, encrypted
+``<data dir>/secrets.enc`` holds every secret of the data directory as one JSON document, encrypted
 with AES-256-GCM: authenticated, so a changed byte or another key is detected, never read as data.
 The key comes from, in this order:
 
@@ -64,7 +64,7 @@ class KeySource:
     """Where the key of a secrets file is read from."""
 
     path: Path
-    #: What put the key there, for messages: "systemd credential futurnal-secrets-key", ...
+    #: How it was found, for messages: "systemd credential futurnal-secrets-key", ...
     origin: str
     #: A systemd credential is the service manager's: never created or checked for mode here.
     from_service_manager: bool = False
