@@ -13,6 +13,7 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from futurnal.admin import Admin
@@ -167,13 +168,13 @@ def check(registration: Registration, ctx: CommandContext, secret: str | None) -
     return Checked(registration, record, password, signed_in)
 
 
-def register(admin: Admin, checked: Checked, credentials: CredentialStore) -> None:
-    """Register the checked mailbox with its consent, its secret in the keyring (a running process
-    starts it at once); :class:`UserError` when its id or address is taken meanwhile."""
+def register(admin: Admin, checked: Checked, store_secret: Callable[[], None]) -> None:
+    """Register the checked mailbox with its consent, ``store_secret`` putting its secret in the
+    keyring (a running process starts it at once); :class:`UserError` when its id or address is
+    taken meanwhile."""
     registration = checked.registration
     try:
-        admin.add_mailbox(checked.record, registration.scopes, registration.granted_by,
-                          lambda: checked.store_secret(credentials))
+        admin.add_mailbox(checked.record, registration.scopes, registration.granted_by, store_secret)
     except ValueError as exc:  # the id or the address is taken
         raise UserError(str(exc)) from None
 
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     else:
         secret = _read_password(args.password_stdin)
     checked = check(registration, ctx, secret)
-    register(ctx.admin(), checked, ctx.credentials)
+    register(ctx.admin(), checked, lambda: checked.store_secret(ctx.credentials))
     record = checked.record
     if args.json:
         print_json(record.to_document())

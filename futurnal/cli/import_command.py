@@ -7,14 +7,16 @@ Three passes, through the steps of :mod:`.add_mailbox`:
    records and the registry, and its secret read from its file or command.
 2. Each is checked against its server (:func:`~.add_mailbox.check`: the OAuth2 sign-in, the
    login, the folder selection), storing nothing.
-3. Each is registered through the admin interface (:func:`~.add_mailbox.register`: the running
-   process's when ``run`` is up, which starts it at once).
+3. Every secret is stored, then each mailbox registered through the admin interface
+   (:func:`~.add_mailbox.register`: the running process's when ``run`` is up, which starts it at
+   once and reads its secret: none is being written then).
 
 Without ``--keep-going`` nothing is registered unless every record passed the first two: a
 failure in the first pass still lets the other records be read, so one run reports all of the
 file's mistakes, but no server is asked after a failure. Should registering fail (the keyring
 refuses, another command took the address meanwhile), the mailboxes this run registered are
-removed again. With ``--keep-going`` a failing record is reported and every other one registered.
+removed again, and the secrets it stored deleted. With ``--keep-going`` a failing record is
+reported and every other one registered.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ __all__ = ["register"]
 DEFAULT_COMMAND_TIMEOUT = 30.0
 
 T = TypeVar("T")
+
+
+def _stored_already() -> None:
+    """The secret a mailbox is registered with: :meth:`_Import._register_all` stored it already."""
 
 
 def register(commands: Any) -> None:
@@ -176,7 +182,7 @@ class _Import:
                         break
             ready = [entry for entry in self.entries if entry.status == "checked"]
             if ready and (self.args.keep_going or not self.first_code):
-                self.screen.stage("registering", len(ready))
+                self.screen.stage("storing secrets", len(ready))
                 self._register_all(ready)
         for entry in self.entries:
             if entry.status not in ("failed", "registered"):
@@ -222,30 +228,48 @@ class _Import:
         self.screen.say(f"{how} {record.id} ({record.email}): {', '.join(record.folders)}")
 
     def _register_all(self, ready: list[_Entry]) -> None:
+        """Every secret first, then the mailboxes one by one: a running process starts each mailbox
+        as it is registered and reads its secret at once, and a keyring kept in a file (keyrings.alt)
+        is rewritten in place, so no secret is written while a mailbox of this run may be read."""
         admin = self.ctx.admin()  # chosen once: the running process's, or this command's own
+        stored: list[_Entry] = []
         registered: list[_Entry] = []
+        undo = not self.args.keep_going
         try:
             for done, entry in enumerate(ready, 1):
+                self.screen.at(entry, done)
+                if self._step(entry, "register", self._store_secret):
+                    stored.append(entry)
+                elif not self.args.keep_going:
+                    return
+            self.screen.stage("registering", len(stored))
+            for done, entry in enumerate(stored, 1):
                 self.screen.at(entry, done)
                 if self._step(entry, "register", lambda e: self._register(e, admin)):
                     registered.append(entry)
                 elif not self.args.keep_going:
-                    break
-        except KeyboardInterrupt:
-            if not self.args.keep_going:
+                    return
+            undo = False
+        finally:  # a failure (or Ctrl+C) without --keep-going: this run registers nothing
+            if undo:
                 self._roll_back(admin, registered)
-            raise
-        if self.first_code and not self.args.keep_going:
-            self._roll_back(admin, registered)
+            self._forget([entry for entry in stored if entry.status != "registered"])
+
+    def _store_secret(self, entry: _Entry) -> None:
+        """Keep the record's secret, under an id nobody registered meanwhile (it would be theirs)."""
+        assert entry.checked is not None
+        with self.ctx.registry() as registry:
+            self._in_file_terms(registry.refuse_taken, entry.checked.record)
+        entry.checked.store_secret(self.ctx.credentials)
 
     def _register(self, entry: _Entry, admin: Admin) -> None:
         assert entry.checked is not None
-        self._in_file_terms(add_mailbox.register, admin, entry.checked, self.ctx.credentials)
+        self._in_file_terms(add_mailbox.register, admin, entry.checked, _stored_already)
         entry.status = "registered"
         self.screen.say(f"registered {entry.checked.record.id}")
 
     def _roll_back(self, admin: Admin, registered: list[_Entry]) -> None:
-        """Registering failed half-way: the mailboxes this run registered go again."""
+        """Registering failed half-way: the mailboxes this run registered go again, with their secrets."""
         for entry in registered:
             assert entry.checked is not None
             mailbox_id = entry.checked.record.id
@@ -257,6 +281,15 @@ class _Import:
                 continue
             entry.status, entry.rolled_back = "not-registered", True
             self.screen.say(f"removed {mailbox_id} again")
+
+    def _forget(self, entries: list[_Entry]) -> None:
+        """Delete the secrets stored for mailboxes that were not registered: never a secret without its mailbox."""
+        for entry in entries:
+            assert entry.checked is not None
+            try:
+                self.ctx.credentials.delete_secrets(entry.checked.record.id)
+            except Exception as exc:
+                self.screen.say(f"could not delete the stored secret of {entry.checked.record.id}: {_message(exc)[0]}")
 
     # -- helpers ---------------------------------------------------------------------------------
 

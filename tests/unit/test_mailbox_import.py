@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
+from futurnal.admin.local import LocalAdmin
 from futurnal.cli import import_command
 from futurnal.cli.add_mailbox import add_arguments
 from futurnal.cli.context import CommandContext
@@ -28,9 +29,10 @@ from futurnal.cli.mailbox_file import (
 )
 from futurnal.cli.main import build_parser
 from futurnal.cli.output import UserError
+from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.registry import MailboxRegistry
+from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 
 
 def _add_parser() -> argparse.ArgumentParser:
@@ -302,7 +304,7 @@ def test_every_record_is_read_and_reported_and_none_registered_when_one_fails(
     assert code == 1 and "is already registered as f-x.org" in report["records"][0]["error"]
 
 
-def test_a_registration_that_fails_removes_the_ones_this_run_registered(
+def test_a_secret_the_keyring_refuses_registers_none_and_leaves_no_secret(
     tmp_path: Path, ctx: CommandContext, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _write(tmp_path, {"email": "a@x.org"}, {"email": "b@x.org"}, {"email": "c@x.org"})
@@ -316,14 +318,36 @@ def test_a_registration_that_fails_removes_the_ones_this_run_registered(
     monkeypatch.setattr(ctx.credentials, "set_secret", refuse_b)
     code, report = _import(ctx, capsys, path)
     assert code == 1
-    assert [(r["status"], r.get("rolled_back", False), r.get("stage")) for r in report["records"]] == [
-        ("not-registered", True, None), ("failed", False, "register"), ("not-registered", False, None)]
+    assert [(r["status"], r.get("stage")) for r in report["records"]] == [
+        ("not-registered", None), ("failed", "register"), ("not-registered", None)]
     assert "the keyring is locked" in report["records"][1]["error"]
     assert _registered(ctx) == [] and ctx.credentials.get_secret("a-x.org", "password") is None
 
     code, report = _import(ctx, capsys, path, "--keep-going")
     assert code == 1 and [r["status"] for r in report["records"]] == ["registered", "failed", "registered"]
     assert _registered(ctx) == ["a-x.org", "c-x.org"]
+
+
+def test_a_registration_that_fails_removes_the_ones_this_run_registered_and_the_secrets_it_stored(
+    tmp_path: Path, ctx: CommandContext, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, {"email": "a@x.org"}, {"email": "b@x.org"}, {"email": "c@x.org"})
+    add = LocalAdmin.add_mailbox
+
+    def taken_meanwhile(self: LocalAdmin, record: MailboxRecord, *args: Any) -> None:
+        if record.id == "b-x.org":
+            raise ValueError(f"a mailbox with id {record.id!r} is already registered")
+        add(self, record, *args)
+
+    monkeypatch.setattr(LocalAdmin, "add_mailbox", taken_meanwhile)
+    code, report = _import(ctx, capsys, path)
+    assert code == 1
+    assert [(r["status"], r.get("rolled_back", False)) for r in report["records"]] == [
+        ("not-registered", True), ("failed", False), ("not-registered", False)]
+    assert _registered(ctx) == []
+    assert [ctx.credentials.get_secret(key, "password") for key in ("a-x.org", "b-x.org", "c-x.org")] == [None] * 3
+    audit = [entry["event"] for entry in AuditLog(ctx.data_dir.audit_path).entries()]
+    assert audit == ["mailbox-added", "consent-granted", "mailbox-removed"]
 
 
 def test_an_oauth2_record_takes_no_password_and_a_password_record_needs_one(
