@@ -284,3 +284,28 @@ def test_a_confidential_client_keeps_its_secret_in_the_keyring_and_authenticates
     synced = cli("imap", "sync", "alice", "--json")  # refreshes with the secret (HTTP Basic)
     assert synced.code == 0, synced.err
     assert synced.json()["fetched"] == 3
+
+
+def test_an_imported_record_signs_in_in_the_browser_with_its_client_secret_from_a_file(
+    cli: Cli, browser: BrowserPlan, provider: OAuthProviderServer, mail_server: DovecotServer, tmp_path: Path
+) -> None:
+    """``imap import`` takes an OAuth2 record through ``imap add``'s sign-in; the client secret comes
+    from a file only its owner can read, never from the import file."""
+    secret = tmp_path / "client-secret"
+    secret.write_text(f"{CONFIDENTIAL.secret}\n")
+    secret.chmod(0o600)
+    record = {"email": EMAIL, "id": "alice", "provider": "custom", "auth_url": provider.url("/auth"),
+              "token_url": provider.url("/token"), "scope": SCOPES, "client_id": CONFIDENTIAL.client_id,
+              "host": mail_server.host, "port": mail_server.imaps_port, "cafile": str(mail_server.cert_path),
+              "auth_timeout": 60, "consent": True, "client_secret_file": str(secret)}
+    path = tmp_path / "mailboxes.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    imported = cli("imap", "import", str(path), "--json")
+    assert imported.code == 0, imported.err + provider.log_tail()
+    assert imported.json()["records"][0]["mailbox"]["auth"] == "oauth2"
+    assert [p["title"] for p in browser.seen()] == ["Sign in", "Allow access", "Signed in"]
+    assert _keyring(cli).get_password(SERVICE, "alice/client-secret") == CONFIDENTIAL.secret
+    assert _refresh_token(cli) not in imported.out + imported.err
+    synced = cli("imap", "sync", "alice", "--json")
+    assert synced.code == 0, synced.err
+    assert synced.json()["fetched"] == 3
