@@ -281,17 +281,19 @@ class FetcherActor(ServiceActor):
         it), reconnect and try once more: the sync resumes from its watermark, nothing repeats."""
         reused = self._session is not None
         try:
-            self._active = self._folder_sync(scopes)
+            self._active = self._folder_sync(scopes, self._borrowed_pool())
             return self._active.run(folder)
         except ConnectionFailed:
             if not reused:
                 raise
             self._log.info("the kept connection was dead; reconnecting")
             self._close_session()
-            self._active = self._folder_sync(scopes)
+            self._active = self._folder_sync(scopes, self._borrowed_pool())
             return self._active.run(folder)
 
-    def _folder_sync(self, scopes: tuple[str, ...] = SCOPES) -> FolderSync:
+    def _folder_sync(self, scopes: tuple[str, ...] = SCOPES, parse_pool: ParsePool | None = None) -> FolderSync:
+        """A folder sync on the live connection; ``parse_pool`` for one that fetches (forgetting a
+        folder gone from the server parses nothing)."""
         assert self._states is not None
         session = self._connected_session()
         order = _WriteOrder()  # one per folder sync: its writes and attachment hand-overs, in order
@@ -310,7 +312,7 @@ class FetcherActor(ServiceActor):
             fault_hook=self._fault_hook,
             scopes=scopes,
             attachments=_AttachmentPort(self._directory, self._settings.attachments, order),
-            parse_pool=self._borrowed_pool(),
+            parse_pool=parse_pool,
             reconnect=self._reconnect,
         )
 
