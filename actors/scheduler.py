@@ -42,6 +42,23 @@ class SchedulerSnapshot:
     next_check_seconds: float  # how long the timer sleeps before its next look
 
 
+class _AnsweredFuture(pykka.ThreadingFuture[Any]):
+    """A sync's reply future that also tells the scheduler when it is answered, so the slot is
+    freed and the next mailbox admitted at once, not at the timer's next check."""
+
+    def __init__(self, answered: Callable[[], None]) -> None:
+        super().__init__()
+        self._answered = answered
+
+    def set(self, value: Any = None) -> None:
+        super().set(value)
+        self._answered()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        super().set_exception(exc_info)
+        self._answered()
+
+
 @dataclass(slots=True)
 class _Slot:
     mailbox: pykka.ActorRef[Any]
@@ -52,13 +69,14 @@ class SchedulerActor(ServiceActor):
     """Owns a :class:`SyncSchedule` (when) and a :class:`SyncQueue` (who next, how many at once).
 
     A timer thread only tells this actor to check, so all state is touched by the actor's own
-    thread. It wakes every ``resolution_seconds`` only while a sync runs or waits; otherwise it
+    thread. A sync's answer frees its slot at once (its reply future tells this actor); the timer
+    wakes every ``resolution_seconds`` only while a sync runs or waits (a mailbox actor that died
+    never answers); otherwise it
     sleeps until the next mailbox is due (at most ``idle_check_seconds``, so a changed wall clock
     is noticed), and a sync asked for meanwhile is admitted by its own message. Each admitted sync
-    is a tell of ``SyncTick`` with a ``reply_to`` future; Pykka futures
-    have no callbacks, so every check polls the futures of running syncs with ``get(timeout=0)``
-    and frees the slot of those answered, or whose mailbox actor has died (a restarted actor
-    never answers its predecessor's future).
+    is a tell of ``SyncTick`` with a ``reply_to`` future; every check polls the futures of
+    running syncs with ``get(timeout=0)`` and frees the slot of those answered, or whose mailbox
+    actor has died (a restarted actor never answers its predecessor's future).
     """
 
     def __init__(
@@ -129,6 +147,13 @@ class SchedulerActor(ServiceActor):
             except pykka.ActorDeadError:
                 return
 
+    def _check_soon(self) -> None:
+        """From whichever thread answered a sync: look at the slots now."""
+        try:
+            self.actor_ref.tell(_CheckTimetable())
+        except pykka.ActorDeadError:
+            pass  # stopping
+
     def _plan_next_check(self) -> None:
         """How long the timer sleeps before the next check: a second while syncs run or wait (to
         free their slots), else until the next mailbox is due."""
@@ -165,7 +190,7 @@ class SchedulerActor(ServiceActor):
                                 mailbox=entry.mailbox_id, reason=entry.reason)
                     self._queue.finished(entry.mailbox_id)
                     continue
-                reply: pykka.Future[MailboxSyncReport] = pykka.ThreadingFuture()
+                reply: pykka.Future[MailboxSyncReport] = _AnsweredFuture(self._check_soon)
                 mailbox.tell(SyncTick(reason=entry.reason, reply_to=reply))
                 self._slots[entry.mailbox_id] = _Slot(mailbox, reply)
         self._plan_next_check()

@@ -206,3 +206,12 @@ def test_while_a_sync_runs_the_timer_checks_every_resolution_and_sleeps_again_af
     _wait_until(lambda: world.snapshot().running == ())
     _wait_until(lambda: world.snapshot().next_check_seconds > 60)  # an hour away: capped at idle_check_seconds
     assert world.snapshot().next_check_seconds <= 600
+
+
+def test_an_answered_sync_frees_its_slot_at_once_not_at_the_next_timer_check(world: World) -> None:
+    # One slot and a timer that would not look again for a minute: only the answer can admit "b".
+    world.start([MailboxSchedule(name, parse_schedule("@interval 3600")) for name in ("a", "b")],
+                max_concurrent=1, resolution_seconds=60, idle_check_seconds=60)
+    name, tick = world.next_tick()
+    _done(tick, name)
+    assert world.next_tick()[0] != name  # within WAIT, far less than the timer's minute
