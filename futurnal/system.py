@@ -103,7 +103,7 @@ class ActorSystem:
         self.event_bus = EventBus()
         self._sink = sink  # None: the default store, opened at start once the lock is held
         self._own_store: SqliteElementStore | None = None
-        self._credentials = credentials or CredentialStore()
+        self._credentials = credentials or CredentialStore(data_dir=self.data_dir)
         self._lock = DataDirLock(self.data_dir.root)
         self._directory = ActorDirectory()
         self._stopping = threading.Event()

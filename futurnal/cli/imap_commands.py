@@ -20,9 +20,10 @@ def register(subparsers: Any) -> None:
 
     add = commands.add_parser(
         "add",
-        help="register a mailbox (checks the login, keeps the password in the keyring)",
+        help="register a mailbox (checks the login, keeps the password in the secret store)",
         description="Register a mailbox. The password is read from stdin (--password-stdin) or asked for "
-        "on the terminal, checked against the server, and kept only in the OS keyring. With --auth oauth2 "
+        "on the terminal, checked against the server, and kept only in the data directory's secret store "
+        "(the OS keyring, or its encrypted secrets file: README, Secrets). With --auth oauth2 "
         "(Gmail, Office 365, or any OAuth2 provider) you sign in in a browser instead (README: OAuth2).",
     )
     add_mailbox.add_arguments(add)
