@@ -132,7 +132,7 @@ import socket, sys
 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
     conn.settimeout(10)
     conn.connect(sys.argv[1])
-    conn.sendall(b'{"command": "status"}\\n')
+    # The refusal comes before any request is read (sending first could meet a closed socket).
     sys.stdout.write(conn.recv(65536).decode())
 """
 
