@@ -30,7 +30,7 @@ from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import PoisonMessage
-from futurnal.sync.folder_plan import plan_folders
+from futurnal.sync.folder_plan import missing_folders, plan_folders
 from futurnal.sync.folder_selection import FolderSpec, is_pattern
 from futurnal.sync.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
 from futurnal.sync.message_key import MessageKey
@@ -156,14 +156,13 @@ class FetcherActor(ServiceActor):
         try:
             session = self._connected_session()
             spec = FolderSpec(self._record.folders, self._record.exclude)
-            plan = plan_folders(
-                spec, session.list_folders(), (s.folder for s in self._states.all()), gmail=session.gmail
-            )
+            listing = session.list_folders()
+            plan = plan_folders(spec, listing, (s.folder for s in self._states.all()), gmail=session.gmail)
             for folder in plan.gone:
                 self._folder_sync().forget(folder)
         except Exception as exc:
             return self._resolve_failed(job, exc)
-        missing = tuple((name, f"folder {name!r} does not exist on the server") for name in plan.missing)
+        missing = tuple((name, missing_folders((name,), listing)) for name in plan.missing)
         if not plan.folders and not missing:
             missing = (("*", f"no folder on the server matches {', '.join(self._record.folders)}"),)
         return self._reply(FoldersResolved(job.run_id, plan.folders, missing))

@@ -25,7 +25,7 @@ from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, scopes_described
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
-from futurnal.sync.folder_plan import plan_folders
+from futurnal.sync.folder_plan import missing_folders, plan_folders
 from futurnal.sync.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
 
 from . import oauth2_commands, schedule_command
@@ -265,7 +265,7 @@ def _verify(record: MailboxRecord, password: str, ctx: CommandContext, *, defaul
             listing = session.list_folders()
             plan = plan_folders(FolderSpec(record.folders, record.exclude), listing, (), gmail=session.gmail)
             if plan.missing:
-                raise FolderNotFound(f"folder(s) {', '.join(map(repr, plan.missing))} do not exist on {connection.address}")
+                raise FolderNotFound(missing_folders(plan.missing, listing, connection.address))
             if not plan.folders:
                 raise FolderNotFound(f"no folder on {connection.address} matches {', '.join(record.folders)}")
             if default_watch:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from futurnal.suggestions import closest
+
 from .folder_selection import FolderSpec, ServerFolder, missing_exact, select_folders
 
-__all__ = ["FolderPlan", "plan_folders"]
+__all__ = ["FolderPlan", "missing_folders", "nearest_folder", "plan_folders"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +33,29 @@ def plan_folders(
         missing=tuple(missing_exact(spec, listing)),
         gone=tuple(sorted(name for name in synced_before if name not in listed)),
     )
+
+
+def nearest_folder(name: str, listing: Sequence[ServerFolder]) -> str | None:
+    """The selectable folder ``name`` most likely misspells, as a ``--folders`` entry could name it
+    (the server's spelling, or with ``/`` for its delimiter), or None when none is close."""
+    spellings: dict[str, None] = {}
+    for folder in listing:
+        if folder.selectable:
+            spellings[folder.name] = None
+            if folder.delimiter and folder.delimiter != "/":
+                spellings[folder.name.replace(folder.delimiter, "/")] = None
+    return closest(name, spellings)
+
+
+def missing_folders(missing: Sequence[str], listing: Sequence[ServerFolder], where: str = "the server") -> str:
+    """One line for exact names the server lacks, with the folder each most likely misspells:
+    ``folder 'Archvie' does not exist on the server; did you mean 'Archive'?``."""
+    names = ", ".join(map(repr, missing))
+    one = len(missing) == 1
+    text = f"folder {names} does not exist on {where}" if one else f"folders {names} do not exist on {where}"
+    guesses = [(name, guess) for name in missing if (guess := nearest_folder(name, listing)) is not None]
+    if one and guesses:
+        return f"{text}; did you mean {guesses[0][1]!r}?"
+    if guesses:
+        return f"{text}; did you mean {', '.join(f'{guess!r} for {name!r}' for name, guess in guesses)}?"
+    return text

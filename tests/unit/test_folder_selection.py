@@ -6,6 +6,7 @@ import pytest
 from imapclient import IMAPClient
 
 from futurnal.imap.folders import ServerFolder, from_imapclient
+from futurnal.sync.folder_plan import missing_folders, nearest_folder
 from futurnal.sync.folder_selection import (
     FolderSpec,
     gmail_default_spec,
@@ -298,3 +299,23 @@ def test_watch_entries_are_checked_against_the_resolved_selection() -> None:
     dotted = dot_listing()
     assert watch_outside(["INBOX/Archive", "INBOX/Sent"], select_folders(FolderSpec(("INBOX/*",), ("\\Sent",)),
                                                                           dotted), dotted) == ["INBOX/Sent"]
+
+
+def test_a_missing_name_suggests_the_folder_it_most_likely_misspells() -> None:
+    assert nearest_folder("Archvie", slash_listing()) == "Archive"
+    assert nearest_folder("Archive/2042", slash_listing()) == "Archive/2024"
+    assert nearest_folder("Receipts", slash_listing()) is None
+    # Never a folder that cannot be selected; on a "." server the "/" spelling is suggested too.
+    assert nearest_folder("Archiv", [folder("Archive", "\\Noselect"), folder("INBOX")]) is None
+    assert nearest_folder("INBOX/Archiv", dot_listing()) == "INBOX/Archive"
+
+
+def test_the_missing_folders_line_says_did_you_mean() -> None:
+    listing = slash_listing()
+    assert missing_folders(["Archvie"], listing) == (
+        "folder 'Archvie' does not exist on the server; did you mean 'Archive'?")
+    assert missing_folders(["Receipts"], listing, "imap.example.org:993") == (
+        "folder 'Receipts' does not exist on imap.example.org:993")
+    assert missing_folders(["Archvie", "Receipts", "Sentt"], listing) == (
+        "folders 'Archvie', 'Receipts', 'Sentt' do not exist on the server; "
+        "did you mean 'Archive' for 'Archvie', 'Sent' for 'Sentt'?")
