@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from . import add_mailbox, import_command, monitor_command, oauth2_commands, schedule_command
+from . import add_mailbox, folders_command, import_command, monitor_command, oauth2_commands, schedule_command
 from .context import CommandContext
 from .output import ProgressBar, print_json, print_table, visible
 
@@ -51,6 +51,7 @@ def register(subparsers: Any) -> None:
     sync.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up after this long")
     sync.set_defaults(handler=_sync)
 
+    folders_command.register(commands)
     schedule_command.register(commands)
     monitor_command.register(commands)
     oauth2_commands.register(commands)

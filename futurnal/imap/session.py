@@ -335,6 +335,11 @@ class ImapSession:
     def list_folders(self) -> list[ServerFolder]:
         return from_imapclient(self._guard(self.client.list_folders))
 
+    def message_count(self, folder: str) -> int:
+        """STATUS (MESSAGES): how many messages ``folder`` holds, without selecting it."""
+        answer = self._guard(lambda: self.client.folder_status(folder, [b"MESSAGES"]))
+        return int(answer[b"MESSAGES"])
+
     @property
     def condstore(self) -> bool:
         return "CONDSTORE" in self.extensions

@@ -9,7 +9,7 @@ from futurnal.suggestions import closest
 
 from .folder_selection import FolderSpec, ServerFolder, missing_exact, select_folders
 
-__all__ = ["FolderPlan", "missing_folders", "nearest_folder", "plan_folders"]
+__all__ = ["FolderPlan", "excluded_folders", "missing_folders", "nearest_folder", "plan_folders"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,15 @@ def plan_folders(
         missing=tuple(missing_exact(spec, listing)),
         gone=tuple(sorted(name for name in synced_before if name not in listed)),
     )
+
+
+def excluded_folders(spec: FolderSpec, listing: Sequence[ServerFolder], *, gmail: bool = False) -> tuple[str, ...]:
+    """The folders the spec's inclusions take and an exclusion leaves out."""
+    if not spec.exclude:
+        return ()
+    synced = set(select_folders(spec, listing, gmail=gmail))
+    included = select_folders(FolderSpec(spec.include), listing, gmail=gmail)
+    return tuple(name for name in included if name not in synced)
 
 
 def nearest_folder(name: str, listing: Sequence[ServerFolder]) -> str | None:
