@@ -35,7 +35,7 @@ def register(commands: Any) -> None:
 
 
 def survey(record: MailboxRecord, ctx: CommandContext) -> dict[str, Any]:
-    """The server's folders as the mailbox's selection sees them, in LIST order: ``folders`` (``name``,
+    """The server's folders as the mailbox's selection sees them, INBOX first, then by name: ``folders`` (``name``,
     ``delimiter``, ``flags``, ``special_use``, ``selectable``, ``messages``: None where the server
     refuses STATUS or the folder cannot be selected, ``synced``, ``excluded``: taken by ``--folders``
     and left out by ``--exclude``), and ``missing``: exact names of the selection the server lacks,
@@ -60,7 +60,7 @@ def survey(record: MailboxRecord, ctx: CommandContext) -> dict[str, Any]:
             {"name": folder.name, "delimiter": folder.delimiter, "flags": sorted(folder.flags),
              "special_use": folder.special_use, "selectable": folder.selectable, "messages": counts.get(folder.name),
              "synced": folder.name in plan.folders, "excluded": folder.name in excluded}
-            for folder in listing
+            for folder in sorted(listing, key=lambda folder: (folder.name.upper() != "INBOX", folder.name.casefold()))
         ],
         "missing": [{"folder": name, "did_you_mean": nearest_folder(name, listing)} for name in plan.missing],
         "missing_text": missing_folders(plan.missing, listing) if plan.missing else None,

@@ -50,10 +50,66 @@ def test_special_use_selects_by_attribute_whatever_the_name(cli: Cli, dovecot: D
 
 
 def test_a_missing_exact_folder_is_refused_at_add(cli: Cli, dovecot: DovecotServer, folders: Any) -> None:
-    done = cli.add(dovecot, folders="INBOX,Archve")
+    done = cli.add(dovecot, folders="INBOX,Archvie")
     assert done.code == 1
-    assert f"folder 'Archve' does not exist on 127.0.0.1:{dovecot.imaps_port}; did you mean 'Archive'?" in done.err
+    assert f"folder 'Archvie' does not exist on 127.0.0.1:{dovecot.imaps_port}; did you mean 'Archive'?" in done.err
     assert "nothing was registered" in done.err and cli("imap", "list", "--json").json() == []
+
+
+_SURVEYED = {  # name: (special use, messages, synced, excluded), for the selection below
+    "INBOX": (None, 2, True, False), "Archive": ("\\Archive", 2, False, False),
+    "Archive/2024": (None, 2, True, False), "Archive/2024/Q1": (None, 2, False, True),
+    "Sent": ("\\Sent", 2, True, False), "Trash": ("\\Trash", 2, False, False),
+    "Junk": ("\\Junk", 2, False, False), "Projects": (None, 2, False, False),
+}
+
+
+def test_imap_folders_shows_special_use_counts_and_the_selection_with_run_up_or_not(
+    cli: Cli, dovecot: DovecotServer, folders: Any
+) -> None:
+    # --no-verify registers a name the server lacks, as a folder deleted after `imap add` would leave it.
+    added = cli.add(dovecot, "--exclude", "Archive/2024/Q1", "--no-verify", folders="INBOX,Archive/**,\\Sent,Projcts")
+    assert added.code == 0, added.err
+
+    def surveyed() -> dict[str, Any]:
+        done = cli("imap", "folders", "alice", "--json")
+        assert done.code == 0, done.err
+        document = done.json()
+        assert document["mailbox"] == "alice" and document["server"] == f"127.0.0.1:{dovecot.imaps_port}"
+        assert document["selection"] == {"include": ["INBOX", "Archive/**", "\\Sent", "Projcts"],
+                                         "exclude": ["Archive/2024/Q1"]}
+        assert document["missing"] == [{"folder": "Projcts", "did_you_mean": "Projects"}]
+        assert all(f["selectable"] and f["delimiter"] == "/" for f in document["folders"])
+        return {f["name"]: (f["special_use"], f["messages"], f["synced"], f["excluded"]) for f in document["folders"]}
+
+    assert surveyed() == _SURVEYED
+    assert list(surveyed()) == ["INBOX", "Archive", "Archive/2024", "Archive/2024/Q1", "Junk", "Projects", "Sent", "Trash"]
+    shown = cli("imap", "folders", "alice")
+    assert shown.code == 0, shown.err
+    assert f"alice <alice@example.org> at 127.0.0.1:{dovecot.imaps_port}: 8 folder(s), 3 synced" in shown.out
+    rows = {line.split()[1]: line.split()[2:] for line in shown.out.splitlines() if line.startswith("│ ")}
+    assert rows["Sent"] == ["│", "\\Sent", "│", "2", "│", "yes", "│"]
+    assert rows["Archive/2024/Q1"][-3:] == ["no", "(excluded)", "│"] and rows["Trash"][1] == "\\Trash"
+    assert "folder 'Projcts' does not exist on the server; did you mean 'Projects'?" in shown.out
+
+    folders.append(3, folder="Junk", tag="later")
+    running = RunningProcess(cli)
+    try:
+        assert surveyed() == {**_SURVEYED, "Junk": ("\\Junk", 5, False, False)}
+    finally:
+        code, err = running.finish()
+    assert code == 0, err
+
+
+def test_imap_folders_of_an_unknown_mailbox_or_a_refused_login_is_one_error(
+    cli: Cli, dovecot: DovecotServer
+) -> None:
+    assert cli.add(dovecot).code == 0
+    unknown = cli("imap", "folders", "bob")
+    assert unknown.code == 1 and "bob" in unknown.err and unknown.out == ""
+    dovecot.add_user("alice", "changed-pw")
+    refused = cli("imap", "folders", "alice", "--json")
+    assert refused.code == 1 and "rejected the login of alice" in refused.err and refused.out == ""
 
 
 def test_new_folders_matching_a_pattern_are_picked_up(cli: Cli, dovecot: DovecotServer, folders: Any) -> None:

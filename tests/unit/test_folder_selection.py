@@ -6,7 +6,7 @@ import pytest
 from imapclient import IMAPClient
 
 from futurnal.imap.folders import ServerFolder, from_imapclient
-from futurnal.sync.folder_plan import missing_folders, nearest_folder
+from futurnal.sync.folder_plan import excluded_folders, missing_folders, nearest_folder
 from futurnal.sync.folder_selection import (
     FolderSpec,
     gmail_default_spec,
@@ -319,3 +319,9 @@ def test_the_missing_folders_line_says_did_you_mean() -> None:
     assert missing_folders(["Archvie", "Receipts", "Sentt"], listing) == (
         "folders 'Archvie', 'Receipts', 'Sentt' do not exist on the server; "
         "did you mean 'Archive' for 'Archvie', 'Sent' for 'Sentt'?")
+
+
+def test_excluded_folders_are_the_ones_an_exclusion_takes_from_the_inclusions() -> None:
+    spec = FolderSpec.parse("INBOX,Archive/**", "Archive/2023/*,\\Trash")
+    assert excluded_folders(spec, slash_listing()) == ("Archive/2023/Q1",)  # Trash was never included
+    assert excluded_folders(FolderSpec.parse("INBOX,Archive"), slash_listing()) == ()
