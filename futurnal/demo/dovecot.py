@@ -429,8 +429,9 @@ def _limits(connections: int | None) -> str:
     if connections is None:
         return ""
     processes = connections + 100  # logins, auth, and the rest of Dovecot's own
+    # The imap service has a process limit of its own (1024), whatever the default says.
     return (f"default_process_limit = {processes}\ndefault_client_limit = {4 * processes}\n"
-            "mailbox_idle_check_interval = 1 secs")
+            f"service imap {{\n  process_limit = {processes}\n}}\nmailbox_idle_check_interval = 1 secs")
 
 
 def _date_header_time(raw: bytes, default: float) -> float:
