@@ -6,11 +6,13 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
@@ -19,6 +21,9 @@ from futurnal.storage.sqlite import SqliteElementReader
 
 from .context import CommandContext
 from .output import ProgressBar, UserError, visible
+
+if TYPE_CHECKING:
+    from futurnal.demo.dovecot import DovecotServer
 
 __all__ = ["register"]
 
@@ -35,6 +40,9 @@ def register(subparsers: Any) -> None:
         "Uses a fresh directory of its own unless --data-dir is given.",
     )
     demo.add_argument("--messages", type=int, default=300, help="how many sample messages (default: 300)")
+    demo.add_argument("--keep-server", action="store_true",
+                      help="keep the demo's Dovecot running after the demo, until Ctrl+C, and print the commands "
+                      "that register it in a data directory of your own")
     demo.set_defaults(handler=_demo)
 
 
@@ -87,12 +95,49 @@ def _demo(args: argparse.Namespace, ctx: CommandContext) -> int:
             ConsentRegistry(demo_ctx.data_dir.consent_path).grant(record.id, "demo", SCOPES)
         print("3/4 syncing through the actor system")
         report = demo_ctx.local_admin().sync_report(record, progress=ProgressBar(f"syncing {record.id}"))
+        with demo_ctx.element_reader() as store:
+            _summarise(report, store, record.id, data_root, explicit_dir)
+        if args.keep_server:
+            _keep_serving(server, record)
+        else:
+            again = [_program(), "demo", "--keep-server"] + (["--messages", str(args.messages)] if args.messages != 300 else [])
+            print(f"  keep the demo server running and register it yourself: {shlex.join(again)}")
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)  # its maildirs and private key are throwaway
-    with demo_ctx.element_reader() as store:
-        _summarise(report, store, record.id, data_root, explicit_dir)
     return 0 if report.ok else 1
+
+
+def _keep_serving(server: DovecotServer, demo: MailboxRecord) -> None:
+    """Print the commands that register the demo's server as a user registers theirs, in a data
+    directory of their own whose secrets go to its encrypted file (no keyring needed), then serve
+    until SIGINT or SIGTERM."""
+    yours = tempfile.mkdtemp(prefix="futurnal-demo-yours-")
+    program = [_program(), "--data-dir", yours]
+    add = [*program, "imap", "add", "--email", demo.email, "--host", demo.host, "--port", str(demo.port),
+           "--username", demo.username, "--cafile", str(demo.cafile), "--folders", ",".join(demo.folders),
+           "--id", "demo", "--consent", "--password-stdin"]
+    print(f"the demo server keeps running on {demo.host}, IMAPS port {demo.port}, until Ctrl+C. "
+          "To register it yourself, in another terminal:")
+    print(f"    printf '%s\\n' {shlex.quote(DEMO_PASSWORD)} | FUTURNAL_SECRETS_STORE=file {shlex.join(add)}")
+    for command in (["imap", "folders", "demo"], ["imap", "sync", "demo"], ["run"]):
+        print(f"    {shlex.join([*program, *command])}")
+    sys.stdout.flush()
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(1.0):
+            if not server.running:
+                raise UserError("the demo's Dovecot stopped by itself")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopping the demo server")
+
+
+def _program() -> str:
+    """The command as it was started (bin/demo runs it from .venv, which is not on PATH)."""
+    return sys.argv[0] if os.path.isabs(sys.argv[0]) else "futurnal-actors"
 
 
 def _summarise(report: Any, store: SqliteElementReader, mailbox: str, data_root: Path, explicit_dir: bool) -> None:
@@ -113,8 +158,7 @@ def _summarise(report: Any, store: SqliteElementReader, mailbox: str, data_root:
     for element in elements[:: max(len(elements) // 5, 1)][:5]:
         print(f"    - {visible(element['subject'])}")
     print(f"  store: {store.path}")
-    # The command as it was started (bin/demo runs it from .venv, which is not on PATH).
-    program = shlex.quote(sys.argv[0]) if os.path.isabs(sys.argv[0]) else "futurnal-actors"
+    program = shlex.quote(_program())
     where = "" if explicit_dir else f" --data-dir {shlex.quote(str(data_root))}"
     print(f"  look around: {program}{where} imap status demo")
     print(f"               {program}{where} elements export | head -n 1")
