@@ -128,8 +128,8 @@ class CredentialStore:
         if not _usable(backend):
             raise KeyringUnavailable(
                 f"no usable OS keyring to keep the secret in (keyring chose {_backend_name(backend)}). "
-                "Start or unlock one (Secret Service / GNOME Keyring, KWallet, macOS Keychain, "
-                "Windows Credential Locker), or choose a backend explicitly with PYTHON_KEYRING_BACKEND "
+                "Start or unlock one (a Secret Service such as GNOME Keyring, or KWallet), "
+                "or choose a backend explicitly with PYTHON_KEYRING_BACKEND "
                 f"or {keyring.core._config_path()}; "  # type: ignore[no-untyped-call]
                 f"or, for a service or a machine without a desktop session, set {STORE_VARIABLE}=file to keep "
                 "secrets in an encrypted file of the data directory (README: \"Secrets and the keyring\"). "

@@ -14,6 +14,7 @@ from loguru import logger
 from futurnal.config import ConfigError, ServiceSettings, load_settings
 from futurnal.console.protocol import ProtocolError, console_socket_path
 from futurnal.process.open_files import raise_open_file_limit
+from futurnal.process.platform_support import unsupported_platform
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry, NoConsent
 from futurnal.storage.sqlite import open_element_reader
@@ -56,6 +57,8 @@ def _settings(args: argparse.Namespace, ctx: CommandContext) -> ServiceSettings:
 
 
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
+    if (unsupported := unsupported_platform()) is not None:  # its admin console could not tell its users apart
+        raise UserError(unsupported)
     settings = _settings(args, ctx)  # checked first: a bad config is reported before anything starts
     ctx.credentials.prepare()  # and the secrets file's key (made on first use), not at each mailbox's start
     # Imported here: the actor system is most of the CLI's start-up, and most commands need none of it.
