@@ -7,13 +7,13 @@ over the file: ``FUTURNAL_SYNC_BATCH_MESSAGES=50`` sets ``[sync] batch_messages`
 (``50``, ``2.5``, ``true``), then checked like the file's. Variables are settings only when
 their name starts with a known section (``FUTURNAL_SYNC_``, ``FUTURNAL_NETWORK_``,
 ``FUTURNAL_WATCH_``, ``FUTURNAL_SUPERVISION_``, ``FUTURNAL_LOGGING_``, ``FUTURNAL_ATTACHMENTS_``); an unknown key in a known
-section is an error, like an unknown key in the file, and both suggest the nearest known key.
+section is an error, like an unknown key in the file, and both suggest the nearest known key. So
+is a variable whose section is a likely misspelling of one (``FUTURNAL_SYNK_BATCH_MESSAGES``).
 Other ``FUTURNAL_`` variables (``FUTURNAL_HOME``) are left alone.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +24,7 @@ from typing import Any
 from .attachments.settings import AttachmentSettings
 from .imap.login_rate import DEFAULT_LOGIN_BURST, DEFAULT_LOGINS_PER_SECOND
 from .parse.parse_pool import DEFAULT_MEMORY_MB
+from .suggestions import closest
 from .sync.fetch_plan import BatchLimits
 
 __all__ = ["ConfigError", "ServiceSettings", "environment_variable", "load_settings"]
@@ -124,7 +125,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Servi
         for dotted, value in _flatten(document).items():
             settings = _apply(settings, str(path), dotted, dotted, value)
     for name, dotted, value in _environment_overrides(os.environ if environ is None else environ):
-        settings = _apply(settings, f"environment variable {name}", dotted, name, value)
+        settings = _apply(settings, f"environment variable {name}", dotted, None, value)
     return settings
 
 
@@ -133,17 +134,33 @@ def environment_variable(dotted: str) -> str:
     return "FUTURNAL_" + dotted.replace(".", "_").upper()
 
 
+_SECTIONS = sorted({key.split(".", 1)[0] for key in _KEYS}, key=len, reverse=True)
+
+
 def _environment_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, Any]]:
-    sections = sorted({key.split(".", 1)[0] for key in _KEYS}, key=len, reverse=True)
     overrides = []
     for name in sorted(environ):
-        for section in sections:
-            prefix = f"FUTURNAL_{section.upper()}_"
-            if name.startswith(prefix):
-                dotted = f"{section}.{name[len(prefix):].lower()}"
-                overrides.append((name, dotted, _parse_scalar(environ[name])))
-                break
+        dotted = _setting_named(name)
+        if dotted is not None:
+            overrides.append((name, dotted, _parse_scalar(environ[name])))
     return overrides
+
+
+def _setting_named(name: str) -> str | None:
+    """The ``section.key`` a ``FUTURNAL_`` variable names, None for one that is no setting. A
+    variable whose first word misspells a section (``FUTURNAL_SYNK_...``) is meant as one: an error."""
+    for section in _SECTIONS:
+        prefix = f"FUTURNAL_{section.upper()}_"
+        if name.startswith(prefix):
+            return f"{section}.{name[len(prefix):].lower()}"
+    if not name.startswith("FUTURNAL_"):
+        return None
+    word, _, rest = name.removeprefix("FUTURNAL_").lower().partition("_")
+    meant = closest(word, _SECTIONS)
+    if meant is None:
+        return None
+    raise ConfigError(f"environment variable {name}: unknown setting (no section {word!r})"
+                      f"{_suggestion(f'{meant}.{rest}', as_variable=True)}")
 
 
 def _parse_scalar(text: str) -> Any:
@@ -154,25 +171,34 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def _apply(settings: ServiceSettings, where: str, dotted: str, shown: str, value: Any) -> ServiceSettings:
+def _apply(settings: ServiceSettings, where: str, dotted: str, key: str | None, value: Any) -> ServiceSettings:
+    """``value`` checked and set; errors start with ``where`` and then name the ``key`` of a file
+    (an environment variable's ``where`` names it already)."""
     if dotted not in _KEYS:
-        raise ConfigError(f"{where}: unknown setting {shown!r}{_suggestion(dotted, shown != dotted)}")
+        named = "" if key is None else f" {key!r}"
+        raise ConfigError(f"{where}: unknown setting{named}{_suggestion(dotted, as_variable=key is None)}")
     attribute, kind, minimum = _KEYS[dotted]
+    subject = f"{where}: " if key is None else f"{where}: {key} "
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: {shown} must be true or false, not {value!r}")
+            raise ConfigError(f"{subject}must be true or false, not {value!r}")
     elif not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
-        raise ConfigError(f"{where}: {shown} must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
+        raise ConfigError(f"{subject}must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
     elif value < minimum:
-        raise ConfigError(f"{where}: {shown} must be at least {minimum:g}, not {value!r}")
+        raise ConfigError(f"{subject}must be at least {minimum:g}, not {value!r}")
     return _set(settings, attribute, value)
 
 
 def _suggestion(dotted: str, as_variable: bool) -> str:
-    close = difflib.get_close_matches(dotted, list(_KEYS), n=1, cutoff=0.6)
+    def shown(key: str) -> str:
+        return environment_variable(key) if as_variable else key
+
+    close = closest(dotted, _KEYS)
     if close:
-        return f"; did you mean {environment_variable(close[0]) if as_variable else close[0]!r}?"
-    return f" (known: {', '.join(sorted(_KEYS))})"
+        return f"; did you mean {shown(close)!r}?"
+    section = dotted.split(".", 1)[0]
+    known = [key for key in _KEYS if key.startswith(f"{section}.")] or list(_KEYS)  # the section's, if known
+    return f" (known: {', '.join(sorted(map(shown, known)))})"
 
 
 def _flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
