@@ -129,12 +129,14 @@ class MailboxRegistry:
         self._table.insert(record.to_document())
 
     def refuse_taken(self, record: MailboxRecord) -> None:
-        """``ValueError`` when ``record``'s id or address is registered already, as :meth:`add` refuses it."""
-        if self._table.contains(Query().id == record.id):
-            raise ValueError(f"a mailbox with id {record.id!r} is already registered")
-        if taken := self._table.search(Query().email == record.email):
+        """``ValueError`` when ``record``'s address or id is registered already, as :meth:`add` refuses
+        it. The address first: an address is registered once, under any id, so a new id cannot help."""
+        address = record.email.lower()
+        if taken := self._table.search(Query().email.test(lambda email: email.lower() == address)):
             raise ValueError(f"{record.email} is already registered as {taken[0]['id']}; "
-                             "use --id to add it again under another id")
+                             "an address is registered once")
+        if self._table.contains(Query().id == record.id):
+            raise ValueError(f"a mailbox with id {record.id!r} is already registered; use --id to choose another")
 
     def update(self, record: MailboxRecord) -> None:
         record.validate()

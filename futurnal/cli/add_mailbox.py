@@ -185,7 +185,7 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     _confirm_consent(args, registration.scopes)
     ctx.credentials.check_usable()  # before asking for a password we could not keep
     if registration.oauth_client is not None:
-        oauth2_commands.refuse_taken(ctx, registration.record.id, registration.record.email)
+        oauth2_commands.refuse_taken(ctx, registration.record)
         secret = oauth2_commands.read_client_secret() if args.client_secret_stdin else None
     else:
         secret = _read_password(args.password_stdin)

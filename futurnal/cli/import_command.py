@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from futurnal.admin import Admin, AdminError
-from futurnal.logs.configure import redactor
 from futurnal.storage.registry import MailboxRegistry
 
 from . import add_mailbox
 from .add_mailbox import Checked, Registration
 from .context import CommandContext
 from .mailbox_file import FORMATS, Field, FileRecord, add_fields, file_format, in_file_terms, read_records, record_options
-from .output import UserError, error_line, print_json, visible
+from .output import UserError, error_line, for_stderr, print_json, visible
 
 __all__ = ["register"]
 
@@ -346,8 +345,8 @@ def _message(exc: Exception) -> tuple[str, int]:
     errors (the keyring's, the server's, the running process's) say what went wrong in a line."""
     code = exc.code if isinstance(exc, UserError | AdminError) else 1
     if type(exc).__module__.startswith("futurnal."):
-        return redactor.redact(str(exc), paths=False), code
-    return redactor.redact(f"unexpected error: {exc.__class__.__name__}: {exc}", paths=False), code
+        return for_stderr(str(exc)), code
+    return for_stderr(f"unexpected error: {exc.__class__.__name__}: {exc}"), code
 
 
 def _import(args: argparse.Namespace, ctx: CommandContext) -> int:

@@ -17,7 +17,7 @@ from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError, local_fault
 
 from .context import CommandContext
-from .output import UserError, error_line
+from .output import UserError, error_line, for_stderr
 
 __all__ = ["build_parser", "main"]
 
@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       log_format=args.log_format)
     ctx = CommandContext.create((args.data_dir or default_data_dir()).expanduser(), args.debug)
     redactor.use_key_file(ctx.data_dir.log_key_path)  # the same token for the same address, run after run
+    service = args.command == "run"  # its stderr is its log; every other command's is the user's terminal
     try:
         if not ctx.settings().redact_logs:  # `[logging] redact = false` in the config
             redactor.redact_personal = False
@@ -111,30 +112,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_UNREDACTED_WARNING, file=sys.stderr)
         return int(args.handler(args, ctx))
     except (UserError, AdminError) as exc:
-        return _fail(str(exc), exc.code, args.debug)
+        return _fail(str(exc), exc.code, args.debug, service)
     except (StorageError, MailError, ConsoleUnavailable) as exc:
-        return _fail(str(exc), 1, args.debug)
+        return _fail(str(exc), 1, args.debug, service)
     except ConsoleError as exc:  # the running process refused what a command asked of it
-        return _fail(exc.message, 1, args.debug)
+        return _fail(exc.message, 1, args.debug, service)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130, False)
+        return _fail("interrupted", 130, False, service)
     except BrokenPipeError:
         return 0  # `elements export | head`: the reader has all it wanted
     except Exception as exc:
         if (fault := local_fault(exc, path=ctx.data_dir.root, files_only=True)) is not None:  # a full disk, say
-            return _fail(str(fault), 1, args.debug)
+            return _fail(str(fault), 1, args.debug, service)
         return _fail(f"unexpected error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", 1,
-                     args.debug)
+                     args.debug, service)
 
 
-def _fail(message: str, code: int, debug: bool) -> int:
-    """One line on stderr (a traceback too with --debug), through the same redaction as the logs, and
-    :func:`~.output.visible`: errors quote server answers."""
+def _fail(message: str, code: int, debug: bool, service: bool) -> int:
+    """One line on stderr (a traceback too with --debug), :func:`~.output.error_line`: the user's own
+    addresses and paths shown, except by the ``service`` (``run``), whose stderr is its log."""
     if debug:
         import traceback
 
-        sys.stderr.write(redactor.redact(traceback.format_exc(), paths=False))
-    print(error_line(message), file=sys.stderr)
+        sys.stderr.write(for_stderr(traceback.format_exc(), service=service))
+    print(error_line(message, service=service), file=sys.stderr)
     return code
 
 

@@ -148,17 +148,18 @@ def store_secrets(credentials: CredentialStore, mailbox_id: str, signed_in: Sign
         credentials.set_secret(mailbox_id, CLIENT_SECRET, signed_in.client_secret)
 
 
-def refuse_taken(ctx: CommandContext, mailbox_id: str, email: str) -> None:
-    """Before the browser step: a sign-in that ends in "already registered" wastes the user's time."""
+def refuse_taken(ctx: CommandContext, record: MailboxRecord) -> None:
+    """Before the browser step: a sign-in that ends in "already registered" wastes the user's time.
+    A taken address is named with the command that signs in to its mailbox again."""
     registry = ctx.registry()
     try:
-        for key in (mailbox_id, email):
-            try:
-                registry.get(key)
-            except UnknownMailbox:
-                continue
-            raise UserError(f"{key} is already registered; use --id to add it again under another id, or "
-                            f"`imap reauth {key}` to sign in again")
+        registry.refuse_taken(record)
+    except ValueError as exc:
+        try:
+            again = f"; `imap reauth {registry.get(record.email).id}` signs in to it again"
+        except UnknownMailbox:  # the id is taken, not the address
+            again = ""
+        raise UserError(f"{exc}{again}") from None
     finally:
         registry.close()
 

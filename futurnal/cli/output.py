@@ -12,7 +12,9 @@ from futurnal.logs.configure import redactor
 from futurnal.logs.inert_text import visible
 from futurnal.storage.json_lines import one_line
 
-__all__ = ["ProgressBar", "UserError", "error_line", "json_line", "one_line", "print_json", "print_table", "visible"]
+__all__ = [
+    "ProgressBar", "UserError", "error_line", "for_stderr", "json_line", "one_line", "print_json", "print_table", "visible",
+]
 
 class UserError(Exception):
     """A failure to report as one line, without a traceback, with exit status ``code``."""
@@ -22,10 +24,17 @@ class UserError(Exception):
         self.code = code
 
 
-def error_line(message: str) -> str:
-    """The CLI's line for an error: secrets redacted (home paths and mailbox ids kept: it is for the
-    user's own terminal, not a log) and :func:`visible` (errors quote server answers)."""
-    return f"futurnal-actors: error: {visible(redactor.redact(message, paths=False))}"
+def error_line(message: str, *, service: bool = False) -> str:
+    """The CLI's line for an error: :func:`for_stderr`, and :func:`visible` (errors quote server answers)."""
+    return f"futurnal-actors: error: {visible(for_stderr(message, service=service))}"
+
+
+def for_stderr(text: str, *, service: bool = False) -> str:
+    """``text`` redacted for the command's stderr. A command's is the user's own terminal, not a
+    log: only secrets are redacted, so the addresses, paths and mailbox ids it names are the user's
+    own. The ``service``'s (``run``) is its log: redacted like one, but with home paths and mailbox
+    ids kept, so an error still names the file or the mailbox to fix."""
+    return redactor.redact(text, paths=False) if service else redactor.secrets_only(text)
 
 
 def json_line(value: Any, *, sort_keys: bool = False) -> str:

@@ -92,17 +92,14 @@ class Redactor:
     def redact(self, text: str, *, paths: bool = True) -> str:
         """``text`` without secrets, and without personal data unless ``redact_personal`` is off.
 
-        ``paths=False`` keeps home paths and mailbox ids, for messages to the user's own terminal
-        (an error naming the config file they must fix, or the mailbox to name in the next
-        command), which are not logs.
+        ``paths=False`` keeps home paths and mailbox ids, for the error lines of the service
+        (``run``): its stderr is its log, but an error must name the config file to fix, or the
+        mailbox. What a command tells the user on their own terminal needs only
+        :meth:`secrets_only`.
         """
         with self._lock:
-            known = sorted(self._secrets, key=len, reverse=True)
             ids = sorted(self._personal_ids, key=len, reverse=True) if paths else []
-        for secret in known:
-            text = text.replace(secret, "[secret]")
-        text = _CREDENTIAL_PAIRS.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
-        text = _AUTH_LINES.sub(lambda m: f"{m.group(1)} [secret]", text)
+        text = self.secrets_only(text)
         if self.redact_personal:
             if ids:  # before addresses: an id holds one's parts, and must become one token
                 # Bounded by what cannot be part of an id, so "<id>.json" and "<id>." are masked too.
@@ -112,6 +109,17 @@ class Redactor:
             if paths and self._home_paths is not None:
                 text = self._home_paths.sub(lambda m: self.token("path", m.group(0)), text)
         return text
+
+    def secrets_only(self, text: str) -> str:
+        """``text`` without secrets, and nothing else masked: for what a command tells the user on
+        their own terminal (an error naming their address, the file to fix, the mailbox to name
+        next), which is not a log and would be useless with tokens in it."""
+        with self._lock:
+            known = sorted(self._secrets, key=len, reverse=True)
+        for secret in known:
+            text = text.replace(secret, "[secret]")
+        text = _CREDENTIAL_PAIRS.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
+        return _AUTH_LINES.sub(lambda m: f"{m.group(1)} [secret]", text)
 
     def patch(self, record: Any) -> None:
         """loguru patcher: the message and bound fields, before any sink (an embedder's too) sees them."""

@@ -231,7 +231,9 @@ def test_run_syncs_on_start_and_stops_cleanly_on_sigterm(cli: Cli, populated: Do
         # Writes go through the running process (which refuses a second registration of the
         # address) or wait for it to stop; none touches its files beside it.
         second = cli.add(populated, mailbox_id="second")
-        assert second.code == 1 and "already registered as alice" in second.err
+        assert second.code == 1, second.err
+        assert second.err.endswith("error: alice@example.org is already registered as alice; "
+                                   "an address is registered once\n")  # the user's own address, no hint to --id
         rescheduled = cli("imap", "schedule", "alice", "--priority", "high")  # done by `run` itself
         assert rescheduled.code == 0 and "priority high" in rescheduled.out, rescheduled.err
         assert cli("imap", "schedule", "alice", "every", "day").code == 2  # refused before it is sent

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from futurnal.cli.output import error_line
 from futurnal.logs.configure import Redactor, configure_logging, redactor
 
 
@@ -71,6 +72,15 @@ def test_paths_under_home_are_masked_in_logs_but_not_in_messages_to_the_user() -
     assert "/home/ann" not in line and "report.pdf" not in line and "/etc/hosts is fine" in line
     assert r.redact("see /home/ann/.config/x.toml", paths=False) == "see /home/ann/.config/x.toml"
     assert r.redact("/home/annex/file") == "/home/annex/file"  # another user's home is not ann's
+
+
+def test_an_error_line_shows_the_users_own_address_and_the_services_stays_redacted() -> None:
+    redactor.add_secret("s3cret-pw")
+    message = "bob@example.org is already registered as bob (login with s3cret-pw, password=hunter2 sent)"
+    assert error_line(message) == ("futurnal-actors: error: bob@example.org is already registered as bob "
+                                   "(login with [secret], password=[secret] sent)")
+    assert re.fullmatch(r"futurnal-actors: error: <addr:[0-9a-f]{8}> is already registered as bob "
+                        r"\(login with \[secret\], password=\[secret\] sent\)", error_line(message, service=True))
 
 
 def test_a_mailbox_id_made_from_its_address_is_masked_in_logs_and_a_chosen_one_is_not() -> None:

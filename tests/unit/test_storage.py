@@ -86,10 +86,18 @@ def test_registry_survives_reopen_and_finds_by_id_or_email(tmp_path: Path) -> No
 def test_registry_refuses_duplicates(tmp_path: Path) -> None:
     registry = MailboxRegistry(tmp_path / "mailboxes.json")
     registry.add(_record())
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError) as same:
         registry.add(_record())
-    with pytest.raises(ValueError, match="alice@example.org is already registered as alice"):
-        registry.add(_record(mailbox_id="other"))
+    assert str(same.value) == "alice@example.org is already registered as alice; an address is registered once"
+    for other_id in ("other", "alice2"):  # a new id does not make the same address another mailbox
+        with pytest.raises(ValueError) as again:
+            registry.add(_record(other_id, "Alice@Example.org"))
+        assert str(again.value) == "Alice@Example.org is already registered as alice; an address is registered once"
+    with pytest.raises(ValueError) as taken_id:
+        registry.add(_record(email="bob@example.org"))
+    assert str(taken_id.value) == "a mailbox with id 'alice' is already registered; use --id to choose another"
+    registry.add(_record("bob", "bob@example.org"))  # what --id is for
+    assert [r.id for r in registry.all()] == ["alice", "bob"]
 
 
 def test_corrupt_state_file_is_reported_and_left_untouched(tmp_path: Path) -> None:

@@ -122,6 +122,12 @@ def test_an_error_line_shows_what_it_quotes_visibly(data: DataDir, capsys: pytes
     assert err.startswith("futurnal-actors: error: no mailbox 'bob\\x1b]0;pwned\\x07")
 
 
+def test_an_error_line_names_the_users_own_address(data: DataDir, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(data.root), "imap", "status", "Bob@Example.org"]) == 1
+    assert capsys.readouterr().err == ("futurnal-actors: error: no mailbox 'Bob@Example.org' is registered "
+                                       "(see `imap list`)\n")  # their terminal, not a log: no <addr:...>
+
+
 def test_sync_reports_and_events_show_folders_and_errors_visibly() -> None:
     report = {"mailbox": "alice", "skipped": None, "folders": [{"folder": HOSTILE, "fetched": 2}],
               "errors": [{"folder": HOSTILE, "error": f"NO {HOSTILE}"}]}
