@@ -140,11 +140,13 @@ class FetcherActor(ServiceActor):
             if (fault := local_fault(exc, path=self._data_dir.root)) is None:
                 raise
             # Not kept: if the message kills the fetcher again, the supervisor names it again.
-            self._log.warning("a poison message could not be set aside: {fault}", fault=str(fault))
+            self._log.warning("a poison message (folder {folder!r}, UID {uid}) could not be set aside: {fault}",
+                              folder=folder, uid=uid, fault=str(fault))
             return
         self._audit.append(AuditEvent.POISON_QUARANTINED, mailbox=self._record.id, folder=folder, uid=uid,
                            crashes=poison.crashes)
-        self._log.warning("a message crashed the fetcher {n} times; it will be quarantined", n=poison.crashes)
+        self._log.warning("a message (folder {folder!r}, UID {uid}) crashed the fetcher {n} times; it will be "
+                          "quarantined", folder=folder, uid=uid, n=poison.crashes)
 
     def _resolve_folders(self, job: ResolveFolders) -> None:
         """LIST, pick the folders the spec selects, and tombstone folders gone from the server."""
@@ -214,16 +216,15 @@ class FetcherActor(ServiceActor):
                 self._close_parse_pool()
             if isinstance(exc, ConnectionFailed | SyncInterrupted):
                 self._close_session()
-            self._log.warning("folder sync failed: {error}", error=str(exc))
+            self._log.warning("sync of folder {folder!r} failed: {error}", folder=job.folder, error=str(exc))
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
         except Exception as exc:
             fault = local_fault(exc, path=self._data_dir.root)
             if fault is None:
                 raise  # a bug, or a message that kills the parser: the supervisor counts it
             return self._folder_fault(job, fault)
-        self._log.info(
-            "folder synced: {fetched} new, {quarantined} quarantined", fetched=result.fetched, quarantined=result.quarantined
-        )
+        self._log.info("folder {folder!r} synced: {fetched} new, {quarantined} quarantined", folder=job.folder,
+                       fetched=result.fetched, quarantined=result.quarantined)
         return self._reply(FolderSynced(job.run_id, job.folder, result=result))
 
     def _audit_sync(self, result: FolderSyncResult) -> None:
@@ -285,7 +286,7 @@ class FetcherActor(ServiceActor):
         except ConnectionFailed:
             if not reused:
                 raise
-            self._log.info("the kept connection was dead; reconnecting")
+            self._log.info("the kept connection was dead at folder {folder!r}; reconnecting", folder=folder)
             self._close_session()
             self._active = self._folder_sync(scopes, self._borrowed_pool())
             return self._active.run(folder)

@@ -164,7 +164,8 @@ class BatchElements:
         outcome = next(outcomes) if outcomes is not None else parse_here(message)
         if isinstance(outcome, ParseFailure):
             # The class name only: a parser traceback can quote header text (subjects, addresses).
-            self._log.error("a message could not be parsed ({reason}); quarantined", reason=outcome.reason)
+            self._log.error("UID {uid} of folder {folder!r} could not be parsed ({reason}); quarantined",
+                            uid=key.uid, folder=key.folder, reason=outcome.reason)
             self._quarantine(built, SetAside(key, message, outcome.reason))
             return
         if self._already_stored_elsewhere(key, message):

@@ -292,6 +292,10 @@ class FolderSync:
         """The message being turned into an element: what a crash right now would be blamed on."""
         return self._elements.in_flight
 
+    def _folder_name(self) -> str:
+        """The folder being synced, for the log lines about it."""
+        return self._status.name if self._status is not None else "?"
+
     def run(self, folder: str) -> FolderSyncResult:
         attempt = self._clock()
         try:
@@ -309,7 +313,8 @@ class FolderSync:
         if state.uidvalidity is not None and known:
             self._tombstone(folder, state.uidvalidity, known)
         self._states.remove(folder)
-        self._log.warning("a synced folder is gone from the server; {n} element(s) tombstoned", n=len(known))
+        self._log.warning("synced folder {folder!r} is gone from the server; {n} element(s) tombstoned",
+                          folder=folder, n=len(known))
         return len(known)
 
     # -- the algorithm -------------------------------------------------------------------------
@@ -354,8 +359,8 @@ class FolderSync:
         """A new UIDVALIDITY: old UIDs mean nothing now, so their elements become tombstones."""
         old = UidSet.parse(state.known_uids)
         self._log.warning(
-            "UIDVALIDITY of a folder changed ({old} -> {new}); {n} element(s) tombstoned, syncing it afresh",
-            old=state.uidvalidity, new=status.uidvalidity, n=len(old),
+            "UIDVALIDITY of folder {folder!r} changed ({old} -> {new}); {n} element(s) tombstoned, syncing it afresh",
+            folder=status.name, old=state.uidvalidity, new=status.uidvalidity, n=len(old),
         )
         assert state.uidvalidity is not None
         self._tombstone(status.name, state.uidvalidity, old)
@@ -475,10 +480,12 @@ class FolderSync:
                     self._hung_up_on.add(uids[0])  # once more, alone: a server restarting says BYE too
                     return self._fetch_halving(uids, batch, too_large)
             if len(uids) == 1:
-                self._log.warning("the server cannot send one message; it is quarantined: {error}", error=str(exc))
+                self._log.warning("the server cannot send UID {uid} of folder {folder!r}; it is quarantined: {error}",
+                                  uid=uids[0], folder=self._folder_name(), error=str(exc))
                 batch.undelivered.append(Undelivered(placeholder(uids[0]), f"the server could not send it: {exc}"))
                 return []
-            self._log.info("the server refused a batch of {n}; fetching it in halves", n=len(uids))
+            self._log.info("the server refused a batch of {n} of folder {folder!r}; fetching it in halves", n=len(uids),
+                           folder=self._folder_name())
             half = len(uids) // 2
             return self._fetch_halving(uids[:half], batch, too_large) + self._fetch_halving(uids[half:], batch, too_large)
         batch.messages.extend(answer.messages)
@@ -543,7 +550,8 @@ class FolderSync:
         if not gone:
             return state, 0
         self._tombstone(status.name, status.uidvalidity, gone)
-        self._log.info("{n} message(s) deleted on the server; tombstoned", n=len(gone))
+        self._log.info("{n} message(s) of folder {folder!r} deleted on the server; tombstoned", n=len(gone),
+                       folder=status.name)
         state = state.with_changes(known_uids=str(known.difference(gone)), deleted=state.deleted + len(gone))
         self._states.put(state)
         return state, len(gone)

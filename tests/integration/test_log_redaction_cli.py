@@ -53,6 +53,7 @@ def test_a_debug_log_of_a_full_sync_shows_tokens_not_addresses_or_subjects(dovec
     assert text.code == 0, text.err
     assert "3 new message(s)" in text.out
     assert "stored INBOX UID 1" in text.err  # the debug trail is there, masked
+    assert "folder 'INBOX' synced: 3 new, 0 quarantined" in text.err  # a folder's log line names it
     assert personal(text.err) == [], text.err
     assert str(tmp_path) not in text.err  # paths under the home directory
     assert stat.S_IMODE((cli.data_dir / "log.key").stat().st_mode) == 0o600  # the tokens' key, private

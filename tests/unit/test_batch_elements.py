@@ -3,12 +3,14 @@ with no sink, no watermark and no IMAP involved."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 from futurnal.imap.fetched import FetchedMessage, GmailAttributes
 from futurnal.imap.uidset import UidSet
+from futurnal.logs.configure import configure_logging
 from futurnal.parse.parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool
 from futurnal.parse.parser import parse_message
 from futurnal.storage.gmail_index import GmailMessageIndex
@@ -56,7 +58,13 @@ def test_every_message_ends_an_element_or_a_quarantine_entry_with_its_reason() -
     parses = Outcomes([parse_message(note(1)), ParseFailure("parser process died"), parse_message(note(4))])
     build = builder(entries, fault_hook=seen.append)
 
-    built = build.build(ParsingBatch(batch, UidSet.of([3]), cast(ParseBatch, parses)), "INBOX", 9)
+    log = io.StringIO()
+    configure_logging("WARNING", stream=log)
+    try:
+        built = build.build(ParsingBatch(batch, UidSet.of([3]), cast(ParseBatch, parses)), "INBOX", 9)
+    finally:
+        configure_logging("WARNING")
+    assert "UID 2 of folder 'INBOX' could not be parsed (parser process died); quarantined" in log.getvalue()
 
     assert [(e["folder"], e["uidvalidity"], e["uid"]) for e in built.elements] == [("INBOX", 9, 1), ("INBOX", 9, 4)]
     assert sorted(built.quarantined) == [2, 3, 5]

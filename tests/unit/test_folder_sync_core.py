@@ -9,6 +9,7 @@ starts the folder over, and back-pressure bounds what waits on the sink.
 from __future__ import annotations
 
 import inspect
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from futurnal.imap.session import ImapSession
 from futurnal.imap.uidset import UidSet
+from futurnal.logs.configure import configure_logging
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
@@ -163,6 +165,28 @@ def test_a_refused_batch_is_halved_down_to_the_one_message_it_quarantines(tmp_pa
     assert "SERVERBUG" in core.quarantined()[6]
     assert sorted(uid for _, uid in core.live()) == [1, 2, 3, 4, 5, 7, 8]
     assert core.states.get("INBOX").last_uid == 8
+
+
+def test_every_log_line_of_a_folder_sync_names_its_folder(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    try:
+        server = MemoryServer(list(range(1, 9)))
+        server.refuses.add(6)  # halved down to the one message the server cannot send
+        core = Core(tmp_path, server)
+        core.sync.run("Archive/2024")
+        del server.messages[2]
+        core.sync.run("Archive/2024")  # a message deleted on the server
+        server.recreate([1, 2], uidvalidity=8)
+        core.sync.run("Archive/2024")  # a new UIDVALIDITY
+        core.sync.forget("Archive/2024")  # the folder is gone from the server
+    finally:
+        configure_logging("WARNING")
+    lines = stream.getvalue().splitlines()
+    for what in ("refused a batch of 8 of folder", "cannot send UID 6 of folder", "1 message(s) of folder",
+                 "UIDVALIDITY of folder", "synced folder"):
+        assert any(what in line for line in lines), (what, lines)
+    assert [line for line in lines if "'Archive/2024'" not in line] == []
 
 
 class Crash(Exception):
