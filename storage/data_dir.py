@@ -99,9 +99,68 @@ class DataDir:
         """Create the directory private to the user (it holds people's mail), or make it so: one
         of the user's own that others may enter is tightened to 0700, and a warning says so."""
         make_private_dir(self.root)
-        info = self.root.stat()
-        if info.st_uid == os.getuid() and info.st_mode & 0o077:
-            self.root.chmod(0o700)
-            logger.warning("data directory {path} was open to other users (mode {mode:04o}); made it 0700",
-                           path=str(self.root), mode=stat.S_IMODE(info.st_mode))
+        for line in _tightened(self.root, [self.root]):
+            logger.warning(line)
         return self
+
+    def unusable(self) -> str | None:
+        """Why this data directory cannot be used, as one line saying what to do: it is a file, it
+        is read-only, or it cannot be made where it should be; None when it can be used."""
+        root, where = self.root, self.root
+        while not os.path.lexists(where) and where.parent != where:
+            where = where.parent
+        if not where.is_dir():
+            what = "a file" if where.is_file() else "not a directory"
+            if where == root:
+                return f"data directory {root} is {what}: move it away, or choose another one (--data-dir)"
+            return f"data directory {root} cannot be made: {where} is {what}; choose another one (--data-dir)"
+        if os.access(where, os.R_OK | os.W_OK | os.X_OK):
+            return None
+        info = where.stat()
+        mode = stat.S_IMODE(info.st_mode)
+        if _read_only_file_system(where):
+            reason, fix = "on a read-only file system", "mount it read-write"
+        elif info.st_uid != os.getuid():
+            reason, fix = f"another user's (uid {info.st_uid}, mode {mode:04o})", "run as that user"
+        else:
+            reason, fix = f"read-only (mode {mode:04o})", f"chmod 700 {where}"
+        if where == root:
+            return f"data directory {root} is {reason}: {fix}, or choose another one (--data-dir)"
+        return f"data directory {root} cannot be made: {where} is {reason}; choose another one (--data-dir)"
+
+    def make_private(self) -> list[str]:
+        """Tighten the data directory and every directory in it that other users may enter to 0700,
+        a line each saying so; one of another user's, which cannot be, is named with the fix."""
+        if not self.root.is_dir():
+            return []
+        inside = [Path(parent, name) for parent, names, _files in os.walk(self.root) for name in names]
+        return _tightened(self.root, [self.root, *sorted(inside)])
+
+
+def _tightened(root: Path, directories: list[Path]) -> list[str]:
+    """``directories`` (``root`` and ones in it) that other users may enter, made 0700 where they
+    are the user's own, a line each; the root is followed if it is a link, no other link is."""
+    lines = []
+    for directory in directories:
+        try:
+            info = directory.stat() if directory == root else directory.lstat()
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISDIR(info.st_mode) or not mode & 0o077:
+            continue
+        name = f"data directory {directory}" if directory == root else f"directory {directory}"
+        if info.st_uid != os.getuid():
+            lines.append(f"{name} is open to other users (mode {mode:04o}) and is not yours to change: "
+                         f"chmod 700 {directory}")
+            continue
+        directory.chmod(0o700)
+        lines.append(f"{name} was open to other users (mode {mode:04o}); made it 0700")
+    return lines
+
+
+def _read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

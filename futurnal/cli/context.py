@@ -24,7 +24,7 @@ from futurnal.storage.sqlite import (
     open_element_store,
 )
 
-from .output import ProgressBar, UserError
+from .output import ProgressBar, UserError, warning
 
 if TYPE_CHECKING:
     from futurnal.admin import Admin
@@ -44,6 +44,15 @@ class CommandContext:
     def create(cls, root: Path, debug: bool, credentials: CredentialStore | None = None) -> CommandContext:
         layout = DataDir(root)
         return cls(layout, debug, credentials or CredentialStore(data_dir=layout))
+
+    def check_data_dir(self, *, service: bool = False) -> None:
+        """Before a command uses the data directory: one error when it cannot be (a file, read-only),
+        and a warning for each directory of it that other users could enter (made 0700 where it is
+        the user's own)."""
+        if (problem := self.data_dir.unusable()) is not None:
+            raise UserError(problem)
+        for line in self.data_dir.make_private():
+            warning(line, service=service)
 
     def settings(self) -> ServiceSettings:
         try:

@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--keep-server", action="store_true",
                       help="keep the demo's Dovecot running after the demo, until Ctrl+C, and print the commands "
                       "that register it in a data directory of your own")
-    demo.set_defaults(handler=_demo)
+    demo.set_defaults(handler=_demo, makes_own_data_dir=True)  # unless --data-dir names one
 
 
 def _demo_credentials(directory: Path) -> CredentialStore:

@@ -106,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     redactor.use_key_file(ctx.data_dir.log_key_path)  # the same token for the same address, run after run
     service = args.command == "run"  # its stderr is its log; every other command's is the user's terminal
     try:
+        if args.data_dir is not None or not getattr(args, "makes_own_data_dir", False):
+            ctx.check_data_dir(service=service)
         if not ctx.settings().redact_logs:  # `[logging] redact = false` in the config
             redactor.redact_personal = False
         if not redactor.redact_personal:

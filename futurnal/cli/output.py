@@ -8,12 +8,15 @@ import threading
 import time
 from typing import Any, TextIO
 
+from loguru import logger
+
 from futurnal.logs.configure import redactor
 from futurnal.logs.inert_text import visible
 from futurnal.storage.json_lines import one_line
 
 __all__ = [
     "ProgressBar", "UserError", "error_line", "for_stderr", "json_line", "one_line", "print_json", "print_table", "visible",
+    "warning",
 ]
 
 class UserError(Exception):
@@ -35,6 +38,15 @@ def for_stderr(text: str, *, service: bool = False) -> str:
     own. The ``service``'s (``run``) is its log: redacted like one, but with home paths and mailbox
     ids kept, so an error still names the file or the mailbox to fix."""
     return redactor.redact(text, paths=False) if service else redactor.secrets_only(text)
+
+
+def warning(message: str, *, service: bool = False) -> None:
+    """A warning for the user: a line on their terminal (stderr, as :func:`for_stderr`), or in the
+    ``service`` (``run``) a log line."""
+    if service:
+        logger.warning(message)
+    else:
+        print(f"futurnal-actors: warning: {visible(for_stderr(message))}", file=sys.stderr)
 
 
 def json_line(value: Any, *, sort_keys: bool = False) -> str:

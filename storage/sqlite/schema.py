@@ -3,6 +3,8 @@ not ours (never touching it)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -76,8 +78,11 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     makes each commit durable before it returns (the watermark rule depends on it). A file that is
     not a SQLite database, or one that some other program made, raises :class:`BadStoreFile`.
     """
-    if not create and not path.exists():
-        raise FileNotFoundError(path)
+    if not path.exists():
+        if not create:
+            raise FileNotFoundError(path)
+        with contextlib.suppress(FileExistsError):  # made 0600 first: SQLite would make it 0644 (and its WAL alike)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     if path.exists() and path.stat().st_size and not _has_sqlite_header(path):
         raise BadStoreFile(path, "it is not a SQLite database")
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

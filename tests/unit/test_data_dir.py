@@ -22,6 +22,7 @@ from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.sqlite import open_element_store
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
 
@@ -46,9 +47,86 @@ def test_an_existing_data_dir_open_to_others_is_tightened_by_a_cli_command(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
-    assert main(["--data-dir", str(data), "--log-unredacted", "quarantine", "retry", "--all"]) == 0
-    assert data.stat().st_mode & 0o777 == 0o700
-    assert f"data directory {data} was open to other users (mode 0755); made it 0700" in capsys.readouterr().err
+    (data / "state").mkdir(mode=0o755)  # made by a copy under a usual umask, say
+    (data / "blobs" / "objects").mkdir(mode=0o750, parents=True)
+    (data / "state" / "alice.json").write_text("{}")
+    assert main(["--data-dir", str(data), "quarantine", "retry", "--all"]) == 0
+    assert {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in [data, *data.rglob("*")] if p.is_dir()} \
+        == {".": "0o700", "state": "0o700", "blobs": "0o700", "blobs/objects": "0o700"}
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [  # on the user's terminal, each names its directory
+        f"futurnal-actors: warning: data directory {data} was open to other users (mode 0755); made it 0700",
+        f"futurnal-actors: warning: directory {data / 'blobs'} was open to other users (mode 0755); made it 0700",
+        f"futurnal-actors: warning: directory {data / 'blobs' / 'objects'} was open to other users (mode 0750); "
+        "made it 0700",
+        f"futurnal-actors: warning: directory {data / 'state'} was open to other users (mode 0755); made it 0700",
+    ]
+    assert main(["--data-dir", str(data), "quarantine", "retry", "--all"]) == 0
+    assert "warning" not in capsys.readouterr().err  # once private, nothing more to say
+
+
+def test_a_directory_of_another_user_open_to_others_is_named_with_its_fix(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data").ensure()
+    shared = data.root / "attachment-queue"
+    shared.mkdir(mode=0o700)
+    if os.getuid() != 0:
+        pytest.skip("only root can give a directory to another user")
+    os.chown(shared, 65534, -1)
+    shared.chmod(0o755)
+    assert data.make_private() == [f"directory {shared} is open to other users (mode 0755) and is not yours to "
+                                   f"change: chmod 700 {shared}"]
+    assert shared.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize("command", [["imap", "list"], ["quarantine", "retry", "--all"], ["elements", "export"],
+                                     ["top", "--once"], ["console"], ["run"]])
+def test_a_data_dir_that_is_a_file_is_one_error_saying_so(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.write_text("not a directory")
+    assert main(["--data-dir", str(data), *command]) == 1
+    assert capsys.readouterr().err == (f"futurnal-actors: error: data directory {data} is a file: move it away, or "
+                                       "choose another one (--data-dir)\n")
+    assert main(["--data-dir", str(data / "sub"), *command]) == 1
+    assert capsys.readouterr().err == (f"futurnal-actors: error: data directory {data / 'sub'} cannot be made: {data} "
+                                       "is a file; choose another one (--data-dir)\n")
+    assert data.read_text() == "not a directory"
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory this process cannot write in, and why: its mode, or (for root, whom modes do not
+    stop) a read-only file system."""
+    path = tmp_path / "read-only"
+    path.mkdir(mode=0o700)
+    if os.getuid() != 0:
+        path.chmod(0o500)
+        yield path, f"read-only (mode 0500): chmod 700 {path}"
+        path.chmod(0o700)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k,mode=0700", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"root, and no read-only tmpfs can be mounted here: {mounted.stderr.strip()}")
+    try:
+        yield path, "on a read-only file system: mount it read-write"
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("command", [["imap", "list"], ["quarantine", "retry", "--all"], ["elements", "export"]])
+def test_a_read_only_data_dir_is_one_error_saying_so(
+    read_only_dir: tuple[Path, str], command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, why = read_only_dir
+    assert main(["--data-dir", str(path), *command]) == 1
+    assert capsys.readouterr().err == (f"futurnal-actors: error: data directory {path} is {why}, or choose "
+                                       "another one (--data-dir)\n")
+    assert main(["--data-dir", str(path / "sub"), *command]) == 1
+    why_not_made = why.split(":")[0]
+    assert capsys.readouterr().err == (f"futurnal-actors: error: data directory {path / 'sub'} cannot be made: "
+                                       f"{path} is {why_not_made}; choose another one (--data-dir)\n")
 
 
 def test_every_directory_the_stores_create_is_private(tmp_path: Path, usual_umask: None) -> None:
@@ -64,10 +142,16 @@ def test_every_directory_the_stores_create_is_private(tmp_path: Path, usual_umas
             AttachmentJob(key, "0" * 32, (ExtractionItem(0, "0" * 64, "text"),)), [b"attachment"])
         AuditLog(layout.audit_path).append("test")
         ConsentRegistry(layout.consent_path).grant("alice", "test", ("metadata",))
-    directories = [layout.root.parent, layout.root, *(p for p in layout.root.rglob("*") if p.is_dir())]
-    assert len(directories) > 10
+        store = open_element_store(layout)
+        store.upsert_many([{"id": "e1", "mailbox": "alice", "folder": "INBOX", "uidvalidity": 1, "uid": 1}])
+        directories = [layout.root.parent, layout.root, *(p for p in layout.root.rglob("*") if p.is_dir())]
+        files = [p for p in layout.root.rglob("*") if p.is_file()]  # the store's WAL too, while it is open
+        store.close()
+    assert len(directories) > 10 and layout.root / "elements.sqlite-wal" in files
     assert {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in directories
             if p.stat().st_mode & 0o777 != 0o700} == {}
+    assert {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in files if p.exists()
+            if p.stat().st_mode & 0o777 != 0o600} == {}
 
 
 def _temp_name(target: str, pid: int) -> str:
