@@ -15,6 +15,8 @@ from futurnal.demo.dovecot import DovecotServer
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.sqlite import SqliteElementReader
 
+from ..terminal import Terminal
+
 COMMAND = shutil.which("futurnal-actors", path=str(Path(sys.executable).parent)) or "futurnal-actors"
 
 
@@ -55,6 +57,10 @@ class Cli:
         done = subprocess.run([COMMAND, *self.options, *args], capture_output=True, text=True, timeout=timeout,
                               env=self.env, cwd=self.cwd, **feed)
         return Result(done.returncode, done.stdout, done.stderr)
+
+    def terminal(self, *args: str, columns: int = 80, rows: int = 24) -> Terminal:
+        """Start a command in a terminal of ``columns`` x ``rows``, as a user types it there."""
+        return Terminal([COMMAND, *self.options, *args], columns=columns, rows=rows, env=self.env, cwd=self.cwd)
 
     def add(self, server: DovecotServer, *extra: str, password: str = "secret-pw", user: str = "alice",
             mailbox_id: str = "alice", folders: str = "INBOX") -> Result:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -79,6 +80,27 @@ def test_initial_sync_stores_exactly_one_element_per_message(cli: Cli, populated
     assert any("ü" in (e["subject"] or "") or "の" in (e["subject"] or "") for e in elements)
     assert any(n > 1 for n in Counter(e["thread_id"] for e in elements).values())
     assert any(e["attachments"] for e in elements)
+
+
+def test_in_an_80_column_terminal_the_progress_redraws_each_folder_on_one_line(
+    cli: Cli, populated: DovecotServer
+) -> None:
+    assert cli.add(populated, folders="INBOX,Archive").code == 0
+    with cli.terminal("imap", "sync", "alice", columns=80, rows=24) as terminal:
+        assert terminal.wait(timeout=120) == 0, terminal.screen().text()
+        screen = terminal.screen()
+        output = terminal.output.decode()
+    assert screen.wraps == 0, screen.text()  # no line wider than the terminal
+    lines = screen.lines()
+    bars = {line.split(" ━")[0]: line for line in lines if line.startswith("syncing alice ")}
+    assert sorted(bars) == ["syncing alice Archive", "syncing alice INBOX"], lines  # a line each, redrawn in place
+    for line in bars.values():
+        done, total = re.search(r" (\d+)/(\d+) ", line).groups()  # type: ignore[union-attr]
+        assert done == total and "took 0:00:" in line, line
+    fetched = {m.group(1): int(m.group(2)) for m in map(re.compile(r"alice (\w+): (\d+) new message").match, lines) if m}
+    assert sum(fetched.values()) == 300 and len(lines) == 4, lines  # two bars, two results: nothing else
+    # Every rate shown on the way: a folder's messages over at least one second of its sync.
+    assert all(int(rate.replace(",", "")) <= 300 for rate in re.findall(r"([\d,]+) msg/s", output)), output
 
 
 def test_second_sync_adds_nothing_and_new_mail_is_picked_up(cli: Cli, populated: DovecotServer) -> None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import collections
 import io
 import json
+import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +27,7 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 from futurnal.storage.sqlite import open_element_store
 from futurnal.storage.sync_state import FolderState, FolderStateStore
+from tests.terminal import Screen, Terminal
 
 #: A folder name a hostile server might send: retitle the terminal, clear it, turn it red, reverse
 #: what follows, break the line, open a CSI (C1), and rich markup.
@@ -67,11 +72,42 @@ def test_tables_show_every_cell_visibly() -> None:
                                            f"INBOX{' ' * (len(SHOWN) - 3)}2"]
 
 
-def test_the_progress_bar_shows_the_folder_visibly() -> None:
+TABLE = textwrap.dedent("""
+    from futurnal.cli.output import print_table
+
+    row = ["alice-example.org", "Archive/2024/Quarterly reports", "1234567", "12", "2026-03-02T10:00:00Z",
+           "server said: NO [UNAVAILABLE] the mailbox is being moved to another backend; try again later"]
+    print_table([row, row], ["MAILBOX", "FOLDER", "UIDVALIDITY", "STORED", "LAST SUCCESS", "LAST ERROR"])
+""")
+
+
+def test_a_table_fits_an_80_column_terminal_and_keeps_every_row_whole_in_a_pipe() -> None:
+    with Terminal([sys.executable, "-c", TABLE], columns=80, rows=24) as terminal:
+        assert terminal.wait() == 0
+        screen = terminal.screen()
+    assert screen.wraps == 0, screen.text()
+    # Single words (ids, dates, counts) kept whole; the columns of words wrap inside themselves.
+    rows = [row for row in screen.lines() if row.startswith("alice")]
+    assert len(rows) == 2 and all(row.startswith("alice-example.org  Archive/")
+                                  and "1234567      12      2026-03-02T10:00:00Z" in row for row in rows), screen.text()
+    assert "server" in screen.text() and screen.lines()[-1].strip() == "later"
+    piped = subprocess.run([sys.executable, "-c", TABLE], capture_output=True, text=True, check=True).stdout
+    assert len(piped.splitlines()) == 3 and piped.splitlines()[1].endswith("; try again later")
+
+
+def test_the_progress_bar_shows_the_folder_visibly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     out = io.StringIO()
-    ProgressBar("syncing alice", stream=out, enabled=True).update(1, 2, HOSTILE)
-    assert SHOWN[:40] in out.getvalue()  # the line is cut at 120 characters
-    assert_inert(out.getvalue().replace("\r", ""))
+    bar = ProgressBar("syncing alice", stream=out, enabled=True)
+    bar.update(1, 2, HOSTILE)
+    bar.finish()
+    screen = Screen(80, 24).feed(out.getvalue())
+    (line,) = screen.lines()
+    assert line.startswith(f"syncing alice {SHOWN[:20]}")  # cut to the terminal's width
+    assert_inert(line)
+    # Only the bar's own sequences reached the terminal: no title, no clearing, no control character.
+    assert [c for c in screen.controls if c.startswith(("OSC", "CSI 2J", "'"))] == []
+    assert_inert(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue()).replace("\r", ""))
 
 
 # --------------------------------------------------------------------------
