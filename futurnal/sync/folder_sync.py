@@ -285,6 +285,7 @@ class FolderSync:
         #: UIDs that, asked for alone, made the server hang up once in this sync.
         self._hung_up_on: set[int] = set()
         self._status: FolderStatus | None = None
+        self._last_progress: tuple[str, int, int] | None = None
         self._log = logger.bind(mailbox=mailbox)
 
     @property
@@ -319,8 +320,16 @@ class FolderSync:
 
     # -- the algorithm -------------------------------------------------------------------------
 
+    def _report_progress(self, folder: str, done: int, total: int) -> None:
+        """A :class:`SyncProgress`, unless it says what the one before it said (the last batch's
+        count is often the final one too): each step is told once."""
+        if self._last_progress != (folder, done, total):
+            self._last_progress = (folder, done, total)
+            self._progress(SyncProgress(self.mailbox, folder, done, total))
+
     def _sync(self, state: FolderState, status: FolderStatus) -> FolderSyncResult:
         self._status = status
+        self._last_progress = None
         validity_changed = state.uidvalidity is not None and state.uidvalidity != status.uidvalidity
         if validity_changed:
             state = self._start_over(state, status)
@@ -341,7 +350,7 @@ class FolderSync:
             last_server_event=self._clock() if changed else state.last_server_event,
         )
         self._states.put(state)
-        self._progress(SyncProgress(self.mailbox, status.name, fetched, fetched))
+        self._report_progress(status.name, fetched, fetched)  # done: a bar whose total overshot ends full
         return FolderSyncResult(
             self.mailbox, status.name, fetched, quarantined, False, status.uidvalidity, state.last_uid,
             validity_changed, flags_changed, deleted,
@@ -406,7 +415,7 @@ class FolderSync:
                 tally.quarantined += self._hand_over(parsing, status, commits)
             parsing = started
             tally.fetched += len(batch.messages)
-            self._progress(SyncProgress(self.mailbox, status.name, tally.fetched, max(tally.total, tally.fetched)))
+            self._report_progress(status.name, tally.fetched, max(tally.total, tally.fetched))
         if parsing is not None:
             tally.quarantined += self._hand_over(parsing, status, commits)
 

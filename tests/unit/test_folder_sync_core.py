@@ -23,10 +23,10 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 from futurnal.sync.fetch_plan import BatchLimits
-from futurnal.sync.folder_sync import FolderSync
+from futurnal.sync.folder_sync import FolderSync, SyncProgress
 from futurnal.sync.imap_port import ImapPort
 from futurnal.sync.message_key import MessageKey
-from tests.unit.memory_imap import MemoryServer, SinkFailed, WatchedSink
+from tests.unit.memory_imap import MemoryServer, SinkFailed, WatchedSink, note
 
 
 class WatchedStates(FolderStateStore):
@@ -122,6 +122,22 @@ def test_a_sink_that_fails_leaves_the_watermark_where_it_was(tmp_path: Path) -> 
     core.sync.run("INBOX")
     assert set(core.live()) == {(7, uid) for uid in range(1, 17)}
     assert core.states.get("INBOX").last_uid == 16
+
+
+def test_each_step_of_progress_is_told_once_and_the_last_says_the_folder_is_done(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    server = MemoryServer(list(range(1, 7)))
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4), progress=seen.append)
+    core.sync.run("INBOX")
+    assert [(p.folder, p.done, p.total) for p in seen if isinstance(p, SyncProgress)] == [("INBOX", 4, 6), ("INBOX", 6, 6)]
+
+    # A message gone between the count and the fetch: the count overshot, and the last step ends full.
+    seen.clear()
+    server.messages.update({uid: note(uid) for uid in range(7, 13)})
+    server.uidnext = 13
+    server.expunge_when_asked = {12}
+    core.sync.run("INBOX")
+    assert [(p.done, p.total) for p in seen if isinstance(p, SyncProgress)] == [(4, 6), (5, 6), (5, 5)]
 
 
 @pytest.mark.parametrize("max_in_flight", [1, 3])
