@@ -207,7 +207,8 @@ def test_top_shows_folder_names_literally_not_as_rich_markup() -> None:
               "queues": {"sink": 0}}
     tree = [{"id": f"mailbox-{HOSTILE}", "state": HOSTILE, "restarts": 1, "inbox": 0, "children": []}]
     client = SimpleNamespace(server_pid=1, call=lambda command: {"status": status, "actors": {"tree": tree}}[command])
-    frame = top_command._frame(client, top_command.RateMeter(), collections.deque([f"event about {HOSTILE}"]))
+    frame = top_command._frame(client, top_command.RateMeter(), collections.deque([f"event about {HOSTILE}"]),
+                               width=400)
     console = Console(width=400, color_system=None, force_terminal=False)
     with console.capture() as captured:
         console.print(frame)

@@ -1,8 +1,17 @@
-"""The messages-per-second figure of ``top``, from progress events (an injected clock)."""
+"""``top``: its messages-per-second figure, from progress events (an injected clock), and its frame,
+which fits the terminal it is given."""
 
 from __future__ import annotations
 
-from futurnal.cli.top_command import RateMeter
+import collections
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from futurnal.cli.top_command import RateMeter, _frame
 
 
 def test_the_rate_counts_new_messages_within_the_window_only() -> None:
@@ -21,3 +30,57 @@ def test_a_new_sync_run_counts_its_folders_from_zero_again() -> None:
     rates.started("alice")
     rates.progress("alice", "INBOX", 20, now=1)
     assert rates.rate("alice", now=2) == 42.0  # 400 + 20, not 400 and then nothing until 400 again
+
+
+def _status(mailboxes: int, folders: int) -> dict[str, Any]:
+    return {
+        "mailboxes": [{
+            "mailbox": {"id": f"mailbox-{m}.example.org"},
+            "live": {"state": "syncing" if m == 0 else "idle", "inbox": m},
+            "folders": [{"folder": "INBOX" if f == 0 else f"Archive/{2020 + f}", "messages": 12345, "stored": 12000,
+                         "last_success": "2026-12-04T08:12:03Z", "freshness": "fresh (12 min ago)"}
+                        for f in range(folders)],
+        } for m in range(mailboxes)],
+        "queues": {"sink": 2},
+        "summary": {"mailboxes": mailboxes, "connected": mailboxes, "waiting_to_connect": 0, "syncing": 1,
+                    "idle": mailboxes - 1, "connections_open": mailboxes, "logins_waiting": 0},
+    }
+
+
+def _tree(mailboxes: int) -> list[dict[str, Any]]:
+    def node(name: str, *children: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
+        return {"id": name, "state": "running", "restarts": restarts, "inbox": 0, "children": list(children)}
+
+    return [node("root/sink"), *(node(f"root/m{m}", node(f"supervisor/m{m}", node(f"fetcher/m{m}", restarts=m),
+                                                           node(f"mailbox/m{m}"))) for m in range(mailboxes)),
+            node("root/scheduler")]
+
+
+def _render(frame: Any, width: int, height: int) -> list[str]:
+    console = Console(width=width, height=height, color_system=None, force_terminal=False)
+    with console.capture() as captured:
+        console.print(frame)
+    return captured.get().splitlines()
+
+
+EVENTS = [f"08:1{i}:00 mailbox-0.example.org: sync finished, {i} new" for i in range(8)]
+
+
+@pytest.mark.parametrize(("mailboxes", "folders"), [(1, 2), (3, 5), (40, 3)])
+def test_a_frame_fits_80_by_24_with_whole_columns_and_the_latest_events(mailboxes: int, folders: int) -> None:
+    client = SimpleNamespace(server_pid=7, call=lambda command: {
+        "status": _status(mailboxes, folders), "actors": {"tree": _tree(mailboxes)}}[command])
+    lines = _render(_frame(client, RateMeter(), collections.deque(EVENTS), width=80, height=24), 80, 24)
+    assert len(lines) < 24 and max(map(len, lines)) <= 80, "\n".join(lines)
+    header = next(line for line in lines if line.startswith("mailbox "))
+    assert header.split() == ["mailbox", "state", "folder", "server", "stored", "freshness", "msg/s", "inbox"]
+    rows = [line for line in lines if "fresh (12 min ago)" in line]  # never cut, nor a date
+    assert rows and all(re.search(r" 12345 +12000  fresh \(12 min ago\) ", row) for row in rows), "\n".join(lines)
+    assert "2026-12" not in "\n".join(lines)
+    shown_events = lines[lines.index("latest events:") + 1:]
+    assert shown_events and shown_events == EVENTS[-len(shown_events):], "\n".join(lines)  # the latest, whole
+    if mailboxes * folders + 2 + 4 * mailboxes < 12:  # room for the tree
+        assert "actors" in lines and any("fetcher/m0 running" in line for line in lines)
+    else:  # folders that do not fit are counted, and the tree is one line
+        assert any(line.startswith("actors: ") and "fetcher/m1 1 restart(s)" in line for line in lines)
+        assert any(re.search(r"… \d+ more folder\(s\)", line) for line in lines), "\n".join(lines)
