@@ -21,6 +21,7 @@ from futurnal.auth.oauth2 import OAuth2Client
 from futurnal.imap.errors import FolderNotFound, MailError
 from futurnal.imap.session import SECURITY_MODES, ConnectionSettings, ImapSession
 from futurnal.logs.configure import redactor
+from futurnal.scheduling.schedules import schedule_of
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, scopes_described
 from futurnal.storage.credentials import CredentialStore
@@ -148,6 +149,7 @@ def prepare(args: argparse.Namespace, ctx: CommandContext) -> Registration:
         created_at=utc_now(),
         auth=args.auth, extra=oauth_client.to_extra() if oauth_client else {},
     )
+    schedule_command.warn_if_polling(schedule_of(record))  # --interval, --schedule, or sync.interval_seconds
     return Registration(record, scopes, args.granted_by or getpass.getuser(), oauth_client, not args.no_verify,
                         default_folders=args.folders is None, default_watch=args.watch is None,
                         auth_timeout=args.auth_timeout)

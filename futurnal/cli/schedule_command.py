@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from futurnal.mailboxes.status import describe_schedule
-from futurnal.scheduling.schedules import Priority, Schedule, ScheduleError, parse_priority, parse_schedule
+from futurnal.scheduling.schedules import (
+    Priority,
+    Schedule,
+    ScheduleError,
+    parse_priority,
+    parse_schedule,
+    polling_warning,
+)
 from futurnal.storage.registry import UnknownMailbox
 
 from .context import CommandContext
 from .output import UserError, print_json
 
-__all__ = ["register", "validated"]
+__all__ = ["register", "validated", "warn_if_polling"]
 
 PRIORITIES = tuple(str(p) for p in Priority)
 
@@ -35,6 +43,12 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=_schedule)
 
 
+def warn_if_polling(plan: Schedule) -> None:
+    """A warning on stderr, with the reason, for a schedule that syncs too often (it is kept)."""
+    if (warning := polling_warning(plan)) is not None:
+        print(f"futurnal-actors: warning: {warning}", file=sys.stderr)
+
+
 def validated(spec: str | None, priority: str | None) -> tuple[Schedule | None, Priority | None]:
     """Parse what the user typed, or fail with exit status 2 and one line saying why."""
     try:
@@ -50,6 +64,8 @@ def _schedule(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
     if plan is None and priority is None:
         return _show({"mailbox": record.id, **describe_schedule(record, ctx.data_dir)}, args.json)
+    if plan is not None:
+        warn_if_polling(plan)
     try:  # a running `run` stores them and reschedules at once
         shown = ctx.admin().set_schedule(record.id, None if plan is None else str(plan),
                                          None if priority is None else str(priority))

@@ -25,6 +25,7 @@ from loguru import logger
 from futurnal.storage.registry import MailboxRecord
 
 __all__ = [
+    "MIN_INTERVAL_SECONDS",
     "MailboxSchedule",
     "Priority",
     "Schedule",
@@ -33,6 +34,7 @@ __all__ = [
     "next_run",
     "parse_priority",
     "parse_schedule",
+    "polling_warning",
     "schedule_of",
     "scheduled_mailboxes",
 ]
@@ -42,6 +44,10 @@ _CRON_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@year
 _CRON_FIELDS = ("the fields are minute (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC), "
                 "day of week (0-6 or SUN-SAT)")
 _HINT = "use '@interval <seconds>', '@manual', or a cron expression such as '*/15 * * * *'"
+
+
+#: Scheduled syncs more often than this are taken, with a warning saying why not (polling_warning).
+MIN_INTERVAL_SECONDS = 30
 
 
 class ScheduleError(ValueError):
@@ -137,6 +143,17 @@ def parse_schedule(text: str) -> Schedule:
         reason = str(exc).replace(f"[{cron}] ", "").removeprefix("is ") or type(exc).__name__
         raise ScheduleError(f"invalid cron expression {text!r}: {reason}; {_CRON_FIELDS}") from None
     return Schedule("cron", cron=cron)
+
+
+def polling_warning(plan: Schedule) -> str | None:
+    """Why ``plan`` syncs more often than it should, or None: each scheduled sync logs in and looks
+    at every folder, and servers throttle or lock accounts polled every few seconds; new mail
+    reaches a watched folder within seconds anyway."""
+    if plan.kind != "interval" or plan.seconds >= MIN_INTERVAL_SECONDS:
+        return None
+    return (f"'{plan}' syncs every {plan.seconds} s: each scheduled sync logs in and looks at every folder, and "
+            f"a server may throttle or lock an account polled more often than every {MIN_INTERVAL_SECONDS} s; "
+            "the folders it watches (--watch) get new mail within seconds without it")
 
 
 def schedule_of(record: MailboxRecord) -> Schedule:

@@ -15,6 +15,7 @@ from futurnal.scheduling.schedules import (
     next_run,
     parse_priority,
     parse_schedule,
+    polling_warning,
     schedule_of,
     scheduled_mailboxes,
 )
@@ -186,6 +187,16 @@ def test_removed_mailboxes_are_no_longer_due(monkeypatch: pytest.MonkeyPatch) ->
 def test_intervals_below_one_second_are_refused() -> None:
     with pytest.raises(ScheduleError):
         Schedule.every(0)
+
+
+def test_an_interval_under_thirty_seconds_is_warned_about_with_the_reason() -> None:
+    assert polling_warning(parse_schedule("@interval 1")) == (
+        "'@interval 1' syncs every 1 s: each scheduled sync logs in and looks at every folder, and a server may "
+        "throttle or lock an account polled more often than every 30 s; the folders it watches (--watch) get new "
+        "mail within seconds without it")
+    assert polling_warning(parse_schedule("@interval 29")) is not None
+    for fine in ("@interval 30", "@interval 3600", "* * * * *", "@manual"):
+        assert polling_warning(parse_schedule(fine)) is None, fine
 
 
 def test_next_run_of_an_interval_counts_from_the_last_sync() -> None:
