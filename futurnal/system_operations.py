@@ -88,7 +88,7 @@ class SystemOperations:
             record = mailboxes.get(key)
             if record is None:
                 continue
-            report = mailbox_status(self._data_dir, record, self._settings())
+            report = mailbox_status(self._data_dir, record, self._settings(), running=True)
             report["connections"] = {kind: counts.get(key, 0) for kind, counts in connections.items()}
             try:
                 report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)

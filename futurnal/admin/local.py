@@ -118,7 +118,7 @@ class LocalAdmin:
         return Removal(counts, tuple(secrets))
 
     def status(self, record: MailboxRecord) -> dict[str, Any]:
-        return mailbox_status(self.data_dir, record, self._settings())
+        return mailbox_status(self.data_dir, record, self._settings(), running=False)  # no actors of its own
 
     def store_schedule(self, mailbox_id: str, schedule: str | None, priority: str | None) -> MailboxRecord:
         """Store a mailbox's (validated) schedule and/or priority; ``UnknownMailbox`` if it is gone."""

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from futurnal.logs.configure import redactor
+from futurnal.storage.registry import MailboxRecord
+
 from . import add_mailbox, folders_command, import_command, monitor_command, oauth2_commands, schedule_command
+from .command_line import timeout_seconds
 from .context import CommandContext
-from .output import ProgressBar, print_json, print_table, visible
+from .output import ProgressBar, UserError, error_line, print_json, print_table, visible
 
 __all__ = ["register"]
+
+_NONE_REGISTERED = "no mailboxes registered; add one with: futurnal-actors imap add --help"
 
 
 def register(subparsers: Any) -> None:
@@ -34,21 +41,28 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_list)
 
-    status = commands.add_parser("status", help="sync state of a mailbox, folder by folder")
-    status.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status = commands.add_parser(
+        "status", help="sync state of a mailbox, folder by folder",
+        description="A mailbox's folders (sync watermarks, counts, last success and error), how each is watched "
+        "and how fresh it is, its schedule; with `run` running it, its live state. --all: every registered "
+        "mailbox, one after the other (with --json, one document). Exit status 1 when a status cannot be read.",
+    )
+    _mailbox_arguments(status, "show")
+    status.add_argument("--json", action="store_true", help="print one JSON document")
     status.set_defaults(handler=_status)
 
     sync = commands.add_parser(
         "sync", help="sync a mailbox now and wait until it is done",
-        description="Start the actor system for one mailbox, sync it, print what was fetched. "
-        "Exit status 0 when every folder synced, 1 otherwise.",
+        description="Sync one mailbox (or every registered one with --all, one after the other) and print what "
+        "was fetched: through `run` when it runs, else in an actor system of this command's own. "
+        "Exit status 0 when every folder of every mailbox synced, 1 otherwise.",
     )
-    sync.add_argument("mailbox", metavar="MAILBOX", help="mailbox id or e-mail address")
+    _mailbox_arguments(sync, "sync")
     sync.add_argument("--folder", action="append", default=[], metavar="F",
-                      help="sync only this folder (repeatable; default: the mailbox's folders)")
-    sync.add_argument("--json", action="store_true", help="print the sync report as JSON")
-    sync.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up after this long")
+                      help="sync only this folder (repeatable; default: the mailbox's folders; not with --all)")
+    sync.add_argument("--json", action="store_true", help="print the sync report as one JSON document")
+    sync.add_argument("--timeout", type=timeout_seconds, default=None, metavar="SECONDS",
+                      help="give up waiting after this long (more than 0; default: until done), per mailbox")
     sync.set_defaults(handler=_sync)
 
     folders_command.register(commands)
@@ -70,7 +84,7 @@ def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
     if args.json:
         print_json([r.to_document() for r in records])
     elif not records:
-        print("no mailboxes registered; add one with: futurnal-actors imap add --help")
+        print(_NONE_REGISTERED)
     else:
         print_table(
             [[r.id, r.email, f"{r.host}:{r.port}", r.security, ",".join(r.folders)] for r in records],
@@ -79,14 +93,66 @@ def _list(args: argparse.Namespace, ctx: CommandContext) -> int:
     return 0
 
 
+def _mailbox_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("mailbox", metavar="MAILBOX", nargs="?", help="mailbox id or e-mail address")
+    parser.add_argument("--all", action="store_true", help=f"{verb} every registered mailbox")
+
+
+def _chosen(args: argparse.Namespace, ctx: CommandContext) -> list[MailboxRecord]:
+    """MAILBOX, or with --all every registered mailbox."""
+    if args.all == (args.mailbox is not None):
+        raise UserError("name a MAILBOX, or give --all for every registered mailbox" if not args.all
+                        else "give a MAILBOX or --all, not both", code=2)
+    if not args.all:
+        return [ctx.mailbox(args.mailbox)]
+    registry = ctx.registry()
+    records = registry.all()
+    registry.close()
+    for record in records:
+        redactor.add_mailbox(record.id, record.email)
+    return records
+
+
+def _each(args: argparse.Namespace, records: list[MailboxRecord],
+          do: Callable[[MailboxRecord], dict[str, Any]]) -> Iterator[tuple[MailboxRecord, dict[str, Any] | str]]:
+    """Each record with what ``do`` made of it. With --all, a mailbox's failure (one of the
+    project's errors: the store's, the server's, the running process's, a missing consent) is its
+    message, written on stderr at once, and the next mailbox goes on; for one MAILBOX it is the
+    command's, and anything unexpected is always the command's."""
+    for record in records:
+        try:
+            yield record, do(record)
+        except Exception as exc:
+            if not args.all or not type(exc).__module__.startswith("futurnal."):
+                raise
+            print(error_line(f"{record.id}: {exc}"), file=sys.stderr)
+            yield record, str(exc)
+
+
 def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
-    record = ctx.mailbox(args.mailbox)
-    report = ctx.admin().status(record)  # with the mailbox's live state when a process runs it
+    records = _chosen(args, ctx)
+    admin = ctx.admin()
+    documents, failed = [], 0
+    for number, (record, report) in enumerate(_each(args, records, admin.status)):
+        if isinstance(report, str):
+            failed += 1
+            documents.append({"mailbox": record.to_document(), "error": report})
+        elif args.json:
+            documents.append(report)
+        else:
+            if number:
+                print()
+            _print_status(record, report, ctx)
+    if args.json:
+        print_json({"ok": not failed, "mailboxes": documents} if args.all else documents[0])
+    elif args.all and not records:
+        print(_NONE_REGISTERED)
+    return 1 if failed else 0
+
+
+def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandContext) -> None:
     folders, quarantined = report["folders"], report["quarantined"]
     reauth, parked = report["needs_reauth"], report["parked"]
-    if args.json:
-        print_json(report)
-        return 0
     print(visible(f"{record.id} <{record.email}> at {record.host}:{record.port} ({record.security})"))
     if "live" in report:
         live = report["live"]
@@ -100,9 +166,7 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
         print(visible(f"  (syncs of this mailbox stop until then: futurnal-actors imap reauth {record.id})"))
     print(visible(f"folders: {', '.join(record.folders)}"
                   + (f" excluding {', '.join(record.exclude)}" if record.exclude else "")))
-    when = report["schedule"]
-    print(visible(f"schedule: {when['schedule']}, priority {when['priority']}"
-                  + (f", next run {when['next_run']}" if when["next_run"] else "")))
+    print(visible(f"schedule: {_schedule_text(report)}"))
     print_table(
         [
             [f["folder"], str(f.get("uidvalidity") or "-"), str(f.get("last_uid", 0)),
@@ -124,32 +188,59 @@ def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     if report["pending_extractions"]:
         print(f"{report['pending_extractions']} element(s) wait for attachment text extraction "
               "(done in the background by `run`, or by the next `imap sync`)")
-    return 0
+
+
+def _schedule_text(report: dict[str, Any]) -> str:
+    """The schedule and, only when a process runs the mailbox, its next run."""
+    when = report["schedule"]
+    text = f"{when['schedule']}, priority {when['priority']}"
+    if not report.get("running", "live" in report):  # a process of an older version sends no "running"
+        return f"{text}; not running, so nothing is scheduled"
+    return text + (f", next run {when['next_run']}" if when["next_run"] else "")
 
 
 def _sync(args: argparse.Namespace, ctx: CommandContext) -> int:
-    record = ctx.mailbox(args.mailbox)
-    report = ctx.admin().sync(
-        record, tuple(args.folder), timeout=args.timeout,
-        progress=ProgressBar(f"syncing {record.id}", enabled=False if args.json else None),
-        say=None if args.json else lambda line: print(visible(line), file=sys.stderr),
-    )
+    if args.all and args.folder:
+        raise UserError("--folder names folders of one mailbox: give a MAILBOX with it, not --all", code=2)
+    records = _chosen(args, ctx)
+    admin = ctx.admin()
+
+    def sync(record: MailboxRecord) -> dict[str, Any]:
+        return admin.sync(
+            record, tuple(args.folder), timeout=args.timeout,
+            progress=ProgressBar(f"syncing {record.id}", enabled=False if args.json else None),
+            say=None if args.json else lambda line: print(visible(line), file=sys.stderr),
+        )
+
+    reports = []
+    for record, report in _each(args, records, sync):
+        if isinstance(report, str):
+            report = {"mailbox": record.id, "ok": False, "fetched": 0, "skipped": None, "folders": [],
+                      "errors": [{"folder": None, "error": report}]}
+        else:
+            _print_sync(record, report, quiet=args.json)
+        reports.append(report)
+    failed = sum(1 for report in reports if not report["ok"] or report["skipped"])
     if args.json:
-        print_json(report)
-    else:
+        print_json({"ok": not failed, "mailboxes": reports} if args.all else reports[0])
+    elif args.all:
+        print(f"{len(reports) - failed} of {len(reports)} mailbox(es) synced" + (f", {failed} failed" if failed else "")
+              if reports else _NONE_REGISTERED)
+    return 1 if failed else 0
+
+
+def _print_sync(record: MailboxRecord, report: dict[str, Any], *, quiet: bool) -> None:
+    """What a sync fetched (unless ``quiet``: the JSON says it), and on stderr what it left undone."""
+    if not quiet:
         for folder in report["folders"]:
             extra = f", {folder['quarantined']} quarantined" if folder["quarantined"] else ""
             print(visible(f"{record.id} {folder['folder']}: {folder['fetched']} new message(s){extra}"))
     if report["skipped"]:
         print(visible(f"{record.id}: not synced, {report['skipped']} (`futurnal-actors ctl resume {record.id}`)"),
               file=sys.stderr)
-        return 1
-    if report["errors"]:
-        if not args.json:
-            for error in report["errors"]:
-                print(visible(f"error: {record.id} {error['folder']}: {error['error']}"), file=sys.stderr)
-        return 1
-    return 0
+    elif not quiet:
+        for error in report["errors"]:
+            print(visible(f"error: {record.id} {error['folder']}: {error['error']}"), file=sys.stderr)
 
 
 def _remove(args: argparse.Namespace, ctx: CommandContext) -> int:

@@ -19,17 +19,20 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 from futurnal.sync.folder_selection import is_pattern, watchable
-from futurnal.sync.freshness import WATCH_NONE, describe_watch, freshness, watch_plan
+from futurnal.sync.freshness import WATCH_NONE, WATCH_NOT_RUNNING, describe_watch, freshness, watch_plan
 
 __all__ = ["describe_schedule", "mailbox_status"]
 
 
-def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSettings) -> dict[str, Any]:
+def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSettings, *,
+                   running: bool) -> dict[str, Any]:
     """The ``imap status --json`` document of ``record``; reads only, safe beside a running process.
 
-    Each folder also says how it is watched (the plan the supervision tree follows, refined by the
-    mode the watcher last recorded) and whether it is stale (no successful sync for longer than
-    ``watch.stale_after_seconds``).
+    Each folder also says whether it is stale (no successful sync for longer than
+    ``watch.stale_after_seconds``) and, when ``running`` (an actor system runs the mailbox), how it
+    is watched (the plan the supervision tree follows, refined by the mode the watcher last
+    recorded); otherwise nothing watches it or schedules its syncs: its watch is "not running" and
+    its schedule has no next run.
     """
     path = data_dir.state_path(record.id)
     states = FolderStateStore(path, read_only=True) if path.exists() else None
@@ -44,19 +47,22 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
             state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
             fresh = freshness(state.get("last_success"), now=now, stale_after_seconds=settings.stale_after_seconds)
             state["stale"], state["freshness"] = fresh.stale, fresh.describe()
-            state["watch"] = describe_watch(plan.get(folder, WATCH_NONE), state.get("watch_mode"))
+            state["watch"] = (describe_watch(plan.get(folder, WATCH_NONE), state.get("watch_mode")) if running
+                              else WATCH_NOT_RUNNING)
             folders.append(state)
         reauth = states.needs_reauth() if states else None
         parked = states.parked() if states else None
     finally:
         if states:
             states.close()
+    schedule = describe_schedule(record, data_dir)
     return {
         "mailbox": record.to_document(),
         "folders": folders,
         "quarantined": len(QuarantineStore(data_dir.quarantine_root).list(record.id)),
         "pending_extractions": AttachmentJobQueue(data_dir.attachment_queue_root).count(record.id),
-        "schedule": describe_schedule(record, data_dir),
+        "schedule": schedule if running else {**schedule, "next_run": None},
+        "running": running,
         "state": "needs-reauth" if reauth else "parked" if parked else "ok",
         "needs_reauth": reauth,
         "parked": parked,

@@ -16,12 +16,15 @@ from datetime import datetime
 from futurnal.storage.clock import parse_utc
 
 __all__ = [
-    "Freshness", "WATCH_IDLE", "WATCH_NONE", "WATCH_OVER_BUDGET", "describe_watch", "freshness", "watch_plan",
+    "Freshness", "WATCH_IDLE", "WATCH_NONE", "WATCH_NOT_RUNNING", "WATCH_OVER_BUDGET", "describe_watch", "freshness",
+    "watch_plan",
 ]
 
 WATCH_IDLE = "watching by IDLE"
 WATCH_OVER_BUDGET = "polling (over connection budget)"
 WATCH_NONE = "not watched"
+#: No process runs the mailbox: nothing watches it, whatever its plan.
+WATCH_NOT_RUNNING = "not running"
 
 
 @dataclass(frozen=True, slots=True)

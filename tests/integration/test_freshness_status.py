@@ -40,20 +40,26 @@ def test_status_shows_the_last_server_event_and_which_folders_the_budget_leaves_
         other.append(1, tag="live")
         wait_for(lambda: len(watched.stored()) == 1, what="IDLE to deliver the message")
         wait_for(lambda: (inbox(watched).last_server_event or "") >= before, what="the server event to be recorded")
+        running = watched.system.status("alice")[0]  # what a running process reports (`ctl status`)
     finally:
         other.close()
         watched.system.stop()
 
-    folders = {f["folder"]: f for f in json.loads(status(data, capsys, "--json"))["folders"]}
+    folders = {f["folder"]: f for f in running["folders"]}
+    assert running["running"] is True and running["schedule"]["next_run"]
     assert folders["INBOX"]["watch"] == "watching by IDLE"
+    assert folders["Sent"]["watch"] == "polling (over connection budget)"
+
+    # Stopped: the status tells what was found, and that nothing watches the folders now.
+    folders = {f["folder"]: f for f in json.loads(status(data, capsys, "--json"))["folders"]}
+    assert folders["INBOX"]["watch"] == folders["Sent"]["watch"] == "not running"
     assert folders["INBOX"]["watch_mode"] == "idle"
     assert folders["INBOX"]["last_server_event"] >= before
     assert folders["INBOX"]["stale"] is False
-    assert folders["Sent"]["watch"] == "polling (over connection budget)"
     assert folders["Sent"]["stale"] is True  # never synced
 
     text = status(data, capsys)
-    assert "LAST SERVER EVENT" in text and "polling (over connection budget)" in text
+    assert "LAST SERVER EVENT" in text and "not running" in text and "watching by" not in text
     assert "stale (never synced)" in text and "fresh (" in text
 
 

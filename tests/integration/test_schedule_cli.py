@@ -24,8 +24,10 @@ def test_imap_add_keeps_the_schedule_and_priority_and_status_shows_them(cli: Cli
     status = cli("imap", "status", "alice", "--json").json()
     assert status["schedule"]["schedule"] == "*/5 * * * *"
     assert status["schedule"]["priority"] == "high"
-    assert datetime.fromisoformat(status["schedule"]["next_run"]).minute % 5 == 0
-    assert "schedule: */5 * * * *, priority high" in cli("imap", "status", "alice").out
+    assert status["running"] is False and status["schedule"]["next_run"] is None  # no `run`: nothing scheduled
+    assert datetime.fromisoformat(cli("imap", "schedule", "alice", "--json").json()["next_run"]).minute % 5 == 0
+    assert ("schedule: */5 * * * *, priority high; not running, so nothing is scheduled"
+            in cli("imap", "status", "alice").out)
 
 
 def test_imap_add_with_an_invalid_schedule_registers_nothing(cli: Cli, dovecot: DovecotServer) -> None:
