@@ -12,6 +12,7 @@ from typing import Any
 from futurnal.console import (
     COMMANDS,
     STREAMS,
+    CommandSpec,
     ConsoleClient,
     ConsoleError,
     ConsoleUnavailable,
@@ -34,15 +35,14 @@ def register(subparsers: Any) -> None:
         "ctl",
         help="send one command to the running process (status, actors, sync, pause, resume, ...)",
         description="Send one admin console command to the `run` process of this data directory and print "
-        f"its reply. Commands: {_COMMAND_LIST}. `ctl help COMMAND` describes one. Exit status: 0 done, "
+        f"its reply. Commands: {_COMMAND_LIST}. `ctl COMMAND --help` describes one. Exit status: 0 done, "
         "1 the process answered with an error or is not running, 2 bad usage.",
-        epilog="examples: ctl status --json; ctl sync alice INBOX; ctl pause alice; "
-        "ctl quarantine list; ctl consent revoke alice; ctl subscribe; ctl changes 1200",
     )
-    ctl.add_argument("--json", action="store_true", help="print the reply (or each event) as JSON")
+    ctl.add_argument("--json", action="store_true",
+                     help="print the reply as one JSON document (a stream: one JSON object per line)")
     ctl.add_argument("console_command", metavar="COMMAND", help="one of: " + _COMMAND_LIST)
     ctl.add_argument("words", nargs=argparse.REMAINDER, metavar="ARGS",
-                     help="the command's arguments (`ctl help COMMAND` lists them)")
+                     help="the command's arguments (`ctl COMMAND --help` lists them)")
     ctl.set_defaults(handler=_ctl)
     console = subparsers.add_parser(
         "console",
@@ -71,6 +71,13 @@ def _request(command: str, words: list[str]) -> dict[str, Any]:
 def _ctl(args: argparse.Namespace, ctx: CommandContext) -> int:
     words = [word for word in args.words if word != "--json"]
     as_json = args.json or len(words) != len(args.words)
+    if "--help" in words or "-h" in words:  # answered here: no process needed
+        try:
+            spec = command_spec(args.console_command)
+        except ProtocolError as exc:
+            raise UserError(exc.message, code=2) from None
+        print(_help(spec, f"futurnal-actors ctl {spec.usage()} [--json]"))
+        return 0
     request = _request(args.console_command, words)
     client = _client(ctx)
     if args.console_command in STREAMS:
@@ -93,16 +100,21 @@ def _ctl(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 
 def _print_stream(client: ConsoleClient, command: str, request: dict[str, Any], as_json: bool) -> None:
-    """A stream's lines until Ctrl+C or the process closes it: events rendered for people (or as
-    JSON), changes always as JSON Lines, as ``elements changes`` prints them."""
+    """A stream's lines until Ctrl+C or the process closes it: events rendered for people, or with
+    ``as_json`` as JSON Lines, one object a line; changes always as JSON Lines, as ``elements
+    changes`` prints them."""
     with contextlib.suppress(KeyboardInterrupt):
         for doc in client.stream(command, **request):
-            if command == "changes":
+            if command == "changes" or as_json:  # a stream: JSON Lines, one object a line
                 print(json_line(doc), flush=True)
-            elif as_json:
-                print_json(doc)
             else:
                 print(render_event(doc), flush=True)
+
+
+def _help(spec: CommandSpec, usage: str) -> str:
+    """A console command's usage, summary and arguments, as ``help COMMAND`` shows them."""
+    return render_reply("help", {"usage": usage, "summary": spec.summary,
+                                 "params": [{"name": p.name, "help": p.help} for p in spec.params]})
 
 
 class _ConsoleShell(cmd.Cmd):
@@ -157,8 +169,7 @@ class _ConsoleShell(cmd.Cmd):
         except ProtocolError as exc:
             print(f"error: {exc.message}")
             return
-        print(render_reply("help", {"usage": spec.usage(), "summary": spec.summary,
-                                    "params": [{"name": p.name, "help": p.help} for p in spec.params]}))
+        print(_help(spec, spec.usage()))
 
     def completenames(self, text: str, *ignored: Any) -> list[str]:
         return [name for name in [*COMMANDS, "quit"] if name.startswith(text)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,10 @@ from futurnal.process.malloc_threshold import fix_mmap_threshold
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError, local_fault
 
+from .command_line import Parser, walk
+from .completion import SHELLS
 from .context import CommandContext
+from .examples import EXAMPLES
 from .output import UserError, error_line, for_stderr
 
 __all__ = ["build_parser", "main"]
@@ -48,12 +52,14 @@ _UNREDACTED_WARNING = (
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or with ``command`` only that command's module loaded (the others
     are bare names, enough to parse a command line that runs ``command``)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="futurnal-actors",
         description="Privacy-first IMAP ingestion into a local element store.",
         epilog="Data directory: --data-dir, else $FUTURNAL_HOME, else $XDG_DATA_HOME/futurnal-actors. "
-        "Exit status: 0 success, 1 failure (one-line reason on stderr), 2 bad usage.",
+        "Exit status: 0 success, 1 failure (one-line reason on stderr), 2 bad usage. "
+        "`futurnal-actors COMMAND --help` describes a command.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                         help=f"where state and elements live (default: {default_data_dir()})")
     parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS,
@@ -72,7 +78,33 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in _COMMAND_MODULES:
         if name not in commands.choices:
             commands.add_parser(name)
+    completion = commands.add_parser(
+        "completion", help="print a shell completion script (bash, zsh or fish)",
+        description="Print a script that completes futurnal-actors' commands, options and their values in "
+        "SHELL, made from this command line. Load it as its first lines say; make it again after an upgrade.",
+    )
+    completion.add_argument("shell", metavar="SHELL", choices=SHELLS, help=" or ".join(SHELLS))
+    completion.set_defaults(handler=_completion)
+    global_options = frozenset(parser._option_string_actions)
+    for path, sub in walk(parser):
+        if isinstance(sub, Parser):
+            sub.examples = EXAMPLES.get(" ".join(path), ())
+            sub.global_options = global_options if path else frozenset()
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("futurnal-actors")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def _completion(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from .completion import completion_script
+
+    sys.stdout.write(completion_script(build_parser(), args.shell))
+    return 0
 
 
 def _command_word(argv: Sequence[str]) -> str | None:

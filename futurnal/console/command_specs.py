@@ -195,7 +195,9 @@ def args_from_words(spec: CommandSpec, words: list[str]) -> dict[str, Any]:
         if word.startswith("--") and len(word) > 2:
             param = params.get(word[2:])
             if param is None:
-                raise ProtocolError("bad-argument", f"{spec.name}: unknown option {word}; usage: {spec.usage()}")
+                close = closest(word[2:], params)
+                hint = f"; did you mean --{close}?" if close else ";"
+                raise ProtocolError("bad-argument", f"{spec.name}: unknown option {word}{hint} usage: {spec.usage()}")
             if param.kind == "flag":
                 args[param.name] = True
                 continue

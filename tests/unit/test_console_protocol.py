@@ -49,7 +49,8 @@ def test_typed_words_become_args_positionals_first_then_options() -> None:
     ("pause", ["alice", "bob"], "unexpected 'bob'"),
     ("sync", ["alice", "--timeout"], "needs a value"),
     ("sync", ["alice", "--timeout", "soon"], "must be a number"),
-    ("status", ["--verbose"], "unknown option"),
+    ("status", ["--verbose"], r"unknown option --verbose; usage: status \[MAILBOX\]"),
+    ("sync", ["alice", "--timout", "5"], r"unknown option --timout; did you mean --timeout\? usage: sync MAILBOX"),
 ])
 def test_words_that_cannot_be_meant_are_refused(command: str, words: list[str], message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
