@@ -12,7 +12,7 @@ from futurnal.storage.errors import StorageError
 from futurnal.storage.sqlite import SqliteElementReader
 
 from .context import CommandContext
-from .output import UserError, json_line, one_line, print_json, print_table, visible
+from .output import UserError, one_line, print_json, print_table, visible
 
 __all__ = ["register"]
 
@@ -72,7 +72,7 @@ def register(subparsers: Any) -> None:
     search.add_argument("--after", metavar="DATE", help="only mail dated on or after DATE (YYYY-MM-DD, UTC)")
     search.add_argument("--before", metavar="DATE", help="only mail dated before DATE (YYYY-MM-DD, UTC)")
     search.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N hits (default: 20)")
-    search.add_argument("--json", action="store_true", help="one JSON object per hit and line")
+    search.add_argument("--json", action="store_true", help="print the hits as one JSON array, best first")
     search.set_defaults(handler=_search)
 
     show = commands.add_parser("show", help="print one element (JSON)")
@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
 
     thread = commands.add_parser("thread", help="print one conversation, oldest first")
     thread.add_argument("thread_id", metavar="THREAD_ID", help="an element's thread_id")
-    thread.add_argument("--json", action="store_true", help="one element per line, as JSON")
+    thread.add_argument("--json", action="store_true", help="print its elements as one JSON array")
     thread.set_defaults(handler=_thread)
 
     check = commands.add_parser("check", help="check the database's integrity and its search index")
@@ -182,14 +182,14 @@ def _search(args: argparse.Namespace, ctx: CommandContext) -> int:
             hits = reader.search(args.query, filters, limit=args.limit)
         except StorageError as exc:
             raise UserError(str(exc), code=2) from None
+    if args.json:
+        print_json([hit.as_dict() for hit in hits])
+        return 0
     for hit in hits:
-        if args.json:
-            sys.stdout.write(json_line(hit.as_dict()) + "\n")
-        else:
-            print(visible(f"{(hit.date or '-')[:10]}  {hit.sender or '-'}  {hit.subject or '(no subject)'}"))
-            print(f"    {visible(' '.join(hit.snippet.split()))}")  # body text: its line breaks as spaces
-            print(visible(f"    id {hit.id}  ({hit.mailbox} / {hit.folder})"))
-    if not hits and not args.json:
+        print(visible(f"{(hit.date or '-')[:10]}  {hit.sender or '-'}  {hit.subject or '(no subject)'}"))
+        print(f"    {visible(' '.join(hit.snippet.split()))}")  # body text: its line breaks as spaces
+        print(visible(f"    id {hit.id}  ({hit.mailbox} / {hit.folder})"))
+    if not hits:
         print("no matches", file=sys.stderr)
     return 0
 
@@ -209,8 +209,7 @@ def _thread(args: argparse.Namespace, ctx: CommandContext) -> int:
     if not elements:
         raise UserError(f"no conversation with thread id {args.thread_id!r}")
     if args.json:
-        for element in elements:
-            sys.stdout.write(json_line(element, sort_keys=True) + "\n")
+        print_json(elements)
         return 0
     rows = [[(e.get("date") or e.get("internal_date") or "-")[:16].replace("T", " "),
              ", ".join(p.get("address") or p.get("name") or "" for p in e.get("from") or []) or "-",

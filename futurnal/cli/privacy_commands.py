@@ -11,7 +11,7 @@ from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
 
 from .context import CommandContext
-from .output import UserError, json_line, print_json, print_table
+from .output import UserError, print_json, print_table
 
 __all__ = ["register"]
 
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(handler=_verify)
     tail = audit_commands.add_parser("tail", help="the last entries")
     tail.add_argument("-n", type=int, default=20, help="how many (default: 20)")
-    tail.add_argument("--json", action="store_true", help="one JSON entry per line")
+    tail.add_argument("--json", action="store_true", help="print the entries as one JSON array, oldest first")
     tail.set_defaults(handler=_tail)
 
 
@@ -106,8 +106,7 @@ def _tail(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise UserError("-n must be at least 1", code=2)
     entries = list(AuditLog(ctx.data_dir.audit_path).entries())[-args.n:]
     if args.json:
-        for entry in entries:
-            print(json_line(entry, sort_keys=True))
+        print_json(entries)
         return 0
     hidden = {"time", "event", "prev", "hash"}
     print_table(

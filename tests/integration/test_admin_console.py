@@ -192,7 +192,7 @@ def test_ctl_and_the_imap_commands_go_through_the_running_process(
     running.wait_for(lambda: "root/alice" in {n["id"] for n in cli("ctl", "actors", "--json").json()["tree"]},
                      "granting consent again did not start the mailbox")
     assert cli("ctl", "sync", "alice").code == 0
-    audit = [entry["event"] for entry in cli("audit", "tail", "-n", "100", "--json").lines()]
+    audit = [entry["event"] for entry in cli("audit", "tail", "-n", "100", "--json").json()]
     last_revoked = len(audit) - 1 - audit[::-1].index("consent-revoked")
     assert "consent-granted" in audit[last_revoked:]
     assert cli("ctl", "shutdown").code == 0
@@ -258,7 +258,7 @@ def test_imap_add_and_remove_while_running_start_and_stop_the_mailbox_at_once(
     assert [r["mailbox"]["id"] for r in running.client.call("status")["mailboxes"]] == ["alice"]
     assert not any(e["mailbox"] == "bob" for e in cli("elements", "export", "--include-deleted").lines())
     assert not (cli.data_dir / "state" / "bob.json").exists()
-    events = [(e["event"], e.get("mailbox")) for e in cli("audit", "tail", "-n", "100", "--json").lines()]
+    events = [(e["event"], e.get("mailbox")) for e in cli("audit", "tail", "-n", "100", "--json").json()]
     assert ("mailbox-purged", "bob") in events and ("secrets-deleted", "bob") in events
 
 

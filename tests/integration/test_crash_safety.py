@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -208,5 +207,5 @@ def test_a_mailbox_that_keeps_crashing_is_parked_and_the_others_go_on(cli: Cli, 
     assert process.returncode == 0, err
     status = cli("imap", "status", "alice", "--json").json()
     assert "keeps failing" in status["parked"]["reason"]
-    events = [json.loads(line)["event"] for line in cli("audit", "tail", "-n", "50", "--json").out.splitlines()]
+    events = [entry["event"] for entry in cli("audit", "tail", "-n", "50", "--json").json()]
     assert "mailbox-parked" in events

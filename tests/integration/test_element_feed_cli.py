@@ -229,7 +229,7 @@ def test_search_show_and_thread(cli: Cli, dovecot: DovecotServer) -> None:
     # A word only in the PDF's text: found once its extraction has landed in the store.
     pdf = by_subject["figures attached"]
     assert "quokkaberry" not in json.dumps({k: v for k, v in pdf.items() if k != "attachments"})
-    hits = wait_for(lambda: ok(cli("elements", "search", "quokkaberry", "--json")).lines(),
+    hits = wait_for(lambda: ok(cli("elements", "search", "quokkaberry", "--json")).json(),
                     "the attachment's text to be searchable")
     assert [h["id"] for h in hits] == [pdf["id"]]
     assert "[quokkaberry]" in hits[0]["snippet"]
@@ -237,7 +237,7 @@ def test_search_show_and_thread(cli: Cli, dovecot: DovecotServer) -> None:
 
     # Japanese, without spaces between words: 東京 finds the Tokyo mail, not the one with 京都.
     tokyo, kyoto = by_subject["会議のお知らせ"], by_subject["旅行"]
-    hits = ok(cli("elements", "search", "東京", "--json")).lines()
+    hits = ok(cli("elements", "search", "東京", "--json")).json()
     assert [h["id"] for h in hits] == [tokyo["id"]]
     (hit,) = hits
     assert {"id", "date", "from", "subject", "snippet"} <= set(hit)
@@ -245,7 +245,7 @@ def test_search_show_and_thread(cli: Cli, dovecot: DovecotServer) -> None:
     assert "bob@example.net" in hit["from"]
     assert hit["date"].startswith("2026-03-02")
     assert "[東京]" in hit["snippet"] and "会議" in hit["snippet"]
-    assert [h["id"] for h in ok(cli("elements", "search", "京都", "--json")).lines()] == [kyoto["id"]]
+    assert [h["id"] for h in ok(cli("elements", "search", "京都", "--json")).json()] == [kyoto["id"]]
     plain = ok(cli("elements", "search", "東京"))
     assert tokyo["id"] in plain.out and kyoto["id"] not in plain.out
 
@@ -258,7 +258,7 @@ def test_search_show_and_thread(cli: Cli, dovecot: DovecotServer) -> None:
     parent, reply = by_subject["Lunch plan"], by_subject["Re: Lunch plan"]
     assert parent["thread_id"] == reply["thread_id"]
     assert reply["uid"] < parent["uid"]
-    conversation = ok(cli("elements", "thread", parent["thread_id"], "--json")).lines()
+    conversation = ok(cli("elements", "thread", parent["thread_id"], "--json")).json()
     assert [e["id"] for e in conversation] == [parent["id"], reply["id"]]
     table = ok(cli("elements", "thread", parent["thread_id"])).out
     assert table.index(parent["id"]) < table.index(reply["id"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -67,7 +66,7 @@ def test_the_audit_log_records_the_story_and_detects_tampering(cli: Cli, dovecot
     assert cli("imap", "sync", "alice").code == 0
     assert cli("consent", "revoke", "alice").code == 0
     assert cli("imap", "remove", "alice", "--purge").code == 0
-    events = [json.loads(line)["event"] for line in cli("audit", "tail", "--json").out.splitlines()]
+    events = [entry["event"] for entry in cli("audit", "tail", "--json").json()]
     assert events == ["mailbox-added", "consent-granted", "sync", "consent-revoked", "mailbox-purged"]
     assert cli("audit", "verify").code == 0
     log = cli.data_dir / "audit.jsonl"

@@ -54,7 +54,7 @@ def test_reauth_while_run_is_running_restarts_the_mailbox_with_the_new_password(
         live = process.client.call("status", mailbox="alice")["mailboxes"][0]
         assert live["live"]["state"] != "needs-reauth"
         assert cli("imap", "status", "alice", "--json").json()["state"] == "ok"  # the flag on disk too
-        assert any(entry["event"] == "reauth" for entry in cli("audit", "tail", "--json").lines())
+        assert any(entry["event"] == "reauth" for entry in cli("audit", "tail", "--json").json())
         assert cli("audit", "verify").code == 0  # the process appended it: the chain is whole
     finally:
         code, err = process.finish()
