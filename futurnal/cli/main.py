@@ -100,7 +100,7 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _completion(args: argparse.Namespace, ctx: CommandContext) -> int:
+def _completion(args: argparse.Namespace, ctx: CommandContext | None = None) -> int:
     from .completion import completion_script
 
     sys.stdout.write(completion_script(build_parser(), args.shell))
@@ -132,6 +132,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     fix_mmap_threshold()  # a long-running process must not keep every big message's memory
     args = _parse(argv)
+    if args.command == "completion":  # for a shell's start-up files: no data directory, no configuration
+        return _completion(args)
     configure_logging("DEBUG" if args.debug else args.log_level, redact_personal=not args.log_unredacted,
                       log_format=args.log_format)
     ctx = CommandContext.create((args.data_dir or default_data_dir()).expanduser(), args.debug)

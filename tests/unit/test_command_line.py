@@ -176,6 +176,15 @@ def test_the_completion_command_prints_the_script(capsys: pytest.CaptureFixture[
     for shell in SHELLS:
         assert main(["--data-dir", str(tmp_path / "data"), "completion", shell]) == 0
         assert capsys.readouterr().out == scripts[shell]
+    assert not (tmp_path / "data").exists()  # a shell's start-up files run it: it touches no data directory
+
+
+def test_completion_works_whatever_the_data_directorys_configuration(capsys: pytest.CaptureFixture[str],
+                                                                      tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[sync]\nbatch_mesages = 5\n")
+    assert main(["--data-dir", str(tmp_path), "completion", "bash"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# bash completion for futurnal-actors") and captured.err == ""
 
 
 def test_the_installed_command_completes_in_a_real_bash(tmp_path: Path) -> None:
