@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import cmd
 import contextlib
 import shlex
 import sys
@@ -21,6 +20,7 @@ from futurnal.console import (
     command_spec,
 )
 
+from .console_input import InterruptibleShell, completions
 from .console_render import render_event, render_reply
 from .context import CommandContext
 from .output import UserError, json_line, print_json, visible
@@ -117,10 +117,11 @@ def _help(spec: CommandSpec, usage: str) -> str:
                                  "params": [{"name": p.name, "help": p.help} for p in spec.params]})
 
 
-class _ConsoleShell(cmd.Cmd):
+class _ConsoleShell(InterruptibleShell):
     """Every console command is a line; ``help`` and completion come from the same table."""
 
     prompt = "futurnal> "
+    interrupted = "interrupted: no longer waiting for the reply (the process may still do it; `status` tells)"
 
     def __init__(self, client: ConsoleClient, mailboxes: list[str]) -> None:
         super().__init__()
@@ -146,6 +147,7 @@ class _ConsoleShell(cmd.Cmd):
             if command in STREAMS:
                 print(f"streaming {'events' if command == 'subscribe' else 'changes'}; Ctrl+C stops")
                 _print_stream(self._client, command, request, as_json=False)
+                print()  # the prompt on a line of its own, after the ^C the terminal echoed
                 return False
             result = self._client.call(command, **request)
         except (ProtocolError, ConsoleError) as exc:
@@ -172,16 +174,11 @@ class _ConsoleShell(cmd.Cmd):
         print(_help(spec, spec.usage()))
 
     def completenames(self, text: str, *ignored: Any) -> list[str]:
-        return [name for name in [*COMMANDS, "quit"] if name.startswith(text)]
+        return self.completedefault(text, text, 0, len(text))
 
     def completedefault(self, text: str, line: str, begidx: int, endidx: int) -> list[str]:
-        words = line[:begidx].split()
-        spec = COMMANDS.get(words[0]) if words else None
-        if spec is None:
-            return []
-        choices = [choice for param in spec.params for choice in param.choices]
-        options = [f"--{param.name.replace('_', '-')}" for param in spec.params if not param.positional]
-        return [word for word in [*choices, *self._mailboxes, *options] if word.startswith(text)]
+        # Each with its space: Python's readline adds none, and a completed word is a whole one.
+        return [f"{word} " for word in completions(line, begidx, text, self._mailboxes)]
 
     def emptyline(self) -> bool:
         return False
@@ -196,6 +193,7 @@ def _console(args: argparse.Namespace, ctx: CommandContext) -> int:
     history = ctx.data_dir.root / "console_history"
     readline = _readline()
     if readline is not None:
+        readline.set_completer_delims(" \t\n")  # ids and options hold '-', '.' and '@': words end at spaces
         with contextlib.suppress(OSError):
             readline.read_history_file(history)
     shell = _ConsoleShell(client, mailboxes)
@@ -203,9 +201,7 @@ def _console(args: argparse.Namespace, ctx: CommandContext) -> int:
         shell.prompt = ""
         shell.intro = None
     try:
-        shell.cmdloop()
-    except KeyboardInterrupt:
-        print()
+        shell.run()  # until Ctrl+D or quit; Ctrl+C drops the line, not the console
     finally:
         if readline is not None:
             with contextlib.suppress(OSError):
