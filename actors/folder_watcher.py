@@ -45,6 +45,7 @@ class FolderWatcher(ServiceActor):
         settings: WatchSettings = WatchSettings(),
         notify: bool = False,
         idle_room: int | None = None,
+        system_stopping: threading.Event | None = None,
         supervisor: Any = None,
     ) -> None:
         super().__init__(child_id=child_id, supervisor=supervisor)
@@ -57,6 +58,7 @@ class FolderWatcher(ServiceActor):
         self._notify_first = notify
         self._idle_room = len(folders) if idle_room is None else idle_room
         self._stop_watching = threading.Event()
+        self._system_stopping = system_stopping
         self._threads: list[threading.Thread] = []
         self._watches: list[IdleWatch] = []
         self._threads_lock = threading.Lock()
@@ -77,7 +79,7 @@ class FolderWatcher(ServiceActor):
 
     def _loop_options(self) -> dict[str, Any]:
         return {"mailbox": self._mailbox_id, "connect": self._connect, "notify": self._notify,
-                "stop": self._stop_watching, "settings": self._settings}
+                "stop": self._stop_watching, "settings": self._settings, "halt": self._system_stopping}
 
     def _start(self, watch: IdleWatch, then: Callable[[IdleWatch], None] | None = None) -> None:
         def run() -> None:

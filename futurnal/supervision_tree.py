@@ -208,7 +208,8 @@ def _watcher_spec(
     def start_watcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return FolderWatcher.start(
             child_id=child_id, mailbox_id=record.id, folders=folders, connect=connect, directory=context.directory,
-            events=context.events, settings=settings, notify=notify, idle_room=idle_room, supervisor=parent,
+            events=context.events, settings=settings, notify=notify, idle_room=idle_room,
+            system_stopping=context.stopping, supervisor=parent,
         )
 
     return ChildSpec(child_id, start_watcher, shutdown_timeout=context.settings.stop_timeout_seconds)

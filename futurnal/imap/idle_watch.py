@@ -77,8 +77,12 @@ class IdleWatch:
         settings: WatchSettings = WatchSettings(),
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        halt: threading.Event | None = None,
     ) -> None:
+        """``halt``: the whole system is stopping (it cut every connection): end without the
+        reconnecting a cut connection would otherwise get."""
         self.mailbox, self.folder = mailbox, folder
+        self._halt = halt
         self._connect = connect
         self._notify = notify
         self._stop = stop
@@ -98,15 +102,18 @@ class IdleWatch:
         if session is not None:
             session.cut()
 
+    def _stopped(self) -> bool:
+        return self._stop.is_set() or (self._halt is not None and self._halt.is_set())
+
     def run(self) -> None:
         failures = 0
-        while not self._stop.is_set():
+        while not self._stopped():
             session: ImapSession | None = None
             try:
                 session = self._connect()
                 with self._session_lock:
                     self._session = session
-                if self._stop.is_set():  # stop() ran before it could see this session to cut it
+                if self._stopped():  # stop() ran before it could see this session to cut it
                     break
                 self.mode = self._prepare(session)
                 failures = 0
@@ -123,7 +130,7 @@ class IdleWatch:
             except (MailError, OSError, imaplib.IMAP4.error, IMAPClientError, Exception) as exc:
                 # Anything else too (a locked keyring, a library bug): a watcher that silently
                 # stopped is exactly the failure users of other tools complain about.
-                if self._stop.is_set():
+                if self._stopped():
                     break  # the connection was cut to stop: not a failure to report
                 failures += 1
                 self.mode = "reconnecting"
@@ -154,10 +161,10 @@ class IdleWatch:
         # (which starts after this) sees everything that arrived before.
         self._event("changed", "catch-up after connecting")
         renew_at = self._clock() + self._settings.renew_seconds
-        while not self._stop.is_set():
+        while not self._stopped():
             # Blocks until the server speaks, the connection ends (stop() cuts it), or renewal.
             responses = client.idle_check(timeout=max(renew_at - self._clock(), 0.0))
-            if self._stop.is_set():
+            if self._stopped():
                 return  # cut by stop(): nothing left to end politely
             if not responses and _peer_closed(client.socket()):
                 # IMAPClient swallows EOF in idle_check and returns nothing, forever.
