@@ -178,7 +178,7 @@ class ProgressBar:
         if self._task is not None:
             ended = self._progress.make_tasks_table(task for task in self._progress.tasks if task.id == self._task)
             self._progress.update(self._task, visible=False)
-            self._progress.console.print(ended)
+            self._progress.print(ended)
             self._started = self._last_update
         description = f"{self._label} {visible(detail)}" if detail else self._label
         self._task = self._progress.add_task(description, total=total, rate="", time="")

@@ -180,7 +180,7 @@ def test_the_admin_is_this_command_when_nothing_serves_the_data_directory(tmp_pa
 
 _ROOT = Path(__file__).resolve().parents[2]
 #: The commands that are clients of a running process by nature, and the error mapping in main.
-_CONSOLE_CLIENTS = {"console_commands.py", "top_command.py", "run_command.py", "main.py"}
+_CONSOLE_CLIENTS = {"console_commands.py", "console_input.py", "top_command.py", "run_command.py", "main.py"}
 
 
 def test_commands_reach_the_running_process_only_through_the_admin_interface() -> None:
