@@ -29,6 +29,7 @@ from futurnal.imap.idle_watch import WatchSettings
 from futurnal.imap.live_connections import LiveConnections
 from futurnal.imap.login_rate import LoginRateLimiter
 from futurnal.logs.configure import redactor
+from futurnal.mailboxes.fault_retry import local_fault_policy
 from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.reconnects import ReconnectBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
@@ -39,7 +40,7 @@ from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
-from futurnal.supervisors.backoff import RestartBackoff, call_later, local_fault_policy
+from futurnal.supervisors.backoff import RestartBackoff, call_later
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor

@@ -8,14 +8,13 @@ keeps sibling mailboxes that died together from reconnecting in lockstep.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["FAULT_RETRY_ENV", "BackoffPolicy", "RestartBackoff", "Schedule", "call_later", "local_fault_policy"]
+__all__ = ["BackoffPolicy", "RestartBackoff", "Schedule", "call_later", "fault_retry_policy"]
 
 Schedule = Callable[[float, Callable[[], None]], None]
 """``schedule(delay, fn)``: run ``fn`` once, about ``delay`` seconds from now, on any thread."""
@@ -107,21 +106,12 @@ def call_later(delay: float, fn: Callable[[], None]) -> None:
 
 
 #: The first retry's delay after a local fault, in seconds (default 5): short for tests.
-FAULT_RETRY_ENV = "FUTURNAL_FAULT_RETRY_SECONDS"
+def fault_retry_policy(initial: float = 5.0) -> BackoffPolicy:
+    """Retries after a fault outside the child (a full disk, a missing file): ``initial`` seconds,
+    doubling to 5 minutes.
 
-
-def local_fault_policy(environ: dict[str, str] | None = None) -> BackoffPolicy:
-    """Retries after a local fault (a full disk, a missing CA file): 5 s, doubling to 5 minutes.
-
-    Slower than restarts after crashes: such a fault lasts until someone acts, and each try
-    costs a login and a SELECT. ``reset_after=0``: the first try that gets through (``started``)
-    ends the back-off, so the next fault starts again from the first delay.
+    Slower than restarts after crashes: such a fault lasts until someone acts, and each try has
+    a cost. ``reset_after=0``: the first try that gets through (``started``) ends the back-off,
+    so the next fault starts again from the first delay.
     """
-    value = (os.environ if environ is None else environ).get(FAULT_RETRY_ENV, "")
-    try:
-        initial = float(value) if value else 5.0
-    except ValueError:
-        raise ValueError(f"{FAULT_RETRY_ENV}={value!r} is not a number of seconds") from None
-    if initial <= 0:
-        raise ValueError(f"{FAULT_RETRY_ENV} must be more than 0, got {value!r}")
     return BackoffPolicy(initial=initial, factor=2.0, cap=max(300.0, initial), jitter=0.2, reset_after=0.0)

@@ -31,7 +31,7 @@ from typing import Any, NoReturn, get_args
 import pykka
 from loguru import logger
 
-from .backoff import BackoffPolicy, RestartBackoff, Schedule, call_later, local_fault_policy
+from .backoff import BackoffPolicy, RestartBackoff, Schedule, call_later, fault_retry_policy
 from .directory import ActorDirectory
 from .poison import PoisonCounter
 from .protocol import ActorRestarting, ChildExited, DescribeChildren, Ping, PoisonMessage, SiblingRestarted
@@ -94,7 +94,7 @@ class Supervisor(SupervisedActor):
         strategy: which children restart when one dies (see :func:`restart_group`).
         backoff: the delays between restart attempts of one child.
         fault_backoff: the delays after deaths of a local fault (default: 5 s doubling to 5 min,
-            see :func:`local_fault_policy`, reset once the child stays up like ``backoff``).
+            see :func:`~.backoff.fault_retry_policy`, reset once the child stays up like ``backoff``).
         poison_threshold: deaths of a child with the same work in flight that make it poison.
         clock: for the back-off's uptime; pass the intensity's clock in tests.
         schedule: ``schedule(delay, fn)`` runs ``fn`` later on another thread; tests drive it.
@@ -134,7 +134,7 @@ class Supervisor(SupervisedActor):
         self._on_give_up = on_give_up
         self._schedule = schedule
         self._backoffs = {spec.id: RestartBackoff(backoff, clock, unit_random) for spec in specs}
-        fault_policy = fault_backoff or replace(local_fault_policy(), reset_after=backoff.reset_after)
+        fault_policy = fault_backoff or replace(fault_retry_policy(), reset_after=backoff.reset_after)
         self._fault_backoffs = {spec.id: RestartBackoff(fault_policy, clock, unit_random) for spec in specs}
         self._faults: dict[str, str] = {}  # child id -> the local fault it last died of, said once
         self._poison = PoisonCounter(poison_threshold)

@@ -90,6 +90,13 @@ def test_the_supervision_toolkit_imports_nothing_of_the_project() -> None:
     assert (bad, leaving) == ([], [])
 
 
+def test_the_supervision_toolkit_reads_no_setting_of_the_project() -> None:
+    """Its policies are parameters: the application decides them (e.g. from its environment)."""
+    reading = sorted(f"{path.name}: {marker}" for path in DIRS["futurnal.supervisors"].rglob("*.py")
+                     for marker in ("FUTURNAL_", "os.environ", "getenv") if marker in path.read_text())
+    assert reading == []
+
+
 def test_importing_the_supervisor_loads_nothing_else_of_the_project(tmp_path: Path) -> None:
     code = ("import sys, futurnal.supervisors.supervisor; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('imapclient', 'tinydb') or "

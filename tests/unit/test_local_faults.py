@@ -31,12 +31,13 @@ from futurnal.events import EventBus
 from futurnal.imap.connector import MailboxConnector
 from futurnal.imap.errors import CaFileUnusable
 from futurnal.logs.configure import redactor
+from futurnal.mailboxes.fault_retry import local_fault_policy
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import LocalFault, local_fault
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sqlite.reader import DamagedElement
-from futurnal.supervisors.backoff import BackoffPolicy, RestartBackoff, local_fault_policy
+from futurnal.supervisors.backoff import BackoffPolicy, RestartBackoff
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.supervisor import ChildSpec
