@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from dataclasses import asdict
@@ -76,42 +77,60 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     _warn_without_consent(ctx, [record.id for record in mailboxes])
     stop = threading.Event()
     reload = threading.Event()
-    wake = threading.Event()  # either of the two; the main loop does the work, not the handler
+    # The main thread sleeps in a read of this pipe; the handlers only set the flags above and the
+    # main loop does the work. A signal can land on any of the process's threads, which leaves a
+    # main thread blocked on a lock asleep; the interpreter writes every signal to the pipe
+    # (set_wakeup_fd) from whichever thread got it, so the read returns and the handler runs.
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+
+    def wake() -> None:
+        try:
+            os.write(wake_write, b"!")
+        except OSError:
+            pass  # the pipe is full: the main thread has wake-ups to read already
 
     def request_stop(signum: int, _frame: Any) -> None:
         logger.info("received {signal}; stopping", signal=signal.Signals(signum).name)
         stop.set()
-        wake.set()
+        wake()
 
     def request_reload(_signum: int, _frame: Any) -> None:
         reload.set()
-        wake.set()
+        wake()
 
     handlers: dict[signal.Signals, Any] = {signal.SIGINT: request_stop, signal.SIGTERM: request_stop}
     if hasattr(signal, "SIGHUP"):
         handlers[signal.SIGHUP] = request_reload
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    previous_wakeup_fd = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+
+    def restore_signals() -> None:
+        signal.set_wakeup_fd(previous_wakeup_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(wake_read)
+        os.close(wake_write)
+
     system = ActorSystem(ctx.data_dir.root, settings=settings, credentials=ctx.credentials)
     try:
         system.start()
     except SystemNotRunning as exc:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals()
         raise UserError(str(exc)) from None
     system.subscribe(_ReportPrinter())
 
     def shutdown() -> None:  # the console's `shutdown`: the same clean stop as SIGTERM
         logger.info("shutdown asked for on the admin console; stopping")
         stop.set()
-        wake.set()
+        wake()
 
     try:
         console = ConsoleServer(console_socket_path(ctx.data_dir.root), ConsoleCommands(system, shutdown).run,
                                 system.subscribe, lambda: open_element_reader(ctx.data_dir)).start()
     except (ProtocolError, OSError) as exc:
         system.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals()
         raise UserError(f"cannot open the admin console: {exc}") from None
     print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops, SIGHUP reloads; "
           f"admin console on {console.path}", flush=True)
@@ -119,13 +138,12 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     # shutdown, or this waiter when supervision gives up. Nothing wakes it on a timer.
     def wake_when_failed() -> None:
         system.failed.wait()
-        wake.set()
+        wake()
 
     threading.Thread(target=wake_when_failed, name="futurnal-run-failed", daemon=True).start()
     try:
         while True:
-            wake.wait()
-            wake.clear()
+            os.read(wake_read, 512)  # a signal's handler runs as this returns, before the checks
             if reload.is_set() and not stop.is_set():
                 reload.clear()
                 _reload(system, ctx)
@@ -134,8 +152,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     finally:
         console.stop()
         system.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals()
     if system.failed.is_set():
         raise UserError(f"supervision gave up: {system.failure}")
     print("stopped", flush=True)
