@@ -82,15 +82,22 @@ def test_pools_idle_past_the_limit_are_closed_and_recent_ones_kept() -> None:
     pools.close()
 
 
+def _release_timers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "parse-pools-release" and t.is_alive()}
+
+
 def test_after_close_borrowing_is_refused_and_a_pool_still_lent_is_closed_on_return() -> None:
+    others = _release_timers()  # another test's system may still have one running
     pools = _pools()
+    idle = pools.borrow()
+    pools.give_back(idle)  # arms this lender's timer
     lent = pools.borrow()
     pools.close()
     with pytest.raises(PoolUnavailable):
         pools.borrow()
     pools.give_back(lent)
     assert lent.closed == 1
-    assert not [t for t in threading.enumerate() if t.name == "parse-pools-release" and t.is_alive()]
+    assert not _release_timers() - others  # close() ended this lender's timer
 
 
 def test_two_mailboxes_one_after_the_other_use_the_same_worker_processes() -> None:
