@@ -3,7 +3,8 @@
 
 Parsing: :func:`futurnal.parse.parser.parse_message` over the generated corpora (the demo mailbox
 and the bad-input corpus) against the bare stdlib ``email.message_from_bytes`` of the same bytes.
-Extraction: the out-of-process extractor (a fresh child per file, under its limits) against
+Extraction: the out-of-process extractor (children forked by fork servers, each serving up to
+``files_per_child`` files in turn, every file under its own limits) against
 :func:`futurnal.attachments.extract.extract_text` called in process on the same files, so the
 difference is the price of isolation. Figures are medians of ``--repeat`` rounds.
 
@@ -87,11 +88,11 @@ def extraction_rows(repeat: int, count: int, workers: int) -> list[dict[str, Any
 
             def out_of_process() -> None:
                 with ThreadPoolExecutor(max_workers=workers) as pool:
-                    outcomes = list(pool.map(lambda _: extractor.extract(path, kind), range(count)))
+                    outcomes = list(pool.map(lambda _: extractor.extract(path, kind, group="bench"), range(count)))
                 assert all(o.status == "ok" for o in outcomes)
 
             for how, work in (("in process (baseline)", in_process),
-                              (f"child per file, {workers} worker(s)", out_of_process)):
+                              (f"children, {workers} worker(s)", out_of_process)):
                 seconds = _median_seconds(work, repeat)
                 rows.append({"kind": kind, "how": how, "files": count, "kb": len(data) / 1e3, "seconds": seconds,
                              "files_per_s": count / seconds, "mb_per_s": count * len(data) / 1e6 / seconds})

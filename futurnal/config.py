@@ -110,6 +110,7 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "attachments.workers": ("attachments.workers", int, 1),
     "attachments.keep_blobs": ("attachments.keep_blobs", bool, 0),
     "attachments.max_text_chars": ("attachments.max_text_chars", int, 0),
+    "attachments.files_per_child": ("attachments.files_per_child", int, 1),
 }
 
 

@@ -1,5 +1,5 @@
 """The attachment processor's logic, without actors or threads: accept work durably, extract a
-job's attachments (each in its own child process), retire a job once its results are stored."""
+job's attachments (in child processes, never in this one), retire a job once its results are stored."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ __all__ = ["AttachmentProcessing", "Extractor"]
 
 
 class Extractor(Protocol):
-    def extract(self, path: Any, kind: str, charset: str | None = None) -> ExtractionOutcome: ...
+    def extract(self, path: Any, kind: str, charset: str | None = None, group: str | None = None
+                ) -> ExtractionOutcome: ...
 
 
 class AttachmentProcessing:
@@ -54,7 +55,8 @@ class AttachmentProcessing:
         results = []
         assert self._extractor is not None
         for position, item in enumerate(job.items):
-            outcome = self._extractor.extract(self._queue.payload_path(job, position), item.kind, item.charset)
+            outcome = self._extractor.extract(self._queue.payload_path(job, position), item.kind, item.charset,
+                                              group=job.key.mailbox)
             if outcome.status != "ok":
                 logger.bind(mailbox=job.key.mailbox).info(
                     "attachment extraction {status} ({kind}): {reason}",
