@@ -19,6 +19,7 @@ from loguru import logger
 from futurnal.attachments.processing import AttachmentProcessing
 from futurnal.attachments.runner import OutOfProcessExtractor
 from futurnal.attachments.settings import AttachmentSettings
+from futurnal.process import stage_cpu
 from futurnal.storage.attachment_queue import AttachmentJob, AttachmentJobQueue
 from futurnal.storage.blob_store import BlobStore
 from futurnal.storage.data_dir import DataDir
@@ -79,8 +80,9 @@ class AttachmentProcessorActor(ServiceActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, SubmitAttachments):
             assert self._processing is not None
-            for job in self._processing.accept(message.work):
-                self._dispatch(job)
+            with stage_cpu.timed("attachments.queue"):
+                for job in self._processing.accept(message.work):
+                    self._dispatch(job)
             return len(message.work)
         if isinstance(message, ExtractionFinished):
             return self._finished(message)
@@ -103,7 +105,8 @@ class AttachmentProcessorActor(ServiceActor):
         stored = False
         try:
             assert self._processing is not None
-            results = self._processing.extract(job)
+            with stage_cpu.timed("attachments.drive"):
+                results = self._processing.extract(job)
             if self._closing.is_set():
                 return
             sink = self._directory.get(actor_names.SINK)

@@ -17,6 +17,7 @@ from futurnal.imap.session import ImapSession
 from futurnal.imap.uidset import UidSet
 from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
 from futurnal.parse.parse_pools import ParsePools
+from futurnal.process import stage_cpu
 from futurnal.process.faults import crash_hook_from_env
 from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.clock import utc_now
@@ -299,7 +300,7 @@ class FetcherActor(ServiceActor):
         order = _WriteOrder()  # one per folder sync: its writes and attachment hand-overs, in order
         return FolderSync(
             mailbox=self._record.id,
-            session=session,
+            session=_counted(session),
             states=self._states,
             sink=_SinkPort(self._directory, order),
             quarantine=QuarantineStore(self._data_dir.quarantine_root),
@@ -319,7 +320,7 @@ class FetcherActor(ServiceActor):
     def _reconnect(self) -> ImapSession:
         """A fresh connection for a sync whose server hung up on it (see FolderSync)."""
         self._close_session()
-        return self._connected_session()
+        return _counted(self._connected_session())
 
     def _borrowed_pool(self) -> ParsePool:
         assert self._parse_pool is not None, "a folder sync runs with a parser pool borrowed"
@@ -447,3 +448,23 @@ class _AttachmentPort:
         if processor is None:
             raise ConnectionFailed("the attachment processor is restarting; the folder will be synced again")
         return self._order.track(processor.ask(SubmitAttachments(tuple(work)), block=False))
+
+
+class _CountedFetches:
+    """A session whose FETCH of messages counts its CPU time (``FUTURNAL_STAGE_CPU``, bin/benchmark)."""
+
+    def __init__(self, session: ImapSession) -> None:
+        self._session = session
+
+    def fetch_messages(self, *args: Any, **kwargs: Any) -> Any:
+        stage_cpu.mark("fetch.first")  # what the process used before: start-up, imports, login, SELECT
+        with stage_cpu.timed("imap.fetch"):
+            return self._session.fetch_messages(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def _counted(session: ImapSession) -> ImapSession:
+    """``session`` itself, unless the benchmark counts CPU per stage."""
+    return cast(ImapSession, _CountedFetches(session)) if stage_cpu.enabled else session

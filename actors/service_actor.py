@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from futurnal.process import stage_cpu
 from futurnal.storage.errors import local_fault
 from futurnal.supervisors.supervised import SupervisedActor
 
@@ -33,3 +35,18 @@ class ServiceActor(SupervisedActor):
     def describe_local_fault(self, exception: BaseException) -> str | None:
         fault = local_fault(exception)
         return str(fault) if fault is not None else None
+
+    if stage_cpu.enabled:  # bin/benchmark's counters: what Pykka costs around the handlers
+        def on_receive(self, message: Any) -> Any:
+            started = stage_cpu.clock()
+            try:
+                return super().on_receive(message)
+            finally:
+                stage_cpu.add("actors.handlers", started)
+
+        def _actor_loop(self) -> None:
+            started = stage_cpu.clock()
+            try:
+                super()._actor_loop()
+            finally:
+                stage_cpu.add("actors.threads", started)

@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from futurnal.process import stage_cpu
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import local_fault
 
@@ -55,7 +56,8 @@ class SinkActor(ServiceActor):
 
     def handle(self, message: Any) -> Any:
         try:
-            return self._apply(message)
+            with stage_cpu.timed("store.sink"):
+                return self._apply(message)
         except Exception as exc:
             fault = local_fault(exc, path=getattr(self._sink, "path", None))
             if fault is None or fault is exc:

@@ -11,19 +11,26 @@ work alone is also timed in-process through the public API (:func:`inprocess_res
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
+import signal
+import sqlite3
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .proc import ChildRun, run_measured
+from .stages import breakdown
 
-__all__ = ["FuturnalHome", "InProcessResync", "cli_path"]
+__all__ = ["ConcurrentRun", "FuturnalHome", "InProcessResync", "cli_path"]
+
+_STAGE_RUNS = itertools.count(1)
 
 _ADD_HELP: str | None = None  # ``imap add --help`` of the CLI under test, read once
 
@@ -42,10 +49,22 @@ class CliSync:
 
     child: ChildRun
     report: dict[str, Any]
+    stages: dict[str, float] | None = None  # CPU seconds per stage (benchmarks.stages)
 
     @property
     def fetched(self) -> int:
         return int(self.report["fetched"])
+
+
+@dataclass(frozen=True)
+class ConcurrentRun:
+    """``run`` syncing several mailboxes at once: ``wall_seconds`` from its start until every
+    message is stored and every attachment extracted; ``child`` is the whole process, stop included."""
+
+    child: ChildRun
+    wall_seconds: float
+    stored: int
+    stages: dict[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -84,7 +103,7 @@ class FuturnalHome:
     def run(self, *args: str, timeout: float, stdin: str | None = None) -> ChildRun:
         return run_measured([self.cli, *args], env=self.env, timeout=timeout, stdin=stdin)
 
-    def add(self, *, host: str, port: int, user: str, password: str, mailbox_id: str) -> None:
+    def add(self, *, host: str, port: int, user: str, password: str, mailbox_id: str, email: str | None = None) -> None:
         """Register the mailbox over plain IMAP (the CLI checks the login before registering).
 
         Newer CLIs want ``--consent`` when there is no terminal to ask on; it is passed when
@@ -92,7 +111,7 @@ class FuturnalHome:
         """
         consent = ["--consent"] if "--consent" in self._add_help() else []
         self.run(
-            "imap", "add", "--email", f"{user}@bench.test", "--host", host, "--port", str(port),
+            "imap", "add", "--email", email or f"{user}@bench.test", "--host", host, "--port", str(port),
             "--username", user, "--password-stdin", "--security", "plain", "--id", mailbox_id,
             "--folders", "INBOX", *consent, "--json", stdin=password + "\n", timeout=60,
         ).check("futurnal-actors imap add")
@@ -103,14 +122,74 @@ class FuturnalHome:
             _ADD_HELP = self.run("imap", "add", "--help", timeout=60).check("futurnal-actors imap add --help").stdout
         return _ADD_HELP
 
-    def sync(self, mailbox_id: str, timeout: float) -> CliSync:
-        """``futurnal-actors imap sync MAILBOX --json``: the whole pipeline to the element store."""
-        child = self.run("imap", "sync", mailbox_id, "--json", "--timeout", f"{timeout:g}",
-                         timeout=timeout + 30).check("futurnal-actors imap sync")
+    def _stage_dir(self) -> Path:
+        """A fresh directory for one run's CPU counters (``FUTURNAL_STAGE_CPU``)."""
+        directory = self.root / f"stage-cpu-{next(_STAGE_RUNS)}"
+        directory.mkdir(parents=True)
+        return directory
+
+    def sync(self, mailbox_id: str, timeout: float, stages: bool = False) -> CliSync:
+        """``futurnal-actors imap sync MAILBOX --json``: the whole pipeline to the element store.
+        With ``stages``, the service counts its CPU per stage (a few clock reads per message)."""
+        counters = self._stage_dir() if stages else None
+        env = {**self.env, "FUTURNAL_STAGE_CPU": str(counters)} if counters else self.env
+        child = run_measured([self.cli, "imap", "sync", mailbox_id, "--json", "--timeout", f"{timeout:g}"],
+                             env=env, timeout=timeout + 30).check("futurnal-actors imap sync")
         report = json.loads(child.stdout)
         if not report.get("ok"):
             raise RuntimeError(f"futurnal sync reported errors: {report.get('errors')}")
-        return CliSync(child, report)
+        return CliSync(child, report, breakdown(counters, child.cpu_seconds) if counters else None)
+
+    def stored_elements(self) -> int:
+        database = self.data_dir / "elements.sqlite"
+        if not database.exists():
+            return 0
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as db:
+                return int(db.execute("SELECT count(*) FROM elements").fetchone()[0])
+        except sqlite3.Error:  # not created yet
+            return 0
+
+    def attachment_jobs(self) -> int:
+        return len(list((self.data_dir / "attachment-queue").glob("*/*/job.json")))
+
+    def run_until_stored(self, expected: int, timeout: float) -> ConcurrentRun:
+        """``futurnal-actors run`` (every registered mailbox's first sync at start, as many at once
+        as ``sync.max_concurrent`` allows) until ``expected`` elements are stored and no attachment
+        job is left, then SIGTERM; counted per stage like :meth:`sync`."""
+        counters = self._stage_dir()
+        env = {**self.env, "FUTURNAL_STAGE_CPU": str(counters)}
+        pids: list[int] = []
+        finished: list[ChildRun] = []
+        runner = threading.Thread(target=lambda: finished.append(
+            run_measured([self.cli, "run"], env=env, timeout=timeout + 60, on_start=pids.append)), daemon=True)
+        started = time.perf_counter()
+        runner.start()
+        deadline = started + timeout
+        stored = 0
+        try:
+            while True:
+                if not runner.is_alive():
+                    tail = finished[0].stderr[-2000:] if finished else "(no output)"
+                    raise RuntimeError(f"futurnal run ended before the syncs were done:\n{tail}")
+                stored = self.stored_elements()
+                if stored >= expected and self.attachment_jobs() == 0:
+                    break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"futurnal run stored {stored:,} of {expected:,} elements in time")
+                time.sleep(0.2)
+            wall = time.perf_counter() - started
+        finally:
+            if pids:
+                try:
+                    os.kill(pids[0], signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            runner.join(timeout=120)
+        if not finished:
+            raise RuntimeError("futurnal run did not stop within 120 s of SIGTERM")
+        child = finished[0]
+        return ConcurrentRun(child, wall, stored, breakdown(counters, child.cpu_seconds))
 
     def startup_floor(self) -> ChildRun:
         """``imap list --json``: interpreter start-up and imports, no actor system, no IMAP."""

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -68,13 +68,17 @@ class _Spawner:
         self._lock = threading.Lock()
         atexit.register(self.close)
 
-    def run(self, request: dict[str, Any], timeout: float) -> tuple[dict[str, Any], bool]:
-        """Send ``request``; return the final reply and whether the watchdog killed the child."""
+    def run(self, request: dict[str, Any], timeout: float,
+            on_start: Callable[[int], None] | None = None) -> tuple[dict[str, Any], bool]:
+        """Send ``request``; return the final reply and whether the watchdog killed the child.
+        ``on_start`` is given the child's pid as soon as it runs (from this thread)."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
         with self._lock:
             marshal.dump(request, self._proc.stdin)
             self._proc.stdin.flush()
             pid = _load(self._proc.stdout)["pid"]
+            if on_start is not None:
+                on_start(pid)
             timed_out = threading.Event()
 
             def kill() -> None:
@@ -128,6 +132,7 @@ def run_measured(
     timeout: float,
     stdin: str | None = None,
     cwd: Path | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> ChildRun:
     """Run ``argv`` to completion and return its wall time, CPU time and peak RSS.
 
@@ -145,7 +150,7 @@ def run_measured(
             "cwd": str(cwd) if cwd else None, "stdin": str(stdin_path) if stdin_path else None,
             "stdout": str(io_dir / "stdout"), "stderr": str(io_dir / "stderr"),
         }
-        reply, timed_out = _get_spawner().run(request, timeout)
+        reply, timed_out = _get_spawner().run(request, timeout, on_start)
         stdout = (io_dir / "stdout").read_text(encoding="utf-8", errors="replace")
         stderr = (io_dir / "stderr").read_text(encoding="utf-8", errors="replace")
     if timed_out:

@@ -36,11 +36,13 @@ from benchmarks.mbsync import Mbsync, ensure_mbsync, mbsync_version  # noqa: E40
 from benchmarks.proc import machine_cpu_seconds, rss_floor  # noqa: E402
 from benchmarks.progress import elapsed, load_average, log  # noqa: E402
 from benchmarks.server import PASSWORD, BenchServer  # noqa: E402
+from benchmarks.stages import format_breakdown, median_breakdown  # noqa: E402
 from benchmarks.wire import measure_server_floor, measure_wire  # noqa: E402
 
 RSS_LIMIT_MB = 150.0
 RSS_GROWTH_ALLOWED = 0.10  # "not growing": at most +10 % from the small to the large mailbox
 RESYNC_LIMIT_MS = 50.0
+CPU_PER_MESSAGE_LIMIT_MS = 1.0
 MB = 1e6
 
 
@@ -58,6 +60,7 @@ class Sample:
     max_rss_bytes: int | None = None
     bytes: int | None = None
     busy_cpus: float | None = None  # machine-wide CPUs busy during the run (see proc.machine_cpu_seconds)
+    stages: dict[str, float] | None = None  # futurnal's CPU seconds per stage (benchmarks/stages.py)
 
 
 @dataclass
@@ -91,6 +94,11 @@ class Row:
         return statistics.median(values) if values else None
 
     @property
+    def stages(self) -> dict[str, float] | None:
+        """CPU seconds per stage, the median of each over the runs that counted them."""
+        return median_breakdown([s.stages for s in self.samples if s.stages is not None])
+
+    @property
     def peak_rss(self) -> int | None:
         """The largest peak over all runs: the conservative figure for a memory target."""
         values = [s.max_rss_bytes for s in self.samples if s.max_rss_bytes is not None]
@@ -104,6 +112,8 @@ class Row:
             "median_cpu_seconds": round(self.cpu, 4),
             "peak_rss_mb": round(self.peak_rss / MB, 1) if self.peak_rss else None,
             "median_busy_cpus": round(self.busy, 2) if self.busy is not None else None,
+            "median_stage_cpu_seconds": ({k: round(v, 4) for k, v in stages.items()}
+                                         if (stages := self.stages) is not None else None),
             "samples": [asdict(s) for s in self.samples],
         }
 
@@ -202,18 +212,47 @@ def measure_initial_syncs(bench: BenchServer, results: Results, args: argparse.N
             log(f"round {number}: futurnal-actors imap sync of {count:,} messages ...")
             os.sync()  # flush earlier writes so this run does not pay for them
             machine = machine_cpu_seconds()
-            sync = home.sync(user, timeout=sync_timeout(count))
+            sync = home.sync(user, timeout=sync_timeout(count), stages=True)
             busy = (machine_cpu_seconds() - machine) / sync.child.wall_seconds
             if sync.fetched != count:
                 raise RuntimeError(f"futurnal fetched {sync.fetched} of {count} messages")
             c = sync.child
             results.row(f"futurnal/{size}", "futurnal-actors imap sync", size).samples.append(
-                Sample(c.wall_seconds, c.cpu_seconds, c.max_rss_bytes, results.mailbox[size].total_bytes, busy))
+                Sample(c.wall_seconds, c.cpu_seconds, c.max_rss_bytes, results.mailbox[size].total_bytes, busy,
+                       sync.stages))
             log(f"  {count / c.wall_seconds:,.0f} msg/s, {c.wall_seconds:.1f} s wall, {c.user_seconds:.1f} s user "
                 f"+ {c.system_seconds:.1f} s sys CPU, {c.max_rss_bytes / MB:.0f} MB RSS, machine busy {busy:.2f} CPUs")
             homes[size] = home
         round_seconds.append(time.perf_counter() - round_start)
     return mbsyncs, homes
+
+
+def measure_concurrent(bench: BenchServer, results: Results, runs: int, cli: str) -> None:
+    """Two mailboxes syncing at once: ``run`` with two registered mailboxes (both the large user's
+    INBOX, under two ids), whose first syncs start together, as many at once as the scheduler's
+    default ``sync.max_concurrent`` (2) allows. Timed from start to the last element stored and
+    the last attachment extracted."""
+    count = results.sizes["large"]
+    row = results.rows.setdefault("futurnal2/large", Row("futurnal run, 2 mailboxes at once", 2 * count))
+    home: FuturnalHome | None = None
+    for number in range(1, runs + 1):
+        _discard(home.root if home else None)
+        home = FuturnalHome(bench.scratch(f"futurnal-two-{number}"), cli)
+        for mailbox_id in ("large-a", "large-b"):
+            home.add(host=bench.host, port=bench.port, user="large", password=PASSWORD, mailbox_id=mailbox_id,
+                     email=f"{mailbox_id}@bench.test")  # an address is registered once
+        log(f"round {number}: futurnal-actors run, 2 mailboxes of {count:,} messages at once ...")
+        os.sync()
+        machine = machine_cpu_seconds()
+        run = home.run_until_stored(2 * count, timeout=sync_timeout(2 * count))
+        busy = (machine_cpu_seconds() - machine) / run.child.wall_seconds
+        c = run.child
+        row.samples.append(Sample(run.wall_seconds, c.cpu_seconds, c.max_rss_bytes,
+                                  2 * results.mailbox["large"].total_bytes, busy, run.stages))
+        log(f"  {2 * count / run.wall_seconds:,.0f} msg/s, {run.wall_seconds:.1f} s to the last element "
+            f"({c.wall_seconds:.1f} s with start and stop), {c.cpu_seconds:.1f} s CPU, "
+            f"{c.max_rss_bytes / MB:.0f} MB RSS, machine busy {busy:.2f} CPUs")
+    _discard(home.root if home else None)
 
 
 def _discard(path: Path | None) -> None:
@@ -329,6 +368,12 @@ def targets(results: Results) -> list[dict[str, Any]]:
                        "status": "PASS" if growth <= RSS_GROWTH_ALLOWED else "FAIL",
                        "detail": f"{small_mb:.1f} MB -> {large_mb:.1f} MB ({growth:+.1%}); all runs: "
                                  f"{spread(fut_s)} MB vs {spread(fut_l)} MB"})
+    if fut_l:
+        per_message = fut_l.cpu / fut_l.messages * 1000
+        checks.append({"target": f"CPU per message <= {CPU_PER_MESSAGE_LIMIT_MS:.1f} ms, all of futurnal's processes "
+                                 f"({large:,} messages)",
+                       "status": "PASS" if per_message <= CPU_PER_MESSAGE_LIMIT_MS else "FAIL",
+                       "detail": f"{per_message:.2f} ms (median CPU {fut_l.cpu:.1f} s, wait4 of the whole tree)"})
     steady, first = results.get("inproc-steady/large"), results.get("inproc-first/large")
     if steady and first:
         checks.append({"target": f"no-change resync of {large:,} messages < {RESYNC_LIMIT_MS:.0f} ms of sync work",
@@ -363,7 +408,7 @@ def print_report(results: Results) -> None:
              f"{'MB/s':>6} {'CPU s':>6} {'peak RSS':>9} {'busy':>5}"
     out.append(header)
     out.append("-" * len(header))
-    for key in ("wire", "wire-nodebug", "mbsync", "futurnal"):
+    for key in ("wire", "wire-nodebug", "mbsync", "futurnal", "futurnal2"):
         for size in ("small", "large"):
             row = results.get(f"{key}/{size}")
             if row is None:
@@ -382,7 +427,22 @@ def print_report(results: Results) -> None:
                "is the run alone, more means other work competed.")
     out.append(f"  children are forked from a small helper, so no RSS below {results.rss_floor / MB:.1f} MB can show "
                "(shown as <=); figures above it are exact.")
+    if results.get("futurnal2/large"):
+        out.append(f"  2 mailboxes at once: `run` with two registered mailboxes ({large:,} messages each), first syncs "
+                   "started together (sync.max_concurrent = 2); wall to the last element stored and extracted, CPU "
+                   "and RSS of the whole run, stop included.")
     out.append("")
+    columns = [(f"1 mailbox, {small:,}", "futurnal/small", small), (f"1 mailbox, {large:,}", "futurnal/large", large),
+               (f"2 at once, 2x{large:,}", "futurnal2/large", 2 * large)]
+    table = format_breakdown([(title, row.stages if (row := results.get(key)) else None, n)
+                              for title, key, n in columns])
+    if table:
+        out.extend(table)
+        out.append("  per-thread CPU (time.thread_time) counted inside each stage in every process, medians over runs; "
+                   "waiting on queues, sockets and futures takes no CPU and counts nowhere;")
+        out.append("  the two 'unattributed' lines are what no stage covers (service: sync bookkeeping, logging, "
+                   "garbage collection, stop), so the stages add up to the total measured by wait4.")
+        out.append("")
     header = f"{'NO-CHANGE RESYNC (median)':<42} {f'{small:,} msgs':>19} {f'{large:,} msgs':>19}"
     out.append(header)
     out.append(f"{'':<42} {'wall ms':>9} {'CPU ms':>9} {'wall ms':>9} {'CPU ms':>9}")
@@ -474,6 +534,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds: skip further initial-sync rounds that would end after this (default 540)")
     parser.add_argument("--profile", metavar="FILE", type=Path, default=None,
                         help="also profile an in-process initial sync of the small mailbox; write the report to FILE")
+    parser.add_argument("--concurrent-runs", type=int, default=1,
+                        help="runs of the two-mailboxes-at-once row (2 x --messages, `run`); 0 skips it (default 1)")
     parser.add_argument("--json", action="store_true", help="print machine-readable figures instead of the table")
     args = parser.parse_args(argv)
     if args.small < 3 or args.messages <= args.small:
@@ -519,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"Dovecot up on {bench.host}:{bench.port} (plain IMAP); both mailboxes indexed")
         measure_wire_rows(bench, results, args.repeat)
         mbsyncs, homes = measure_initial_syncs(bench, results, args, mbsync_bin, cli)
+        if args.concurrent_runs > 0:
+            measure_concurrent(bench, results, args.concurrent_runs, cli)
         measure_resyncs(bench, results, mbsyncs, homes, repeat=3)
         if args.profile is not None:
             run_profile(bench, results, cli, args.profile.resolve())

@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from futurnal.process import stage_cpu
+
 from .errors import StorageError
 from .json_lines import one_line
 
@@ -209,10 +211,13 @@ def encode_element(element: dict[str, Any]) -> str:
     refuses (a lone surrogate, which elements from the parser never hold) the standard library
     writes instead, and :func:`decode_element` reads either.
     """
+    started = stage_cpu.clock()
     try:
         return orjson.dumps(element, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:
         return json.dumps(element, ensure_ascii=False, sort_keys=True)
+    finally:
+        stage_cpu.add("store.json", started)
 
 
 def decode_element(text: str | bytes) -> Any:

@@ -13,6 +13,7 @@ from futurnal.admin.errors import AdminError
 from futurnal.console import ConsoleError, ConsoleUnavailable
 from futurnal.imap.errors import MailError
 from futurnal.logs.configure import LOG_FORMATS, configure_logging, redactor
+from futurnal.process import stage_cpu
 from futurnal.process.malloc_threshold import fix_mmap_threshold
 from futurnal.storage.data_dir import default_data_dir
 from futurnal.storage.errors import StorageError, local_fault
@@ -131,6 +132,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     fix_mmap_threshold()  # a long-running process must not keep every big message's memory
+    stage_cpu.report_at_exit("service")  # FUTURNAL_STAGE_CPU (bin/benchmark) only
     args = _parse(argv)
     if args.command == "completion":  # for a shell's start-up files: no data directory, no configuration
         return _completion(args)

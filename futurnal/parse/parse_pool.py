@@ -29,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from futurnal.process import stage_cpu
+
 from .parse_worker import READY, read_frame, write_frame
 from .parser import ParsedMessage
 
@@ -129,24 +131,28 @@ class _Worker:
             self.process.wait(timeout=5)
 
     def _feed(self, stdin: IO[bytes]) -> None:
+        started = stage_cpu.clock()
         try:
             while (item := self._requests.get()) is not None:
                 write_frame(stdin, *item)
         except (OSError, ValueError):  # the worker died: the collector reports it
             pass
         finally:
+            stage_cpu.add("parse.pipes", started)
             try:
                 stdin.close()
             except OSError:
                 pass
 
     def _collect(self, stdout: IO[bytes]) -> None:
+        started = stage_cpu.clock()
         try:
             while (frame := read_frame(stdout)) is not None:
                 self.replies.put(frame)
         except (OSError, ValueError):
             pass
         self.replies.put(_EOF)
+        stage_cpu.add("parse.pipes", started)
 
 
 class ParseBatch:
@@ -232,7 +238,9 @@ class ParsePool:
         worker = self._workers[slot]
         payload = worker.reply_to(seq, time.monotonic() + self._timeout)
         if payload is not None:
+            started = stage_cpu.clock()
             status, value = pickle.loads(payload)
+            stage_cpu.add("parse.unpickle", started)
             if status == "ok":
                 return value  # type: ignore[no-any-return]
             if value != "MemoryError":

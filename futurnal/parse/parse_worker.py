@@ -22,6 +22,7 @@ import sys
 import threading
 from typing import IO, BinaryIO
 
+from futurnal.process import stage_cpu
 from futurnal.process.faults import parser_fault_hook_from_env
 from futurnal.process.malloc_threshold import fix_mmap_threshold
 
@@ -75,8 +76,12 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         if fault is not None:
             fault(raw)
         try:
+            started = stage_cpu.clock()
             reply: tuple[str, object] = ("ok", parse_message(raw))
+            stage_cpu.add("parse.mime", started)
+            started = stage_cpu.clock()
             answer = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+            stage_cpu.add("parse.pickle", started)
         except Exception as exc:  # parse_message does not raise by contract; a bug still must not kill us
             # MemoryError included: the pool replaces a worker that ran out of memory.
             del raw
@@ -94,6 +99,7 @@ def _limit_memory(argv: list[str]) -> None:
 
 def main() -> None:
     _limit_memory(sys.argv[1:])
+    stage_cpu.report_at_exit("parse-worker")
     fix_mmap_threshold()  # a worker that parsed a 4 MB message must not keep that memory
     # Frames get a private copy of stdout; anything else printed goes to stderr, not into a frame.
     replies = os.fdopen(os.dup(1), "wb")

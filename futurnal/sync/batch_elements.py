@@ -22,6 +22,7 @@ from futurnal.imap.fetched import FetchedMessage
 from futurnal.imap.uidset import UidSet
 from futurnal.parse.parse_pool import ParseBatch, ParseFailure, ParseOutcome, ParsePool
 from futurnal.parse.parser import parse_message
+from futurnal.process import stage_cpu
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
 
@@ -170,6 +171,7 @@ class BatchElements:
             return
         if self._already_stored_elsewhere(key, message):
             return
+        started = stage_cpu.clock()
         element = build_element(
             outcome, message, mailbox=self.mailbox, folder=key.folder, uidvalidity=key.uidvalidity,
             scopes=self._scopes,
@@ -179,6 +181,7 @@ class BatchElements:
             if planned is not None:
                 built.attachments.append(planned)
         built.elements.append(element)
+        stage_cpu.add("element.build", started)
 
     def _quarantine(self, built: BuiltBatch, entry: SetAside) -> None:
         self._set_aside(entry)
