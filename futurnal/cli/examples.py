@@ -10,7 +10,7 @@ __all__ = ["EXAMPLES"]
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "": (
-        "imap add --email me@example.org --host imap.example.org --password-stdin < password.txt",
+        "imap add --email me@example.org --host imap.example.org --consent --password-stdin < password.txt",
         "imap sync --all",
         "elements search 'invoice march'",
         "--data-dir /srv/mail run",
@@ -18,9 +18,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "imap": ("imap list", "imap status me@example.org", "imap sync --all --json"),
     "imap add": (
-        "imap add --email me@example.org --host imap.example.org --password-stdin < password.txt",
+        "imap add --email me@example.org --host imap.example.org --consent --password-stdin < password.txt",
         "imap add --email me@example.org --host mail.example.org --port 143 --security starttls "
-        "--folders 'INBOX,Archive/*' --exclude Archive/Spam --schedule '*/15 * * * *'",
+        "--folders 'INBOX,Archive/*' --exclude Archive/Spam --schedule '*/15 * * * *' --consent",
         "imap add --email me@gmail.com --provider gmail --client-id ID --client-secret-stdin --consent",
     ),
     "imap import": (

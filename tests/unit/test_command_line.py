@@ -105,6 +105,14 @@ def test_every_command_has_examples_and_every_example_parses() -> None:
             build_parser().parse_args(words)  # exits 2 on an example that does not parse
 
 
+def test_every_imap_add_example_records_consent() -> None:
+    """imap add refuses a mailbox without --consent (exit 2): an example without it fails as shown."""
+    lines = [line for examples in EXAMPLES.values() for line in examples if line.startswith("imap add ")]
+    assert lines
+    for line in lines:
+        assert build_parser().parse_args(_words(line)).consent, line
+
+
 def _words(line: str) -> list[str]:
     """An example's words as the shell would pass them, up to a redirection or a pipe."""
     import shlex
