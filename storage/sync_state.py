@@ -46,6 +46,13 @@ class FolderState:
     watch_mode: str | None = None
     last_error: str | None = None
     last_attempt: str | None = None
+    #: Syncs in a row that found a new UIDVALIDITY with as many messages as before: a server that
+    #: numbers the folder afresh at every read-only open (Courier-IMAP saves UIDs only when a
+    #: session opens the folder read-write).
+    uidvalidity_flips: int = 0
+    #: The folder is opened with SELECT, not EXAMINE, because its server keeps UIDs only then (set
+    #: when the flips above are found). Bodies are still fetched with BODY.PEEK: no flag changes.
+    open_read_write: bool = False
 
     def to_document(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -71,6 +78,8 @@ def _field_check(hint: Any) -> Callable[[Any], bool]:
     """A test of a JSON value against one field's type (``int | None``, ``str``, ``tuple[str, ...]``)."""
     if hint == tuple[str, ...]:
         return lambda value: isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+    if hint is bool:
+        return lambda value: isinstance(value, bool)
     return lambda value: isinstance(value, hint) and not isinstance(value, bool)
 
 

@@ -183,6 +183,11 @@ def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandCon
           f["freshness"]] for f in folders],
         ["FOLDER", "WATCH", "LAST SERVER EVENT", "LAST SUCCESS", "FRESHNESS"],
     )
+    for f in folders:
+        if f.get("open_read_write"):
+            print(visible(f"{f['folder']}: opened read-write, because its server gave it a new UIDVALIDITY at every "
+                          "read-only open (it saves UIDs only for read-write sessions); bodies are still fetched "
+                          "with BODY.PEEK, so nothing changes on the server"))
     if quarantined:
         print(f"{quarantined} message(s) in quarantine")
     if report["pending_extractions"]:

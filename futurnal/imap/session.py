@@ -354,11 +354,13 @@ class ImapSession:
             raise ConnectionFailed("not connected")
         return self._client
 
-    def select(self, folder: str) -> FolderStatus:
-        """SELECT read-only (EXAMINE), so syncing never changes \\Seen or anything else."""
+    def select(self, folder: str, *, read_write: bool = False) -> FolderStatus:
+        """EXAMINE (read-only), so syncing never changes \\Seen or anything else; with
+        ``read_write``, SELECT, for a server that saves a folder's UIDs only in read-write sessions
+        (bodies are still fetched with BODY.PEEK, so no flag changes either way)."""
         try:
             with self._deadline():
-                answer = self.client.select_folder(folder, readonly=True)
+                answer = self.client.select_folder(folder, readonly=not read_write)
         except TimeoutError:
             raise ConnectionFailed(f"{self.settings.address} did not answer SELECT in time") from None
         except IMAPClientAbortError as exc:  # the connection broke; the folder may be fine

@@ -285,6 +285,7 @@ class FolderSync:
         #: UIDs that, asked for alone, made the server hang up once in this sync.
         self._hung_up_on: set[int] = set()
         self._status: FolderStatus | None = None
+        self._read_write = False  # the folder is opened by SELECT (see _unless_flapping)
         self._last_progress: tuple[str, int, int] | None = None
         self._log = logger.bind(mailbox=mailbox)
 
@@ -300,8 +301,9 @@ class FolderSync:
     def run(self, folder: str) -> FolderSyncResult:
         attempt = self._clock()
         try:
-            status = self._session.select(folder)
-            return self._sync(self._states.get(folder).with_changes(last_attempt=attempt), status)
+            state = self._states.get(folder)
+            status = self._session.select(folder, read_write=state.open_read_write)
+            return self._sync(state.with_changes(last_attempt=attempt), status)
         except MailError as exc:
             latest = self._states.get(folder)
             self._states.put(latest.with_changes(last_attempt=attempt, last_error=str(exc)))
@@ -332,8 +334,13 @@ class FolderSync:
         self._last_progress = None
         validity_changed = state.uidvalidity is not None and state.uidvalidity != status.uidvalidity
         if validity_changed:
+            state, status = self._unless_flapping(state, status)
+            self._status = status  # opened read-write, perhaps
             state = self._start_over(state, status)
-        elif state.uidvalidity is not None and self._nothing_changed(state, status):
+        elif state.uidvalidity_flips:
+            state = state.with_changes(uidvalidity_flips=0)  # one UIDVALIDITY kept ends a run of new ones
+        self._read_write = state.open_read_write
+        if not validity_changed and state.uidvalidity is not None and self._nothing_changed(state, status):
             self._states.put(state.with_changes(last_success=self._clock(), last_error=None))
             return FolderSyncResult(self.mailbox, status.name, 0, 0, True, status.uidvalidity, state.last_uid)
 
@@ -364,6 +371,35 @@ class FolderSync:
             return False  # flag changes are invisible without MODSEQ: the fallback path must look
         return status.highestmodseq == state.highestmodseq and status.exists == len(UidSet.parse(state.known_uids))
 
+    def _unless_flapping(self, state: FolderState, status: FolderStatus) -> tuple[FolderState, FolderStatus]:
+        """A new UIDVALIDITY that may be the server's doing rather than the folder's.
+
+        Courier-IMAP, for one, saves a folder's UIDs only when a session opens it read-write, so a
+        folder no client ever opened so gets a new UIDVALIDITY at every EXAMINE, and each sync
+        would tombstone and download it all again. Two syncs in a row finding a new UIDVALIDITY
+        with as many messages as before is taken as that: the folder is opened read-write from
+        now on (SELECT; bodies are still fetched with BODY.PEEK, so nothing changes on the
+        server), which makes the server save its UIDs; this sync is the last to start over. If it
+        goes on even read-write, nothing is downloaded again: the sync fails with the reason.
+        """
+        flips = state.uidvalidity_flips + 1 if status.exists == state.messages else 0
+        state = state.with_changes(uidvalidity_flips=flips)
+        if flips < 2:
+            return state, status
+        if state.open_read_write:
+            self._states.put(state)
+            raise ServerError(
+                f"the server gives folder {status.name!r} a new UIDVALIDITY at every sync ({flips} in a row, "
+                f"now {status.uidvalidity}) even when it is opened read-write; its messages are not downloaded "
+                "again until it keeps one"
+            )
+        self._log.warning(
+            "folder {folder!r} got a new UIDVALIDITY at {n} syncs in a row with the same {count} message(s): its "
+            "server saves UIDs only for read-write sessions, so it is opened read-write from now on (bodies are "
+            "still fetched with BODY.PEEK: no flag changes)", folder=status.name, n=flips, count=status.exists,
+        )
+        return state.with_changes(open_read_write=True), self._session.select(status.name, read_write=True)
+
     def _start_over(self, state: FolderState, status: FolderStatus) -> FolderState:
         """A new UIDVALIDITY: old UIDs mean nothing now, so their elements become tombstones."""
         old = UidSet.parse(state.known_uids)
@@ -376,6 +412,7 @@ class FolderSync:
         return FolderState(
             folder=status.name, last_attempt=state.last_attempt, deleted=state.deleted + len(old),
             parse_failures=state.parse_failures, watch_mode=state.watch_mode,
+            uidvalidity_flips=state.uidvalidity_flips, open_read_write=state.open_read_write,
         )
 
     def _fetch_new(self, state: FolderState, status: FolderStatus) -> tuple[FolderState, int, int]:
@@ -507,7 +544,7 @@ class FolderSync:
         if self._reconnect is None or status is None:
             raise ConnectionFailed(why)
         self._session = self._reconnect()
-        again = self._session.select(status.name)
+        again = self._session.select(status.name, read_write=self._read_write)
         if again.uidvalidity != status.uidvalidity:
             raise ConnectionFailed(f"{why}; meanwhile the folder's UIDVALIDITY changed: it is synced afresh next time")
 

@@ -35,8 +35,9 @@ class ImapPort(Protocol):
         """MODSEQ is available: flag changes are asked for, not found by fetching every flag."""
         ...
 
-    def select(self, folder: str) -> FolderStatus:
-        """Open ``folder`` read-only (EXAMINE) and say what the server says about it."""
+    def select(self, folder: str, *, read_write: bool = False) -> FolderStatus:
+        """Open ``folder`` read-only (EXAMINE), or with ``read_write`` by SELECT, and say what the
+        server says about it."""
         ...
 
     def sizes(self, criteria: str) -> dict[int, int]:

@@ -42,6 +42,10 @@ class MemoryServer:
         self.announced_too_large: set[int] = set()  # bodies the wire drained as over the limit
         self.expunge_when_asked: set[int] = set()
         self.commands: list[str] = []
+        #: Courier-IMAP with a folder no client opened read-write: every EXAMINE numbers it afresh
+        #: (a new UIDVALIDITY, same messages) until a SELECT makes the server save its UIDs.
+        self.unsaved_uids = False
+        self.flaps_even_read_write = False
 
     def recreate(self, uids: list[int], uidvalidity: int, tag: str = "again") -> None:
         """The folder was deleted and created again: new UIDVALIDITY, UIDs numbered afresh."""
@@ -49,8 +53,11 @@ class MemoryServer:
         self.uidvalidity = uidvalidity
         self.uidnext = max(uids) + 1
 
-    def select(self, folder: str) -> FolderStatus:
-        self.commands.append("SELECT")
+    def select(self, folder: str, *, read_write: bool = False) -> FolderStatus:
+        self.commands.append("SELECT" if read_write else "EXAMINE")
+        if self.unsaved_uids or self.flaps_even_read_write:
+            self.uidvalidity += 1
+            self.unsaved_uids = self.unsaved_uids and not read_write
         return FolderStatus(folder, self.uidvalidity, self.uidnext, len(self.messages), None)
 
     def sizes(self, criteria: str) -> dict[int, int]:

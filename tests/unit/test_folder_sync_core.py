@@ -97,6 +97,55 @@ def test_a_new_uidvalidity_tombstones_the_old_elements_and_syncs_the_folder_afre
     assert (state.uidvalidity, state.last_uid, state.known_uids, state.deleted) == (8, 3, "1:3", 5)
 
 
+def test_a_uidvalidity_new_at_every_read_only_open_is_found_and_the_folder_opened_read_write(tmp_path: Path) -> None:
+    # Courier-IMAP saves UIDs only in read-write sessions: each EXAMINE numbers the folder afresh.
+    server = MemoryServer([1, 2, 3, 4, 5], uidvalidity=7)
+    core = Core(tmp_path, server)
+    core.sync.run("INBOX")
+    server.unsaved_uids = True
+
+    fetched = [core.sync.run("INBOX").fetched for _ in range(5)]
+
+    # The first new UIDVALIDITY may be a folder made again: it is synced afresh. The second in a
+    # row with the same messages is the server's doing: the folder is opened read-write, the
+    # server keeps the UIDs from then on, and nothing is downloaded again.
+    assert fetched == [5, 5, 0, 0, 0]
+    assert server.commands.count("SELECT") == 4  # the switch, then every later sync
+    state = core.states.get("INBOX")
+    assert state.open_read_write and state.uidvalidity == server.uidvalidity and state.uidvalidity_flips == 0
+    assert set(core.live()) == {(server.uidvalidity, uid) for uid in range(1, 6)}
+    # Read-write survives a reload of the state file, so a restart does not go back to EXAMINE.
+    assert FolderState.from_document(state.to_document()).open_read_write
+
+
+def test_a_folder_made_again_is_no_flapping_and_stays_read_only(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3], uidvalidity=7)
+    core = Core(tmp_path, server)
+    core.sync.run("INBOX")
+    server.recreate([1, 2, 3], uidvalidity=8)
+    core.sync.run("INBOX")
+    core.sync.run("INBOX")  # the same UIDVALIDITY: the one change was not a run of them
+    server.recreate([1, 2, 3], uidvalidity=9)
+    core.sync.run("INBOX")
+    state = core.states.get("INBOX")
+    assert not state.open_read_write and state.uidvalidity == 9 and "SELECT" not in server.commands
+
+
+def test_a_uidvalidity_new_even_read_write_stops_the_downloads_with_the_reason(tmp_path: Path) -> None:
+    server = MemoryServer([1, 2, 3], uidvalidity=7)
+    core = Core(tmp_path, server)
+    core.sync.run("INBOX")
+    server.flaps_even_read_write = True
+    assert [core.sync.run("INBOX").fetched for _ in range(2)] == [3, 3]  # afresh, then read-write
+    fetches = len(core.fetches())
+    with pytest.raises(Exception, match="new UIDVALIDITY at every sync"):
+        core.sync.run("INBOX")
+    assert len(core.fetches()) == fetches  # nothing downloaded again
+    state = core.states.get("INBOX")
+    assert "new UIDVALIDITY at every sync" in (state.last_error or "")
+    assert len(core.live()) == 3  # what was stored stays, not tombstoned
+
+
 def test_the_watermark_never_passes_a_batch_the_sink_has_not_confirmed(tmp_path: Path) -> None:
     # Gaps in the UID space and small windows: the watermark also moves over UIDs that hold nothing.
     uids = [uid for uid in range(1, 61) if uid % 7 != 0]
