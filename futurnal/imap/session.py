@@ -403,26 +403,32 @@ class ImapSession:
             if b"RFC822.SIZE" in data and uid >= int(low) and (top is None or uid <= top)
         }
 
-    def fetch_messages(self, uids: Iterable[int]) -> FetchAnswer:
+    def fetch_messages(self, uids: Iterable[int], expected_bytes: int = 0) -> FetchAnswer:
         """Fetch full messages without setting \\Seen.
 
         A UID answered without a body, or not at all, is listed as missing (it may have been
         expunged meanwhile, or the server may be failing: the caller asks again); a body larger
-        than ``max_message_bytes`` is drained unread and listed as too large.
+        than ``max_message_bytes`` is drained unread and listed as too large. The answer may hold
+        ``expected_bytes`` (the sizes the server announced) plus one ``max_message_bytes`` of
+        bodies in memory: a body past that, from a server whose sizes lie, is drained and listed
+        as missing, to be asked for alone.
         """
         wanted = sorted(set(uids))
         if not wanted:
             return FetchAnswer([], [], {})
         items = FETCH_ITEMS + (GMAIL_ITEMS if self.gmail else [])
-        response, _ = self._guard(lambda: self.client.fetch_uid_set(to_sequence_set(wanted), items))
+        keep = self.settings.max_message_bytes + max(expected_bytes, 0)
+        response, _ = self._guard(lambda: self.client.fetch_uid_set(to_sequence_set(wanted), items), keep=keep)
         messages: list[FetchedMessage] = []
         missing: list[int] = []
         too_large: dict[int, int] = {}
         for uid in wanted:
             data = response.get(uid)
             body = data.get(b"BODY[]") if data is not None else None
-            if isinstance(body, OversizedLiteral):
+            if isinstance(body, OversizedLiteral) and body.size > self.settings.max_message_bytes:
                 too_large[uid] = body.size
+            elif isinstance(body, OversizedLiteral):  # over the answer's budget, not the limit
+                missing.append(uid)
             elif body is None or data is None or (message := fetched_message(uid, data)) is None:
                 missing.append(uid)
             else:
@@ -481,11 +487,12 @@ class ImapSession:
         found = self._guard(lambda: self.client.search(["UID", f"1:{up_to_uid}"]))
         return UidSet.of(uid for uid in found if uid <= up_to_uid)
 
-    def _guard(self, call: Callable[[], _T]) -> _T:
-        """Run one command under the connection's deadline; turn failures into :class:`MailError`."""
+    def _guard(self, call: Callable[[], _T], keep: int | None = None) -> _T:
+        """Run one command under the connection's deadline, holding at most ``keep`` bytes of
+        literals (default one ``max_message_bytes``); turn failures into :class:`MailError`."""
         s = self.settings
         try:
-            with self._deadline():
+            with self._deadline(keep):
                 return call()
         except TimeoutError:
             raise ConnectionFailed(
@@ -509,11 +516,11 @@ class ImapSession:
         return _text(said[-1]).strip() if said else None
 
     @contextmanager
-    def _deadline(self) -> Iterator[None]:
-        """One command's time limit (see :mod:`futurnal.imap.wire_limits`)."""
+    def _deadline(self, keep: int | None = None) -> Iterator[None]:
+        """One command's time limit and literal budget (see :mod:`futurnal.imap.wire_limits`)."""
         wire = self._wire
         if wire is not None:
-            wire.start_command()
+            wire.start_command(keep)
         try:
             yield
         finally:

@@ -11,6 +11,10 @@ imaplib takes bytes off the wire) with bounded versions:
 - a literal above ``max_literal`` is drained in chunks and never kept; the caller gets an
   :class:`OversizedLiteral` in its place (an empty ``bytes`` that remembers the announced size), so
   the connection stays in step with the server and the sync can go on;
+- one command keeps at most ``keep`` bytes of literals in all (one ``max_literal`` unless the
+  command says otherwise): a server that answers a batch with one large literal after another,
+  each under the limit, gets the ones past the budget drained like an oversized one, so the
+  memory of a command does not grow with the number of literals;
 - every command has a deadline: ``read_timeout`` from its start, plus the time its announced
   literals take at ``min_rate`` bytes a second. Past it, the read raises ``TimeoutError``, which
   the session reports like any read timeout.
@@ -59,13 +63,16 @@ class WireLimits:
         self._deadline: float | None = None
         #: Literals drained since the command started, as announced sizes.
         self.dropped: list[int] = []
+        self._keep_left = max_literal  # bytes of literals the running command may still hold in memory
         imap.read = self.read
         imap.readline = self.readline
 
-    def start_command(self) -> None:
-        """A new command: its deadline starts now; nothing has been dropped in it yet."""
+    def start_command(self, keep: int | None = None) -> None:
+        """A new command: its deadline starts now; nothing has been dropped in it yet. It may hold
+        ``keep`` bytes of literals in memory (default one ``max_literal``)."""
         self._deadline = time.monotonic() + self._read_timeout
         self.dropped = []
+        self._keep_left = self.max_literal if keep is None else keep
 
     def end_command(self) -> None:
         self._deadline = None
@@ -76,12 +83,13 @@ class WireLimits:
     def read(self, size: int) -> bytes:
         if self._deadline is not None:
             self._deadline += size / self._min_rate
-        if size > self.max_literal:
+        if size > self.max_literal or (self._deadline is not None and size > self._keep_left):
             self._drain(size)
             self.dropped.append(size)
             return OversizedLiteral(size)
         if self._deadline is None:
             return self._imap.file.read(size)  # type: ignore[no-any-return]
+        self._keep_left -= size
         parts: list[bytes] = []
         remaining = size
         while remaining:

@@ -444,10 +444,14 @@ class FolderSync:
         """The batches of one window, pipelined: one batch is parsed (in the pool's processes)
         while the next one is read from IMAP, then built and handed to the sink."""
         parsing: _Parsing | None = None
-        for uids in plan_batches(sizes, self._limits):
+        planned = deque(plan_batches(sizes, self._limits))
+        while planned:
+            uids = planned.popleft()
             self._stop_if_asked(status.name)
-            batch = self._fetch_batch(uids, sizes)
-            started = _Parsing(start_parsing(batch, tally.poisoned, self._parse_pool), uids[-1])
+            batch, rest = self._fetch_batch(uids, sizes)
+            if rest:  # the server sent more than it announced: its sizes cannot plan the rest, one each
+                planned.extendleft([uid] for uid in reversed(rest))
+            started = _Parsing(start_parsing(batch, tally.poisoned, self._parse_pool), rest[0] - 1 if rest else uids[-1])
             if parsing is not None:
                 tally.quarantined += self._hand_over(parsing, status, commits)
             parsing = started
@@ -486,20 +490,32 @@ class FolderSync:
         windows.skip_to(next_uid)
         return next_uid - 1
 
-    def _fetch_batch(self, uids: list[int], sizes: dict[int, int]) -> FetchedBatch:
+    def _fetch_batch(self, uids: list[int], sizes: dict[int, int]) -> tuple[FetchedBatch, list[int]]:
         """Fetch one planned batch so that every UID ends stored, set aside with a reason, or gone.
 
         A message over the size limit is not downloaded (its headers are kept in the quarantine);
         a batch the server refuses is fetched in halves down to single messages, and the one it
         still refuses is set aside with the server's answer; a UID answered without its body is
         asked for again alone, and set aside if the body still does not come.
+
+        A server whose sizes lie may send far more than the batch was planned for; once the batch
+        holds ``max_bytes``, the UIDs from the next one it must ask for again are returned as the
+        rest, to be fetched one by one (the first UID is always kept, so each batch makes
+        progress), and the batch in memory stays within ``max_bytes`` plus two messages.
         """
         limit = self._limits.max_message_bytes
         too_large = {uid: sizes[uid] for uid in uids if sizes.get(uid, 0) > limit}
         batch = FetchedBatch([], [])
-        missing = self._fetch_halving([uid for uid in uids if uid not in too_large], batch, too_large)
+        missing = self._fetch_halving([uid for uid in uids if uid not in too_large], batch, too_large, sizes)
+        rest: list[int] = []
         for uid in missing:
-            again = self._fetch_halving([uid], batch, too_large)
+            if uid != uids[0] and sum(len(m.raw) for m in batch.messages) >= self._limits.max_bytes:
+                rest = [later for later in uids if later >= uid]
+                batch.messages[:] = [m for m in batch.messages if m.uid < uid]
+                batch.undelivered[:] = [u for u in batch.undelivered if u.message.uid < uid]
+                too_large = {big: size for big, size in too_large.items() if big < uid}
+                break
+            again = self._fetch_halving([uid], batch, too_large, sizes)
             if again and uid in self._session.uids_between(uid, uid):
                 batch.undelivered.append(Undelivered(
                     placeholder(uid), "the server did not send the message although it lists it (asked twice)"
@@ -509,14 +525,17 @@ class FolderSync:
             self._set_aside_too_large(too_large, batch)
         batch.messages.sort(key=lambda m: m.uid)
         batch.undelivered.sort(key=lambda u: u.message.uid)
-        return batch
+        return batch, rest
 
-    def _fetch_halving(self, uids: list[int], batch: FetchedBatch, too_large: dict[int, int]) -> list[int]:
-        """Fetch ``uids`` into ``batch``, halving on a refusal; returns the UIDs that came without a body."""
+    def _fetch_halving(
+        self, uids: list[int], batch: FetchedBatch, too_large: dict[int, int], sizes: dict[int, int]
+    ) -> list[int]:
+        """Fetch ``uids`` into ``batch``, halving on a refusal; returns the UIDs that came without a body
+        (or with more bytes than the batch's announced ``sizes`` leave room for: asked for alone)."""
         if not uids:
             return []
         try:
-            answer = self._session.fetch_messages(uids)
+            answer = self._session.fetch_messages(uids, sum(sizes.get(uid, 0) for uid in uids))
         except (ServerError, ServerHungUp) as exc:
             if isinstance(exc, ServerHungUp):
                 # Dovecot says BYE and hangs up when it cannot read one message of a FETCH: it is
@@ -524,7 +543,7 @@ class FolderSync:
                 self._reopen(str(exc))
                 if len(uids) == 1 and uids[0] not in self._hung_up_on:
                     self._hung_up_on.add(uids[0])  # once more, alone: a server restarting says BYE too
-                    return self._fetch_halving(uids, batch, too_large)
+                    return self._fetch_halving(uids, batch, too_large, sizes)
             if len(uids) == 1:
                 self._log.warning("the server cannot send UID {uid} of folder {folder!r}; it is quarantined: {error}",
                                   uid=uids[0], folder=self._folder_name(), error=str(exc))
@@ -533,7 +552,8 @@ class FolderSync:
             self._log.info("the server refused a batch of {n} of folder {folder!r}; fetching it in halves", n=len(uids),
                            folder=self._folder_name())
             half = len(uids) // 2
-            return self._fetch_halving(uids[:half], batch, too_large) + self._fetch_halving(uids[half:], batch, too_large)
+            return (self._fetch_halving(uids[:half], batch, too_large, sizes)
+                    + self._fetch_halving(uids[half:], batch, too_large, sizes))
         batch.messages.extend(answer.messages)
         too_large.update(answer.too_large)
         return answer.missing

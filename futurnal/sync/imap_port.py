@@ -44,8 +44,9 @@ class ImapPort(Protocol):
         """UID -> size for a UID range such as ``101:2100``: how new mail is discovered and batched."""
         ...
 
-    def fetch_messages(self, uids: Iterable[int]) -> FetchAnswer:
-        """Whole messages, without setting ``\\Seen``; missing and oversized ones are listed apart."""
+    def fetch_messages(self, uids: Iterable[int], expected_bytes: int = 0) -> FetchAnswer:
+        """Whole messages, without setting ``\\Seen``; missing and oversized ones are listed apart.
+        ``expected_bytes`` (their announced sizes) bounds what the answer may hold in memory."""
         ...
 
     def fetch_headers(self, uids: Iterable[int]) -> list[FetchedMessage]:

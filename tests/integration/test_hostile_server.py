@@ -158,6 +158,20 @@ def test_a_lying_gigabyte_literal_does_not_grow_the_process(cli: Cli, serve: Any
     assert [r["uid"] for r in records] == [3] and "too large" in records[0]["reason"]
 
 
+def test_many_large_bodies_under_small_announced_sizes_do_not_grow_the_process(cli: Cli, serve: Any) -> None:
+    # Each body is under the limit, but the sizes lie: a batch of sixteen was answered with 320 MB,
+    # all held at once (a peak near 800 MB, growing with the count). A batch holds what its sizes
+    # announced plus a message or two; the rest is drained and asked for one by one.
+    liar = Quirk(literal_size=20_000_000, size_lie=2000)
+    server = serve({"INBOX": Folder(7, messages(*range(1, 19)), quirks={uid: liar for uid in range(2, 18)})})
+    cli.env["FUTURNAL_SYNC_MAX_MESSAGE_BYTES"] = "25000000"
+    register(cli, server)
+    done = run_measured([COMMAND, "imap", "sync", MAILBOX, "--timeout", "150"], cli.env, timeout=200)
+    assert done.code == 0, done.err
+    assert done.own_peak_mb < 450, f"imap sync peaked at {done.own_peak_mb:.0f} MiB ({done.seconds:.0f}s)"
+    assert stored_uids(cli) == list(range(1, 19)) and quarantined(cli) == []
+
+
 # -- 3. one unreadable message fails its whole batch --------------------------------------------
 
 def test_a_batch_refused_for_one_message_stores_the_others(cli: Cli, serve: Any) -> None:

@@ -66,7 +66,7 @@ class MemoryServer:
         top = self.uidnext if high in ("", "*") else int(high)
         return {uid: len(raw) for uid, raw in self.messages.items() if int(low) <= uid <= top}
 
-    def fetch_messages(self, uids: Iterable[int]) -> FetchAnswer:
+    def fetch_messages(self, uids: Iterable[int], expected_bytes: int = 0) -> FetchAnswer:
         wanted = sorted(uids)
         self.commands.append(f"FETCH {wanted}")
         if self.refuses.intersection(wanted):

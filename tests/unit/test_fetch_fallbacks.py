@@ -151,10 +151,10 @@ def test_the_watermark_stays_below_a_batch_the_connection_lost(tmp_path: Path) -
     harness = Harness(tmp_path, server, BatchLimits(max_messages=4))
     original = server.fetch_messages
 
-    def breaks_on_the_second_batch(uids: Any) -> FetchAnswer:
+    def breaks_on_the_second_batch(uids: Any, expected_bytes: int = 0) -> FetchAnswer:
         if 5 in uids:
             raise ConnectionFailed("connection broke")
-        return original(uids)
+        return original(uids, expected_bytes)
 
     server.fetch_messages = breaks_on_the_second_batch  # type: ignore[method-assign]
     with pytest.raises(ConnectionFailed):

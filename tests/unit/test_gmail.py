@@ -75,7 +75,7 @@ class ReplaySession:
         self._folders = folders
         self._current = ""
 
-    def select(self, folder: str) -> FolderStatus:
+    def select(self, folder: str, *, read_write: bool = False) -> FolderStatus:
         self._current = folder
         validity, messages = self._folders[folder]
         return FolderStatus(folder, validity, max(messages) + 1, len(messages), None)
@@ -88,7 +88,7 @@ class ReplaySession:
         top = max(self._messages()) if high in ("", "*") else int(high)
         return {uid: m.size for uid, m in self._messages().items() if int(low) <= uid <= top}
 
-    def fetch_messages(self, uids: Any) -> FetchAnswer:
+    def fetch_messages(self, uids: Any, expected_bytes: int = 0) -> FetchAnswer:
         return FetchAnswer([self._messages()[uid] for uid in sorted(uids) if uid in self._messages()], [], {})
 
     def flags(self, criteria: str) -> dict[int, tuple[str, ...]]:

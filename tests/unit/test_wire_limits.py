@@ -1,5 +1,6 @@
-"""The bounds on one IMAP connection, over a real socket pair: literals over the limit are
-drained, not kept; a command that trickles past its deadline ends with a timeout."""
+"""The bounds on one IMAP connection, over a real socket pair: literals over the limit, or past
+what one command may hold, are drained, not kept; a command that trickles past its deadline ends
+with a timeout."""
 
 from __future__ import annotations
 
@@ -74,6 +75,26 @@ def test_a_literal_over_the_limit_is_drained_and_the_connection_stays_in_step(
     assert wire.dropped == [300_000]
     assert connection.readline() == b" UID 7)\r\n"  # type: ignore[attr-defined]
     assert connection.readline() == b"A1 OK done\r\n"  # type: ignore[attr-defined]
+
+
+def test_literals_past_the_commands_budget_are_drained_each_under_the_limit_or_not(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, server = pair
+    connection, wire = limits(client)
+    server.sendall(b"a" * 900 + b"b" * 900 + b"c" * 900 + b"d" * 50)
+    wire.start_command(keep=1000)
+    assert connection.read(900) == b"a" * 900  # type: ignore[attr-defined]
+    second = connection.read(900)  # type: ignore[attr-defined]
+    assert isinstance(second, OversizedLiteral) and second.size == 900  # 100 bytes of the budget left
+    assert isinstance(connection.read(900), OversizedLiteral)  # type: ignore[attr-defined]
+    assert connection.read(50) == b"d" * 50  # type: ignore[attr-defined]
+    assert wire.dropped == [900, 900]
+    wire.end_command()
+
+    server.sendall(b"e" * 900)
+    wire.start_command()  # the next command has its own budget: one max_literal
+    assert connection.read(900) == b"e" * 900  # type: ignore[attr-defined]
 
 
 def test_a_trickled_literal_ends_at_the_commands_deadline(pair: tuple[socket.socket, socket.socket]) -> None:
