@@ -7,6 +7,7 @@ from futurnal.storage.errors import LocalFault
 __all__ = [
     "AuthenticationFailed",
     "CaFileUnusable",
+    "CommandTimedOut",
     "ConnectionFailed",
     "FolderNotFound",
     "MailError",
@@ -33,6 +34,12 @@ class ServiceStopping(ConnectionFailed):
 
     def __init__(self) -> None:
         super().__init__("the service is stopping; no new connection is opened")
+
+
+class CommandTimedOut(ConnectionFailed):
+    """A command ran past its deadline (no data for the read timeout, or slower than the least
+    transfer rate). The connection may be dead, or the server may be unable to send what was
+    asked for: a sync asks again, alone, on a new connection."""
 
 
 class ServerHungUp(ConnectionFailed):

@@ -20,6 +20,7 @@ from futurnal.storage.registry import MailboxRecord
 from .connection_budget import ConnectionBudget
 from .errors import (
     AuthenticationFailed,
+    CommandTimedOut,
     ConnectionFailed,
     FolderNotFound,
     MailError,
@@ -495,7 +496,7 @@ class ImapSession:
             with self._deadline(keep):
                 return call()
         except TimeoutError:
-            raise ConnectionFailed(
+            raise CommandTimedOut(
                 f"{s.address} did not answer in time (no data for {s.read_timeout:g}s, or slower than "
                 f"{s.min_transfer_rate:g} bytes/s)"
             ) from None

@@ -16,7 +16,8 @@ imaplib takes bytes off the wire) with bounded versions:
   each under the limit, gets the ones past the budget drained like an oversized one, so the
   memory of a command does not grow with the number of literals;
 - every command has a deadline: ``read_timeout`` from its start, plus the time its announced
-  literals take at ``min_rate`` bytes a second. Past it, the read raises ``TimeoutError``, which
+  literals take at ``min_rate`` bytes a second (an oversized one counted as ``max_literal``, so a
+  lying announcement of gigabytes does not hold the command for days). Past it, the read raises ``TimeoutError``, which
   the session reports like any read timeout.
 """
 
@@ -81,8 +82,8 @@ class WireLimits:
             sock.settimeout(self._read_timeout)  # a shortened timeout must not outlive its command
 
     def read(self, size: int) -> bytes:
-        if self._deadline is not None:
-            self._deadline += size / self._min_rate
+        if self._deadline is not None:  # an oversized literal is drained, but buys no more time than the limit
+            self._deadline += min(size, self.max_literal) / self._min_rate
         if size > self.max_literal or (self._deadline is not None and size > self._keep_left):
             self._drain(size)
             self.dropped.append(size)

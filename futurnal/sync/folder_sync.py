@@ -32,7 +32,7 @@ from loguru import logger
 from futurnal.attachments.plan import AttachmentWork
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.element.build import ALL_SCOPES, stored_flags
-from futurnal.imap.errors import ConnectionFailed, MailError, ServerError, ServerHungUp
+from futurnal.imap.errors import CommandTimedOut, ConnectionFailed, MailError, ServerError, ServerHungUp
 from futurnal.imap.session import FolderStatus
 from futurnal.imap.uidset import UidSet
 from futurnal.parse.parse_pool import ParsePool
@@ -284,6 +284,8 @@ class FolderSync:
         )
         #: UIDs that, asked for alone, made the server hang up once in this sync.
         self._hung_up_on: set[int] = set()
+        #: UIDs a FETCH ran out of time on in this sync.
+        self._timed_out_on: set[int] = set()
         self._status: FolderStatus | None = None
         self._read_write = False  # the folder is opened by SELECT (see _unless_flapping)
         self._last_progress: tuple[str, int, int] | None = None
@@ -536,6 +538,8 @@ class FolderSync:
             return []
         try:
             answer = self._session.fetch_messages(uids, sum(sizes.get(uid, 0) for uid in uids))
+        except CommandTimedOut as exc:
+            return self._after_timeout(uids, batch, too_large, sizes, exc)
         except (ServerError, ServerHungUp) as exc:
             if isinstance(exc, ServerHungUp):
                 # Dovecot says BYE and hangs up when it cannot read one message of a FETCH: it is
@@ -557,6 +561,33 @@ class FolderSync:
         batch.messages.extend(answer.messages)
         too_large.update(answer.too_large)
         return answer.missing
+
+    def _after_timeout(
+        self, uids: list[int], batch: FetchedBatch, too_large: dict[int, int], sizes: dict[int, int],
+        exc: CommandTimedOut,
+    ) -> list[int]:
+        """A FETCH ran past its deadline: the connection died, or the server cannot send a message.
+
+        On a new connection the messages are asked for one at a time; one that runs out of time
+        again, alone, is not delivered: it is quarantined with the reason, as a UID asked for
+        twice and never sent is. A server or network that fails as a whole fails the reconnection
+        or its SELECT instead, which stops the sync with nothing of the batch set aside.
+        """
+        self._reopen(str(exc))
+        if len(uids) > 1:
+            self._log.info("a FETCH of {n} messages of folder {folder!r} ran out of time; asking for them one at a "
+                           "time", n=len(uids), folder=self._folder_name())
+            self._timed_out_on.update(uids)
+            return [uid for one in uids for uid in self._fetch_halving([one], batch, too_large, sizes)]
+        uid = uids[0]
+        if uid not in self._timed_out_on:
+            self._timed_out_on.add(uid)
+            return self._fetch_halving(uids, batch, too_large, sizes)
+        self._log.warning("the server did not send UID {uid} of folder {folder!r} in time, twice; it is quarantined: "
+                          "{error}", uid=uid, folder=self._folder_name(), error=str(exc))
+        batch.undelivered.append(Undelivered(placeholder(uid, sizes.get(uid, 0)),
+                                             f"the server did not send it in time, asked twice: {exc}"))
+        return []
 
     def _reopen(self, why: str) -> None:
         """A new connection with the folder selected again, or the sync stops (it resumes later)."""

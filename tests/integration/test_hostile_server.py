@@ -188,7 +188,9 @@ def test_a_batch_refused_for_one_message_stores_the_others(cli: Cli, serve: Any)
 
 # -- 4. a slow loris ----------------------------------------------------------------------------
 
-def test_a_trickling_body_ends_the_sync_in_time_and_keeps_the_watermark(cli: Cli, serve: Any) -> None:
+def test_a_trickling_body_ends_its_fetch_in_time_and_is_quarantined_not_blocking_the_folder(
+    cli: Cli, serve: Any
+) -> None:
     slow = message(2, body_bytes=2000)
     server = serve({"INBOX": Folder(7, {**messages(1, 3), 2: slow}, quirks={2: Quirk(trickle=2.0)})})
     register(cli, server)
@@ -199,17 +201,20 @@ def test_a_trickling_body_ends_the_sync_in_time_and_keeps_the_watermark(cli: Cli
         done = cli("imap", "sync", MAILBOX, timeout=90)
     except subprocess.TimeoutExpired:
         pytest.fail("imap sync was still reading a body sent at 2 bytes/s after 90 s")
+    # The batch ran out of time, its messages were asked for one at a time, and the one the server
+    # never sends in time (asked twice) is quarantined with the reason; the others are stored.
     assert time.monotonic() - started < 60
-    assert done.code != 0
-    said = done.err.lower()
-    assert any(words in said for words in ("too slow", "in time", "slower than")), done.err
-    assert 2 not in stored_uids(cli)
-    assert folder_status(cli, "INBOX")["last_uid"] < 2
+    assert stored_uids(cli) == [1, 3], done.err
+    assert folder_status(cli, "INBOX")["last_uid"] == 3
+    listed = cli("quarantine", "list", "--json")
+    assert listed.code == 0, listed.err
+    assert "did not send it in time" in listed.out, listed.out
 
-    server.folders["INBOX"].quirks.clear()  # the server recovers
+    server.folders["INBOX"].quirks.clear()  # the server recovers: the folder is not blocked
+    server.folders["INBOX"].messages[4] = message(4)
     again = sync(cli)
     assert again.code == 0, again.err
-    assert stored_uids(cli) == [1, 2, 3]
+    assert stored_uids(cli) == [1, 3, 4]
 
 
 # -- 5. escape sequences in a folder name -------------------------------------------------------

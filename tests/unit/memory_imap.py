@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from futurnal.imap.errors import ServerError, ServerHungUp
+from futurnal.imap.errors import CommandTimedOut, ServerError, ServerHungUp
 from futurnal.imap.fetched import FetchAnswer, FetchedMessage
 from futurnal.imap.session import FolderChanges, FolderStatus
 from futurnal.imap.uidset import UidSet
@@ -38,6 +38,7 @@ class MemoryServer:
         self.without_body: dict[int, int] = {}  # uid -> how many more answers lack its body
         self.refuses: set[int] = set()  # a batch holding one of these is refused whole
         self.hangs_up_on: set[int] = set()  # ... or answered with BYE, and the connection closed
+        self.stalls_on: dict[int, int] = {}  # uid -> how many more FETCHes holding it run out of time
         self.reconnects = 0
         self.announced_too_large: set[int] = set()  # bodies the wire drained as over the limit
         self.expunge_when_asked: set[int] = set()
@@ -71,6 +72,10 @@ class MemoryServer:
         self.commands.append(f"FETCH {wanted}")
         if self.refuses.intersection(wanted):
             raise ServerError("127.0.0.1:143 refused a command: [SERVERBUG] Internal error occurred")
+        for uid in sorted(set(self.stalls_on).intersection(wanted)):
+            if self.stalls_on[uid] > 0:
+                self.stalls_on[uid] -= 1
+                raise CommandTimedOut("127.0.0.1:143 did not answer in time (no data for 60s)")
         if self.hangs_up_on.intersection(wanted):
             raise ServerHungUp("127.0.0.1:143 ended the connection: FETCH failed: Internal error occurred")
         for uid in self.expunge_when_asked.intersection(wanted):

@@ -232,6 +232,33 @@ def test_a_refused_batch_is_halved_down_to_the_one_message_it_quarantines(tmp_pa
     assert core.states.get("INBOX").last_uid == 8
 
 
+def test_a_fetch_that_ran_out_of_time_is_asked_again_one_message_at_a_time(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 7)))
+    server.stalls_on = {4: 1}  # the first FETCH holding UID 4 stalls; then the server recovers
+    core = Core(tmp_path, server)
+    core.sync.run("INBOX")
+    assert core.fetches() == ["FETCH [1, 2, 3, 4, 5, 6]"] + [f"FETCH [{uid}]" for uid in range(1, 7)]
+    assert core.quarantined() == {}
+    assert sorted(uid for _, uid in core.live()) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_message_the_server_never_sends_in_time_is_quarantined_and_the_folder_goes_on(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 9)))
+    server.stalls_on = {3: 99, 6: 99}  # two messages the server stalls on, every time
+    core = Core(tmp_path, server)
+    core.sync.run("INBOX")
+
+    # Each was asked for twice (in the batch, then alone) and never came: quarantined with the
+    # reason, the others stored, the watermark past them all; the next sync asks for nothing.
+    assert sorted(core.quarantined()) == [3, 6]
+    assert all("did not send it in time" in reason for reason in core.quarantined().values())
+    assert sorted(uid for _, uid in core.live()) == [1, 2, 4, 5, 7, 8]
+    assert core.states.get("INBOX").last_uid == 8
+    asked = len(core.fetches())
+    core.sync.run("INBOX")
+    assert len(core.fetches()) == asked
+
+
 def test_every_log_line_of_a_folder_sync_names_its_folder(tmp_path: Path) -> None:
     stream = io.StringIO()
     configure_logging("DEBUG", stream=stream)

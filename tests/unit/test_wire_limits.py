@@ -108,6 +108,19 @@ def test_a_trickled_literal_ends_at_the_commands_deadline(pair: tuple[socket.soc
     assert time.monotonic() - started < 3.0
 
 
+def test_an_oversized_announcement_buys_no_more_time_than_the_limit(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, server = pair
+    # 4 GB announced at a least rate of 1,000 bytes/s would be 46 days; counted as the 1,000-byte
+    # limit it is 1 s on top of the read timeout.
+    connection, wire = limits(client, read_timeout=1.0, min_rate=1000.0)
+    send_slowly(server, b"z" * 100, 0.1)
+    wire.start_command()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        connection.read(4 * 10**9)  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 4.0
+
+
 def test_a_trickled_line_ends_at_the_commands_deadline(pair: tuple[socket.socket, socket.socket]) -> None:
     client, server = pair
     connection, wire = limits(client, read_timeout=1.0)
