@@ -87,10 +87,11 @@ class InProcessResync:
 class FuturnalHome:
     """A private environment for the CLI, with one registered mailbox."""
 
-    def __init__(self, root: Path, cli: str) -> None:
+    def __init__(self, root: Path, cli: str, settings: dict[str, str] | None = None) -> None:
         self.root = root
         self.cli = cli
         self.data_dir = root / "data"
+        self.settings = settings or {}  # "section.key" -> a TOML value, written to config.toml
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FUTURNAL_", "PYTHON_KEYRING"))},
             "FUTURNAL_HOME": str(self.data_dir),
@@ -110,11 +111,25 @@ class FuturnalHome:
         ``imap add --help`` lists it, so the benchmark runs against older and newer trees alike.
         """
         consent = ["--consent"] if "--consent" in self._add_help() else []
+        self._write_settings()
         self.run(
             "imap", "add", "--email", email or f"{user}@bench.test", "--host", host, "--port", str(port),
             "--username", user, "--password-stdin", "--security", "plain", "--id", mailbox_id,
             "--folders", "INBOX", *consent, "--json", stdin=password + "\n", timeout=60,
         ).check("futurnal-actors imap add")
+
+    def _write_settings(self) -> None:
+        if not self.settings:
+            return
+        sections: dict[str, list[str]] = {}
+        for name, value in self.settings.items():
+            section, key = name.split(".", 1)
+            sections.setdefault(section, []).append(f"{key} = {value}")
+        self.data_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+        config = self.data_dir / "config.toml"
+        config.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items()),
+                          encoding="utf-8")
+        config.chmod(0o600)
 
     def _add_help(self) -> str:
         global _ADD_HELP

@@ -206,7 +206,7 @@ def measure_initial_syncs(bench: BenchServer, results: Results, args: argparse.N
                     f"+ {c.system_seconds:.1f} s sys CPU, {c.max_rss_bytes / MB:.0f} MB RSS, machine busy {busy:.2f} CPUs")
                 mbsyncs[size] = mbsync
             previous_home = homes.get(size)
-            home = FuturnalHome(bench.scratch(f"futurnal-{size}-{number}"), cli)
+            home = FuturnalHome(bench.scratch(f"futurnal-{size}-{number}"), cli, args.settings)
             _discard(previous_home.root if previous_home else None)
             home.add(host=bench.host, port=bench.port, user=user, password=PASSWORD, mailbox_id=user)
             log(f"round {number}: futurnal-actors imap sync of {count:,} messages ...")
@@ -227,7 +227,8 @@ def measure_initial_syncs(bench: BenchServer, results: Results, args: argparse.N
     return mbsyncs, homes
 
 
-def measure_concurrent(bench: BenchServer, results: Results, runs: int, cli: str) -> None:
+def measure_concurrent(bench: BenchServer, results: Results, runs: int, cli: str,
+                       settings: dict[str, str] | None = None) -> None:
     """Two mailboxes syncing at once: ``run`` with two registered mailboxes (both the large user's
     INBOX, under two ids), whose first syncs start together, as many at once as the scheduler's
     default ``sync.max_concurrent`` (2) allows. Timed from start to the last element stored and
@@ -237,7 +238,7 @@ def measure_concurrent(bench: BenchServer, results: Results, runs: int, cli: str
     home: FuturnalHome | None = None
     for number in range(1, runs + 1):
         _discard(home.root if home else None)
-        home = FuturnalHome(bench.scratch(f"futurnal-two-{number}"), cli)
+        home = FuturnalHome(bench.scratch(f"futurnal-two-{number}"), cli, settings)
         for mailbox_id in ("large-a", "large-b"):
             home.add(host=bench.host, port=bench.port, user="large", password=PASSWORD, mailbox_id=mailbox_id,
                      email=f"{mailbox_id}@bench.test")  # an address is registered once
@@ -536,8 +537,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also profile an in-process initial sync of the small mailbox; write the report to FILE")
     parser.add_argument("--concurrent-runs", type=int, default=1,
                         help="runs of the two-mailboxes-at-once row (2 x --messages, `run`); 0 skips it (default 1)")
+    parser.add_argument("--set", dest="settings_given", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                        help="a setting for futurnal's config.toml (a TOML value), e.g. "
+                             "--set attachments.files_per_child=1 to compare with a child per file; repeatable")
     parser.add_argument("--json", action="store_true", help="print machine-readable figures instead of the table")
     args = parser.parse_args(argv)
+    args.settings = {}
+    for given in args.settings_given:
+        name, equals, value = given.partition("=")
+        if not equals or "." not in name:
+            parser.error(f"--set wants SECTION.KEY=VALUE, not {given!r}")
+        args.settings[name.strip()] = value.strip()
     if args.small < 3 or args.messages <= args.small:
         parser.error("need 3 <= --small < --messages")
     if args.repeat < 1:
@@ -565,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
                       _environment(mbsync_bin), rss_floor=floor)
     if skipped:
         results.notes.append(skipped)
+    if args.settings:
+        results.notes.append("futurnal ran with config.toml settings " +
+                             ", ".join(f"{k} = {v}" for k, v in args.settings.items()))
     big = results.mailbox["large"]
     log(f"  {big.total_bytes / MB:,.0f} MB, mean {big.mean_bytes / 1e3:.1f} KB, {big.mb_sized} over 1 MB")
     try:
@@ -582,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         measure_wire_rows(bench, results, args.repeat)
         mbsyncs, homes = measure_initial_syncs(bench, results, args, mbsync_bin, cli)
         if args.concurrent_runs > 0:
-            measure_concurrent(bench, results, args.concurrent_runs, cli)
+            measure_concurrent(bench, results, args.concurrent_runs, cli, args.settings)
         measure_resyncs(bench, results, mbsyncs, homes, repeat=3)
         if args.profile is not None:
             run_profile(bench, results, cli, args.profile.resolve())
