@@ -11,6 +11,7 @@ __all__ = [
     "ConnectionFailed",
     "FolderNotFound",
     "MailError",
+    "ProviderLimited",
     "ServerError",
     "ServerHungUp",
     "ServiceStopping",
@@ -46,6 +47,17 @@ class ServerHungUp(ConnectionFailed):
     """The server said BYE in the middle of a command and closed the connection: what Dovecot
     does when it cannot read one message of a FETCH. Unlike a network failure, it may be the
     messages asked for that caused it."""
+
+
+class ProviderLimited(ConnectionFailed):
+    """The provider asked the client to wait, slow down or use fewer connections (Gmail's
+    ``[OVERQUOTA]``, Office 365's suggested backoff, ``[UNAVAILABLE]``, ``[LIMIT]``, too many
+    simultaneous connections). ``verdict`` is the :mod:`~.server_answers` verdict that decided it;
+    the connection is not to be used again, and the mailbox's owner decides how long to wait."""
+
+    def __init__(self, message: str, verdict: object) -> None:
+        super().__init__(message)
+        self.verdict = verdict
 
 
 class TlsVerificationFailed(MailError):

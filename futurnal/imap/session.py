@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.response_parser import parse_fetch_response
+from loguru import logger
 
 from futurnal.storage.registry import MailboxRecord
 
@@ -24,6 +25,7 @@ from .errors import (
     ConnectionFailed,
     FolderNotFound,
     MailError,
+    ProviderLimited,
     ServerError,
     ServerHungUp,
     TlsVerificationFailed,
@@ -32,6 +34,18 @@ from .fetched import FETCH_ITEMS, GMAIL_ITEMS, HEADER_ITEMS, FetchAnswer, Fetche
 from .folders import ServerFolder, from_imapclient
 from .live_connections import LiveConnections
 from .security_probe import security_hint
+from .server_answers import (
+    Alert,
+    BackoffFor,
+    Coded,
+    OverQuota,
+    ServerAnswer,
+    Throttled,
+    TooManyConnections,
+    Verdict,
+    limiting,
+    parse_line,
+)
 from .uidset import UidSet, to_sequence_set
 from .wire_limits import DEFAULT_MAX_MESSAGE_BYTES, OversizedLiteral, WireLimits
 
@@ -178,6 +192,35 @@ def _tls_context(cafile: str | None) -> ssl.SSLContext:
     return context
 
 
+class _AnswerTap:
+    """Installed on one imaplib connection (``imap._get_line`` is wrapped): keeps every status
+    answer (OK, NO, BAD, BYE, tagged or not) that carries a verdict of :mod:`.server_answers`,
+    until the session takes them. imaplib keeps no tagged OK text, and drops a response code's
+    words; this sees each line as the server sent it. Data lines (``* 12 FETCH``) are skipped
+    after two bytes, literals are never seen (they are read apart)."""
+
+    #: Answers kept between two takes at most (an IDLE that lasts hours may hear many).
+    KEEP = 64
+
+    def __init__(self, imap: Any) -> None:
+        self._get_line = imap._get_line
+        self.answers: list[ServerAnswer] = []
+        imap._get_line = self._line
+
+    def _line(self) -> bytes:
+        line: bytes = self._get_line()
+        if not (line[:2] == b"* " and line[2:3].isdigit()):
+            answer = parse_line(line)
+            if answer is not None and answer.verdicts:
+                self.answers.append(answer)
+                del self.answers[:-self.KEEP]
+        return line
+
+    def take(self) -> list[ServerAnswer]:
+        answers, self.answers = self.answers, []
+        return answers
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
@@ -204,6 +247,15 @@ class ImapSession:
         self.extensions: frozenset[str] = frozenset()
         #: The SASL mechanism of an OAuth2 login, None for a password login.
         self.mechanism: str | None = None
+        self._tap: _AnswerTap | None = None
+        #: A wait the server asked for in answer to a command that still succeeded: the next
+        #: command is not sent (see :meth:`_guard`).
+        self._pending_limit: Verdict | None = None
+        #: ``[THROTTLED]`` answers heard since the owner last took the count (:meth:`take_throttled`).
+        self.throttled = 0
+        #: The server's ``[ALERT]`` texts, as it wrote them, newest last (a few at most).
+        self.alerts: list[str] = []
+        self._log = logger.bind(mailbox=owner) if owner else logger
 
     def connect(self, password: str) -> ImapSession:
         """Connect and log in; with a budget, the connection holds one of its slots until closed."""
@@ -275,6 +327,7 @@ class ImapSession:
         except IMAPClientError as exc:
             raise ConnectionFailed(f"{s.address} refused the connection: {exc}") from None
         self._client = client
+        self._tap = _AnswerTap(client._imap)
         if self._live is not None:
             try:
                 self._live.add(self, self._owner)
@@ -304,13 +357,17 @@ class ImapSession:
         client._imap.debug = 0
         self._client = client
         try:
-            login(client)
+            try:
+                login(client)
+            except (OSError, IMAPClientError) as exc:
+                raise ConnectionFailed(f"login to {s.address} failed: {exc}") from None
+            except MailError as exc:
+                self._failed(exc)  # a login refused for too many connections or a quota is no bad password
+                raise
+            self._succeeded()
         except MailError:
             self.close()
             raise
-        except (OSError, IMAPClientError) as exc:
-            self.close()
-            raise ConnectionFailed(f"login to {s.address} failed: {exc}") from None
         try:
             self.capabilities = frozenset(_text(c).upper() for c in self._guard(client.capabilities))
             self._enable_sync_extensions()
@@ -359,6 +416,16 @@ class ImapSession:
         """EXAMINE (read-only), so syncing never changes \\Seen or anything else; with
         ``read_write``, SELECT, for a server that saves a folder's UIDs only in read-write sessions
         (bodies are still fetched with BODY.PEEK, so no flag changes either way)."""
+        self._refuse_if_limited()
+        try:
+            status = self._select(folder, read_write)
+        except MailError as exc:
+            self._failed(exc)
+            raise
+        self._succeeded()
+        return status
+
+    def _select(self, folder: str, read_write: bool) -> FolderStatus:
         try:
             with self._deadline():
                 answer = self.client.select_folder(folder, readonly=not read_write)
@@ -490,7 +557,64 @@ class ImapSession:
 
     def _guard(self, call: Callable[[], _T], keep: int | None = None) -> _T:
         """Run one command under the connection's deadline, holding at most ``keep`` bytes of
-        literals (default one ``max_message_bytes``); turn failures into :class:`MailError`."""
+        literals (default one ``max_message_bytes``); turn failures into :class:`MailError`, and
+        a failure the server explained as a limit of its own into :class:`ProviderLimited`."""
+        self._refuse_if_limited()
+        try:
+            result = self._guarded(call, keep)
+        except MailError as exc:
+            self._failed(exc)
+            raise
+        self._succeeded()
+        return result
+
+    def take_answers(self) -> list[ServerAnswer]:
+        """The answers with a verdict heard since the last take (a watcher's IDLE, between commands)."""
+        return self._tap.take() if self._tap is not None else []
+
+    def take_throttled(self) -> int:
+        """How many ``[THROTTLED]`` answers came since the last call; counts from 0 again."""
+        count, self.throttled = self.throttled, 0
+        return count
+
+    def _refuse_if_limited(self) -> None:
+        """No command on a connection whose server asked for a wait (in answer to a command that
+        succeeded all the same): that command's owner learns it now."""
+        limit, self._pending_limit = self._pending_limit, None
+        if limit is not None:
+            raise ProviderLimited(_limited_message(self.settings.address, limit), limit)
+
+    def _failed(self, exc: MailError) -> None:
+        """A command failed: raise :class:`ProviderLimited` instead when the server said why."""
+        limit = limiting(self._heed())
+        if limit is not None and not isinstance(exc, ProviderLimited):
+            raise ProviderLimited(_limited_message(self.settings.address, limit), limit) from None
+
+    def _succeeded(self) -> None:
+        limit = limiting(self._heed())
+        if limit is not None:
+            self._pending_limit = limit
+
+    def _heed(self) -> list[Verdict]:
+        """Log what the last command's answers said (alerts as the server wrote them, every coded
+        NO or BAD with its code), count throttling, and return every verdict."""
+        verdicts: list[Verdict] = []
+        for answer in self.take_answers():
+            for verdict in answer.verdicts:
+                verdicts.append(verdict)
+                if isinstance(verdict, Alert):
+                    self.alerts = [*self.alerts[-4:], verdict.text]
+                    self._log.warning("{address} alert: {text}", address=self.settings.address, text=verdict.text)
+                elif isinstance(verdict, Coded):
+                    self._log.info("{address} answered {status} [{code}]: {text}", address=self.settings.address,
+                                   status=verdict.status, code=verdict.code, text=verdict.text)
+                elif isinstance(verdict, Throttled):
+                    self.throttled += 1
+                    self._log.debug("{address} throttles this account: {text}", address=self.settings.address,
+                                    text=verdict.text)
+        return verdicts
+
+    def _guarded(self, call: Callable[[], _T], keep: int | None) -> _T:
         s = self.settings
         try:
             with self._deadline(keep):
@@ -573,6 +697,18 @@ def _reason(exc: Exception) -> str:
     for prefix in ("select failed: ", "fetch failed: "):
         text = text.removeprefix(prefix)
     return text.strip() or exc.__class__.__name__
+
+
+def _limited_message(address: str, limit: Verdict) -> str:
+    """What a :class:`ProviderLimited` says, the server's words included."""
+    text = getattr(limit, "text", "")
+    if isinstance(limit, OverQuota):
+        return f"{address} says the account exceeded its command or bandwidth limits: {text}"
+    if isinstance(limit, BackoffFor):
+        return f"{address} asks for no command for {limit.seconds:g} s: {text}"
+    if isinstance(limit, TooManyConnections):
+        return f"{address} refuses more simultaneous connections: {text}"
+    return f"{address} cannot serve this now and asks to try later: {text}"
 
 
 def _refused(exc: LoginError, address: str, rejected: str) -> MailError:
