@@ -85,6 +85,7 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "sync.batches_in_flight": ("max_batches_in_flight", int, 1),
     "sync.write_timeout_seconds": ("write_timeout_seconds", float, 1),
     "sync.max_message_bytes": ("batch.max_message_bytes", int, 1024),
+    "sync.newest_first": ("batch.newest_first", bool, 0),
     "sync.parse_workers": ("parse_workers", int, 1),
     "sync.parse_timeout_seconds": ("parse_timeout_seconds", float, 1),
     "sync.parse_memory_mb": ("parse_memory_mb", int, 128),

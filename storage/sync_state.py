@@ -30,6 +30,10 @@ class FolderState:
     highestmodseq: int | None = None
     #: UIDs stored under ``uidvalidity``, as an IMAP sequence set (``1:500,502``): compact however big.
     known_uids: str = ""
+    #: Above 1 while a first sync, newest mail first, is still filling in older mail: every UID from
+    #: here to ``last_uid`` is stored, quarantined or gone, and the UIDs below it are still to come.
+    #: 0 (or 1): nothing below ``last_uid`` is missing, as when the folder was synced oldest first.
+    backfill_floor: int = 0
     #: UIDs that were in flight each time the fetcher crashed: quarantined with their raw bytes, never parsed.
     poisoned_uids: str = ""
     messages: int = 0

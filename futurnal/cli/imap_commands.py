@@ -184,6 +184,9 @@ def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandCon
         ["FOLDER", "WATCH", "LAST SERVER EVENT", "LAST SUCCESS", "FRESHNESS"],
     )
     for f in folders:
+        if f.get("backfill_floor", 0) > 1:
+            print(visible(f"{f['folder']}: newest mail first; older mail still to come, below UID "
+                          f"{f['backfill_floor']} ({f['stored']} of {f.get('messages') or '?'} stored so far)"))
         if f.get("open_read_write"):
             print(visible(f"{f['folder']}: opened read-write, because its server gave it a new UIDVALIDITY at every "
                           "read-only open (it saves UIDs only for read-write sessions); bodies are still fetched "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from futurnal.imap.wire_limits import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["BatchLimits", "UidWindow", "UidWindows", "plan_batches"]
+__all__ = ["BatchLimits", "DescendingWindows", "UidWindow", "UidWindows", "plan_batches"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,8 @@ class BatchLimits:
     max_window_uids: int = 128_000
     #: A message above this is never downloaded: its headers go to the quarantine with its size.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    #: A folder's first sync fetches its newest mail first, in windows going down (``[sync] newest_first``).
+    newest_first: bool = True
 
     def __post_init__(self) -> None:
         if self.max_messages < 1 or self.max_bytes < 1 or self.window_uids < 1 or self.max_message_bytes < 1:
@@ -73,6 +75,34 @@ class UidWindows:
     def skip_to(self, uid: int) -> None:
         """Nothing exists below ``uid`` (a UID SEARCH said so): the next window starts there."""
         self._next_first = max(self._next_first, uid)
+
+    def record(self, returned: int) -> None:
+        if returned < self._limits.window_uids // 4:
+            self._span = min(self._span * 2, self._limits.max_window_uids)
+        elif returned > self._limits.window_uids:
+            self._span = max(self._span // 2, self._limits.window_uids)
+
+
+class DescendingWindows:
+    """Walks the UIDs below ``floor`` from the top down, one window at a time: how a first sync
+    fetches the newest mail first. Windows widen over a sparse UID space like :class:`UidWindows`'."""
+
+    def __init__(self, floor: int, limits: BatchLimits) -> None:
+        self._floor = floor
+        self._span = limits.window_uids
+        self._limits = limits
+
+    def next_window(self) -> UidWindow | None:
+        if self._floor <= 1:
+            return None
+        first = max(self._floor - self._span, 1)
+        window = UidWindow(first, self._floor - 1)
+        self._floor = first
+        return window
+
+    def skip_to(self, floor: int) -> None:
+        """Nothing exists from ``floor`` up to where the walk is (a UID SEARCH said so)."""
+        self._floor = min(self._floor, floor)
 
     def record(self, returned: int) -> None:
         if returned < self._limits.window_uids // 4:

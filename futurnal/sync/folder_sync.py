@@ -22,6 +22,7 @@ Per sync, in order (docs/ARCHITECTURE.md, "One folder's sync"):
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from .batch_elements import (
     placeholder,
     start_parsing,
 )
-from .fetch_plan import BatchLimits, UidWindows, plan_batches
+from .fetch_plan import BatchLimits, DescendingWindows, UidWindows, plan_batches
 from .imap_port import ImapPort
 from .message_key import MessageKey
 
@@ -162,6 +163,8 @@ class _Handed:
     pending: PendingWrite
     uids: list[int]
     watermark: int
+    #: Newest first: every UID from here up is then accounted for (None: the floor stays).
+    floor: int | None = None
 
 
 @dataclass(slots=True)
@@ -170,6 +173,7 @@ class _Parsing:
 
     batch: ParsingBatch
     watermark: int
+    floor: int | None = None
 
 
 @dataclass(slots=True)
@@ -199,14 +203,15 @@ class _Commits:
         self._timeout = timeout
         self._waiting: deque[_Handed] = deque()
 
-    def written(self, pending: PendingWrite, uids: list[int], watermark: int) -> None:
-        self._waiting.append(_Handed(pending, uids, watermark))
+    def written(self, pending: PendingWrite, uids: list[int], watermark: int, floor: int | None = None) -> None:
+        self._waiting.append(_Handed(pending, uids, watermark, floor))
         while len(self._waiting) >= self._limit:
             self._commit_oldest()
 
-    def passed(self, watermark: int) -> None:
-        """Nothing up to ``watermark`` is left to write: the watermark may get there in its turn."""
-        self._waiting.append(_Handed(_Done(), [], watermark))
+    def passed(self, watermark: int, floor: int | None = None) -> None:
+        """Nothing up to ``watermark`` (or, newest first, from ``floor`` up) is left to write: the
+        watermark (the floor) may get there in its turn."""
+        self._waiting.append(_Handed(_Done(), [], watermark, floor))
 
     def drain(self) -> FolderState:
         while self._waiting:
@@ -223,10 +228,14 @@ class _Commits:
             raise
         state = self.state
         known = UidSet.parse(state.known_uids).union(handed.uids) if handed.uids else None
-        if handed.watermark > state.last_uid or known is not None:
+        floor = state.backfill_floor
+        if handed.floor is not None and floor > 1 and handed.floor < floor:
+            floor = handed.floor if handed.floor > 1 else 0  # 0: nothing older is missing any more
+        if handed.watermark > state.last_uid or known is not None or floor != state.backfill_floor:
             self.state = state.with_changes(
                 last_uid=max(state.last_uid, handed.watermark),
                 known_uids=str(known) if known is not None else state.known_uids,
+                backfill_floor=floor,
             )
             self._states.put(self.state)
 
@@ -262,6 +271,8 @@ class FolderSync:
         attachments: AttachmentPort | None = None,
         parse_pool: ParsePool | None = None,
         reconnect: Callable[[], ImapPort] | None = None,
+        arrivals_check_seconds: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -278,6 +289,8 @@ class FolderSync:
         self._attachments = attachments
         self._parse_pool = parse_pool
         self._reconnect = reconnect
+        self._arrivals_check_seconds = arrivals_check_seconds
+        self._monotonic = monotonic
         self._elements = BatchElements(
             mailbox=mailbox, scopes=scopes, set_aside=self._set_aside, gmail_index=gmail_index,
             attachments=attachments.settings if attachments is not None else None, fault_hook=fault_hook,
@@ -348,6 +361,11 @@ class FolderSync:
 
         previous_watermark, previous_modseq = state.last_uid, state.highestmodseq
         state = state.with_changes(uidvalidity=status.uidvalidity, extensions=tuple(sorted(self._session.extensions)))
+        uidnext = status.uidnext or 0
+        if self._limits.newest_first and state.last_uid == 0 and not state.known_uids and uidnext > 1:
+            # A first sync, newest mail first: nothing is above UIDNEXT - 1 yet, and everything
+            # below is the backfill, fetched in windows going down.
+            state = state.with_changes(last_uid=uidnext - 1, backfill_floor=uidnext)
         self._states.put(state)
         state, fetched, quarantined = self._fetch_new(state, status)
         state, flags_changed, vanished = self._flag_changes(state, status, previous_watermark, previous_modseq)
@@ -438,22 +456,73 @@ class FolderSync:
                 if window.last is not None:
                     # Every UID up to the window's end that existed has been handed over.
                     commits.passed(window.last)
+            if commits.state.backfill_floor > 1:
+                self._backfill(status, commits, tally)
         finally:
             state = commits.drain()
         return state, tally.fetched, tally.quarantined
 
-    def _fetch_window(self, sizes: dict[int, int], status: FolderStatus, commits: _Commits, tally: _Tally) -> None:
+    def _backfill(self, status: FolderStatus, commits: _Commits, tally: _Tally) -> None:
+        """Older mail, newest first: windows going down from the backfill's floor to UID 1.
+
+        Each batch's commit lowers the floor to its lowest UID (the batches of a window go down
+        too), so an interruption re-fetches only what was in flight. Mail that arrives meanwhile
+        is fetched before the next window once ``arrivals_check_seconds`` have passed since the
+        last look, not after the whole backfill.
+        """
+        windows = DescendingWindows(commits.state.backfill_floor, self._limits)
+        top = max(commits.state.last_uid, (status.uidnext or 1) - 1)
+        looked = self._monotonic()
+        while (window := windows.next_window()) is not None:
+            self._stop_if_asked(status.name)
+            if self._monotonic() - looked >= self._arrivals_check_seconds:
+                top = self._fetch_arrivals(top, status, commits, tally)
+                looked = self._monotonic()
+            sizes = self._session.sizes(window.criteria)
+            windows.record(len(sizes))
+            self._fetch_window(sizes, status, commits, tally, descending=True)
+            floor = window.first
+            if not sizes and floor - 1 > self._limits.max_window_uids:
+                # A sparse UID space (old mail deleted, a server that numbers from 2**31): one UID
+                # SEARCH finds the next message down instead of thousands of empty windows.
+                below = self._session.uids_between(1, floor - 1).max
+                floor = below + 1 if below is not None else 1
+                windows.skip_to(floor)
+            commits.passed(0, floor=floor)
+
+    def _fetch_arrivals(self, top: int, status: FolderStatus, commits: _Commits, tally: _Tally) -> int:
+        """Mail that arrived above ``top`` since the sync began; returns the new top."""
+        sizes = self._session.sizes(f"{top + 1}:*")
+        if not sizes:
+            return top
+        tally.total += len(sizes)
+        self._fetch_window(sizes, status, commits, tally)
+        top = max(sizes)
+        commits.passed(top)
+        return top
+
+    def _fetch_window(
+        self, sizes: dict[int, int], status: FolderStatus, commits: _Commits, tally: _Tally, descending: bool = False,
+    ) -> None:
         """The batches of one window, pipelined: one batch is parsed (in the pool's processes)
-        while the next one is read from IMAP, then built and handed to the sink."""
+        while the next one is read from IMAP, then built and handed to the sink. ``descending``
+        (the backfill): the highest batch first, each lowering the floor, not raising the watermark."""
         parsing: _Parsing | None = None
         planned = deque(plan_batches(sizes, self._limits))
+        if descending:
+            planned.reverse()
         while planned:
             uids = planned.popleft()
             self._stop_if_asked(status.name)
             batch, rest = self._fetch_batch(uids, sizes)
             if rest:  # the server sent more than it announced: its sizes cannot plan the rest, one each
-                planned.extendleft([uid] for uid in reversed(rest))
-            started = _Parsing(start_parsing(batch, tally.poisoned, self._parse_pool), rest[0] - 1 if rest else uids[-1])
+                # (in the order of the walk: going down, the highest first, each a floor of its own)
+                planned.extendleft([uid] for uid in (rest if descending else reversed(rest)))
+            if descending:  # what was cut off the batch lies above it: the floor waits for those
+                watermark, floor = 0, (None if rest else uids[0])
+            else:
+                watermark, floor = (rest[0] - 1 if rest else uids[-1]), None
+            started = _Parsing(start_parsing(batch, tally.poisoned, self._parse_pool), watermark, floor)
             if parsing is not None:
                 tally.quarantined += self._hand_over(parsing, status, commits)
             parsing = started
@@ -478,7 +547,7 @@ class FolderSync:
         if built.attachments and self._attachments is not None:
             # Told after the write, so the processor's results reach the sink after the element.
             pending = _Both(pending, self._attachments.submit(built.attachments))
-        commits.written(pending, parsing.batch.fetched.uids, parsing.watermark)
+        commits.written(pending, parsing.batch.fetched.uids, parsing.watermark, parsing.floor)
         return len(built.quarantined)
 
     def _skip_gap(self, windows: UidWindows, after: int, uidnext: int | None) -> int:
@@ -641,7 +710,8 @@ class FolderSync:
         gone = vanished
         if len(known.difference(gone)) != status.exists:
             # The count does not add up: ask the server which UIDs it still has.
-            up_to = (status.uidnext - 1) if status.uidnext else (known.max or 0)
+            # Up to the highest known UID too: mail that arrived during a backfill is above UIDNEXT's.
+            up_to = max((status.uidnext - 1) if status.uidnext else 0, known.max or 0)
             if up_to > 0:
                 gone = known.difference(self._session.uids(up_to))
         if not gone:

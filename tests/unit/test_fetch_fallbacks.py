@@ -146,9 +146,10 @@ def test_a_sparse_uid_space_costs_a_few_commands(tmp_path: Path) -> None:
     assert len(server.commands) < 5, server.commands
 
 
-def test_the_watermark_stays_below_a_batch_the_connection_lost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_the_watermark_stays_below_a_batch_the_connection_lost(tmp_path: Path, newest_first: bool) -> None:
     server = MemoryServer(list(range(1, 11)))
-    harness = Harness(tmp_path, server, BatchLimits(max_messages=4))
+    harness = Harness(tmp_path, server, BatchLimits(max_messages=4, newest_first=newest_first))
     original = server.fetch_messages
 
     def breaks_on_the_second_batch(uids: Any, expected_bytes: int = 0) -> FetchAnswer:
@@ -159,7 +160,12 @@ def test_the_watermark_stays_below_a_batch_the_connection_lost(tmp_path: Path) -
     server.fetch_messages = breaks_on_the_second_batch  # type: ignore[method-assign]
     with pytest.raises(ConnectionFailed):
         harness.sync.run("INBOX")
-    assert harness.states.get("INBOX").last_uid < 5  # never past the batch that did not arrive
+    state = harness.states.get("INBOX")
+    if newest_first:  # going down, the floor stays above the batch that did not arrive
+        assert state.backfill_floor > 8 and set(harness.stored_uids()) <= {9, 10}
+    else:  # going up, the watermark stays below it
+        assert state.last_uid < 5
     server.fetch_messages = original  # type: ignore[method-assign]
     harness.sync.run("INBOX")
     assert harness.stored_uids() == list(range(1, 11))
+    assert harness.states.get("INBOX").backfill_floor == 0

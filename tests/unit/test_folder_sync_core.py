@@ -23,7 +23,7 @@ from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.sqlite import SqliteElementStore
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 from futurnal.sync.fetch_plan import BatchLimits
-from futurnal.sync.folder_sync import FolderSync, SyncProgress
+from futurnal.sync.folder_sync import FolderSync, SyncInterrupted, SyncProgress
 from futurnal.sync.imap_port import ImapPort
 from futurnal.sync.message_key import MessageKey
 from tests.unit.memory_imap import MemoryServer, SinkFailed, WatchedSink, note
@@ -58,12 +58,15 @@ class Core:
         )
 
     def _watermark_is_earned(self, state: FolderState) -> None:
-        """Every message at or below the watermark, and every known UID, is stored or quarantined."""
+        """Every message from the backfill's floor up to the watermark, and every known UID, is
+        stored or quarantined."""
         if state.uidvalidity != self.server.uidvalidity:
             return
         settled = {uid for uidvalidity, uid in self.sink.confirmed if uidvalidity == state.uidvalidity}
         settled |= set(self.quarantined())
-        passed = {uid for uid in self.server.messages if uid <= state.last_uid}
+        # Newest first, the UIDs below the backfill's floor are still to come.
+        floor = state.backfill_floor if state.backfill_floor > 1 else 1
+        passed = {uid for uid in self.server.messages if floor <= uid <= state.last_uid}
         assert passed <= settled, f"watermark {state.last_uid} passed unconfirmed {sorted(passed - settled)}"
         known = set(UidSet.parse(state.known_uids))
         assert known <= settled, f"known but unconfirmed: {sorted(known - settled)}"
@@ -146,6 +149,69 @@ def test_a_uidvalidity_new_even_read_write_stops_the_downloads_with_the_reason(t
     assert len(core.live()) == 3  # what was stored stays, not tombstoned
 
 
+def test_a_first_sync_fetches_the_newest_mail_first_going_down(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 11)))
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4))
+    core.sync.run("INBOX")  # every save is checked: the floor never passes an unconfirmed UID
+    assert core.fetches() == ["FETCH [9, 10]", "FETCH [5, 6, 7, 8]", "FETCH [1, 2, 3, 4]"]
+    state = core.states.get("INBOX")
+    assert (state.last_uid, state.backfill_floor, state.known_uids) == (10, 0, "1:10")
+    server.messages[11] = note(11)
+    server.uidnext = 12
+    core.sync.run("INBOX")  # later mail goes up from the watermark, as before
+    assert core.fetches()[-1] == "FETCH [11]" and set(core.live()) == {(7, uid) for uid in range(1, 12)}
+
+
+def test_an_interrupted_backfill_resumes_below_its_floor_without_fetching_again(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 21)))
+    stop_after = {"batches": 2}
+
+    def should_stop() -> bool:
+        return sum(1 for c in server.commands if c.startswith("FETCH")) >= stop_after["batches"]
+
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4, window_uids=8), max_in_flight=1,
+                should_stop=should_stop)
+    with pytest.raises(SyncInterrupted):
+        core.sync.run("INBOX")
+    state = core.states.get("INBOX")
+    assert (state.last_uid, state.backfill_floor, state.known_uids) == (20, 13, "13:20")  # the newest 8
+    assert set(core.live()) == {(7, uid) for uid in range(13, 21)}
+
+    stop_after["batches"] = 10**6
+    core.sync.run("INBOX")
+    fetched = [c for c in core.fetches()]
+    uids = [int(u) for c in fetched for u in c[len("FETCH ["):-1].split(", ")]
+    assert sorted(uids) == list(range(1, 21))  # each message fetched once, over both runs
+    assert core.states.get("INBOX").backfill_floor == 0
+
+
+def test_mail_arriving_during_a_backfill_is_fetched_before_the_older_mail(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 13)))
+    original = server.fetch_messages
+
+    def new_mail_meanwhile(uids: Any, expected_bytes: int = 0) -> Any:
+        if 9 in uids and 13 not in server.messages:
+            server.messages[13] = note(13)
+            server.uidnext = 14
+        return original(uids, expected_bytes)
+
+    server.fetch_messages = new_mail_meanwhile  # type: ignore[method-assign]
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4, window_uids=4), arrivals_check_seconds=0)
+    core.sync.run("INBOX")
+    fetches = [c for c in core.fetches() if c.startswith("FETCH")]
+    assert fetches == ["FETCH [9, 10, 11, 12]", "FETCH [13]", "FETCH [5, 6, 7, 8]", "FETCH [1, 2, 3, 4]"]
+    state = core.states.get("INBOX")
+    assert (state.last_uid, state.backfill_floor) == (13, 0)
+    assert set(core.live()) == {(7, uid) for uid in range(1, 14)}
+
+
+def test_oldest_first_when_newest_first_is_off(tmp_path: Path) -> None:
+    server = MemoryServer(list(range(1, 11)))
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4, newest_first=False))
+    core.sync.run("INBOX")
+    assert core.fetches() == ["FETCH [1, 2, 3, 4]", "FETCH [5, 6, 7, 8]", "FETCH [9, 10]"]
+
+
 def test_the_watermark_never_passes_a_batch_the_sink_has_not_confirmed(tmp_path: Path) -> None:
     # Gaps in the UID space and small windows: the watermark also moves over UIDs that hold nothing.
     uids = [uid for uid in range(1, 61) if uid % 7 != 0]
@@ -157,15 +223,19 @@ def test_the_watermark_never_passes_a_batch_the_sink_has_not_confirmed(tmp_path:
     assert core.states.get("INBOX").last_uid == 69
 
 
-def test_a_sink_that_fails_leaves_the_watermark_where_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_a_sink_that_fails_leaves_the_watermark_where_it_was(tmp_path: Path, newest_first: bool) -> None:
     server = MemoryServer(list(range(1, 17)))
-    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4), max_in_flight=3)
-    core.sink.fails_on = {6}  # the second batch (5..8) is never written; later ones are
+    core = Core(tmp_path, server, limits=BatchLimits(max_messages=4, newest_first=newest_first), max_in_flight=3)
+    core.sink.fails_on = {6}  # the batch 5..8 is never written; the ones after it are
 
     with pytest.raises(SinkFailed):
         core.sync.run("INBOX")
     state = core.states.get("INBOX")
-    assert state.last_uid == 4 and state.known_uids == "1:4"
+    if newest_first:  # 13..16 and 9..12 went first; the floor stays above the failed batch
+        assert (state.last_uid, state.backfill_floor, state.known_uids) == (16, 9, "9:16")
+    else:
+        assert state.last_uid == 4 and state.known_uids == "1:4"
 
     core.sink.fails_on.clear()
     core.sync.run("INBOX")
@@ -177,8 +247,8 @@ def test_each_step_of_progress_is_told_once_and_the_last_says_the_folder_is_done
     seen: list[Any] = []
     server = MemoryServer(list(range(1, 7)))
     core = Core(tmp_path, server, limits=BatchLimits(max_messages=4), progress=seen.append)
-    core.sync.run("INBOX")
-    assert [(p.folder, p.done, p.total) for p in seen if isinstance(p, SyncProgress)] == [("INBOX", 4, 6), ("INBOX", 6, 6)]
+    core.sync.run("INBOX")  # newest first: the batch 5..6, then 1..4
+    assert [(p.folder, p.done, p.total) for p in seen if isinstance(p, SyncProgress)] == [("INBOX", 2, 6), ("INBOX", 6, 6)]
 
     # A message gone between the count and the fetch: the count overshot, and the last step ends full.
     seen.clear()
