@@ -31,6 +31,7 @@ from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import PoisonMessage
+from futurnal.sync.download_budget import BYTES_PER_MB, DownloadBudget
 from futurnal.sync.folder_plan import missing_folders, plan_folders
 from futurnal.sync.folder_selection import FolderSpec, is_pattern
 from futurnal.sync.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
@@ -315,7 +316,16 @@ class FetcherActor(ServiceActor):
             attachments=_AttachmentPort(self._directory, self._settings.attachments, order),
             parse_pool=parse_pool,
             reconnect=self._reconnect,
+            budget=self._download_budget(),
         )
+
+    def _download_budget(self) -> DownloadBudget | None:
+        """The mailbox's daily download budget, counted in its state file (this actor writes it)."""
+        assert self._states is not None
+        if not self._record.daily_download_mb:
+            return None
+        return DownloadBudget(self._record.daily_download_mb * BYTES_PER_MB, self._states.downloads(),
+                              save=self._states.set_downloads)
 
     def _reconnect(self) -> ImapSession:
         """A fresh connection for a sync whose server hung up on it (see FolderSync)."""

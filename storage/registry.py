@@ -47,6 +47,8 @@ class MailboxRecord:
     priority: str = "normal"
     #: Folders watched in real time (IDLE, else polling), within the mailbox's connection budget.
     watch: tuple[str, ...] = ("INBOX",)
+    #: Megabytes (10**6 bytes) the mailbox may download in a rolling 24 hours; None: no budget.
+    daily_download_mb: int | None = None
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -77,6 +79,8 @@ class MailboxRecord:
             ("sync_interval_seconds", _whole(self.sync_interval_seconds) and self.sync_interval_seconds >= 1,
              "a whole number of seconds, at least 1"),
             ("cafile", self.cafile is None or _text(self.cafile), "a file name or null"),
+            ("daily_download_mb", self.daily_download_mb is None
+             or (_whole(self.daily_download_mb) and self.daily_download_mb >= 1), "a whole number of MB, or null"),
             ("schedule", self.schedule is None or _text(self.schedule), "a schedule or null"),
             ("created_at", isinstance(self.created_at, str), "a string"),
             *((name, all(_text(f) for f in getattr(self, name)), "a list of folder names") for name in _FOLDER_LISTS),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -108,6 +108,7 @@ class FolderStateStore:
         self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only, check=_states_problem)
         self._table = self._db.table("folders")
         self._mailbox = self._db.table("mailbox")
+        self._downloads = self._db.table("downloads")
 
     # Mailbox-level conditions, one document each in the "mailbox" table.
     _NEEDS_REAUTH, _PARKED = 1, 2
@@ -137,6 +138,25 @@ class FolderStateStore:
                 self._mailbox.remove(doc_ids=[doc_id])
             return
         self._mailbox.upsert(Document({"reason": reason, "since": since or ""}, doc_id=doc_id))
+
+    def downloads(self) -> dict[str, int]:
+        """Bytes fetched by hour (hours since the epoch, as strings): the mailbox's download budget."""
+        doc = self._downloads.get(doc_id=1)
+        if not doc:
+            return {}
+        return {str(hour): count for hour, count in doc.items() if isinstance(count, int) and not isinstance(count, bool)}
+
+    def set_downloads(self, hours: dict[str, int]) -> None:
+        """Replace the counts (hours that left the window go with them)."""
+        if not self._downloads.contains(doc_id=1):
+            self._downloads.insert(Document(dict(hours), doc_id=1))
+            return
+
+        def replace_all(doc: MutableMapping[str, Any]) -> None:
+            doc.clear()
+            doc.update(hours)
+
+        self._downloads.update(replace_all, doc_ids=[1])
 
     def get(self, folder: str) -> FolderState:
         doc = self._table.get(Query().folder == folder)

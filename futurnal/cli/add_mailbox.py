@@ -26,6 +26,7 @@ from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import SCOPES, scopes_described
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.registry import MailboxRecord, default_mailbox_id, validate_mailbox_id
+from futurnal.sync.download_budget import GMAIL_DAILY_DOWNLOAD_MB
 from futurnal.sync.folder_plan import missing_folders, plan_folders
 from futurnal.sync.folder_selection import FolderSpec, gmail_default_spec, watch_outside, watchable
 
@@ -34,6 +35,9 @@ from .context import CommandContext
 from .output import UserError, print_json, visible
 
 __all__ = ["Checked", "Registration", "add_arguments", "check", "prepare", "register", "run"]
+
+#: Gmail's IMAP host, with or without OAuth2: its download limit applies.
+GMAIL_HOST = "imap.gmail.com"
 
 
 def add_arguments(add: argparse.ArgumentParser) -> None:
@@ -65,6 +69,10 @@ def add_arguments(add: argparse.ArgumentParser) -> None:
                       "such as '*/15 * * * *' (see `imap schedule --help`)")
     add.add_argument("--priority", choices=schedule_command.PRIORITIES, default="normal",
                      help="who goes first when more syncs are due than may run at once (default: normal)")
+    add.add_argument("--daily-download-mb", type=int, default=None, metavar="MB",
+                     help="megabytes the mailbox may download in a rolling 24 hours; past it a first sync's "
+                     f"backfill pauses while new mail still comes in (default: {GMAIL_DAILY_DOWNLOAD_MB} on "
+                     "Gmail, whose limit is 2,500; none elsewhere; 0 for none)")
     add.add_argument("--consent", action="store_true",
                      help="record that the mailbox's owner consents to its ingestion (asked for on a terminal "
                      "when not given; required when there is no terminal)")
@@ -123,6 +131,11 @@ def prepare(args: argparse.Namespace, ctx: CommandContext) -> Registration:
     if args.interval is not None and args.interval < 1:
         raise UserError("--interval must be at least 1 second", code=2)
     plan, priority = schedule_command.validated(args.schedule, args.priority)
+    if args.daily_download_mb is not None and args.daily_download_mb < 0:
+        raise UserError("--daily-download-mb must be 0 (no budget) or more", code=2)
+    budget = args.daily_download_mb
+    if budget is None and host.lower() == GMAIL_HOST:
+        budget = GMAIL_DAILY_DOWNLOAD_MB
     try:
         spec = FolderSpec.parse(args.folders or "INBOX", args.exclude)
     except ValueError as exc:
@@ -146,7 +159,7 @@ def prepare(args: argparse.Namespace, ctx: CommandContext) -> Registration:
         watch=_watch_named(args.watch, spec),
         sync_interval_seconds=args.interval or ctx.settings().default_sync_interval_seconds,
         schedule=None if plan is None else str(plan), priority=str(priority),
-        created_at=utc_now(),
+        daily_download_mb=budget or None, created_at=utc_now(),
         auth=args.auth, extra=oauth_client.to_extra() if oauth_client else {},
     )
     schedule_command.warn_if_polling(schedule_of(record))  # --interval, --schedule, or sync.interval_seconds

@@ -167,6 +167,10 @@ def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandCon
     print(visible(f"folders: {', '.join(record.folders)}"
                   + (f" excluding {', '.join(record.exclude)}" if record.exclude else "")))
     print(visible(f"schedule: {_schedule_text(report)}"))
+    if (budget := report.get("download_budget")) is not None:
+        print(f"download budget: {budget['used_mb']:g} of {budget['limit_mb']:g} MB in the last 24 hours"
+              + (f"; used up: older mail waits until {budget['resets_at']}, new mail still comes in"
+                 if budget["exhausted"] else ""))
     print_table(
         [
             [f["folder"], str(f.get("uidvalidity") or "-"), str(f.get("last_uid", 0)),

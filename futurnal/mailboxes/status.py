@@ -18,6 +18,7 @@ from futurnal.storage.data_dir import DataDir
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
+from futurnal.sync.download_budget import BYTES_PER_MB, DownloadBudget
 from futurnal.sync.folder_selection import is_pattern, watchable
 from futurnal.sync.freshness import WATCH_NONE, WATCH_NOT_RUNNING, describe_watch, freshness, watch_plan
 
@@ -52,6 +53,8 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
             folders.append(state)
         reauth = states.needs_reauth() if states else None
         parked = states.parked() if states else None
+        budget = (DownloadBudget(record.daily_download_mb * BYTES_PER_MB, states.downloads() if states else {})
+                  if record.daily_download_mb else None)
     finally:
         if states:
             states.close()
@@ -66,6 +69,7 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
         "state": "needs-reauth" if reauth else "parked" if parked else "ok",
         "needs_reauth": reauth,
         "parked": parked,
+        "download_budget": budget.describe() if budget else None,
     }
 
 

@@ -52,6 +52,7 @@ from .batch_elements import (
     placeholder,
     start_parsing,
 )
+from .download_budget import DownloadBudget
 from .fetch_plan import BatchLimits, DescendingWindows, UidWindows, plan_batches
 from .imap_port import ImapPort
 from .message_key import MessageKey
@@ -273,6 +274,7 @@ class FolderSync:
         reconnect: Callable[[], ImapPort] | None = None,
         arrivals_check_seconds: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
+        budget: DownloadBudget | None = None,
     ) -> None:
         self.mailbox = mailbox
         self._session = session
@@ -291,6 +293,7 @@ class FolderSync:
         self._reconnect = reconnect
         self._arrivals_check_seconds = arrivals_check_seconds
         self._monotonic = monotonic
+        self._budget = budget
         self._elements = BatchElements(
             mailbox=mailbox, scopes=scopes, set_aside=self._set_aside, gmail_index=gmail_index,
             attachments=attachments.settings if attachments is not None else None, fault_hook=fault_hook,
@@ -480,7 +483,13 @@ class FolderSync:
                 looked = self._monotonic()
             sizes = self._session.sizes(window.criteria)
             windows.record(len(sizes))
-            self._fetch_window(sizes, status, commits, tally, descending=True)
+            if not self._fetch_window(sizes, status, commits, tally, descending=True):
+                self._log.info(
+                    "the mailbox's daily download budget is used up: the older mail of folder {folder!r} waits "
+                    "until {at} (new mail still comes in)", folder=status.name,
+                    at=self._budget.describe()["resets_at"] if self._budget else None,
+                )
+                return
             floor = window.first
             if not sizes and floor - 1 > self._limits.max_window_uids:
                 # A sparse UID space (old mail deleted, a server that numbers from 2**31): one UID
@@ -503,18 +512,25 @@ class FolderSync:
 
     def _fetch_window(
         self, sizes: dict[int, int], status: FolderStatus, commits: _Commits, tally: _Tally, descending: bool = False,
-    ) -> None:
+    ) -> bool:
         """The batches of one window, pipelined: one batch is parsed (in the pool's processes)
         while the next one is read from IMAP, then built and handed to the sink. ``descending``
-        (the backfill): the highest batch first, each lowering the floor, not raising the watermark."""
+        (the backfill): the highest batch first, each lowering the floor, not raising the watermark,
+        and none once the download budget is used up (returns False: the window was left unfinished)."""
         parsing: _Parsing | None = None
         planned = deque(plan_batches(sizes, self._limits))
         if descending:
             planned.reverse()
+        finished = True
         while planned:
             uids = planned.popleft()
             self._stop_if_asked(status.name)
+            if descending and self._budget is not None and self._budget.exhausted():
+                finished = False
+                break
             batch, rest = self._fetch_batch(uids, sizes)
+            if self._budget is not None:
+                self._budget.spend(sum(len(message.raw) for message in batch.messages))
             if rest:  # the server sent more than it announced: its sizes cannot plan the rest, one each
                 # (in the order of the walk: going down, the highest first, each a floor of its own)
                 planned.extendleft([uid] for uid in (rest if descending else reversed(rest)))
@@ -530,6 +546,7 @@ class FolderSync:
             self._report_progress(status.name, tally.fetched, max(tally.total, tally.fetched))
         if parsing is not None:
             tally.quarantined += self._hand_over(parsing, status, commits)
+        return finished
 
     def _stop_if_asked(self, folder: str) -> None:
         """Stop at a batch boundary: what was handed over is still committed on the way out."""

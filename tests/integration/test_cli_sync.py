@@ -313,3 +313,36 @@ def test_sigterm_during_a_sync_loses_nothing_and_the_next_sync_completes_it(
     uids = [e["uid"] for e in cli("elements", "export").lines()]
     assert len(uids) == len(set(uids)) == 1500
     assert sorted(uids) == sorted(_server_uids(server, "INBOX"))
+
+
+def test_a_spent_download_budget_pauses_the_backfill_and_new_mail_still_comes_in(
+    cli: Cli, dovecot_factory  # type: ignore[no-untyped-def]
+) -> None:
+    server = dovecot_factory()
+    body = ("x" * 76 + "\r\n") * 1300  # about 100 kB a message: 30 of them are 3 MB
+    for uid in range(1, 31):
+        server.deliver("alice", (
+            f"From: a@example.net\r\nTo: alice@example.org\r\nSubject: big {uid}\r\n"
+            f"Message-ID: <big-{uid}@example.net>\r\n\r\n{body}"
+        ).encode())
+    server.start()
+    cli.data_dir.mkdir(parents=True)
+    (cli.data_dir / "config.toml").write_text("[sync]\nbatch_messages = 2\n")
+    assert cli.add(server, "--daily-download-mb", "1").code == 0
+
+    first = cli("imap", "sync", "alice")
+    assert first.code == 0, first.err
+    report = cli("imap", "status", "alice", "--json").json()
+    budget, folder = report["download_budget"], report["folders"][0]
+    assert budget["limit_mb"] == 1 and budget["exhausted"] and budget["resets_at"], budget
+    stored = {e["uid"] for e in cli("elements", "export").lines()}
+    # About a megabyte of the newest mail (a batch may cross the line), and the older mail waits.
+    assert 8 <= len(stored) <= 14 and max(stored) == 30 and min(stored) == folder["backfill_floor"], stored
+    shown = cli("imap", "status", "alice")
+    assert "download budget" in shown.out and "used up" in shown.out, shown.out
+
+    _append(server, 1)
+    again = cli("imap", "sync", "alice")
+    assert again.code == 0, again.err
+    after = {e["uid"] for e in cli("elements", "export").lines()}
+    assert after - stored == {31}  # new mail came in; the backfill did not move
