@@ -34,6 +34,10 @@ class FolderState:
     #: here to ``last_uid`` is stored, quarantined or gone, and the UIDs below it are still to come.
     #: 0 (or 1): nothing below ``last_uid`` is missing, as when the folder was synced oldest first.
     backfill_floor: int = 0
+    #: When the backfill began, and the messages and bytes it has stored since: its rate and ETA.
+    backfill_started: str | None = None
+    backfill_fetched: int = 0
+    backfill_bytes: int = 0
     #: UIDs that were in flight each time the fetcher crashed: quarantined with their raw bytes, never parsed.
     poisoned_uids: str = ""
     messages: int = 0

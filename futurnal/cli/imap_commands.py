@@ -188,9 +188,8 @@ def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandCon
         ["FOLDER", "WATCH", "LAST SERVER EVENT", "LAST SUCCESS", "FRESHNESS"],
     )
     for f in folders:
-        if f.get("backfill_floor", 0) > 1:
-            print(visible(f"{f['folder']}: newest mail first; older mail still to come, below UID "
-                          f"{f['backfill_floor']} ({f['stored']} of {f.get('messages') or '?'} stored so far)"))
+        if (backfill := f.get("backfill")) is not None:
+            print(visible(f"{f['folder']}: {_backfill_text(backfill)}"))
         if f.get("open_read_write"):
             print(visible(f"{f['folder']}: opened read-write, because its server gave it a new UIDVALIDITY at every "
                           "read-only open (it saves UIDs only for read-write sessions); bodies are still fetched "
@@ -200,6 +199,19 @@ def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandCon
     if report["pending_extractions"]:
         print(f"{report['pending_extractions']} element(s) wait for attachment text extraction "
               "(done in the background by `run`, or by the next `imap sync`)")
+
+
+def _backfill_text(backfill: dict[str, Any]) -> str:
+    """A folder's backfill in words: how far, how fast, and until when (and what limits it)."""
+    text = (f"newest mail first; older mail below UID {backfill['floor']} still to come: {backfill['done']:,} of "
+            f"{backfill['total']:,} stored ({backfill['mb_done']:g} MB so far)")
+    if backfill["per_minute"]:
+        text += f", {backfill['per_minute']:g} a minute"
+    if backfill["eta"]:
+        text += f", ends about {backfill['eta']}"
+        if backfill["limited_by"] == "budget":
+            text += " (the daily download budget is what limits it)"
+    return text
 
 
 def _schedule_text(report: dict[str, Any]) -> str:

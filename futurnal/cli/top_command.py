@@ -13,6 +13,7 @@ import threading
 import time
 import tty
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -22,6 +23,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from futurnal.console import ConsoleClient, ConsoleError, ConsoleUnavailable, ProtocolError
+from futurnal.storage.clock import parse_utc
 
 from .console_render import render_event, summary_line
 from .context import CommandContext
@@ -195,9 +197,20 @@ def _folder_rows(status: dict[str, Any], rates: RateMeter, now: float) -> list[t
         for index, folder in enumerate(report["folders"] or [{"folder": "-", "stored": 0}]):
             first = index == 0
             rows.append((mailbox if first else "", state if first else "", folder["folder"],
-                         str(folder.get("messages", 0)), str(folder["stored"]), folder.get("freshness", "-"),
+                         str(folder.get("messages", 0)), str(folder["stored"]),
+                         _backfill_cell(folder["backfill"]) if folder.get("backfill") else folder.get("freshness", "-"),
                          rate if first else "", str(live.get("inbox", "")) if first else ""))
     return rows
+
+
+def _backfill_cell(backfill: dict[str, Any]) -> str:
+    """A backfill in a few characters: how far, and the time left (``d`` when it is days)."""
+    text = f"backfill {100 * backfill['done'] // max(backfill['total'], 1)}%"
+    if backfill.get("eta"):
+        left = max((parse_utc(backfill["eta"]) - datetime.now(UTC)).total_seconds(), 0)
+        text += (f" {left / 86_400:.1f}d" if left >= 86_400 else f" {left / 3600:.1f}h" if left >= 3600
+                 else f" {left / 60:.0f}m")
+    return text
 
 
 def _folder_table(rows: list[tuple[str, ...]], width: int) -> Table:

@@ -18,6 +18,7 @@ from futurnal.storage.data_dir import DataDir
 from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
+from futurnal.sync.backfill_progress import backfill_progress
 from futurnal.sync.download_budget import BYTES_PER_MB, DownloadBudget
 from futurnal.sync.folder_selection import is_pattern, watchable
 from futurnal.sync.freshness import WATCH_NONE, WATCH_NOT_RUNNING, describe_watch, freshness, watch_plan
@@ -41,11 +42,14 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
         synced = [s.folder for s in states.all()] if states else []
         plan = watch_plan(watchable(record.folders, record.exclude, record.watch), settings.max_connections_per_mailbox)
         now = datetime.now(UTC)
+        budget = (DownloadBudget(record.daily_download_mb * BYTES_PER_MB, states.downloads() if states else {})
+                  if record.daily_download_mb else None)
         listed = synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]
         folders = []
         for folder in listed + [f for f in plan if f not in listed]:
             state: dict[str, Any] = states.get(folder).to_document() if states else {"folder": folder}
             state["stored"] = len(UidSet.parse(state.get("known_uids", "")))  # live elements, tombstones aside
+            state["backfill"] = backfill_progress(state, state["stored"], now, budget)
             fresh = freshness(state.get("last_success"), now=now, stale_after_seconds=settings.stale_after_seconds)
             state["stale"], state["freshness"] = fresh.stale, fresh.describe()
             state["watch"] = (describe_watch(plan.get(folder, WATCH_NONE), state.get("watch_mode")) if running
@@ -53,8 +57,6 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
             folders.append(state)
         reauth = states.needs_reauth() if states else None
         parked = states.parked() if states else None
-        budget = (DownloadBudget(record.daily_download_mb * BYTES_PER_MB, states.downloads() if states else {})
-                  if record.daily_download_mb else None)
     finally:
         if states:
             states.close()

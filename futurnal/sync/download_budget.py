@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+from futurnal.storage.clock import utc_iso
+
 __all__ = ["BYTES_PER_MB", "GMAIL_DAILY_DOWNLOAD_MB", "DownloadBudget"]
 
 #: A megabyte of ``--daily-download-mb``, as providers count them.
@@ -93,5 +95,5 @@ class DownloadBudget:
             "limit_mb": round(self.limit_bytes / BYTES_PER_MB, 1),
             "used_mb": round(self.used() / BYTES_PER_MB, 1),
             "exhausted": resets is not None,
-            "resets_at": resets.strftime("%Y-%m-%dT%H:%M:%SZ") if resets else None,
+            "resets_at": utc_iso(resets) if resets else None,
         }

@@ -166,6 +166,8 @@ class _Handed:
     watermark: int
     #: Newest first: every UID from here up is then accounted for (None: the floor stays).
     floor: int | None = None
+    #: Bytes of the messages it stores (counted for the backfill's rate).
+    size: int = 0
 
 
 @dataclass(slots=True)
@@ -204,8 +206,10 @@ class _Commits:
         self._timeout = timeout
         self._waiting: deque[_Handed] = deque()
 
-    def written(self, pending: PendingWrite, uids: list[int], watermark: int, floor: int | None = None) -> None:
-        self._waiting.append(_Handed(pending, uids, watermark, floor))
+    def written(
+        self, pending: PendingWrite, uids: list[int], watermark: int, floor: int | None = None, size: int = 0,
+    ) -> None:
+        self._waiting.append(_Handed(pending, uids, watermark, floor, size))
         while len(self._waiting) >= self._limit:
             self._commit_oldest()
 
@@ -229,14 +233,16 @@ class _Commits:
             raise
         state = self.state
         known = UidSet.parse(state.known_uids).union(handed.uids) if handed.uids else None
-        floor = state.backfill_floor
-        if handed.floor is not None and floor > 1 and handed.floor < floor:
-            floor = handed.floor if handed.floor > 1 else 0  # 0: nothing older is missing any more
+        floor, fetched, size = state.backfill_floor, state.backfill_fetched, state.backfill_bytes
+        if handed.floor is not None and floor > 1:
+            fetched, size = fetched + len(handed.uids), size + handed.size
+            if handed.floor < floor:
+                floor = handed.floor if handed.floor > 1 else 0  # 0: nothing older is missing any more
         if handed.watermark > state.last_uid or known is not None or floor != state.backfill_floor:
             self.state = state.with_changes(
                 last_uid=max(state.last_uid, handed.watermark),
                 known_uids=str(known) if known is not None else state.known_uids,
-                backfill_floor=floor,
+                backfill_floor=floor, backfill_fetched=fetched, backfill_bytes=size,
             )
             self._states.put(self.state)
 
@@ -368,7 +374,8 @@ class FolderSync:
         if self._limits.newest_first and state.last_uid == 0 and not state.known_uids and uidnext > 1:
             # A first sync, newest mail first: nothing is above UIDNEXT - 1 yet, and everything
             # below is the backfill, fetched in windows going down.
-            state = state.with_changes(last_uid=uidnext - 1, backfill_floor=uidnext)
+            state = state.with_changes(last_uid=uidnext - 1, backfill_floor=uidnext, messages=status.exists,
+                                       backfill_started=self._clock(), backfill_fetched=0, backfill_bytes=0)
         self._states.put(state)
         state, fetched, quarantined = self._fetch_new(state, status)
         state, flags_changed, vanished = self._flag_changes(state, status, previous_watermark, previous_modseq)
@@ -564,7 +571,8 @@ class FolderSync:
         if built.attachments and self._attachments is not None:
             # Told after the write, so the processor's results reach the sink after the element.
             pending = _Both(pending, self._attachments.submit(built.attachments))
-        commits.written(pending, parsing.batch.fetched.uids, parsing.watermark, parsing.floor)
+        commits.written(pending, parsing.batch.fetched.uids, parsing.watermark, parsing.floor,
+                        sum(len(message.raw) for message in parsing.batch.fetched.messages))
         return len(built.quarantined)
 
     def _skip_gap(self, windows: UidWindows, after: int, uidnext: int | None) -> int:

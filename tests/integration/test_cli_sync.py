@@ -338,8 +338,11 @@ def test_a_spent_download_budget_pauses_the_backfill_and_new_mail_still_comes_in
     stored = {e["uid"] for e in cli("elements", "export").lines()}
     # About a megabyte of the newest mail (a batch may cross the line), and the older mail waits.
     assert 8 <= len(stored) <= 14 and max(stored) == 30 and min(stored) == folder["backfill_floor"], stored
+    backfill = folder["backfill"]
+    assert (backfill["done"], backfill["total"]) == (len(stored), 30) and backfill["limited_by"] == "budget", backfill
     shown = cli("imap", "status", "alice")
     assert "download budget" in shown.out and "used up" in shown.out, shown.out
+    assert "newest mail first" in shown.out and "daily download budget is what limits it" in shown.out, shown.out
 
     _append(server, 1)
     again = cli("imap", "sync", "alice")

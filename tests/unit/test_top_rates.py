@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import re
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -84,3 +85,17 @@ def test_a_frame_fits_80_by_24_with_whole_columns_and_the_latest_events(mailboxe
     else:  # folders that do not fit are counted, and the tree is one line
         assert any(line.startswith("actors: ") and "fetcher/m1 1 restart(s)" in line for line in lines)
         assert any(re.search(r"… \d+ more folder\(s\)", line) for line in lines), "\n".join(lines)
+
+
+def test_a_folder_backfilling_shows_how_far_and_the_time_left_in_place_of_its_freshness() -> None:
+    status = _status(1, 2)
+    eta = datetime.now(UTC) + timedelta(hours=5, minutes=1)
+    status["mailboxes"][0]["folders"][1]["backfill"] = {
+        "floor": 4001, "done": 6000, "total": 10_000, "left": 4000, "mb_done": 600, "per_minute": 600,
+        "eta": eta.strftime("%Y-%m-%dT%H:%M:%SZ"), "limited_by": "budget",
+    }
+    client = SimpleNamespace(server_pid=7, call=lambda command: {"status": status, "actors": {"tree": _tree(1)}}[command])
+    lines = _render(_frame(client, RateMeter(), collections.deque(EVENTS), width=80, height=24), 80, 24)
+    assert max(map(len, lines)) <= 80
+    assert any("backfill 60% 5.0h" in line for line in lines), "\n".join(lines)
+    assert sum("fresh (12 min ago)" in line for line in lines) == 1  # the other folder keeps its freshness
