@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -59,7 +60,7 @@ def test_sigkill_at_random_points_of_an_initial_sync_loses_and_doubles_nothing(
     assert cli.add(server).code == 0
     rng = random.Random(42)
     kills = 0
-    for _ in range(4):
+    for round_ in range(4):
         target = _stored_files(cli) + rng.randint(50, 400)
         process = subprocess.Popen([COMMAND, "imap", "sync", "alice"], env=cli.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -70,12 +71,20 @@ def test_sigkill_at_random_points_of_an_initial_sync_loses_and_doubles_nothing(
             os.kill(process.pid, signal.SIGKILL)
             kills += 1
         process.wait(timeout=30)
-        # Every file on disk is a whole element, whatever instant the kill hit.
-        assert all(e["uid"] > 0 for e in cli("elements", "export").lines())
+        # Every stored element is whole, whatever instant the kill hit.
+        uids = [e["uid"] for e in cli("elements", "export").lines()]
+        assert all(uid > 0 for uid in uids)
+        if round_ == 0 and kills:  # newest first: what the first run stored is the top of the folder
+            assert max(uids) == 2000 and min(uids) > 1000, (min(uids), max(uids))
     assert kills >= 2, "the sync finished before it could be killed: make the mailbox bigger"
     finished = cli("imap", "sync", "alice")
     assert finished.code == 0, finished.err
     _assert_store_equals_server(cli, server)
+    # What each kill cost: the bodies Dovecot sent (its logout lines count them per session) beyond
+    # the 2,000 of the folder are at most what was in flight at each kill: the batch being
+    # fetched, the one being parsed, and the batches_in_flight (2) waiting on the sink.
+    bodies = sum(int(n) for n in re.findall(r"body_count=(\d+)", (server.root / "dovecot.log").read_text()))
+    assert 2000 <= bodies <= 2000 + kills * (2 + 2) * 25, (bodies, kills)
 
 
 def _with_bad_messages(dovecot_factory: Any, markers: list[str], after: int) -> DovecotServer:
