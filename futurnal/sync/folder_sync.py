@@ -12,7 +12,9 @@ Per sync, in order (docs/ARCHITECTURE.md, "One folder's sync"):
 2. Nothing changed (same UIDNEXT and HIGHESTMODSEQ, all known UIDs accounted for): done.
 3. New mail: UIDs above the watermark, in windows and bounded batches: plan -> fetch -> parse
    (:mod:`futurnal.parse`) -> build (:mod:`.batch_elements`) -> hand to the sink -> commit the
-   watermark, which moves past a batch only once the sink has it durably.
+   watermark, which moves past a batch only once the sink has it durably. A first sync goes
+   newest first: the watermark starts at UIDNEXT - 1 and the older mail is the backfill, in
+   windows and batches going down, each commit lowering the backfill floor.
 4. Flag changes: ``CHANGEDSINCE`` the stored MODSEQ (with QRESYNC, ``VANISHED`` comes along);
    without CONDSTORE, every flag is fetched and compared by digest.
 5. Deletions: vanished UIDs, or (when the message count says something is missing) a UID SEARCH
