@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, cast
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
 from loguru import logger
 
@@ -12,7 +13,9 @@ from futurnal.attachments.settings import AttachmentSettings
 from futurnal.config import ServiceSettings
 from futurnal.events import EventBus
 from futurnal.imap.connector import MailboxConnector
-from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed, MailError
+from futurnal.imap.errors import AuthenticationFailed, ConnectionFailed, MailError, ProviderLimited
+from futurnal.imap.fetched import FetchAnswer
+from futurnal.imap.server_answers import TooManyConnections
 from futurnal.imap.session import ImapSession
 from futurnal.imap.uidset import UidSet
 from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
@@ -36,6 +39,7 @@ from futurnal.sync.folder_plan import missing_folders, plan_folders
 from futurnal.sync.folder_selection import FolderSpec, is_pattern
 from futurnal.sync.folder_sync import FolderSync, FolderSyncResult, PendingWrite, SyncInterrupted
 from futurnal.sync.message_key import MessageKey
+from futurnal.sync.provider_holds import HoldPolicy, MailboxHold, MailboxThrottled, Slowdown, held_text
 
 from . import actor_names
 from .messages import (
@@ -52,6 +56,8 @@ from .messages import (
 from .service_actor import ServiceActor
 
 __all__ = ["FetcherActor"]
+
+_T = TypeVar("_T")
 
 # Said after a local fault's own text ("disk full at /data: free space"): what becomes of the sync.
 _RESUMES = "; nothing was lost: the sync resumes where it stopped (`run` retries by itself)"
@@ -88,11 +94,15 @@ class FetcherActor(ServiceActor):
         self._parse_pools = parse_pools
         self._parse_pool: ParsePool | None = None  # borrowed for the folder sync in progress
         self._log = logger.bind(mailbox=record.id)
+        self._hold: MailboxHold | None = None
+        #: Gmail's THROTTLED, across the folder syncs of this fetcher: smaller FETCHes, paused.
+        self._slowdown = Slowdown(settings.throttle_pause_seconds)
 
     def on_start(self) -> None:
         self._states = FolderStateStore(self._data_dir.state_path(self._record.id))
         self._audit = AuditLog(self._data_dir.audit_path)
         self._consent = ConsentRegistry(self._data_dir.consent_path)
+        self._hold = MailboxHold(self._states, HoldPolicy(self._settings.overquota_wait_seconds))
         try:
             self._states.set_parked(None)  # a new start is a new chance
         except Exception as exc:  # a full disk must not keep the fetcher from starting: syncs report it
@@ -157,10 +167,12 @@ class FetcherActor(ServiceActor):
             self._consent.require(self._record.id)
         except (NoConsent, StorageError) as exc:
             return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),)))
+        if (hold := self._active_hold()) is not None:
+            return self._reply(FoldersResolved(job.run_id, (), (("*", held_text(hold)),), held_until=hold["until"]))
         try:
+            listing = self._with_fewer_connections(lambda: self._connected_session().list_folders())
             session = self._connected_session()
             spec = FolderSpec(self._record.folders, self._record.exclude)
-            listing = session.list_folders()
             plan = plan_folders(spec, listing, (s.folder for s in self._states.all()), gmail=session.gmail)
             for folder in plan.gone:
                 self._folder_sync().forget(folder)
@@ -180,6 +192,9 @@ class FetcherActor(ServiceActor):
             return self._reply(FoldersResolved(job.run_id, (), error, local_fault=True))
         if not isinstance(exc, MailError | StorageError):
             raise exc
+        if isinstance(exc, ProviderLimited):
+            hold = self._held_back(exc)
+            return self._reply(FoldersResolved(job.run_id, (), (("*", held_text(hold)),), held_until=hold["until"]))
         self._close_session()
         return self._reply(FoldersResolved(job.run_id, (), (("*", str(exc)),),
                                            needs_reauth=isinstance(exc, AuthenticationFailed)))
@@ -189,6 +204,8 @@ class FetcherActor(ServiceActor):
             scopes = self._consent.require(self._record.id).scopes  # checked at every sync: revocable
         except (NoConsent, StorageError) as exc:
             return self._reply(FolderSynced(job.run_id, job.folder, error=str(exc)))
+        if (hold := self._active_hold()) is not None:  # not one command to the server before its end
+            return self._reply(FolderSynced(job.run_id, job.folder, error=held_text(hold), held_until=hold["until"]))
         try:
             self._parse_pool = self._parse_pools.borrow()
         except PoolUnavailable as exc:  # the system is stopping
@@ -204,8 +221,13 @@ class FetcherActor(ServiceActor):
             # Only expected outcomes clear the in-flight marker: after a crash, on_failure reports it.
             self._active = None
             self._audit_sync(result)
+            self._after_success()
         except LocalFault as exc:
             return self._folder_fault(job, exc)
+        except ProviderLimited as exc:
+            self._active = None
+            hold = self._held_back(exc)
+            return self._reply(FolderSynced(job.run_id, job.folder, error=held_text(hold), held_until=hold["until"]))
         except AuthenticationFailed as exc:
             self._active = None
             self._close_session()
@@ -278,13 +300,84 @@ class FetcherActor(ServiceActor):
             raise exc
         self._log.debug("{what}: {error}", what=what, error=str(exc))
 
+    # -- the provider's limits (issue #20) ----------------------------------------------------
+
+    def _active_hold(self) -> dict[str, Any] | None:
+        """The provider's hold on this mailbox while it lasts (a state file that cannot be read
+        holds nothing back: the sync reports that itself)."""
+        assert self._hold is not None
+        try:
+            return self._hold.active()
+        except StorageError:
+            return None
+
+    def _held_back(self, exc: ProviderLimited) -> dict[str, Any]:
+        """The provider limited the mailbox: no command to its server until the hold's end, kept
+        in the state file (a restart keeps it), said in the log, the audit log and an event."""
+        assert self._hold is not None
+        self._close_session()
+        reason = getattr(exc.verdict, "text", "") or str(exc)
+        try:
+            hold = self._hold.limited(exc.verdict, reason)
+        except Exception as store_exc:
+            self._unless_local(store_exc, "could not record the provider's hold")
+            hold = {"reason": reason, "kind": "limited", "until": utc_now(), "repeats": 1}
+        self._log.warning("the provider limits this mailbox; nothing is sent to its server until {until}: {error}",
+                          until=hold["until"], error=str(exc))
+        try:
+            self._audit.append(AuditEvent.MAILBOX_THROTTLED, mailbox=self._record.id, kind=hold["kind"],
+                               until=hold["until"], reason=reason, repeats=hold["repeats"])
+        except Exception as audit_exc:
+            self._unless_local(audit_exc, "could not write the audit entry of the provider's hold")
+        self._events.publish(MailboxThrottled(self._record.id, hold["kind"], hold["until"], reason, hold["repeats"]))
+        return hold
+
+    def _after_success(self) -> None:
+        """A sync got through: a provider's hold and its repeats are over; the server's alerts are kept."""
+        assert self._hold is not None
+        try:
+            self._hold.cleared()
+        except Exception as exc:
+            self._unless_local(exc, "could not clear the provider's hold")
+        if self._session is not None:
+            self._keep_alerts(self._session)
+
+    def _keep_alerts(self, session: ImapSession) -> None:
+        """The server's [ALERT] texts, as written, for ``imap status`` (the session logged them)."""
+        assert self._states is not None
+        alerts, session.alerts = session.alerts, []
+        if alerts:
+            try:
+                self._states.set_last_alert(alerts[-1], utc_now())
+            except Exception as exc:
+                self._unless_local(exc, "could not record the server's alert")
+
+    def _with_fewer_connections(self, call: Callable[[], _T]) -> _T:
+        """``call``; refused as one connection too many, again with one connection fewer in the
+        mailbox's budget (the watchers share it), down to one, after which it is a hold."""
+        while True:
+            try:
+                return call()
+            except ProviderLimited as exc:
+                budget = self._connect.budget
+                if not isinstance(exc.verdict, TooManyConnections) or budget is None or not budget.lower():
+                    raise
+                self._close_session()
+                self._log.warning("the server refused a connection as one too many; this mailbox uses at most {n} "
+                                  "from now on: {error}", n=budget.limit, error=str(exc))
+
     def _run_on_live_connection(self, folder: str, scopes: tuple[str, ...]) -> FolderSyncResult:
+        return self._with_fewer_connections(lambda: self._run_once(folder, scopes))
+
+    def _run_once(self, folder: str, scopes: tuple[str, ...]) -> FolderSyncResult:
         """Sync, and if a kept-open connection turns out dead (the server restarted, a NAT forgot
         it), reconnect and try once more: the sync resumes from its watermark, nothing repeats."""
         reused = self._session is not None
         try:
             self._active = self._folder_sync(scopes, self._borrowed_pool())
             return self._active.run(folder)
+        except ProviderLimited:
+            raise  # the server said why: no reconnecting until the mailbox's owner says so
         except ConnectionFailed:
             if not reused:
                 raise
@@ -301,7 +394,7 @@ class FetcherActor(ServiceActor):
         order = _WriteOrder()  # one per folder sync: its writes and attachment hand-overs, in order
         return FolderSync(
             mailbox=self._record.id,
-            session=_counted(session),
+            session=_counted(self._paced(session)),
             states=self._states,
             sink=_SinkPort(self._directory, order),
             quarantine=QuarantineStore(self._data_dir.quarantine_root),
@@ -330,7 +423,11 @@ class FetcherActor(ServiceActor):
     def _reconnect(self) -> ImapSession:
         """A fresh connection for a sync whose server hung up on it (see FolderSync)."""
         self._close_session()
-        return _counted(self._connected_session())
+        return _counted(self._paced(self._connected_session()))
+
+    def _paced(self, session: ImapSession) -> ImapSession:
+        return cast(ImapSession, _Paced(session, self._slowdown, self._settings.batch.max_messages,
+                                        self._stopping.wait))
 
     def _borrowed_pool(self) -> ParsePool:
         assert self._parse_pool is not None, "a folder sync runs with a parser pool borrowed"
@@ -370,6 +467,7 @@ class FetcherActor(ServiceActor):
 
     def _close_session(self) -> None:
         if self._session is not None:
+            self._keep_alerts(self._session)
             self._session.close()
             self._session = None
 
@@ -470,6 +568,48 @@ class _CountedFetches:
         stage_cpu.mark("fetch.first")  # what the process used before: start-up, imports, login, SELECT
         with stage_cpu.timed("imap.fetch"):
             return self._session.fetch_messages(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+class _Paced:
+    """A session whose FETCH of messages obeys Gmail's ``[THROTTLED]``: while the
+    :class:`Slowdown` is up, a batch is asked for in smaller FETCHes with a pause before each;
+    every FETCH tells it how many THROTTLED answers came since the one before.
+
+    The FETCHes of one batch hold no more than the batch would: once the bytes received pass the
+    sizes announced, the rest is listed missing, to be asked for alone (as the session does)."""
+
+    def __init__(self, session: ImapSession, slowdown: Slowdown, max_messages: int,
+                 sleep: Callable[[float], object]) -> None:
+        self._session = session
+        self._slowdown = slowdown
+        self._max_messages = max_messages
+        self._sleep = sleep
+
+    def fetch_messages(self, uids: Iterable[int], expected_bytes: int = 0) -> FetchAnswer:
+        wanted = sorted(set(uids))
+        if not self._slowdown.level:
+            answer = self._session.fetch_messages(wanted, expected_bytes)
+            self._slowdown.heard(self._session.take_throttled())
+            return answer
+        whole = FetchAnswer([], [], {})
+        received = 0
+        while wanted:
+            if received > expected_bytes > 0:
+                whole.missing.extend(wanted)
+                break
+            size = max(1, min(self._max_messages >> self._slowdown.level, len(wanted)))
+            chunk, wanted = wanted[:size], wanted[size:]
+            self._sleep(self._slowdown.pause())
+            answer = self._session.fetch_messages(chunk, max(expected_bytes - received, 0))
+            self._slowdown.heard(self._session.take_throttled())
+            received += sum(len(message.raw) for message in answer.messages)
+            whole.messages.extend(answer.messages)
+            whole.missing.extend(answer.missing)
+            whole.too_large.update(answer.too_large)
+        return whole
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)

@@ -16,6 +16,7 @@ from futurnal.storage.clock import utc_now
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import SiblingRestarted
 from futurnal.supervisors.supervised import inbox_size
+from futurnal.sync.provider_holds import seconds_until
 from futurnal.sync.sync_runs import FolderJob, MailboxSyncReport, RunFinished, SyncRuns, SyncStarted
 
 from . import actor_names
@@ -53,6 +54,13 @@ class _RetryDue:
     """From the actor's own retry timer: sync again after a local fault. Private to this actor."""
 
 
+@dataclass(frozen=True, slots=True)
+class _HoldOver:
+    """From the actor's own timer: the provider's hold that ended at ``until`` is over."""
+
+    until: str
+
+
 class MailboxActor(ServiceActor):
     """One per mailbox; the plain :class:`SyncRuns` decides, this shell only sends and replies."""
 
@@ -88,6 +96,9 @@ class MailboxActor(ServiceActor):
         self._faults_since: str | None = None
         self._run_faults: dict[str, str] = {}
         self._retry_pending = False
+        # The provider's hold (UTC time), as the fetcher last said; one retry is scheduled for its end.
+        self._held_until: str | None = None
+        self._hold_retry: str | None = None
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, SyncTick):
@@ -100,12 +111,14 @@ class MailboxActor(ServiceActor):
             fetcher = self._directory.get(actor_names.fetcher(self._mailbox_id))
             return fetcher.tell(message) if fetcher is not None else None
         if isinstance(message, FoldersResolved):
+            self._note_hold(message.held_until)
             if message.needs_reauth and message.errors:
                 self._mark_needs_reauth(message.errors[0][1])
             if message.local_fault:
                 self._run_faults.update(message.errors)
             return self._dispatch(*self._runs.resolved(message.run_id, message.folders, message.errors))
         if isinstance(message, FolderSynced):
+            self._note_hold(message.held_until)
             if message.needs_reauth and message.error:
                 self._mark_needs_reauth(message.error)
             if message.local_fault and message.error:
@@ -122,6 +135,8 @@ class MailboxActor(ServiceActor):
             return self._describe()
         if isinstance(message, _RetryDue):
             return self._retry_now()
+        if isinstance(message, _HoldOver):
+            return self._hold_over(message.until)
         return super().handle(message)
 
     # -- local faults ----------------------------------------------------------------------
@@ -168,6 +183,37 @@ class MailboxActor(ServiceActor):
         if self._faults:  # a scheduled or watcher's sync may have got through meanwhile
             self._on_tick(SyncTick(reason="retry after a local fault"))
 
+    # -- the provider's holds ----------------------------------------------------------------
+
+    def _note_hold(self, until: str | None) -> None:
+        """The fetcher said the provider holds the mailbox until ``until`` (None: it synced, or
+        failed otherwise). One retry is scheduled for the hold's end, none before: the scheduler's
+        ticks meanwhile are answered by the fetcher without a connection."""
+        if until is None:
+            if self._hold_retry is None:
+                self._held_until = None
+            return
+        self._held_until = until
+        if self._schedule is None or self._hold_retry == until:
+            return
+        self._hold_retry = until
+        ref = self.actor_ref
+
+        def due() -> None:
+            try:
+                ref.tell(_HoldOver(until))
+            except pykka.ActorDeadError:
+                pass  # stopped meanwhile: its successor reads the hold from the state file
+
+        self._schedule(seconds_until(until), due)
+
+    def _hold_over(self, until: str) -> None:
+        if self._hold_retry != until:
+            return  # a later hold replaced it: that one has its own timer
+        self._hold_retry = None
+        self._held_until = None
+        self._on_tick(SyncTick(reason="the provider's hold is over"))
+
     def _pause(self) -> dict[str, Any]:
         if self._pauses.pause(self._mailbox_id):
             self._log.info("paused")
@@ -194,8 +240,9 @@ class MailboxActor(ServiceActor):
     def _describe(self) -> dict[str, Any]:
         paused = self._pauses.is_paused(self._mailbox_id)
         needs_reauth = self._refused.reason(self._mailbox_id)
+        held = self._held_until if self._held_until is not None and seconds_until(self._held_until) > 0 else None
         state = ("needs-reauth" if needs_reauth is not None else "syncing" if self._runs.running
-                 else "paused" if paused else "idle")
+                 else "paused" if paused else "throttled" if held else "idle")
         return {
             "mailbox": self._mailbox_id,
             "state": state,
@@ -204,6 +251,7 @@ class MailboxActor(ServiceActor):
             "follow_up_queued": self._runs.follow_up_queued,
             "missed_while_paused": self._missed is not None,
             "needs_reauth": needs_reauth,
+            "throttled_until": held,
             "local_faults": dict(self._faults),
             "local_faults_since": self._faults_since,
             "last_run": self._last_run,

@@ -66,6 +66,8 @@ class FoldersResolved:
     needs_reauth: bool = False
     #: The error is a fault of this machine's (see ``LocalFault``): the mailbox retries by itself.
     local_fault: bool = False
+    #: The provider holds the mailbox back until this UTC time: the mailbox retries once, then.
+    held_until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,8 @@ class FolderSynced:
     needs_reauth: bool = False
     #: The error is a fault of this machine's (see ``LocalFault``): the mailbox retries by itself.
     local_fault: bool = False
+    #: The provider holds the mailbox back until this UTC time: the mailbox retries once, then.
+    held_until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

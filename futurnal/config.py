@@ -26,6 +26,7 @@ from .imap.login_rate import DEFAULT_LOGIN_BURST, DEFAULT_LOGINS_PER_SECOND
 from .parse.parse_pool import DEFAULT_MEMORY_MB
 from .suggestions import closest
 from .sync.fetch_plan import BatchLimits
+from .sync.provider_holds import DEFAULT_OVERQUOTA_WAIT, DEFAULT_THROTTLE_PAUSE
 
 __all__ = ["ConfigError", "ServiceSettings", "environment_variable", "load_settings"]
 
@@ -60,6 +61,10 @@ class ServiceSettings:
     logins_per_second_per_host: float = DEFAULT_LOGINS_PER_SECOND
     #: ... after this many at once on a host that was quiet.
     login_burst_per_host: int = DEFAULT_LOGIN_BURST
+    #: Gmail's OVERQUOTA names no end to its window: a mailbox waits this long, doubling while repeated.
+    overquota_wait_seconds: float = DEFAULT_OVERQUOTA_WAIT
+    #: Gmail's THROTTLED: the first pause between smaller batches, doubling while it repeats.
+    throttle_pause_seconds: float = DEFAULT_THROTTLE_PAUSE
     #: IDLE is ended and restarted this often (RFC 2177: servers may drop it after 29 minutes).
     idle_renew_seconds: float = 540.0
     #: How often a watched folder is polled when the server has no IDLE.
@@ -97,6 +102,8 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "network.max_connections_per_mailbox": ("max_connections_per_mailbox", int, 1),
     "network.logins_per_second_per_host": ("logins_per_second_per_host", float, 0),
     "network.login_burst_per_host": ("login_burst_per_host", int, 1),
+    "network.overquota_wait_seconds": ("overquota_wait_seconds", float, 1),
+    "network.throttle_pause_seconds": ("throttle_pause_seconds", float, 0),
     "watch.idle_renew_seconds": ("idle_renew_seconds", float, 1),
     "watch.poll_seconds": ("poll_seconds", float, 0.1),
     "watch.notify": ("watch_notify", bool, 0),

@@ -37,6 +37,7 @@ class AuditEvent(StrEnum):
     MAILBOX_REMOVED = "mailbox-removed"
     MAILBOX_PURGED = "mailbox-purged"  # removed with its data; carries the counts deleted
     MAILBOX_PARKED = "mailbox-parked"  # its actors kept failing; the others go on
+    MAILBOX_THROTTLED = "mailbox-throttled"  # its provider limited it: nothing sent to its server until a time
     SECRETS_DELETED = "secrets-deleted"
     CONSENT_GRANTED = "consent-granted"
     CONSENT_REVOKED = "consent-revoked"

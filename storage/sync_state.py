@@ -115,7 +115,7 @@ class FolderStateStore:
         self._downloads = self._db.table("downloads")
 
     # Mailbox-level conditions, one document each in the "mailbox" table.
-    _NEEDS_REAUTH, _PARKED = 1, 2
+    _NEEDS_REAUTH, _PARKED, _THROTTLED, _LAST_ALERT = 1, 2, 3, 4
 
     def needs_reauth(self) -> dict[str, str] | None:
         """``{"reason", "since"}`` while the server rejects the credentials, else None."""
@@ -130,6 +130,25 @@ class FolderStateStore:
 
     def set_parked(self, reason: str | None, since: str | None = None) -> None:
         self._set_condition(self._PARKED, reason, since)
+
+    def throttled(self) -> dict[str, Any] | None:
+        """The provider's last hold on the mailbox: ``{"reason", "since", "until", "repeats",
+        "kind"}``, kept until a sync gets through (``until`` may be past: the repeats still count)."""
+        doc = self._mailbox.get(doc_id=self._THROTTLED)
+        return dict(doc) if doc and doc.get("reason") and isinstance(doc.get("until"), str) else None
+
+    def set_throttled(self, hold: dict[str, Any] | None) -> None:
+        if hold is None:
+            self._set_condition(self._THROTTLED, None, None)
+            return
+        self._mailbox.upsert(Document(dict(hold), doc_id=self._THROTTLED))
+
+    def last_alert(self) -> dict[str, str] | None:
+        """``{"reason": the server's [ALERT] text as written, "since": when}``: the latest one."""
+        return self._condition(self._LAST_ALERT)
+
+    def set_last_alert(self, text: str, since: str) -> None:
+        self._set_condition(self._LAST_ALERT, text, since)
 
     def _condition(self, doc_id: int) -> dict[str, str] | None:
         doc = self._mailbox.get(doc_id=doc_id)

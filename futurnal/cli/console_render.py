@@ -41,6 +41,8 @@ def _event_line(doc: dict[str, Any]) -> str:
         return f"{when} {mailbox} {doc['folder']}: UID {doc['uid']} quarantined ({doc['reason']})"
     if kind in ("actor-restarting", "actor-stopped"):
         return f"{when} {doc['actor']}: died ({doc['reason']}), {kind.split('-')[1]}"
+    if kind == "mailbox-throttled":
+        return f"{when} {mailbox}: throttled until {doc['until']} ({doc['kind']}): {doc['reason']}"
     if kind.startswith("watch-"):
         return f"{when} {mailbox} {doc['folder']}: {kind[6:]} {doc.get('detail', '')}".rstrip()
     if kind == "dropped":
@@ -76,6 +78,8 @@ def _status(result: dict[str, Any]) -> str:
         state = live.get("state", "?")
         if report.get("needs_reauth"):
             state = "needs-reauth"
+        elif held := report.get("throttled"):
+            state = f"throttled until {held['until']}"
         mailbox_id = report["mailbox"]["id"]
         if not report["folders"]:
             rows.append([mailbox_id, "-", state, "-", "-", "never", str(live.get("inbox", "-")), ""])

@@ -164,6 +164,11 @@ def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandCon
     if reauth:
         print(visible(f"NEEDS RE-AUTHENTICATION since {reauth['since']}: {reauth['reason']}"))
         print(visible(f"  (syncs of this mailbox stop until then: futurnal-actors imap reauth {record.id})"))
+    if held := report.get("throttled"):
+        print(visible(f"THROTTLED until {held['until']} ({held['kind']}, since {held['since']}): {held['reason']}"))
+        print("  (nothing is sent to its server before then; the other mailboxes go on)")
+    if alert := report.get("last_alert"):
+        print(visible(f"server alert ({alert['since']}): {alert['reason']}"))
     print(visible(f"folders: {', '.join(record.folders)}"
                   + (f" excluding {', '.join(record.exclude)}" if record.exclude else "")))
     print(visible(f"schedule: {_schedule_text(report)}"))

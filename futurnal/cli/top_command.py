@@ -193,6 +193,8 @@ def _folder_rows(status: dict[str, Any], rates: RateMeter, now: float) -> list[t
         live = report.get("live", {})
         mailbox = report["mailbox"]["id"]
         state = "needs-reauth" if report.get("needs_reauth") else live.get("state", "?")
+        if not report.get("needs_reauth") and (held := report.get("throttled")):
+            state = f"throttled until {held['until']}"
         rate = f"{rates.rate(mailbox, now):.0f}"
         for index, folder in enumerate(report["folders"] or [{"folder": "-", "stored": 0}]):
             first = index == 0

@@ -13,6 +13,7 @@ from futurnal.logs.configure import redactor
 from futurnal.storage.clock import utc_now
 from futurnal.supervisors.protocol import ActorRestarting
 from futurnal.sync.folder_sync import MessageQuarantined, SyncProgress
+from futurnal.sync.provider_holds import MailboxThrottled
 from futurnal.sync.sync_runs import MailboxSyncReport, SyncStarted
 
 __all__ = ["event_document"]
@@ -36,6 +37,9 @@ def event_document(event: Any) -> dict[str, Any] | None:
     elif isinstance(event, ActorRestarting):
         doc = {"event": "actor-restarting" if event.restarted else "actor-stopped", "actor": event.child_id,
                "reason": redactor.redact(event.reason), "deaths": event.deaths}
+    elif isinstance(event, MailboxThrottled):
+        doc = {"event": "mailbox-throttled", "mailbox": event.mailbox, "kind": event.kind, "until": event.until,
+               "reason": redactor.redact(event.reason), "repeats": event.repeats}
     elif isinstance(event, WatchEvent):
         doc = {"event": f"watch-{event.kind}", "mailbox": event.mailbox, "folder": event.folder,
                "detail": redactor.redact(event.detail)}

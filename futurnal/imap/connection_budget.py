@@ -24,6 +24,19 @@ class ConnectionBudget:
         self._slots = threading.BoundedSemaphore(limit)
         self._lock = threading.Lock()
         self._in_use = 0
+        self._owed = 0  # slots taken away by lower() while in use: kept at their release
+
+    def lower(self) -> bool:
+        """One connection fewer from now on, never below one: the provider refused a connection
+        as one too many (its cap counts the user's other mail programs too). A slot in use is
+        taken away when it is released. False when the budget is already down to one."""
+        with self._lock:
+            if self.limit <= 1:
+                return False
+            self.limit -= 1
+            if not self._slots.acquire(blocking=False):
+                self._owed += 1
+            return True
 
     @property
     def in_use(self) -> int:
@@ -42,4 +55,7 @@ class ConnectionBudget:
     def release(self) -> None:
         with self._lock:
             self._in_use -= 1
+            if self._owed:
+                self._owed -= 1
+                return
         self._slots.release()

@@ -61,6 +61,11 @@ class MailboxConnector:
         self._tokens_lock = threading.Lock()
 
     @property
+    def budget(self) -> ConnectionBudget | None:
+        """The mailbox's connection budget, shared by all its connections (lowered when refused)."""
+        return self._budget
+
+    @property
     def oauth2_tokens(self) -> AccessTokens | None:
         """The OAuth2 mailbox's token source once a connection has needed it; None for passwords."""
         return self._tokens

@@ -22,6 +22,7 @@ from futurnal.sync.backfill_progress import backfill_progress
 from futurnal.sync.download_budget import BYTES_PER_MB, DownloadBudget
 from futurnal.sync.folder_selection import is_pattern, watchable
 from futurnal.sync.freshness import WATCH_NONE, WATCH_NOT_RUNNING, describe_watch, freshness, watch_plan
+from futurnal.sync.provider_holds import seconds_until
 
 __all__ = ["describe_schedule", "mailbox_status"]
 
@@ -57,6 +58,9 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
             folders.append(state)
         reauth = states.needs_reauth() if states else None
         parked = states.parked() if states else None
+        hold = states.throttled() if states else None
+        throttled = hold if hold is not None and seconds_until(hold["until"]) > 0 else None
+        alert = states.last_alert() if states else None
     finally:
         if states:
             states.close()
@@ -68,9 +72,11 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
         "pending_extractions": AttachmentJobQueue(data_dir.attachment_queue_root).count(record.id),
         "schedule": schedule if running else {**schedule, "next_run": None},
         "running": running,
-        "state": "needs-reauth" if reauth else "parked" if parked else "ok",
+        "state": "needs-reauth" if reauth else "parked" if parked else "throttled" if throttled else "ok",
         "needs_reauth": reauth,
         "parked": parked,
+        "throttled": throttled,
+        "last_alert": alert,
         "download_budget": budget.describe() if budget else None,
     }
 

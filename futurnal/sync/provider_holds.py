@@ -18,15 +18,21 @@ one answer do not all log in again in the same second.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from futurnal.imap.server_answers import BackoffFor, OverQuota
+from futurnal.imap.server_answers import BackoffFor, Limit, OverQuota, TooManyConnections, Unavailable
+from futurnal.storage.clock import parse_utc, utc_iso
+from futurnal.storage.sync_state import FolderStateStore
 
 from .fetch_plan import BatchLimits
 
-__all__ = ["DEFAULT_OVERQUOTA_WAIT", "DEFAULT_THROTTLE_PAUSE", "Hold", "HoldPolicy", "Slowdown"]
+__all__ = ["DEFAULT_OVERQUOTA_WAIT", "DEFAULT_THROTTLE_PAUSE", "Hold", "HoldPolicy", "MailboxHold", "MailboxThrottled",
+           "Slowdown", "held_text", "seconds_until", "verdict_kind"]
 
 #: ``[network] overquota_wait_seconds``: an hour; Gmail names no end to its window.
 DEFAULT_OVERQUOTA_WAIT = 3600.0
@@ -103,3 +109,76 @@ class Slowdown:
         if not self.level:
             return limits
         return replace(limits, max_messages=max(1, limits.max_messages >> self.level))
+
+
+def verdict_kind(verdict: object) -> str:
+    """The short name of a limiting verdict, as status and the audit log show it."""
+    kinds = {OverQuota: "overquota", BackoffFor: "backoff", TooManyConnections: "too-many-connections",
+             Unavailable: "unavailable", Limit: "limit"}
+    return next((name for kind, name in kinds.items() if isinstance(verdict, kind)), "limited")
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxThrottled:
+    """Event: the provider holds ``mailbox`` back; nothing is sent to its server before ``until``."""
+
+    mailbox: str
+    kind: str
+    until: str
+    reason: str
+    repeats: int
+
+
+class MailboxHold:
+    """A mailbox's hold, kept in its state file so a restart of the process keeps it too.
+
+    :meth:`limited` stores the wait :class:`HoldPolicy` gives (``until`` rounded up to the second,
+    so nothing happens before the time shown); :meth:`active` is the hold while it lasts; a sync
+    that gets through :meth:`cleared` it, and the next limit counts from the start again.
+    """
+
+    def __init__(self, states: FolderStateStore, policy: HoldPolicy,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._states = states
+        self._policy = policy
+        self._now = now
+
+    def active(self) -> dict[str, Any] | None:
+        """The stored hold while its ``until`` is ahead, else None."""
+        hold = self._states.throttled()
+        return hold if hold is not None and self.remaining(hold) > 0 else None
+
+    def remaining(self, hold: dict[str, Any]) -> float:
+        """Seconds until ``hold`` ends (0 when it has)."""
+        try:
+            return max((parse_utc(hold["until"]) - self._now()).total_seconds(), 0.0)
+        except (KeyError, ValueError):
+            return 0.0
+
+    def limited(self, verdict: object, reason: str) -> dict[str, Any]:
+        """Store the hold after ``verdict`` (``reason``: what the server said) and return it."""
+        before = self._states.throttled()
+        repeats = int(before.get("repeats", 0)) if before is not None else 0
+        wait = self._policy.hold(verdict, reason, repeats)
+        now = self._now()
+        until = now + timedelta(seconds=wait.seconds)
+        until = until.replace(microsecond=0) + timedelta(seconds=1) if until.microsecond else until
+        hold = {"reason": reason, "kind": verdict_kind(verdict), "since": utc_iso(now), "until": utc_iso(until),
+                "repeats": wait.repeats}
+        self._states.set_throttled(hold)
+        return hold
+
+    def cleared(self) -> None:
+        """A sync got through: the hold and its repeats are over (no write when there was none)."""
+        self._states.set_throttled(None)
+
+
+def held_text(hold: dict[str, Any]) -> str:
+    """One line for a user: ``throttled until <time> (<kind>): <reason>``."""
+    return f"throttled until {hold['until']} ({hold.get('kind', 'limited')}): {hold['reason']}"
+
+
+def seconds_until(stamp: str, now: datetime | None = None) -> float:
+    """Seconds from ``now`` to a UTC stamp, rounded up, never below 0."""
+    delta = (parse_utc(stamp) - (now or datetime.now(UTC))).total_seconds()
+    return float(max(math.ceil(delta), 0))

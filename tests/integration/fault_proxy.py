@@ -115,7 +115,8 @@ class Answer:
     named ``command`` (``UID FETCH``, ``SELECT``, ``LOGIN``), and to the ``times - 1`` after it.
 
     ``tagged``: the status and text of the tagged answer (``NO [OVERQUOTA] ...``); the command is
-    then not forwarded at all. ``untagged``: lines sent before it (``* OK [ALERT] ...``).
+    then not forwarded at all. ``untagged``: lines sent before it (``* OK [ALERT] ...``), or
+    without ``tagged``, before the server's own tagged answer.
     ``append``: forward the command and add this to the text of the server's own tagged OK
     (Gmail's ``OK Success [THROTTLED]``). ``bye``: the connection is closed after the answer.
     """
@@ -201,6 +202,7 @@ class AnswerProxy:
             self._live.update((client, server))
         send_lock = threading.Lock()
         appends: dict[bytes, str] = {}  # tag -> text to add to the server's tagged OK
+        before: dict[bytes, tuple[str, ...]] = {}  # tag -> untagged lines to send before the server's tagged answer
         done = threading.Event()
 
         def to_client(data: bytes) -> None:
@@ -237,6 +239,8 @@ class AnswerProxy:
                     else:
                         if answer is not None and answer.append is not None:
                             appends[data.split(b" ", 1)[0]] = answer.append
+                        if answer is not None and answer.untagged:
+                            before[data.split(b" ", 1)[0]] = answer.untagged
                         server.sendall(data)
                     if literal:  # sent as it comes: a synchronizing one waits for the server's "+"
                         server.sendall(reader.read(int(literal.group(1))))
@@ -257,6 +261,8 @@ class AnswerProxy:
                 tag = data.split(b" ", 1)[0]
                 if tag in appends and data[len(tag):].lstrip().upper().startswith(b"OK"):
                     data = data.rstrip(b"\r\n") + b" " + appends.pop(tag).encode() + b"\r\n"
+                if tag in before:
+                    data = "".join(f"{line}\r\n" for line in before.pop(tag)).encode() + data
                 to_client(data)
         except OSError:
             pass

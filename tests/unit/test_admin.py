@@ -58,7 +58,7 @@ def _events(data_dir: DataDir) -> list[dict[str, Any]]:
 def test_the_audit_events_keep_the_names_written_to_the_log() -> None:
     """The audit log's format is a promise: a renamed member must not rename what is written."""
     assert {str(e) for e in AuditEvent} == {
-        "mailbox-added", "mailbox-removed", "mailbox-purged", "mailbox-parked", "secrets-deleted",
+        "mailbox-added", "mailbox-removed", "mailbox-purged", "mailbox-parked", "mailbox-throttled", "secrets-deleted",
         "consent-granted", "consent-revoked", "sync", "needs-reauth", "reauth", "poison-quarantined",
         "quarantine-retried", "quarantine-dropped",
     }

@@ -39,3 +39,19 @@ def test_a_waiting_connection_gets_the_slot_another_releases() -> None:
 def test_a_budget_allows_at_least_one_connection() -> None:
     with pytest.raises(ValueError):
         ConnectionBudget(0)
+
+
+def test_a_budget_lowered_after_a_refusal_keeps_one_connection_fewer_but_never_none() -> None:
+    budget = ConnectionBudget(3)
+    budget.acquire(timeout=1)
+    budget.acquire(timeout=1)
+    assert budget.lower() and budget.limit == 2  # a free slot goes at once
+    with pytest.raises(ConnectionFailed, match="all 2 connection"):
+        budget.acquire(timeout=0.05)
+    assert budget.lower() and budget.limit == 1  # both in use: one is taken away at its release
+    budget.release()
+    with pytest.raises(ConnectionFailed):
+        budget.acquire(timeout=0.05)
+    budget.release()
+    budget.acquire(timeout=1)
+    assert not budget.lower() and budget.limit == 1
