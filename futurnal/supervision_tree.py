@@ -45,6 +45,7 @@ from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.restart_intensity import RestartIntensity
 from futurnal.supervisors.supervisor import ChildSpec, Supervisor
 from futurnal.sync.freshness import WATCH_IDLE, watch_plan
+from futurnal.sync.provider_holds import HoldPolicy
 
 __all__ = ["TreeContext", "attachment_processor_spec", "live_connections", "mailbox_supervisor_spec",
            "watched_folders"]
@@ -202,8 +203,10 @@ def _watcher_spec(
     context: TreeContext, record: MailboxRecord, child_id: str, folders: tuple[str, ...], connect: MailboxConnector,
     *, notify: bool = False, idle_room: int | None = None,
 ) -> ChildSpec:
+    holds = HoldPolicy(context.settings.overquota_wait_seconds)
     settings = WatchSettings(
-        renew_seconds=context.settings.idle_renew_seconds, poll_seconds=context.settings.poll_seconds
+        renew_seconds=context.settings.idle_renew_seconds, poll_seconds=context.settings.poll_seconds,
+        limited_wait=lambda verdict, repeats: holds.hold(verdict, "", repeats).seconds,
     )
 
     def start_watcher(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:

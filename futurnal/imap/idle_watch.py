@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from imapclient.exceptions import IMAPClientError
 
-from .errors import AuthenticationFailed, ConnectionFailed, MailError
+from .errors import AuthenticationFailed, ConnectionFailed, MailError, ProviderLimited
 from .session import ImapSession
 
 __all__ = ["SERVER_NOTIFICATION", "IdleWatch", "WatchEvent", "WatchNotPossible", "WatchSettings"]
@@ -45,6 +45,10 @@ class WatchSettings:
     poll_seconds: float = 60.0  # without IDLE
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
+    #: How long to wait after the provider limited the account (a :class:`ProviderLimited`'s
+    #: verdict, and the failures in a row): the mailbox's hold policy, in place of the back-off
+    #: above, so a watcher does not log in again before the provider allows it.
+    limited_wait: Callable[[object, int], float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,7 @@ class IdleWatch:
         failures = 0
         while not self._stopped():
             session: ImapSession | None = None
+            limited: float | None = None
             try:
                 session = self._connect()
                 with self._session_lock:
@@ -135,13 +140,15 @@ class IdleWatch:
                 failures += 1
                 self.mode = "reconnecting"
                 self._event("disconnected", f"{exc.__class__.__name__}: {exc}")
+                if isinstance(exc, ProviderLimited) and self._settings.limited_wait is not None:
+                    limited = self._settings.limited_wait(exc.verdict, failures - 1)
             finally:
                 with self._session_lock:
                     self._session = None
                 if session is not None:
                     session.close()
             if failures:
-                self._stop.wait(self._backoff(failures))
+                self._stop.wait(limited if limited is not None else self._backoff(failures))
         self.mode = "stopped"
 
     def _prepare(self, session: ImapSession) -> str:

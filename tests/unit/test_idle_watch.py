@@ -113,3 +113,42 @@ def test_stop_before_the_connection_is_up_ends_the_watch_without_watching(server
     watch.run()  # returns: the flag is seen before (or right after) connecting
     assert watch.mode == "stopped"
     assert "connected" not in recorder.kinds()
+
+
+class _Waits(threading.Event):
+    """A stop flag that records each wait between tries, and stops the loop after ``tries``."""
+
+    def __init__(self, tries: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self._tries = tries
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        if len(self.waits) >= self._tries:
+            self.set()
+        return self.is_set()
+
+
+def test_a_watch_the_provider_limits_waits_the_hold_not_the_usual_back_off() -> None:
+    from futurnal.imap.errors import ConnectionFailed, ProviderLimited
+    from futurnal.imap.server_answers import OverQuota
+
+    answers = iter([ProviderLimited("over quota", OverQuota("q")), ProviderLimited("over quota", OverQuota("q")),
+                    ConnectionFailed("the network")])
+
+    def connect() -> ImapSession:
+        raise next(answers)
+
+    stop = _Waits(tries=3)
+    asked: list[tuple[object, int]] = []
+
+    def hold(verdict: object, repeats: int) -> float:
+        asked.append((verdict, repeats))
+        return 3600.0 * 2 ** repeats
+
+    settings = WatchSettings(renew_seconds=HOURS, poll_seconds=HOURS, limited_wait=hold)
+    IdleWatch(mailbox="alice", folder="INBOX", connect=connect, notify=Recorder(), stop=stop, settings=settings,
+              jitter=lambda: 0.0).run()
+    assert stop.waits[:2] == [3600.0, 7200.0] and asked == [(OverQuota("q"), 0), (OverQuota("q"), 1)]
+    assert stop.waits[2] < 300  # a broken network is the usual back-off again
