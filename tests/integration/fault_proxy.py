@@ -8,30 +8,40 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 
-class CuttingProxy:
-    """Forwards 127.0.0.1:<port> to a server; the first ``cuts`` connections are dropped after a
-    random number of bytes from the server (between ``low`` and ``high``). Later ones pass.
+class _LoopbackProxy:
+    """Listens on 127.0.0.1 and serves each client on a thread of its own (``_serve``), toward the
+    server on ``target_port``; keeps the open sockets so they can be cut, and stops with the test."""
 
-    Loopback only, bounded in count, and it stops with the test: a fault injector, not a load tool.
-    """
-
-    def __init__(self, target_port: int, *, cuts: int, low: int, high: int, seed: int = 0) -> None:
+    def __init__(self, target_port: int) -> None:
         self._target = ("127.0.0.1", target_port)
-        self._rng = random.Random(seed)
-        self._cuts_left = cuts
-        self._low, self._high = low, high
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
-        self.cut = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._live: set[socket.socket] = set()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client, *self._connection_args()), daemon=True).start()
+
+    def _connection_args(self) -> tuple[Any, ...]:
+        """What ``_serve`` is given for a new connection besides the client's socket."""
+        return ()
+
+    def _serve(self, client: socket.socket, *args: Any) -> None:
+        raise NotImplementedError
 
     def sever(self) -> int:
         """Cut every connection open right now, as a server restart or a NAT timeout would."""
@@ -44,21 +54,42 @@ class CuttingProxy:
                 pass
         return len(live)
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                limit = self._rng.randint(self._low, self._high) if self._cuts_left > 0 else None
-                if limit is not None:
-                    self._cuts_left -= 1
-            threading.Thread(target=self._serve, args=(client, limit), daemon=True).start()
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self.sever()
+        self._thread.join(5)
 
-    def _serve(self, client: socket.socket, limit: int | None) -> None:
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CuttingProxy(_LoopbackProxy):
+    """Forwards 127.0.0.1:<port> to a server; the first ``cuts`` connections are dropped after a
+    random number of bytes from the server (between ``low`` and ``high``). Later ones pass.
+
+    Loopback only, bounded in count, and it stops with the test: a fault injector, not a load tool.
+    """
+
+    def __init__(self, target_port: int, *, cuts: int, low: int, high: int, seed: int = 0) -> None:
+        self._rng = random.Random(seed)
+        self._cuts_left = cuts
+        self._low, self._high = low, high
+        self.cut = 0
+        super().__init__(target_port)
+
+    def _connection_args(self) -> tuple[Any, ...]:
+        with self._lock:
+            limit = self._rng.randint(self._low, self._high) if self._cuts_left > 0 else None
+            if limit is not None:
+                self._cuts_left -= 1
+        return (limit,)
+
+    def _serve(self, client: socket.socket, *args: Any) -> None:
+        (limit,) = args
         try:
             server = socket.create_connection(self._target, timeout=10)
         except OSError:
@@ -103,11 +134,6 @@ class CuttingProxy:
         client.close()
         server.close()
 
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        self._thread.join(5)
-
 
 @dataclass
 class Answer:
@@ -135,7 +161,7 @@ class Answer:
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 
 
-class AnswerProxy:
+class AnswerProxy(_LoopbackProxy):
     """A loopback IMAP proxy that answers chosen commands the way providers do when they limit an
     account (Gmail's OVERQUOTA, Office 365's backoff...), and forwards everything else.
 
@@ -145,28 +171,10 @@ class AnswerProxy:
     """
 
     def __init__(self, target_port: int, answers: list[Answer] | None = None) -> None:
-        self._target = ("127.0.0.1", target_port)
         self.answers: list[Answer] = answers if answers is not None else []
         self.commands: list[str] = []  # "TAG NAME" of every command seen, in order
         self.logins = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._live: set[socket.socket] = set()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        super().__init__(target_port)
 
     def _match(self, name: str) -> Answer | None:
         with self._lock:
@@ -192,7 +200,7 @@ class AnswerProxy:
                 self.logins += 1
         return self._match(name)
 
-    def _serve(self, client: socket.socket) -> None:
+    def _serve(self, client: socket.socket, *args: Any) -> None:
         try:
             server = socket.create_connection(self._target, timeout=10)
         except OSError:
@@ -271,24 +279,6 @@ class AnswerProxy:
             thread.join(5)
             client.close()
             server.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        with self._lock:
-            live, self._live = list(self._live), set()
-        for sock in live:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(5)
-
-    def __enter__(self) -> AnswerProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _read_with_literals(reader: Any) -> bytes:
