@@ -77,10 +77,7 @@ class UidWindows:
         self._next_first = max(self._next_first, uid)
 
     def record(self, returned: int) -> None:
-        if returned < self._limits.window_uids // 4:
-            self._span = min(self._span * 2, self._limits.max_window_uids)
-        elif returned > self._limits.window_uids:
-            self._span = max(self._span // 2, self._limits.window_uids)
+        self._span = _next_span(self._span, returned, self._limits)
 
 
 class DescendingWindows:
@@ -105,10 +102,17 @@ class DescendingWindows:
         self._floor = min(self._floor, floor)
 
     def record(self, returned: int) -> None:
-        if returned < self._limits.window_uids // 4:
-            self._span = min(self._span * 2, self._limits.max_window_uids)
-        elif returned > self._limits.window_uids:
-            self._span = max(self._span // 2, self._limits.window_uids)
+        self._span = _next_span(self._span, returned, self._limits)
+
+
+def _next_span(span: int, returned: int, limits: BatchLimits) -> int:
+    """The next window's width: a sparse answer (old mail deleted) widens it, a dense one narrows
+    it, so each answer stays small."""
+    if returned < limits.window_uids // 4:
+        return min(span * 2, limits.max_window_uids)
+    if returned > limits.window_uids:
+        return max(span // 2, limits.window_uids)
+    return span
 
 
 def plan_batches(sizes: Mapping[int, int], limits: BatchLimits) -> list[list[int]]:
