@@ -1,8 +1,15 @@
-"""The SQLite element store: upserts, the change feed, search, purge, bad files and concurrent readers."""
+"""The element store on both backends (SQLite, and PostgreSQL when it can run here): upserts, the
+change feed, search, purge, concurrent readers and writers; then SQLite's own bad files and limits.
+
+The tests taking ``store`` run once per backend: they are the contract any backend keeps. The
+PostgreSQL ones are skipped when no PostgreSQL or psycopg is installed, unless CI is set (then they fail).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +35,63 @@ def _element(uid: int, folder: str = "INBOX", mailbox: str = "alice", **fields: 
     return element
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL cluster for the session; each test gets a database of its own."""
+    try:
+        from ..servers.postgres import PostgresServer, PostgresUnavailable
+
+        server = PostgresServer()
+    except (ImportError, PostgresUnavailable) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is needed on CI: {exc}")
+        pytest.skip(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    opened = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "listeners")
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    server = request.getfixturevalue("postgres_server")
+    url = server.new_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "sqlite":
+        opened: Any = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "listeners")
+    else:
+        from futurnal.storage.postgres import PostgresElementStore
+
+        opened = PostgresElementStore(request.getfixturevalue("postgres_url"))
     yield opened
     opened.close()
 
 
-def _reader(tmp_path: Path) -> SqliteElementReader:
-    return SqliteElementReader(tmp_path / "elements.sqlite", tmp_path / "listeners")
+def _reader(store: Any) -> Any:
+    """Another connection to the store ``store`` writes to: a reader."""
+    if isinstance(store, SqliteElementStore):
+        return SqliteElementReader(store.path, store._listeners)
+    from futurnal.storage.postgres import PostgresElementReader
+
+    return PostgresElementReader(store.url)
 
 
-def _ops(store: SqliteElementReader, since: int | None = None) -> list[tuple[int, str, str | None]]:
+def _writer(store: Any) -> Any:
+    """A second writer of the same store, with a connection of its own."""
+    if isinstance(store, SqliteElementStore):
+        return SqliteElementStore(store.path, store._listeners)
+    from futurnal.storage.postgres import PostgresElementStore
+
+    return PostgresElementStore(store.url)
+
+
+def _ops(store: Any, since: int | None = None) -> list[tuple[int, str, str | None]]:
     return [(change.seq, change.op, change.id) for change in store.changes(since)]
 
 
@@ -59,11 +111,11 @@ def test_a_changed_element_replaces_the_stored_one_and_is_a_new_change(store: An
     assert store.search("subject") == []  # the old text left the index
 
 
-def test_documents_are_kept_exactly_and_read_back_by_another_connection(store: Any, tmp_path: Path) -> None:
+def test_documents_are_kept_exactly_and_read_back_by_another_connection(store: Any) -> None:
     odd = _element(1, subject="déjà vu \u2028 menu", text="line\u2029break \x85 and \x00 nul")
     plain = _element(2, subject="見積書", text="東京の見積書", size=2**63 - 1)
     assert store.upsert_many([odd, plain]) == 2
-    reader = _reader(tmp_path)
+    reader = _reader(store)
     try:
         assert reader.get(odd["id"]) == odd and reader.get(plain["id"]) == plain
         assert [e["id"] for e in reader.iter_elements("alice")] == [odd["id"], plain["id"]]
@@ -145,20 +197,18 @@ def test_a_purge_leaves_one_purge_change_and_expires_older_cursors(store: Any, t
         store.changes(since=3)
     assert expired.value.oldest == 4
     assert [c.id for c in store.changes()] == ["bob-INBOX-1", "bob-INBOX-2", None]  # from the oldest served
-    for name in ("elements.sqlite", "elements.sqlite-wal"):
+    for name in ("elements.sqlite", "elements.sqlite-wal") if isinstance(store, SqliteElementStore) else ():
         path = tmp_path / name
         assert not path.exists() or b"xylophone" not in path.read_bytes().lower()
 
 
-def test_a_reader_in_another_connection_sees_every_commit_in_order_while_the_writer_writes(
-    store: Any, tmp_path: Path
-) -> None:
+def test_a_reader_in_another_connection_sees_every_commit_in_order_while_the_writer_writes(store: Any) -> None:
     seen: list[int] = []
     errors: list[BaseException] = []
     done = threading.Event()
 
     def follow() -> None:
-        reader, cursor = _reader(tmp_path), 0
+        reader, cursor = _reader(store), 0
         try:
             while not (done.is_set() and reader.last_seq() == cursor):
                 batch = reader.changes(cursor)
@@ -182,7 +232,7 @@ def test_a_reader_in_another_connection_sees_every_commit_in_order_while_the_wri
 
 
 def test_a_follower_is_woken_by_a_commit_rather_than_its_timeout(store: Any, tmp_path: Path) -> None:
-    reader = _reader(tmp_path)
+    reader = _reader(store)
     woke = threading.Event()
     try:
         assert reader.wait_for_changes(0, 0.05) is False
@@ -193,7 +243,8 @@ def test_a_follower_is_woken_by_a_commit_rather_than_its_timeout(store: Any, tmp
         assert woke.is_set()
     finally:
         reader.close()
-    assert list((tmp_path / "listeners").iterdir()) == []  # a closed listener leaves nothing behind
+    if isinstance(store, SqliteElementStore):
+        assert list((tmp_path / "listeners").iterdir()) == []  # a closed listener leaves nothing behind
 
 
 def test_search_ranks_filters_and_takes_words_phrases_prefixes_and_addresses(store: Any) -> None:
@@ -281,9 +332,11 @@ def test_a_foreign_corrupt_or_newer_file_is_refused_and_left_untouched(
 
 
 def test_a_query_matching_very_many_ranks_the_newest_matches_of_its_filters(
-    store: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from futurnal.storage.sqlite import reader
+
+    store = SqliteElementStore(tmp_path / "elements.sqlite", tmp_path / "listeners")
 
     monkeypatch.setattr(reader, "RANKED_MATCHES", 3)
     store.upsert_many([_element(1, subject="apple apple apple", mailbox="bob")])  # the best match, stored first
@@ -293,3 +346,109 @@ def test_a_query_matching_very_many_ranks_the_newest_matches_of_its_filters(
     assert [hit.id for hit in store.search("apple", SearchFilters(mailbox="bob"))] == ["bob-INBOX-1"]
     monkeypatch.setattr(reader, "RANKED_MATCHES", 100)
     assert store.search("apple", limit=1)[0].id == "bob-INBOX-1"  # every match ranked: the best one wins
+    store.close()
+
+
+def test_two_writers_at_once_leave_a_feed_without_gap_or_repeat_for_a_reader_polling_meanwhile(store: Any) -> None:
+    """Writers in two connections commit interleaved; a reader reading ``changes(cursor)`` all the
+    while must never see a number after one it skipped (PostgreSQL's sequences commit out of order,
+    which is why its store numbers changes in commit order)."""
+    other = _writer(store)
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    writers_done = threading.Event()
+
+    def write(writer: Any, mailbox: str) -> None:
+        try:
+            for batch in range(25):
+                writer.upsert_many([_element(batch * 4 + uid, mailbox=mailbox) for uid in range(1, 5)])
+                writer.update_flags([(ElementKey(mailbox, "INBOX", 5, batch * 4 + 1), ["\\Seen"])])
+        except BaseException as exc:
+            errors.append(exc)
+
+    def follow() -> None:
+        reader, cursor = _reader(store), 0
+        try:
+            while True:
+                finished = writers_done.is_set()
+                batch = reader.changes(cursor)
+                seen.extend(change.seq for change in batch)
+                cursor = batch[-1].seq if batch else cursor
+                if finished and not batch:
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            reader.close()
+
+    threads = [threading.Thread(target=write, args=(store, "alice")), threading.Thread(target=write, args=(other, "bob"))]
+    follower = threading.Thread(target=follow)
+    follower.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    writers_done.set()
+    follower.join(timeout=60)
+    other.close()
+    assert not follower.is_alive() and errors == []
+    assert seen == list(range(1, 2 * 25 * 5 + 1))
+    assert store.last_seq() == 250 and store.count() == 200
+
+
+def test_a_failed_write_gives_its_numbers_back(store: Any) -> None:
+    store.upsert_many([_element(1)])
+    with pytest.raises(KeyError):
+        store.upsert_many([_element(2), {"id": "broken"}])  # no mailbox: fails midway, rolled back
+    store.upsert_many([_element(3)])
+    assert _ops(store) == [(1, "upsert", "alice-INBOX-1"), (2, "upsert", "alice-INBOX-3")]
+
+
+def test_postgres_schema_newer_than_the_code_is_refused_and_left_untouched(postgres_url: str) -> None:
+    import psycopg
+
+    from futurnal.storage.postgres import SCHEMA_VERSION as PG_VERSION
+    from futurnal.storage.postgres import BadStoreDatabase, PostgresElementStore
+
+    PostgresElementStore(postgres_url).close()
+    PostgresElementStore(postgres_url).close()  # the second open finds the schema in place
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("UPDATE futurnal_schema SET version = %s", (PG_VERSION + 1,))
+    with pytest.raises(BadStoreDatabase, match="newer than this version"):
+        PostgresElementStore(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        assert db.execute("SELECT version FROM futurnal_schema").fetchone() == (PG_VERSION + 1,)
+
+
+def test_postgres_tables_of_another_program_are_refused(postgres_url: str) -> None:
+    import psycopg
+
+    from futurnal.storage.postgres import BadStoreDatabase, PostgresElementReader
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE elements (x text)")
+    with pytest.raises(BadStoreDatabase, match="did not make"):
+        PostgresElementReader(postgres_url)
+
+
+@pytest.mark.parametrize(("query", "tsquery"), [
+    ("invoice", "'invoice'"),
+    ("Café lunch", "'cafe' & 'lunch'"),
+    ('"invoice is attached"', "('invoice' <-> 'is' <-> 'attached')"),
+    ("invo* NOT lunch", "'invo':* & ! 'lunch'"),
+    ("subject:lunch OR (march AND body:pay*)", "'lunch':A | ( 'march' & 'pay':*C )"),
+    ("bob@example.com", "('bob' <-> 'example' <-> 'com')"),
+    ("東京", "('東' <-> '京')"),
+])
+def test_the_query_syntax_becomes_a_tsquery(query: str, tsquery: str) -> None:
+    from futurnal.storage.postgres.search_text import ts_query
+
+    assert ts_query(query) == tsquery
+
+
+@pytest.mark.parametrize("query", ['"never closed', "", "OR lunch", "lunch AND"])
+def test_a_query_postgres_cannot_read_is_a_bad_search_query(query: str) -> None:
+    from futurnal.storage.postgres.search_text import ts_query
+
+    with pytest.raises(BadSearchQuery):
+        ts_query(query)

@@ -1,0 +1,289 @@
+"""Reading the PostgreSQL element store: elements, the change feed, search and consumers' cursors.
+
+A reader has its own connection (autocommit: each query sees what was committed when it began)
+and may live in any process on any host beside the writers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from loguru import logger
+
+from ..element_store import (
+    BadSearchQuery,
+    Change,
+    ChangeOp,
+    ConsumerCursor,
+    CursorExpired,
+    SearchFilters,
+    SearchHit,
+)
+from ..errors import StorageError
+from ..sqlite.reader import decode_document
+from .schema import connect, display_url
+from .search_text import WEIGHTS, snippet, ts_query
+
+__all__ = ["CHANNEL", "DamagedElement", "PostgresElementReader"]
+
+CHANNEL = "futurnal_changes"  # NOTIFY'd by every commit that adds to the feed
+DamagedReport = Callable[[str, str], None]
+_Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class DamagedElement(StorageError):
+    """An element whose stored document cannot be read (not JSON)."""
+
+    def __init__(self, url: str, element_id: str) -> None:
+        super().__init__(f"element {element_id} in {display_url(url)} is damaged: its stored document is not valid JSON")
+
+
+class PostgresElementReader:
+    """The read side of the store at ``url`` (``postgresql://user@host/db``). One connection: use
+    a reader from one thread at a time, and open one per thread otherwise."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._connection: _Connection = connect(url)
+        self._listener: _Connection | None = None
+        self.on_damaged: DamagedReport = self._log_damaged
+
+    def _log_damaged(self, element_id: str, outcome: str) -> None:
+        logger.warning("element {id} in {url} is damaged (its stored document is not valid JSON); {outcome}",
+                       id=element_id, url=display_url(self.url), outcome=outcome)
+
+    # -- elements ------------------------------------------------------------------------------
+
+    def get(self, element_id: str) -> dict[str, Any] | None:
+        row = self._connection.execute("SELECT doc FROM elements WHERE id = %s", (element_id,)).fetchone()
+        if row is None:
+            return None
+        element = decode_document(row[0])
+        if element is None:
+            raise DamagedElement(self.url, element_id)
+        return element
+
+    def iter_documents(self, mailbox: str | None = None, folder: str | None = None, *,
+                       include_deleted: bool = True) -> Iterator[str]:
+        """Each element's JSON text, ordered by mailbox, folder, UIDVALIDITY and UID (read in
+        pages on a server-side cursor); damaged ones are named to ``on_damaged`` and left out."""
+        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder), include_deleted=include_deleted)
+        with self._connection.transaction(), self._connection.cursor(name="documents") as cursor:
+            cursor.itersize = 512
+            cursor.execute(f"SELECT e.id, e.doc FROM elements AS e {where}"
+                           " ORDER BY e.mailbox, e.folder, e.uidvalidity, e.uid", params)
+            for element_id, doc in cursor:
+                if decode_document(doc) is None:
+                    self.on_damaged(element_id, "left out")
+                else:
+                    yield doc
+
+    def iter_elements(self, mailbox: str | None = None, folder: str | None = None, *,
+                      include_deleted: bool = True) -> Iterator[dict[str, Any]]:
+        for doc in self.iter_documents(mailbox, folder, include_deleted=include_deleted):
+            element = decode_document(doc)
+            if element is not None:
+                yield element
+
+    def count(self, mailbox: str | None = None, folder: str | None = None) -> int:
+        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder))
+        return int(self._one(f"SELECT count(*) FROM elements AS e {where}", params))
+
+    def folders(self, mailbox: str) -> list[str]:
+        rows = self._connection.execute("SELECT DISTINCT folder FROM elements WHERE mailbox = %s ORDER BY folder",
+                                        (mailbox,))
+        return [folder for (folder,) in rows]
+
+    def thread(self, thread_id: str) -> list[dict[str, Any]]:
+        rows = self._connection.execute(
+            "SELECT id, doc FROM elements WHERE thread_id = %s AND NOT deleted ORDER BY sort_date, id", (thread_id,))
+        elements = []
+        for element_id, doc in rows:
+            element = decode_document(doc)
+            if element is None:
+                self.on_damaged(element_id, "left out of its conversation")
+            else:
+                elements.append(element)
+        return elements
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(self, query: str, filters: SearchFilters | None = None, limit: int = 20) -> list[SearchHit]:
+        """The live elements matching ``query`` and the filters, best first (``ts_rank``, the
+        subject weighing most, then people, then body and attachments alike). See docs/postgres.md
+        for how the query syntax maps to a ``tsquery``."""
+        tsquery = ts_query(query)
+        clauses = ["e.search @@ q.query", "NOT e.deleted"]
+        params: list[object] = [tsquery]
+        for clause, value in _filter_clauses(filters or SearchFilters()):
+            clauses.append(clause)
+            params.append(value)
+        params.append(limit)
+        try:
+            rows = self._connection.execute(
+                f"SELECT e.id, e.mailbox, e.folder, e.sender, e.doc, ts_rank('{WEIGHTS}', e.search, q.query) AS rank"
+                " FROM elements AS e, to_tsquery('simple', %s) AS q(query)"
+                f" WHERE {' AND '.join(clauses)} ORDER BY rank DESC, e.row DESC LIMIT %s", params).fetchall()
+        except psycopg.errors.SyntaxError as exc:
+            raise BadSearchQuery(f"cannot read the search query {query!r}: {exc}") from None
+        hits = []
+        for element_id, mailbox, folder, sender, doc, rank in rows:
+            element = decode_document(doc) or {}
+            texts = [element.get("text") or "", element.get("subject") or ""]
+            texts += [attachment.get("text") or "" for attachment in element.get("attachments") or []]
+            hits.append(SearchHit(id=element_id, mailbox=mailbox, folder=folder, date=element.get("date"),
+                                  sender=sender, subject=element.get("subject"), snippet=snippet(texts, query),
+                                  rank=round(-float(rank), 4)))  # lower is better, as bm25 in SQLite
+        return hits
+
+    # -- change feed ---------------------------------------------------------------------------
+
+    def oldest_served(self) -> int:
+        return int(self._one("SELECT oldest_served FROM feed"))
+
+    def last_seq(self) -> int:
+        """The number of the latest committed change (0 for a new store)."""
+        return int(self._one("SELECT last_seq FROM feed"))
+
+    def changes(self, since: int | None = None, *, mailbox: str | None = None,
+                limit: int | None = None) -> list[Change]:
+        """Committed changes after ``since`` in order; :class:`CursorExpired` when a purge removed
+        changes after ``since``. Numbers are given out in commit order (see the ``feed`` table),
+        so a change committed later never takes a number below one already read."""
+        sql = ("SELECT c.seq, c.op, c.mailbox, c.id, e.doc FROM changes AS c"
+               " LEFT JOIN elements AS e ON e.id = c.id WHERE c.seq > %s")
+        params: list[Any] = [since or 0]
+        if mailbox is not None:
+            sql += " AND c.mailbox = %s"
+            params.append(mailbox)
+        sql += " ORDER BY c.seq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        with self._connection.transaction():  # one snapshot for the cursor check and the read
+            self._connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            oldest = self.oldest_served()
+            if since is not None and since < oldest:
+                raise CursorExpired(since, oldest)
+            rows = self._connection.execute(sql, params).fetchall()
+        changes = []
+        for seq, op, mailbox_id, element_id, doc in rows:
+            if doc is not None and decode_document(doc) is None:
+                self.on_damaged(element_id, f"change {seq} is given without it")
+                doc = None
+            changes.append(Change(seq=int(seq), op=_op(op), mailbox=mailbox_id, id=element_id, document=doc))
+        return changes
+
+    def change_pages(self, since: int | None = None, *, mailbox: str | None = None, page: int = 1000,
+                     follow: bool = False, wake: float = 60.0) -> Iterator[list[Change]]:
+        while True:
+            horizon = self.last_seq()
+            batch = self.changes(since, mailbox=mailbox, limit=page)
+            if batch:
+                since = batch[-1].seq
+                yield batch
+                if len(batch) == page:
+                    continue
+            if not follow:
+                return
+            if not self.wait_for_changes(max(horizon, since or 0), wake):
+                yield []
+
+    def wait_for_changes(self, after: int, timeout: float) -> bool:
+        """Block until a change after ``after`` is committed (True) or ``timeout`` passes (False);
+        woken by the writers' NOTIFY on their commit, looking again every 5 s all the same."""
+        if self._listener is None:
+            self._listener = psycopg.connect(self.url, autocommit=True)
+            self._listener.execute(f"LISTEN {CHANNEL}")
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.last_seq() > after:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            for _ in self._listener.notifies(timeout=min(left, 5.0), stop_after=1):
+                pass
+
+    # -- consumers -----------------------------------------------------------------------------
+
+    def consumer_cursor(self, name: str) -> int | None:
+        row = self._connection.execute("SELECT cursor FROM consumers WHERE name = %s", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def save_consumer_cursor(self, name: str, seq: int) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._connection.execute(
+            "INSERT INTO consumers (name, cursor, updated_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            (name, seq, now))
+
+    def consumers(self) -> list[ConsumerCursor]:
+        last = self.last_seq()
+        rows = self._connection.execute("SELECT name, cursor, updated_at FROM consumers ORDER BY name")
+        return [ConsumerCursor(name=name, cursor=int(cursor), lag=max(last - int(cursor), 0), updated_at=updated)
+                for name, cursor, updated in rows]
+
+    def remove_consumer(self, name: str) -> bool:
+        return self._connection.execute("DELETE FROM consumers WHERE name = %s", (name,)).rowcount > 0
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def _one(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
+        row = self._connection.execute(sql.encode(), params).fetchone()
+        assert row is not None
+        return row[0]
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._connection.close()
+
+    def __enter__(self) -> PostgresElementReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _op(op: str) -> ChangeOp:
+    if op == "delete":
+        return "delete"
+    return "purge" if op == "purge" else "upsert"
+
+
+def _where(filters: SearchFilters, *, include_deleted: bool = True) -> tuple[str, list[str]]:
+    clauses = _filter_clauses(filters)
+    conditions = [condition for condition, _ in clauses] + ([] if include_deleted else ["NOT e.deleted"])
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), [value for _, value in clauses]
+
+
+def _filter_clauses(filters: SearchFilters) -> list[tuple[str, str]]:
+    clauses = []
+    if filters.mailbox is not None:
+        clauses.append(("e.mailbox = %s", filters.mailbox))
+    if filters.folder is not None:
+        clauses.append(("e.folder = %s", filters.folder))
+    if filters.sender:
+        escaped = filters.sender.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(("e.sender ILIKE %s", f"%{escaped}%"))
+    if filters.after:
+        clauses.append(("e.sort_date >= %s", _as_utc(filters.after)))
+    if filters.before:
+        clauses.append(("e.sort_date < %s", _as_utc(filters.before)))
+    return clauses
+
+
+def _as_utc(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadSearchQuery(f"{value!r} is not a date: use YYYY-MM-DD or an ISO time") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")

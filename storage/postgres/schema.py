@@ -1,0 +1,120 @@
+"""Opening a PostgreSQL element store: the connection, the schema the project creates and
+versions (table ``futurnal_schema``), and refusing a database that is newer or not ours."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from ..errors import StorageError
+
+__all__ = ["SCHEMA_VERSION", "BadStoreDatabase", "connect", "display_url"]
+
+SCHEMA_VERSION = 1
+_CREATE_LOCK = 0x46544E4C  # pg_advisory_xact_lock key: two processes creating the schema at once wait in turn
+
+_TABLES = """
+CREATE TABLE futurnal_schema (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    version integer NOT NULL
+);
+CREATE TABLE elements (
+    row bigserial PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    mailbox text NOT NULL,
+    folder text NOT NULL,
+    uidvalidity bigint NOT NULL,
+    uid bigint NOT NULL,
+    thread_id text,
+    sort_date text,
+    sender text NOT NULL DEFAULT '',
+    deleted boolean NOT NULL DEFAULT false,
+    doc text NOT NULL,
+    search tsvector
+);
+CREATE UNIQUE INDEX elements_by_slot ON elements (mailbox, folder, uidvalidity, uid);
+CREATE INDEX elements_by_thread ON elements (thread_id, sort_date);
+CREATE INDEX elements_search ON elements USING gin (search);
+CREATE TABLE changes (
+    seq bigint PRIMARY KEY,
+    op text NOT NULL,
+    mailbox text NOT NULL,
+    id text
+);
+CREATE INDEX changes_by_mailbox ON changes (mailbox, seq);
+-- One row: the last number the feed gave out and the cursor below which changes were purged.
+-- Every writer updates last_seq as the last step of its transaction, so it holds the row's lock
+-- until it commits: numbers are given out in commit order, without gaps (docs/postgres.md).
+CREATE TABLE feed (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    last_seq bigint NOT NULL,
+    oldest_served bigint NOT NULL
+);
+INSERT INTO feed (last_seq, oldest_served) VALUES (0, 0);
+CREATE TABLE consumers (
+    name text PRIMARY KEY,
+    cursor bigint NOT NULL,
+    updated_at text NOT NULL
+)
+"""
+
+
+class BadStoreDatabase(StorageError):
+    """The database holds another program's tables, or a schema newer than this code; nothing in it was changed."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"element store {display_url(url)} cannot be used: {detail}; it was left untouched")
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit connection to ``url`` with the schema in place (created on first use).
+
+    A database whose schema version is newer than :data:`SCHEMA_VERSION`, or that already has an
+    ``elements`` table the project did not make, raises :class:`BadStoreDatabase`.
+    """
+    connection = psycopg.connect(url, autocommit=True)
+    try:
+        _check_or_create(connection, url)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _version(connection: psycopg.Connection[tuple[object, ...]]) -> int | None:
+    exists = connection.execute("SELECT to_regclass('futurnal_schema') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = connection.execute("SELECT version FROM futurnal_schema").fetchone()
+    return None if row is None else int(str(row[0]))
+
+
+def _check_or_create(connection: psycopg.Connection[tuple[object, ...]], url: str) -> None:
+    if _version(connection) == SCHEMA_VERSION:
+        return
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+        version = _version(connection)  # another process may have made it while this one waited
+        if version == SCHEMA_VERSION:
+            return
+        if version is None:
+            taken = connection.execute(
+                "SELECT string_agg(name, ', ') FROM unnest(ARRAY['elements', 'changes', 'feed', 'consumers']) AS name"
+                " WHERE to_regclass(name) IS NOT NULL").fetchone()
+            if taken and taken[0]:
+                raise BadStoreDatabase(url, f"it already has tables named {taken[0]} that futurnal-actors did not make")
+            for statement in _TABLES.split(";\n"):
+                if statement.strip():
+                    connection.execute(statement.encode())
+            connection.execute("INSERT INTO futurnal_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        elif version > SCHEMA_VERSION:
+            raise BadStoreDatabase(url, f"it has schema version {version}, newer than this version of "
+                                        f"futurnal-actors understands ({SCHEMA_VERSION}): upgrade futurnal-actors")
+        else:
+            raise BadStoreDatabase(url, f"it has an unknown schema version {version}")
