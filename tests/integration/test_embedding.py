@@ -39,6 +39,27 @@ class MemorySink:
                 self.elements[element["id"]] = element
             return len(elements)
 
+    def _find(self, key: Any) -> dict[str, Any] | None:
+        return next((e for e in self.elements.values() if (e["mailbox"], e["folder"], e["uidvalidity"], e["uid"])
+                     == (key.mailbox, key.folder, key.uidvalidity, key.uid)), None)
+
+    def update_flags(self, updates: list[tuple[Any, list[str]]]) -> int:
+        """The README's sink protocol: a sync resumed after a failure asks for the flags it knows."""
+        with self._lock:
+            changed = 0
+            for key, flags in updates:
+                element = self._find(key)
+                if element is not None and element["flags"] != flags:
+                    element["flags"], changed = flags, changed + 1
+            return changed
+
+    def mark_deleted(self, keys: list[Any], when: str) -> int:
+        with self._lock:
+            found = [element for key in keys if (element := self._find(key)) is not None]
+            for element in found:
+                element["deleted"] = True
+            return len(found)
+
 
 @pytest.fixture
 def registered(tmp_path: Path, dovecot_factory: Any) -> tuple[DovecotServer, Path, CredentialStore]:
