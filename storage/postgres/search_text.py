@@ -60,6 +60,7 @@ def ts_query(query: str) -> str:
     position = 0
     query = query.strip()
     previous = "operator"
+    label = ""
     while position < len(query):
         match = _QUERY_TOKEN.match(query, position)
         if match is None:
@@ -79,9 +80,13 @@ def ts_query(query: str) -> str:
         if opening:
             operand = "("
         elif phrase is not None:
-            operand = _phrase(words(phrase), phrase_prefix, "")
+            operand = _phrase(words(phrase), phrase_prefix, label)
+        elif word.endswith(":") and word[:-1].lower() in _LABELS:  # ``subject:`` before a "phrase"
+            label = _LABELS[word[:-1].lower()]
+            continue
         else:
             operand = _word(word)
+        label = ""
         if not operand:
             continue
         if previous == "operand":  # two operands side by side: both must match

@@ -116,9 +116,6 @@ class PostgresServer(ServerProcess):
         with psycopg.connect(self.url(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def stop(self) -> None:
-        super().stop()
-
     def remove(self) -> None:
         """Stop the server and delete its cluster."""
         self.stop()

@@ -438,6 +438,7 @@ def test_postgres_tables_of_another_program_are_refused(postgres_url: str) -> No
     ("invo* NOT lunch", "'invo':* & ! 'lunch'"),
     ("subject:lunch OR (march AND body:pay*)", "'lunch':A | ( 'march' & 'pay':*C )"),
     ("bob@example.com", "('bob' <-> 'example' <-> 'com')"),
+    ('subject:"lunch on" people:bob', "('lunch':A <-> 'on':A) & 'bob':B"),
     ("東京", "('東' <-> '京')"),
 ])
 def test_the_query_syntax_becomes_a_tsquery(query: str, tsquery: str) -> None:
