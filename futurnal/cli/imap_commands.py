@@ -211,7 +211,8 @@ def _backfill_text(backfill: dict[str, Any]) -> str:
     text = (f"newest mail first; older mail below UID {backfill['floor']} still to come: {backfill['done']:,} of "
             f"{backfill['total']:,} stored ({backfill['mb_done']:g} MB so far)")
     if backfill["per_minute"]:
-        text += f", {backfill['per_minute']:g} a minute"
+        text += f", {backfill['per_minute']:,.0f} a minute" if backfill["per_minute"] >= 10 else \
+            f", {backfill['per_minute']:g} a minute"
     if backfill["eta"]:
         text += f", ends about {backfill['eta']}"
         if backfill["limited_by"] == "budget":
