@@ -264,6 +264,9 @@ def _print_sync(record: MailboxRecord, report: dict[str, Any], *, quiet: bool) -
     if not quiet:
         for folder in report["folders"]:
             extra = f", {folder['quarantined']} quarantined" if folder["quarantined"] else ""
+            if folder.get("budget_frees_at"):
+                extra += (f"; older mail (below UID {folder['backfill_floor']}) waits for the daily download budget "
+                          f"until {folder['budget_frees_at']}")
             print(visible(f"{record.id} {folder['folder']}: {folder['fetched']} new message(s){extra}"))
     if report["skipped"]:
         print(visible(f"{record.id}: not synced, {report['skipped']} (`futurnal-actors ctl resume {record.id}`)"),

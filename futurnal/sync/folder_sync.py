@@ -39,7 +39,7 @@ from futurnal.imap.errors import CommandTimedOut, ConnectionFailed, MailError, S
 from futurnal.imap.session import FolderStatus
 from futurnal.imap.uidset import UidSet
 from futurnal.parse.parse_pool import ParsePool
-from futurnal.storage.clock import utc_now
+from futurnal.storage.clock import utc_iso, utc_now
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
 from futurnal.storage.quarantine import QuarantineStore
@@ -139,6 +139,10 @@ class FolderSyncResult:
     uidvalidity_changed: bool = False
     flags_changed: int = 0
     deleted: int = 0
+    #: Older mail still to come below this UID (newest first), when the backfill is not done.
+    backfill_floor: int = 0
+    #: When the download budget lets the backfill go on, if the budget is what stopped it.
+    budget_frees_at: str | None = None
 
 
 class _Both:
@@ -302,6 +306,7 @@ class FolderSync:
         self._arrivals_check_seconds = arrivals_check_seconds
         self._monotonic = monotonic
         self._budget = budget
+        self._budget_frees_at: str | None = None  # set when the budget stopped the backfill
         self._elements = BatchElements(
             mailbox=mailbox, scopes=scopes, set_aside=self._set_aside, gmail_index=gmail_index,
             attachments=attachments.settings if attachments is not None else None, fault_hook=fault_hook,
@@ -392,7 +397,8 @@ class FolderSync:
         self._report_progress(status.name, fetched, fetched)  # done: a bar whose total overshot ends full
         return FolderSyncResult(
             self.mailbox, status.name, fetched, quarantined, False, status.uidvalidity, state.last_uid,
-            validity_changed, flags_changed, deleted,
+            validity_changed, flags_changed, deleted, state.backfill_floor if state.backfill_floor > 1 else 0,
+            self._budget_frees_at,
         )
 
     def _nothing_changed(self, state: FolderState, status: FolderStatus) -> bool:
@@ -493,10 +499,11 @@ class FolderSync:
             sizes = self._session.sizes(window.criteria)
             windows.record(len(sizes))
             if not self._fetch_window(sizes, status, commits, tally, descending=True):
+                frees = self._budget.resets_at() if self._budget else None
+                self._budget_frees_at = utc_iso(frees) if frees else None
                 self._log.info(
                     "the mailbox's daily download budget is used up: the older mail of folder {folder!r} waits "
-                    "until {at} (new mail still comes in)", folder=status.name,
-                    at=self._budget.describe()["resets_at"] if self._budget else None,
+                    "until {at} (new mail still comes in)", folder=status.name, at=self._budget_frees_at,
                 )
                 return
             floor = window.first

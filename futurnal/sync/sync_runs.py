@@ -56,7 +56,7 @@ class MailboxSyncReport:
             "folders": [
                 {"folder": r.folder, "fetched": r.fetched, "flags_changed": r.flags_changed, "deleted": r.deleted,
                  "quarantined": r.quarantined, "unchanged": r.unchanged, "uidvalidity": r.uidvalidity,
-                 "last_uid": r.last_uid}
+                 "last_uid": r.last_uid, "backfill_floor": r.backfill_floor, "budget_frees_at": r.budget_frees_at}
                 for r in self.results
             ],
             "errors": [{"folder": folder, "error": error} for folder, error in self.errors],

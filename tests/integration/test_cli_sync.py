@@ -332,6 +332,7 @@ def test_a_spent_download_budget_pauses_the_backfill_and_new_mail_still_comes_in
 
     first = cli("imap", "sync", "alice")
     assert first.code == 0, first.err
+    assert "waits for the daily download budget until" in first.out, first.out
     report = cli("imap", "status", "alice", "--json").json()
     budget, folder = report["download_budget"], report["folders"][0]
     assert budget["limit_mb"] == 1 and budget["exhausted"] and budget["resets_at"], budget
