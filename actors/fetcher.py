@@ -23,7 +23,7 @@ from futurnal.parse.parse_pools import ParsePools
 from futurnal.process import stage_cpu
 from futurnal.process.faults import crash_hook_from_env
 from futurnal.storage.audit_log import AuditEvent, AuditLog
-from futurnal.storage.clock import utc_now
+from futurnal.storage.clock import parse_utc, utc_now
 from futurnal.storage.consent import SCOPES, ConsentRegistry, NoConsent
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementKey
@@ -307,9 +307,12 @@ class FetcherActor(ServiceActor):
         holds nothing back: the sync reports that itself)."""
         assert self._hold is not None
         try:
-            return self._hold.active()
+            hold = self._hold.active()
         except StorageError:
             return None
+        if hold is not None and (budget := self._connect.budget) is not None:  # as kept across a restart
+            budget.hold(parse_utc(hold["until"]).timestamp(), hold["reason"])
+        return hold
 
     def _held_back(self, exc: ProviderLimited) -> dict[str, Any]:
         """The provider limited the mailbox: no command to its server until the hold's end, kept
@@ -324,6 +327,8 @@ class FetcherActor(ServiceActor):
             hold = {"reason": reason, "kind": "limited", "until": utc_now(), "repeats": 1}
         self._log.warning("the provider limits this mailbox; nothing is sent to its server until {until}: {error}",
                           until=hold["until"], error=str(exc))
+        if (budget := self._connect.budget) is not None:  # the watchers' new connections wait too
+            budget.hold(parse_utc(hold["until"]).timestamp(), reason)
         try:
             self._audit.append(AuditEvent.MAILBOX_THROTTLED, mailbox=self._record.id, kind=hold["kind"],
                                until=hold["until"], reason=reason, repeats=hold["repeats"])
@@ -335,6 +340,8 @@ class FetcherActor(ServiceActor):
     def _after_success(self) -> None:
         """A sync got through: a provider's hold and its repeats are over; the server's alerts are kept."""
         assert self._hold is not None
+        if (budget := self._connect.budget) is not None:
+            budget.release_hold()
         try:
             self._hold.cleared()
         except Exception as exc:

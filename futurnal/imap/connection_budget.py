@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from futurnal.storage.clock import utc_iso
 
 from .errors import ConnectionFailed
 
@@ -17,10 +22,13 @@ class ConnectionBudget:
     below: a connection that would exceed the budget waits for one to close, then gives up.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Callable[[], float] = time.time) -> None:
         if limit < 1:
             raise ValueError(f"a connection budget must allow at least 1 connection, not {limit}")
         self.limit = limit
+        self._clock = clock
+        self._held_until = 0.0  # the provider's hold (seconds since the epoch): no connection before
+        self._held_why = ""
         self._slots = threading.BoundedSemaphore(limit)
         self._lock = threading.Lock()
         self._in_use = 0
@@ -38,12 +46,27 @@ class ConnectionBudget:
                 self._owed += 1
             return True
 
+    def hold(self, until: float, why: str) -> None:
+        """The provider limited the mailbox: no new connection of it (fetcher or watcher) before
+        ``until``, so a watcher reconnecting meanwhile does not log in either."""
+        with self._lock:
+            self._held_until, self._held_why = until, why
+
+    def release_hold(self) -> None:
+        with self._lock:
+            self._held_until, self._held_why = 0.0, ""
+
     @property
     def in_use(self) -> int:
         with self._lock:
             return self._in_use
 
     def acquire(self, timeout: float) -> None:
+        with self._lock:
+            held, why = self._held_until, self._held_why
+        if self._clock() < held:
+            until = utc_iso(datetime.fromtimestamp(held, UTC))
+            raise ConnectionFailed(f"the provider holds this mailbox back until {until}: {why}")
         if not self._slots.acquire(timeout=timeout):
             raise ConnectionFailed(
                 f"all {self.limit} connection(s) allowed for this mailbox are in use "

@@ -55,3 +55,19 @@ def test_a_budget_lowered_after_a_refusal_keeps_one_connection_fewer_but_never_n
     budget.release()
     budget.acquire(timeout=1)
     assert not budget.lower() and budget.limit == 1
+
+
+def test_a_provider_hold_refuses_every_new_connection_of_the_mailbox_until_it_ends() -> None:
+    now = [1_000_000.0]
+    budget = ConnectionBudget(4, clock=lambda: now[0])
+    budget.hold(now[0] + 60, "[OVERQUOTA] Account exceeded command or bandwidth limits")
+    with pytest.raises(ConnectionFailed, match="holds this mailbox back until .*OVERQUOTA"):
+        budget.acquire(timeout=0.1)  # a watcher reconnecting during the fetcher's hold: no login
+    assert budget.in_use == 0
+    now[0] += 61
+    budget.acquire(timeout=0.1)  # the hold is over
+    budget.release()
+    budget.hold(now[0] + 60, "again")
+    budget.release_hold()  # a sync got through
+    budget.acquire(timeout=0.1)
+    assert budget.in_use == 1
