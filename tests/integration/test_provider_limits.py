@@ -180,3 +180,29 @@ def test_an_alert_is_shown_in_status_as_the_server_wrote_it(cli: Cli, dovecot_fa
     text = cli("imap", "status", "alice").out
     assert "server alert" in text and "over 95% of its storage" in text and "\x1b" not in text
     _assert_store_equals_server(cli, server)
+
+
+@pytest.mark.parametrize(("answer", "kind"), [
+    ("NO [UNAVAILABLE] Temporary authentication failure", "unavailable"),
+    ("NO [LIMIT] Too many commands in a short time", "limit"),
+])
+def test_unavailable_and_limit_back_off_a_few_seconds_then_the_sync_completes(
+    cli: Cli, dovecot_factory: Any, answer: str, kind: str
+) -> None:
+    server = _server(dovecot_factory, alice=25)
+    _config(cli, "[sync]\nbatch_messages = 10\n")
+    with AnswerProxy(server.imap_port, [Answer("UID FETCH", tagged=answer, nth=2)]) as proxy:
+        _add_behind(cli, proxy)
+        first = cli("imap", "sync", "alice")
+        assert first.code == 1 and "throttled until" in first.err, first.err
+        held = _status(cli)["throttled"]
+        assert held["kind"] == kind, held
+        waited = (parse_utc(held["until"]) - parse_utc(held["since"])).total_seconds()
+        assert 5 <= waited <= 8  # RFC 5530's answers: 5 s to begin with, a tenth of jitter, rounding
+        logins = proxy.logins
+        again = cli("imap", "sync", "alice")
+        assert again.code == 1 and proxy.logins == logins, again.err  # nothing sent before the end
+        time.sleep(max((parse_utc(held["until"]) - datetime.now(UTC)).total_seconds(), 0) + 0.2)
+        done = cli("imap", "sync", "alice")
+        assert done.code == 0, done.err
+    _assert_store_equals_server(cli, server)
