@@ -540,11 +540,17 @@ class FolderSync:
         finished = True
         while planned:
             uids = planned.popleft()
-            self._stop_if_asked(status.name)
-            if descending and self._budget is not None and self._budget.exhausted():
-                finished = False
-                break
-            batch, rest = self._fetch_batch(uids, sizes)
+            try:
+                self._stop_if_asked(status.name)
+                if descending and self._budget is not None and self._budget.exhausted():
+                    finished = False
+                    break
+                batch, rest = self._fetch_batch(uids, sizes)
+            except (MailError, SyncInterrupted):
+                # The batch before this one arrived whole: store it rather than fetch it again.
+                if parsing is not None:
+                    tally.quarantined += self._hand_over(parsing, status, commits)
+                raise
             if self._budget is not None:
                 self._budget.spend(sum(len(message.raw) for message in batch.messages))
             if rest:  # the server sent more than it announced: its sizes cannot plan the rest, one each

@@ -206,3 +206,29 @@ def test_unavailable_and_limit_back_off_a_few_seconds_then_the_sync_completes(
         done = cli("imap", "sync", "alice")
         assert done.code == 0, done.err
     _assert_store_equals_server(cli, server)
+
+
+def test_overquota_halfway_through_a_first_sync_leaves_the_newest_half_and_the_rest_follows(
+    cli: Cli, dovecot_factory: Any
+) -> None:
+    server = _server(dovecot_factory, alice=2000)
+    _config(cli, "[sync]\nbatch_messages = 100\n")
+    # The 1st UID FETCH asks for the sizes of the window of 2,000; then ten batches of 100 go
+    # through, newest first, and the 12th is answered OVERQUOTA.
+    with AnswerProxy(server.imap_port, [Answer("UID FETCH", tagged=OVERQUOTA, nth=12)]) as proxy:
+        _add_behind(cli, proxy)
+        cli.env["FUTURNAL_NETWORK_OVERQUOTA_WAIT_SECONDS"] = "3"
+        first = cli("imap", "sync", "alice")
+        assert first.code == 1 and "throttled until" in first.err, first.err
+        stored = sorted(e["uid"] for e in cli("elements", "export").lines())
+        # Exactly the newest half (the batch being parsed when the answer came is stored too).
+        folder = _status(cli)["folders"][0]
+        floor = folder["backfill_floor"]
+        assert floor == 1001 and stored == list(range(floor, 2001)), (floor, stored[:3], len(stored))
+        assert folder["backfill"]["left"] == floor - 1, folder
+        held = _status(cli)["throttled"]
+        time.sleep(max((parse_utc(held["until"]) - datetime.now(UTC)).total_seconds(), 0) + 0.2)
+        done = cli("imap", "sync", "alice")
+        assert done.code == 0, done.err
+    _assert_store_equals_server(cli, server)
+    assert _status(cli)["folders"][0]["backfill"] is None
