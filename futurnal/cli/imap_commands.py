@@ -209,7 +209,8 @@ def _print_status(record: MailboxRecord, report: dict[str, Any], ctx: CommandCon
 def _backfill_text(backfill: dict[str, Any]) -> str:
     """A folder's backfill in words: how far, how fast, and until when (and what limits it)."""
     text = (f"newest mail first; older mail below UID {backfill['floor']} still to come: {backfill['done']:,} of "
-            f"{backfill['total']:,} stored ({backfill['mb_done']:g} MB so far)")
+            f"{backfill['total']:,} stored ({backfill['mb_done']:g} MB"
+            + (f" of about {backfill['mb_total']:g})" if backfill.get("mb_total") else " so far)"))
     if backfill["per_minute"]:
         text += f", {backfill['per_minute']:,.0f} a minute" if backfill["per_minute"] >= 10 else \
             f", {backfill['per_minute']:g} a minute"

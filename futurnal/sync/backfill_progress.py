@@ -35,6 +35,9 @@ def backfill_progress(state: dict[str, Any], stored: int, now: datetime,
     progress: dict[str, Any] = {
         "floor": state["backfill_floor"], "done": stored, "total": total, "left": left,
         "mb_done": round(size / BYTES_PER_MB, 1),
+        # The folder's sizes are asked for window by window, so the rest is estimated by the
+        # average message so far.
+        "mb_total": round((size + left * size / fetched) / BYTES_PER_MB, 1) if fetched else None,
         "per_minute": round(rate * 60, 1) if rate else None,
         "eta": None, "limited_by": None,
     }

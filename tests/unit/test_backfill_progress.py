@@ -27,7 +27,7 @@ def test_the_time_left_at_the_rate_so_far() -> None:
     # 6,000 in 10 minutes: the 4,000 left take 6 minutes 40 seconds more.
     assert (progress["done"], progress["total"], progress["left"], progress["per_minute"]) == (6000, 10_000, 4000, 600)
     assert progress["eta"] == utc_iso(NOW + timedelta(seconds=400)) and progress["limited_by"] == "rate"
-    assert progress["mb_done"] == 600
+    assert progress["mb_done"] == 600 and progress["mb_total"] == 1000  # 4,000 more at 100 kB each
 
 
 def test_a_download_budget_that_ends_it_later_is_what_the_end_is_told_by() -> None:
