@@ -1,4 +1,4 @@
-"""The admin use cases (register, remove, sync, schedule, consent, re-authentication, quarantine,
+"""The admin use cases (register, remove, sync, schedule, budget, consent, re-authentication, quarantine,
 watching) behind one interface, done by whoever owns the data directory: the caller itself
 (:class:`~futurnal.admin.local.LocalAdmin`) or the running ``run`` process, over its admin console
 (:class:`~futurnal.admin.remote.RemoteAdmin`). :func:`open_admin` chooses, once per command. In

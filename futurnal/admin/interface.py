@@ -91,6 +91,11 @@ class Admin(Protocol):
     def set_schedule(self, mailbox_id: str, schedule: str | None, priority: str | None) -> dict[str, Any]:
         """Store a (validated) schedule and/or priority; the schedule as ``imap schedule --json`` shows it."""
 
+    def set_budget(self, mailbox_id: str, daily_download_mb: int | None) -> dict[str, Any]:
+        """Store the mailbox's daily download budget in MB (None: no budget); a running process
+        restarts the mailbox's actors, so its fetcher counts against the new one at once. The
+        budget as ``imap budget --json`` shows it."""
+
     def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...],
                       expires_at: str | None = None) -> ConsentRecord:
         """Record consent (audited); a mailbox stopped by a revocation starts again."""

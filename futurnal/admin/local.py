@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from futurnal.config import ServiceSettings
-from futurnal.mailboxes.status import describe_schedule, mailbox_status
+from futurnal.mailboxes.status import describe_budget, describe_schedule, mailbox_status
 from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.consent import ConsentRecord, ConsentRegistry, NoConsent
 from futurnal.storage.credentials import CredentialStore
@@ -132,6 +132,18 @@ class LocalAdmin:
     def set_schedule(self, mailbox_id: str, schedule: str | None, priority: str | None) -> dict[str, Any]:
         record = self.store_schedule(mailbox_id, schedule, priority)
         return {"mailbox": record.id, **describe_schedule(record, self.data_dir)}
+
+    def store_budget(self, mailbox_id: str, daily_download_mb: int | None) -> MailboxRecord:
+        """Store a mailbox's daily download budget (None: none); ``UnknownMailbox`` if it is gone,
+        ``ValueError`` for one the record refuses (below 1 MB)."""
+        with self._writable_registry() as registry:
+            record = registry.get(mailbox_id).with_changes(daily_download_mb=daily_download_mb)
+            registry.update(record)
+        return record
+
+    def set_budget(self, mailbox_id: str, daily_download_mb: int | None) -> dict[str, Any]:
+        record = self.store_budget(mailbox_id, daily_download_mb)
+        return {"mailbox": record.id, **describe_budget(record, self.data_dir)}
 
     # -- consent and secrets ------------------------------------------------------------------
 

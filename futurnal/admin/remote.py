@@ -71,6 +71,9 @@ class RemoteAdmin:
                                      **_given(spec=schedule),
                                      **_given(priority=priority)))
 
+    def set_budget(self, mailbox_id: str, daily_download_mb: int | None) -> dict[str, Any]:
+        return dict(self.client.call("budget", mailbox=mailbox_id, mb=daily_download_mb or 0))
+
     def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...],
                       expires_at: str | None = None) -> ConsentRecord:
         doc = self.client.call("consent", action="grant", mailbox=mailbox_id, scopes=list(scopes),

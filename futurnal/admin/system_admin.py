@@ -3,9 +3,10 @@ and an embedding application ask of it.
 
 The files change as :class:`~futurnal.admin.local.LocalAdmin` changes them for a command (the
 same audit entries); then the system's actors follow at once: a new mailbox starts, a removed or
-revoked one stops, a schedule is taken, a renewed secret restarts the mailbox. Each use case is one
-change of the system: no start, reload or stop comes between its file part and its actors' part.
-The system is reached through :class:`RunningSystem`, so this module imports no actor system.
+revoked one stops, a schedule is taken, a new download budget or a renewed secret restarts the
+mailbox. Each use case is one change of the system: no start, reload or stop comes between its
+file part and its actors' part. The system is reached through :class:`RunningSystem`, so this
+module imports no actor system.
 """
 
 from __future__ import annotations
@@ -106,6 +107,16 @@ class SystemAdmin:
             record = self._files.store_schedule(mailbox_id, schedule, priority)
         if self._system.running:
             self._system.reload()
+        return record
+
+    def set_budget(self, mailbox_id: str, daily_download_mb: int | None) -> MailboxRecord:
+        """Store a mailbox's daily download budget in MB (None: none); on a running system the
+        reload restarts the mailbox's actors (its connection settings changed), so its fetcher
+        counts against the new budget from then on, as after SIGHUP."""
+        with self._system.one_change():
+            record = self._files.store_budget(mailbox_id, daily_download_mb)
+            if self._system.running:
+                self._system.reload()
         return record
 
     def grant_consent(self, mailbox_id: str, granted_by: str, scopes: tuple[str, ...],

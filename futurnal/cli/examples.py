@@ -41,6 +41,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imap schedule me@example.org @interval 600",
         "imap schedule me@example.org @manual",
     ),
+    "imap budget": (
+        "imap budget me@gmail.com",
+        "imap budget me@gmail.com 1500",
+        "imap budget me@example.org 0",
+        "imap budget me@example.org --json",
+    ),
     "imap start-monitor": ("imap start-monitor me@example.org", "imap start-monitor me@example.org --folder INBOX"),
     "imap reauth": (
         "imap reauth me@gmail.com",

@@ -11,7 +11,15 @@ from typing import Any
 from futurnal.logs.configure import redactor
 from futurnal.storage.registry import MailboxRecord
 
-from . import add_mailbox, folders_command, import_command, monitor_command, oauth2_commands, schedule_command
+from . import (
+    add_mailbox,
+    budget_command,
+    folders_command,
+    import_command,
+    monitor_command,
+    oauth2_commands,
+    schedule_command,
+)
 from .command_line import timeout_seconds
 from .context import CommandContext
 from .output import ProgressBar, UserError, error_line, print_json, print_table, visible
@@ -67,6 +75,7 @@ def register(subparsers: Any) -> None:
 
     folders_command.register(commands)
     schedule_command.register(commands)
+    budget_command.register(commands)
     monitor_command.register(commands)
     oauth2_commands.register(commands)
 

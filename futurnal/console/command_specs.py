@@ -94,6 +94,11 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
         Param("spec", positional=False, help="@interval SECONDS, @manual, or a cron expression"),
         Param("priority", positional=False, choices=("low", "normal", "high")),
     )),
+    CommandSpec("budget", "show or set a mailbox's daily download budget; setting it restarts the mailbox's "
+                "actors, so it counts at once", (
+        _MAILBOX,
+        Param("mb", "count", help="megabytes in a rolling 24 hours; 0: no budget (omitted: only show it)"),
+    )),
     CommandSpec("reauthenticated", "the mailbox's secret in the keyring was renewed (what `imap reauth` sends): "
                 "audit it, restart the mailbox's actors with it and sync", (
         _MAILBOX, Param("auth", positional=False, choices=("password", "oauth2"), help="how it signs in now"),

@@ -14,7 +14,7 @@ from typing import Any
 import pykka
 
 from futurnal.actors import actor_names
-from futurnal.mailboxes.status import describe_schedule
+from futurnal.mailboxes.status import describe_budget, describe_schedule
 from futurnal.scheduling.schedules import ScheduleError, parse_priority, parse_schedule
 from futurnal.storage.audit_log import AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
@@ -144,6 +144,11 @@ class ConsoleCommands:
             raise ProtocolError("bad-argument", f"schedule: {exc}") from None
         record = self._admin.set_schedule(self._known_id(mailbox), plan, level)
         return {"mailbox": record.id, **describe_schedule(record, self._system.data_dir)}
+
+    def _budget(self, mailbox: str, mb: int | None = None) -> dict[str, Any]:
+        key = self._known_id(mailbox)
+        record = self._operations.registered(key) if mb is None else self._admin.set_budget(key, mb or None)
+        return {"mailbox": record.id, **describe_budget(record, self._system.data_dir)}
 
     def _reauthenticated(self, mailbox: str, auth: str | None = None) -> dict[str, Any]:
         key = self._known_id(mailbox)

@@ -24,7 +24,7 @@ from futurnal.sync.folder_selection import is_pattern, watchable
 from futurnal.sync.freshness import WATCH_NONE, WATCH_NOT_RUNNING, describe_watch, freshness, watch_plan
 from futurnal.sync.provider_holds import seconds_until
 
-__all__ = ["describe_schedule", "mailbox_status"]
+__all__ = ["describe_budget", "describe_schedule", "mailbox_status"]
 
 
 def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSettings, *,
@@ -43,8 +43,7 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
         synced = [s.folder for s in states.all()] if states else []
         plan = watch_plan(watchable(record.folders, record.exclude, record.watch), settings.max_connections_per_mailbox)
         now = datetime.now(UTC)
-        budget = (DownloadBudget(record.daily_download_mb * BYTES_PER_MB, states.downloads() if states else {})
-                  if record.daily_download_mb else None)
+        budget = _download_budget(record, states)
         listed = synced or [f for f in record.folders if not is_pattern(f) and not f.startswith(("\\", "special:"))]
         folders = []
         for folder in listed + [f for f in plan if f not in listed]:
@@ -79,6 +78,27 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
         "last_alert": alert,
         "download_budget": budget.describe() if budget else None,
     }
+
+
+def describe_budget(record: MailboxRecord, data_dir: DataDir) -> dict[str, Any]:
+    """The mailbox's daily download budget, as ``imap budget`` shows it: ``daily_download_mb`` (None:
+    no budget) and ``download_budget`` as in ``imap status --json`` (None without a budget, when
+    nothing is counted). Reads only, safe beside a running process."""
+    path = data_dir.state_path(record.id)
+    states = FolderStateStore(path, read_only=True) if path.exists() else None
+    try:
+        budget = _download_budget(record, states)
+    finally:
+        if states:
+            states.close()
+    return {"daily_download_mb": record.daily_download_mb, "download_budget": budget.describe() if budget else None}
+
+
+def _download_budget(record: MailboxRecord, states: FolderStateStore | None) -> DownloadBudget | None:
+    """What the mailbox's fetcher counts against, with what it counted in its state file so far."""
+    if not record.daily_download_mb:
+        return None
+    return DownloadBudget(record.daily_download_mb * BYTES_PER_MB, states.downloads() if states else {})
 
 
 def describe_schedule(record: MailboxRecord, data_dir: DataDir) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,16 +16,18 @@ from keyrings.alt.file import PlaintextKeyring
 from futurnal.admin import Admin, AdminError, open_admin
 from futurnal.admin.local import LocalAdmin
 from futurnal.admin.remote import RemoteAdmin
+from futurnal.admin.system_admin import SystemAdmin
 from futurnal.config import ServiceSettings
+from futurnal.console import ConsoleError
 from futurnal.console.commands import ConsoleCommands
 from futurnal.console.server import ConsoleServer
 from futurnal.storage.audit_log import AuditEvent, AuditLog
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
 from futurnal.storage.sync_state import FolderStateStore
-from futurnal.system import ActorSystem
+from futurnal.system import ActorSystem, _connection
 
 
 def _credentials(tmp_path: Path) -> CredentialStore:
@@ -136,6 +140,64 @@ def test_the_schedule_is_stored_and_shown(local: LocalAdmin) -> None:
     assert shown["mailbox"] == "alice" and shown["schedule"] == "@manual" and shown["priority"] == "high"
 
 
+def _downloaded(data_dir: DataDir, mailbox_id: str, count: int) -> None:
+    """``count`` bytes fetched this hour, as the mailbox's fetcher counts them in its state file."""
+    store = FolderStateStore(data_dir.state_path(mailbox_id))
+    store.set_downloads({str(int(time.time() // 3600)): count})
+    store.close()
+
+
+def test_the_download_budget_is_stored_and_shown_with_what_was_downloaded(local: LocalAdmin) -> None:
+    local.add_mailbox(_record(), (), "tester")
+    _downloaded(local.data_dir, "alice", 1_500_000)
+    shown = local.set_budget("alice", 1)
+    assert {k: v for k, v in shown.items() if k != "download_budget"} == {"mailbox": "alice", "daily_download_mb": 1}
+    budget = shown["download_budget"]
+    assert (budget["limit_mb"], budget["used_mb"], budget["exhausted"]) == (1, 1.5, True) and budget["resets_at"]
+    assert local.set_budget("alice@example.org", 2)["download_budget"]["exhausted"] is False  # by address too
+    assert local.set_budget("alice", None) == {"mailbox": "alice", "daily_download_mb": None, "download_budget": None}
+    with MailboxRegistry(local.data_dir.registry_path, read_only=True) as registry:
+        assert registry.get("alice").daily_download_mb is None
+    with pytest.raises(UnknownMailbox):
+        local.set_budget("nobody", 5)
+    assert [e["event"] for e in _events(local.data_dir)] == ["mailbox-added"]  # as schedules: not audited
+
+
+class _System:
+    """A running system that only records what the admin use cases ask of it."""
+
+    def __init__(self, data_dir: DataDir) -> None:
+        self.data_dir = data_dir
+        self.running = True
+        self.reloaded = 0
+
+    def one_change(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def writable_registry(self) -> Iterator[MailboxRegistry]:
+        with MailboxRegistry(self.data_dir.registry_path) as registry:
+            yield registry
+
+    def reload(self) -> object:
+        self.reloaded += 1
+        return None
+
+
+def test_a_new_budget_reloads_a_running_system_which_restarts_the_mailbox(tmp_path: Path) -> None:
+    data_dir = DataDir(tmp_path / "data")
+    _local(data_dir, tmp_path).add_mailbox(_record(), (), "tester")
+    system = _System(data_dir)
+    files = LocalAdmin(data_dir, credentials=_credentials(tmp_path), settings=ServiceSettings,
+                       actor_system=ActorSystem, writable_registry=system.writable_registry)
+    admin = SystemAdmin(system, files)  # type: ignore[arg-type]
+    assert admin.set_budget("alice", 700).daily_download_mb == 700 and system.reloaded == 1
+    system.running = False
+    assert admin.set_budget("alice", None).daily_download_mb is None and system.reloaded == 1
+    # What the reload compares: a changed budget is a changed connection, so the mailbox restarts.
+    assert _connection(_record().with_changes(daily_download_mb=700)) != _connection(_record())
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[ActorSystem]:
     """A console serving a data directory (its system not started: these requests need no actor)."""
@@ -169,6 +231,27 @@ def test_a_taken_address_is_refused_before_the_secret_is_stored_or_the_process_a
         admin.add_mailbox(_record("second").with_changes(email="alice@example.org"), SCOPES, "tester",
                           lambda: stored.append("second"))
     assert stored == [] and [e["event"] for e in _events(data_dir)] == ["mailbox-added"]
+
+
+def test_the_budget_goes_through_the_process_while_one_serves_the_data_directory(
+    tmp_path: Path, served: ActorSystem
+) -> None:
+    data_dir = served.data_dir
+    _local(data_dir, tmp_path).add_mailbox(_record(), (), "tester")
+    admin = _open_admin(data_dir, tmp_path)
+    assert isinstance(admin, RemoteAdmin)
+    shown = admin.set_budget("alice", 250)
+    assert shown["daily_download_mb"] == 250 and shown["download_budget"]["limit_mb"] == 250
+    assert admin.client.call("budget", mailbox="alice@example.org")["daily_download_mb"] == 250  # shown only
+    assert admin.set_budget("alice", None) == {"mailbox": "alice", "daily_download_mb": None, "download_budget": None}
+    with MailboxRegistry(data_dir.registry_path, read_only=True) as registry:
+        assert registry.get("alice").daily_download_mb is None
+    for bad in (-1, 1.5, "5", True):
+        with pytest.raises(ConsoleError, match="mb must be a whole number, 0 or more"):
+            admin.client.call("budget", mailbox="alice", mb=bad)
+    with pytest.raises(ConsoleError) as unknown:
+        admin.set_budget("nobody", 5)
+    assert unknown.value.code == "unknown-mailbox"
 
 
 def test_the_admin_is_this_command_when_nothing_serves_the_data_directory(tmp_path: Path) -> None:
