@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,12 @@ HERE = Path(__file__).resolve().parent
 USER, PASSWORD = "alice", "secret-pw"
 
 DovecotFactory = Callable[..., DovecotServer]
+
+# Several tests press Ctrl+C in a command they started and expect it to stop. A test run started in
+# the background by a shell without job control (`bin/test &`, `nohup`) inherits SIGINT ignored,
+# and so would every command it starts, which then rightly ignores Ctrl+C: the tests restore it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
