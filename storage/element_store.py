@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import orjson
 
 from futurnal.process import stage_cpu
 
+from .clock import utc_iso
 from .errors import StorageError
 from .json_lines import one_line
 
@@ -31,8 +33,10 @@ __all__ = [
     "SearchFilters",
     "SearchHit",
     "apply_attachment_results",
+    "change_pages",
     "decode_element",
     "encode_element",
+    "search_date",
 ]
 
 ChangeOp = Literal["upsert", "delete", "purge"]
@@ -244,3 +248,32 @@ def apply_attachment_results(element: dict[str, Any], results: Iterable[dict[str
         attachment["text"] = result.get("text")
         changed = True
     return changed
+
+
+def change_pages(reader: ElementReader, since: int | None = None, *, mailbox: str | None = None, page: int = 1000,
+                 follow: bool = False, wake: float = 60.0) -> Iterator[list[Change]]:
+    """What every reader's ``change_pages`` does, on its ``changes``, ``last_seq`` and
+    ``wait_for_changes``: pages of at most ``page`` changes after ``since``, in order, until none
+    is left; with ``follow``, then each commit's changes as they land, and an empty page whenever
+    ``wake`` seconds pass without one (the caller's moment to decide whether to stop)."""
+    while True:
+        horizon = reader.last_seq()  # read before the page: a commit after it ends the wait below
+        batch = reader.changes(since, mailbox=mailbox, limit=page)
+        if batch:
+            since = batch[-1].seq
+            yield batch
+            if len(batch) == page:
+                continue
+        if not follow:
+            return
+        if not reader.wait_for_changes(max(horizon, since or 0), wake):
+            yield []
+
+
+def search_date(value: str) -> str:
+    """A search filter's date or ISO time as the stores' sortable UTC text; a bad one is a clear error."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadSearchQuery(f"{value!r} is not a date: use YYYY-MM-DD or an ISO time") from None
+    return utc_iso(parsed)

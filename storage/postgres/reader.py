@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from loguru import logger
 
+from ..clock import utc_now
 from ..element_store import (
     BadSearchQuery,
     Change,
@@ -22,6 +22,8 @@ from ..element_store import (
     CursorExpired,
     SearchFilters,
     SearchHit,
+    change_pages,
+    search_date,
 )
 from ..errors import StorageError
 from ..sqlite.reader import decode_document
@@ -180,18 +182,7 @@ class PostgresElementReader:
 
     def change_pages(self, since: int | None = None, *, mailbox: str | None = None, page: int = 1000,
                      follow: bool = False, wake: float = 60.0) -> Iterator[list[Change]]:
-        while True:
-            horizon = self.last_seq()
-            batch = self.changes(since, mailbox=mailbox, limit=page)
-            if batch:
-                since = batch[-1].seq
-                yield batch
-                if len(batch) == page:
-                    continue
-            if not follow:
-                return
-            if not self.wait_for_changes(max(horizon, since or 0), wake):
-                yield []
+        return change_pages(self, since, mailbox=mailbox, page=page, follow=follow, wake=wake)
 
     def wait_for_changes(self, after: int, timeout: float) -> bool:
         """Block until a change after ``after`` is committed (True) or ``timeout`` passes (False);
@@ -216,7 +207,7 @@ class PostgresElementReader:
         return None if row is None else int(row[0])
 
     def save_consumer_cursor(self, name: str, seq: int) -> None:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_now()
         self._connection.execute(
             "INSERT INTO consumers (name, cursor, updated_at) VALUES (%s, %s, %s)"
             " ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
@@ -273,17 +264,7 @@ def _filter_clauses(filters: SearchFilters) -> list[tuple[str, str]]:
         escaped = filters.sender.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append(("e.sender ILIKE %s", f"%{escaped}%"))
     if filters.after:
-        clauses.append(("e.sort_date >= %s", _as_utc(filters.after)))
+        clauses.append(("e.sort_date >= %s", search_date(filters.after)))
     if filters.before:
-        clauses.append(("e.sort_date < %s", _as_utc(filters.before)))
+        clauses.append(("e.sort_date < %s", search_date(filters.before)))
     return clauses
-
-
-def _as_utc(value: str) -> str:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadSearchQuery(f"{value!r} is not a date: use YYYY-MM-DD or an ISO time") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")

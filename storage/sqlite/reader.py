@@ -10,7 +10,6 @@ import heapq
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from loguru import logger
 
 from ..change_bell import BellListener, ChangeBell
+from ..clock import utc_now
 from ..element_store import (
     BadSearchQuery,
     Change,
@@ -25,7 +25,9 @@ from ..element_store import (
     CursorExpired,
     SearchFilters,
     SearchHit,
+    change_pages,
     decode_element,
+    search_date,
 )
 from ..errors import StorageError
 from .schema import connect
@@ -235,21 +237,7 @@ class SqliteElementReader:
 
     def change_pages(self, since: int | None = None, *, mailbox: str | None = None, page: int = 1000,
                      follow: bool = False, wake: float = 60.0) -> Iterator[list[Change]]:
-        """Pages of at most ``page`` changes after ``since``, in order, until none is left; with
-        ``follow``, then each commit's changes as they land, and an empty page whenever ``wake``
-        seconds pass without one (the caller's moment to decide whether to stop)."""
-        while True:
-            horizon = self.last_seq()  # read before the page: a commit after it ends the wait below
-            batch = self.changes(since, mailbox=mailbox, limit=page)
-            if batch:
-                since = batch[-1].seq
-                yield batch
-                if len(batch) == page:
-                    continue
-            if not follow:
-                return
-            if not self.wait_for_changes(max(horizon, since or 0), wake):
-                yield []
+        return change_pages(self, since, mailbox=mailbox, page=page, follow=follow, wake=wake)
 
     def wait_for_changes(self, after: int, timeout: float) -> bool:
         """Block until a change after ``after`` is committed (True) or ``timeout`` passes (False).
@@ -276,7 +264,7 @@ class SqliteElementReader:
 
     def save_consumer_cursor(self, name: str, seq: int) -> None:
         """Store where ``name`` has read up to (durably: it is what the next read starts from)."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_now()
         self._connection.execute(
             "INSERT INTO consumers (name, cursor, updated_at) VALUES (?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
@@ -337,18 +325,7 @@ def _filter_clauses(filters: SearchFilters) -> list[tuple[str, str]]:
         escaped = filters.sender.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append(("e.sender LIKE ? ESCAPE '\\'", f"%{escaped}%"))
     if filters.after:
-        clauses.append(("e.sort_date >= ?", _as_utc(filters.after)))
+        clauses.append(("e.sort_date >= ?", search_date(filters.after)))
     if filters.before:
-        clauses.append(("e.sort_date < ?", _as_utc(filters.before)))
+        clauses.append(("e.sort_date < ?", search_date(filters.before)))
     return clauses
-
-
-def _as_utc(value: str) -> str:
-    """A date or ISO time as the store's sortable UTC text; a bad one is a clear error."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadSearchQuery(f"{value!r} is not a date: use YYYY-MM-DD or an ISO time") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
