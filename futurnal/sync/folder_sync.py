@@ -496,16 +496,12 @@ class FolderSync:
             if self._monotonic() - looked >= self._arrivals_check_seconds:
                 top = self._fetch_arrivals(top, status, commits, tally)
                 looked = self._monotonic()
+            if self._budget_used_up(status.name):
+                return  # not even the window's sizes: they cost the provider's bandwidth too
             sizes = self._session.sizes(window.criteria)
             windows.record(len(sizes))
             if not self._fetch_window(sizes, status, commits, tally, descending=True):
-                frees = self._budget.resets_at() if self._budget else None
-                self._budget_frees_at = utc_iso(frees) if frees else None
-                self._log.info(
-                    "the mailbox's daily download budget is used up: the older mail of folder {folder!r} waits "
-                    "until {at} (new mail still comes in)", folder=status.name, at=self._budget_frees_at,
-                )
-                return
+                return  # the budget ran out inside the window
             floor = window.first
             if not sizes and floor - 1 > self._limits.max_window_uids:
                 # A sparse UID space (old mail deleted, a server that numbers from 2**31): one UID
@@ -514,6 +510,17 @@ class FolderSync:
                 floor = below + 1 if below is not None else 1
                 windows.skip_to(floor)
             commits.passed(0, floor=floor)
+
+    def _budget_used_up(self, folder: str) -> bool:
+        """The download budget is spent: the backfill stops here; until when is kept for the
+        sync's result and said in the log."""
+        if self._budget is None or not self._budget.exhausted():
+            return False
+        frees = self._budget.resets_at()
+        self._budget_frees_at = utc_iso(frees) if frees else None
+        self._log.info("the mailbox's daily download budget is used up: the older mail of folder {folder!r} waits "
+                       "until {at} (new mail still comes in)", folder=folder, at=self._budget_frees_at)
+        return True
 
     def _fetch_arrivals(self, top: int, status: FolderStatus, commits: _Commits, tally: _Tally) -> int:
         """Mail that arrived above ``top`` since the sync began; returns the new top."""
@@ -542,7 +549,7 @@ class FolderSync:
             uids = planned.popleft()
             try:
                 self._stop_if_asked(status.name)
-                if descending and self._budget is not None and self._budget.exhausted():
+                if descending and self._budget_used_up(status.name):
                     finished = False
                     break
                 batch, rest = self._fetch_batch(uids, sizes)

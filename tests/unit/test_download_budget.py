@@ -66,7 +66,10 @@ def test_a_spent_budget_pauses_the_backfill_but_not_new_mail(tmp_path: Path) -> 
 
     server.messages[21] = note(21)
     server.uidnext = 22
+    asked = len(server.commands)
     core.sync.run("INBOX")  # new mail still comes in (and counts); the older mail still waits
+    # ... without even the sizes of the window below the floor: they cost bandwidth too.
+    assert [c for c in server.commands[asked:] if c.startswith("SIZES")] == ["SIZES 21:21"]
     assert (7, 21) in core.live() and (7, 12) not in core.live()
     assert core.states.get("INBOX").backfill_floor == 13
 
