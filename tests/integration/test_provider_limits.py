@@ -73,6 +73,18 @@ def _status(cli: Cli, mailbox: str = "alice") -> dict[str, Any]:
     return result
 
 
+def _sync_into_a_hold(cli: Cli) -> dict[str, Any]:
+    """``imap sync alice`` ends on the provider's answer: the mailbox's hold, as status gives it."""
+    first = cli("imap", "sync", "alice")
+    assert first.code == 1 and "throttled until" in first.err, first.err
+    held: dict[str, Any] = _status(cli)["throttled"]
+    return held
+
+
+def _wait_out(held: dict[str, Any]) -> None:
+    time.sleep(max((parse_utc(held["until"]) - datetime.now(UTC)).total_seconds(), 0) + 0.2)
+
+
 def _audit(cli: Cli) -> list[dict[str, Any]]:
     path = cli.data_dir / "audit.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -122,9 +134,7 @@ def test_office365_backoff_is_waited_out_and_a_sync_meanwhile_does_not_connect(
     _config(cli, "[sync]\nbatch_messages = 10\n")
     with AnswerProxy(server.imap_port, [Answer("UID FETCH", tagged=OFFICE365, nth=2)]) as proxy:
         _add_behind(cli, proxy)
-        first = cli("imap", "sync", "alice")
-        assert first.code == 1 and "throttled until" in first.err, first.err
-        held = _status(cli)["throttled"]
+        held = _sync_into_a_hold(cli)
         assert held["kind"] == "backoff" and "Suggested Backoff Time: 1500 milliseconds" in held["reason"]
         waited = (parse_utc(held["until"]) - parse_utc(held["since"])).total_seconds()
         assert 1.5 <= waited <= 4.5  # a second of jitter at most, and a second of rounding
@@ -133,7 +143,7 @@ def test_office365_backoff_is_waited_out_and_a_sync_meanwhile_does_not_connect(
             again = cli("imap", "sync", "alice")  # the hold is in the state file: no connection before its end
             assert again.code == 1 and f"throttled until {held['until']}" in again.err, again.err
             assert proxy.logins == logins
-        time.sleep(max((parse_utc(held["until"]) - datetime.now(UTC)).total_seconds(), 0) + 0.2)
+        _wait_out(held)
         done = cli("imap", "sync", "alice")
         assert done.code == 0, done.err
     assert _status(cli)["state"] == "ok" and _status(cli)["throttled"] is None
@@ -193,16 +203,14 @@ def test_unavailable_and_limit_back_off_a_few_seconds_then_the_sync_completes(
     _config(cli, "[sync]\nbatch_messages = 10\n")
     with AnswerProxy(server.imap_port, [Answer("UID FETCH", tagged=answer, nth=2)]) as proxy:
         _add_behind(cli, proxy)
-        first = cli("imap", "sync", "alice")
-        assert first.code == 1 and "throttled until" in first.err, first.err
-        held = _status(cli)["throttled"]
+        held = _sync_into_a_hold(cli)
         assert held["kind"] == kind, held
         waited = (parse_utc(held["until"]) - parse_utc(held["since"])).total_seconds()
         assert 5 <= waited <= 8  # RFC 5530's answers: 5 s to begin with, a tenth of jitter, rounding
         logins = proxy.logins
         again = cli("imap", "sync", "alice")
         assert again.code == 1 and proxy.logins == logins, again.err  # nothing sent before the end
-        time.sleep(max((parse_utc(held["until"]) - datetime.now(UTC)).total_seconds(), 0) + 0.2)
+        _wait_out(held)
         done = cli("imap", "sync", "alice")
         assert done.code == 0, done.err
     _assert_store_equals_server(cli, server)
@@ -218,8 +226,7 @@ def test_overquota_halfway_through_a_first_sync_leaves_the_newest_half_and_the_r
     with AnswerProxy(server.imap_port, [Answer("UID FETCH", tagged=OVERQUOTA, nth=12)]) as proxy:
         _add_behind(cli, proxy)
         cli.env["FUTURNAL_NETWORK_OVERQUOTA_WAIT_SECONDS"] = "3"
-        first = cli("imap", "sync", "alice")
-        assert first.code == 1 and "throttled until" in first.err, first.err
+        _sync_into_a_hold(cli)
         stored = sorted(e["uid"] for e in cli("elements", "export").lines())
         # Exactly the newest half (the batch being parsed when the answer came is stored too).
         folder = _status(cli)["folders"][0]
@@ -227,7 +234,7 @@ def test_overquota_halfway_through_a_first_sync_leaves_the_newest_half_and_the_r
         assert floor == 1001 and stored == list(range(floor, 2001)), (floor, stored[:3], len(stored))
         assert folder["backfill"]["left"] == floor - 1, folder
         held = _status(cli)["throttled"]
-        time.sleep(max((parse_utc(held["until"]) - datetime.now(UTC)).total_seconds(), 0) + 0.2)
+        _wait_out(held)
         done = cli("imap", "sync", "alice")
         assert done.code == 0, done.err
     _assert_store_equals_server(cli, server)
