@@ -11,7 +11,7 @@ from ..errors import StorageError
 
 __all__ = ["SCHEMA_VERSION", "BadStoreDatabase", "connect", "display_url"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _CREATE_LOCK = 0x46544E4C  # pg_advisory_xact_lock key: two processes creating the schema at once wait in turn
 
 _TABLES = """
@@ -59,6 +59,49 @@ CREATE TABLE consumers (
 )
 """
 
+# Version 2: the control plane that several processes share (docs/postgres.md, "Running on
+# several machines"): who runs which mailbox, and the documents each data directory keeps as files
+# on one machine. Applied to a version 1 database as it is; nothing of version 1 changes.
+_CONTROL_TABLES = """
+-- A mailbox's registry entry, its folders' sync state, consent: each a JSON document, read and
+-- written whole like the files of a single-machine data directory. A document of one mailbox
+-- names it in `mailbox`, and a write to it is fenced by that mailbox's lease.
+CREATE TABLE documents (
+    name text PRIMARY KEY,
+    mailbox text,
+    body jsonb NOT NULL,
+    version bigint NOT NULL DEFAULT 1,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- The audit log: one JSON entry per row, hash-chained as in the file (numbered under a lock).
+CREATE TABLE audit_log (
+    seq bigint PRIMARY KEY,
+    entry text NOT NULL
+);
+-- Each running `run` process, alive while `expires_at` is ahead (renewed by its heartbeat).
+CREATE TABLE processes (
+    id text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
+-- One row per registered mailbox: the process that runs it until `expires_at`, and the fencing
+-- token, one more at every change of owner; every write for the mailbox carries its token.
+CREATE TABLE mailbox_leases (
+    mailbox text PRIMARY KEY,
+    owner text,
+    token bigint NOT NULL DEFAULT 0,
+    expires_at timestamptz NOT NULL DEFAULT '-infinity',
+    acquired_at timestamptz
+);
+CREATE INDEX mailbox_leases_by_owner ON mailbox_leases (owner)
+"""
+
+# The statements that bring a database from the version before each key to that version.
+_MIGRATIONS = {2: _CONTROL_TABLES}
+_OURS = ("elements", "changes", "feed", "consumers", "documents", "audit_log", "processes", "mailbox_leases")
+
 
 class BadStoreDatabase(StorageError):
     """The database holds another program's tables, or a schema newer than this code; nothing in it was changed."""
@@ -105,16 +148,25 @@ def _check_or_create(connection: psycopg.Connection[tuple[object, ...]], url: st
             return
         if version is None:
             taken = connection.execute(
-                "SELECT string_agg(name, ', ') FROM unnest(ARRAY['elements', 'changes', 'feed', 'consumers']) AS name"
-                " WHERE to_regclass(name) IS NOT NULL").fetchone()
+                "SELECT string_agg(name, ', ') FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
+                (list(_OURS),)).fetchone()
             if taken and taken[0]:
                 raise BadStoreDatabase(url, f"it already has tables named {taken[0]} that futurnal-actors did not make")
-            for statement in _TABLES.split(";\n"):
-                if statement.strip():
-                    connection.execute(statement.encode())
-            connection.execute("INSERT INTO futurnal_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            _run(connection, _TABLES)
+            connection.execute("INSERT INTO futurnal_schema (version) VALUES (1)")
+            version = 1
+        if version < 1:
+            raise BadStoreDatabase(url, f"it has an unknown schema version {version}")
+        if version < SCHEMA_VERSION:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                _run(connection, _MIGRATIONS[step])
+            connection.execute("UPDATE futurnal_schema SET version = %s", (SCHEMA_VERSION,))
         elif version > SCHEMA_VERSION:
             raise BadStoreDatabase(url, f"it has schema version {version}, newer than this version of "
                                         f"futurnal-actors understands ({SCHEMA_VERSION}): upgrade futurnal-actors")
-        else:
-            raise BadStoreDatabase(url, f"it has an unknown schema version {version}")
+
+
+def _run(connection: psycopg.Connection[tuple[object, ...]], statements: str) -> None:
+    for statement in statements.split(";\n"):
+        if statement.strip():
+            connection.execute(statement.encode())

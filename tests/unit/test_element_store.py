@@ -7,7 +7,6 @@ PostgreSQL ones are skipped when no PostgreSQL or psycopg is installed, unless C
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,32 +32,6 @@ def _element(uid: int, folder: str = "INBOX", mailbox: str = "alice", **fields: 
                "date": f"2024-03-{uid % 28 + 1:02d}T10:00:00Z", "thread_id": "t", "deleted": False}
     element.update(fields)
     return element
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Any]:
-    """One throwaway PostgreSQL cluster for the session; each test gets a database of its own."""
-    try:
-        from ..servers.postgres import PostgresServer, PostgresUnavailable
-
-        server = PostgresServer()
-    except (ImportError, PostgresUnavailable) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is needed on CI: {exc}")
-        pytest.skip(str(exc))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.remove()
-
-
-@pytest.fixture
-def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    server = request.getfixturevalue("postgres_server")
-    url = server.new_database()
-    yield url
-    server.drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
