@@ -1,10 +1,12 @@
 """Fencing: every write for a mailbox carries the token of that mailbox's lease, and the database
 refuses it when the lease has since passed to another process (or to nobody).
 
-The check runs inside the write's own transaction and takes a share lock on the lease rows it
-reads (``FOR SHARE``): a takeover, which updates the row, waits until the write has committed, and
-a write that comes after the takeover sees the new token and is refused. So a stale owner's late
-write is stopped by the database, not merely made unlikely by timing.
+The check runs inside the write's own transaction and takes a key-share lock on the lease rows
+it reads (``FOR KEY SHARE``). A takeover locks the row ``FOR UPDATE SKIP LOCKED``, so it passes
+over a mailbox while a write for it is in flight and takes it at its next round; a write that
+comes after the takeover sees the new token and is refused. So a stale owner's late write is
+stopped by the database, not merely made unlikely by timing. The owner's own renewals update only
+the expiry, which a key-share lock does not hold up.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Fence(Protocol):
 def check_tokens(db: psycopg.Connection[Any], owner: str, tokens: Mapping[str, int],
                  mailboxes: Collection[str]) -> None:
     """Raise :class:`LeaseLost` unless each of ``mailboxes`` is leased to ``owner`` with the token
-    in ``tokens`` (the one this process got when it took the mailbox). Share-locks the rows."""
+    in ``tokens`` (the one this process got when it took the mailbox). Key-share-locks the rows."""
     wanted = sorted(set(mailboxes))
     if not wanted:
         return
@@ -45,7 +47,7 @@ def check_tokens(db: psycopg.Connection[Any], owner: str, tokens: Mapping[str, i
         if mailbox not in tokens:
             raise LeaseLost(mailbox, "this process holds no lease on it")
     rows = db.execute("SELECT mailbox, owner, token FROM mailbox_leases WHERE mailbox = ANY(%s)"
-                      " ORDER BY mailbox FOR SHARE", (wanted,)).fetchall()
+                      " ORDER BY mailbox FOR KEY SHARE", (wanted,)).fetchall()
     found = {str(row[0]): (row[1], int(row[2])) for row in rows}
     for mailbox in wanted:
         holder, token = found.get(mailbox, (None, -1))

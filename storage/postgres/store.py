@@ -5,7 +5,7 @@ store) may write at once; the feed stays in commit order without gaps (see ``fee
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -14,6 +14,7 @@ from loguru import logger
 from ..element_store import ElementKey, apply_attachment_results, encode_element
 from ..sqlite.reader import decode_document
 from ..sqlite.search_text import sender_text
+from .fencing import Fence
 from .reader import CHANNEL, PostgresElementReader, _Connection
 from .search_text import index_texts
 
@@ -28,7 +29,16 @@ _VECTOR = ("setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('
 
 class PostgresElementStore(PostgresElementReader):
     """The element store in one PostgreSQL database. Use one from one thread at a time; open one
-    per writer otherwise (a connection each)."""
+    per writer otherwise (a connection each).
+
+    With a ``fence`` (the process's leases, when several processes share the database), each
+    write first checks, inside its transaction, that this process still holds the lease of every
+    mailbox it writes for; a stale owner's write raises ``LeaseLost`` and changes nothing.
+    """
+
+    def __init__(self, url: str, *, fence: Fence | None = None) -> None:
+        super().__init__(url)
+        self._fence = fence
 
     def upsert_many(self, elements: Iterable[dict[str, Any]]) -> int:
         """Insert or replace elements by ``id``; one stored exactly as given is left alone.
@@ -38,7 +48,7 @@ class PostgresElementStore(PostgresElementReader):
             encoded[element["id"]] = (element, encode_element(element))
         if not encoded:
             return 0
-        with self._transaction() as db:
+        with self._transaction({element["mailbox"] for element, _ in encoded.values()}) as db:
             ids = sorted(encoded)  # rows locked in one order by every writer: no deadlock between two
             stored = dict(db.execute("SELECT id, doc FROM elements WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                                      (ids,)).fetchall())
@@ -65,7 +75,8 @@ class PostgresElementStore(PostgresElementReader):
 
     def update_flags(self, updates: Iterable[tuple[ElementKey, list[str]]]) -> int:
         """Set stored elements' flags; returns how many changed (unknown or unchanged ones are skipped)."""
-        with self._transaction() as db:
+        updates = list(updates)
+        with self._transaction({key.mailbox for key, _ in updates}) as db:
             changes = []
             for element_id, element, flags in self._readable(db, updates, "its new flags could not be applied"):
                 if element.get("flags") == sorted(flags):
@@ -78,7 +89,8 @@ class PostgresElementStore(PostgresElementReader):
 
     def mark_deleted(self, keys: Iterable[ElementKey], when: str) -> int:
         """Turn elements into tombstones (``deleted: true``), out of search; returns how many were live."""
-        with self._transaction() as db:
+        keys = list(keys)
+        with self._transaction({key.mailbox for key in keys}) as db:
             changes = []
             for key in keys:
                 found = self._by_key(db, key)
@@ -101,7 +113,8 @@ class PostgresElementStore(PostgresElementReader):
 
     def update_attachments(self, updates: Iterable[tuple[ElementKey, list[dict[str, Any]]]]) -> int:
         """Record extraction results into attachments still ``pending`` with that hash."""
-        with self._transaction() as db:
+        updates = list(updates)
+        with self._transaction({key.mailbox for key, _ in updates}) as db:
             changes = []
             for element_id, element, results in self._readable(db, updates, "its attachment text could not be added"):
                 if not apply_attachment_results(element, results):
@@ -134,9 +147,12 @@ class PostgresElementStore(PostgresElementReader):
     # -- inside a transaction ------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Connection]:
-        """One transaction (READ COMMITTED), committed durably before it returns."""
+    def _transaction(self, mailboxes: Collection[str] = ()) -> Iterator[_Connection]:
+        """One transaction (READ COMMITTED), committed durably before it returns; fenced for
+        ``mailboxes`` first when the store has a fence."""
         with self._connection.transaction():
+            if self._fence is not None and mailboxes:
+                self._fence.check(self._connection, mailboxes)
             yield self._connection
 
     @staticmethod

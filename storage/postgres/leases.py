@@ -1,0 +1,239 @@
+"""Mailbox leases: which process runs which mailbox, when several processes share one database.
+
+Each registered mailbox has one row in ``mailbox_leases``: its owner (a process id), when the
+lease expires (the database's clock, ``now()``, never a host's), and a fencing token that grows by
+one at every change of owner. A process renews its leases by heartbeat well within the lease time;
+one that misses its renewals stops its mailboxes' actors by itself (see :meth:`LeaseBook.safe`),
+and the others take the expired leases over. Every write for a mailbox checks the token it was
+given inside the write's own transaction (:mod:`.fencing`), so a late write of a stale owner is
+refused by the database.
+
+Why a lease row rather than a session advisory lock: an advisory lock dies with its connection,
+so a process whose connection blinked would lose its mailboxes at once, and one whose TCP
+connection hangs without closing keeps them for as long as the kernel takes to notice (minutes).
+A row with an expiry makes the hand-over time the configured lease, whatever the network does, and
+carries the token that fences a stale owner's writes.
+
+Balance: a process takes free or expired mailboxes up to its share, the registered mailboxes
+divided by the live processes (rounded up, and never above its own limit), and gives back what it
+holds beyond that share, so N processes share M mailboxes evenly within a few heartbeats.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from .fencing import check_tokens
+from .schema import connect
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "LeaseBook", "LeaseHolder", "LeaseRound"]
+
+DEFAULT_LEASE_SECONDS = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """Who holds one mailbox's lease, as ``ctl status`` shows it."""
+
+    mailbox: str
+    process: str | None  # None: nobody (free, or expired and not yet taken over)
+    host: str | None
+    pid: int | None
+    expires_at: datetime | None
+    token: int
+
+    @property
+    def held(self) -> bool:
+        return self.process is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRound:
+    """What one heartbeat found and did: mailboxes newly taken (with their tokens), the ones this
+    process should give back to reach its share, and the ones it lost to another process."""
+
+    taken: dict[str, int]
+    surplus: tuple[str, ...]
+    lost: tuple[str, ...]
+    processes: int
+    share: int
+
+
+class LeaseBook:
+    """This process's leases in the database at ``url``: heartbeat, take, give back, fence.
+
+    Thread-safe: the heartbeat runs on one thread, the fence is asked from the sink's and the
+    fetchers' threads (inside their own transactions, on their own connections).
+    """
+
+    def __init__(self, url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, max_mailboxes: int | None = None,
+                 host: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        if lease_seconds < 3:
+            raise ValueError(f"a lease must last at least 3 seconds, not {lease_seconds}")
+        self.url = url
+        self.lease_seconds = lease_seconds
+        self.max_mailboxes = max_mailboxes
+        self.process_id = uuid.uuid4().hex
+        self.host = host or socket.gethostname()
+        self.pid = os.getpid()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[str, int] = {}
+        self._renewed_at: float | None = None  # when the last successful heartbeat began (monotonic)
+        self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    # -- the fence (see .fencing) -----------------------------------------------------------------
+
+    def check(self, db: psycopg.Connection[Any], mailboxes: Collection[str]) -> None:
+        """Raise ``LeaseLost`` unless this process still holds every one of ``mailboxes``'s leases."""
+        check_tokens(db, self.process_id, self.tokens(), mailboxes)
+
+    def tokens(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._tokens)
+
+    def held(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._tokens)
+
+    # -- the heartbeat ----------------------------------------------------------------------------
+
+    def safe(self) -> bool:
+        """Whether this process's leases are surely still its own: the last successful heartbeat
+        began less than half a lease ago. Past that, its mailboxes must be stopped now, so they are
+        stopped before the lease can expire and another process take them over."""
+        with self._lock:
+            renewed = self._renewed_at
+        return renewed is not None and self._clock() - renewed < self.lease_seconds / 2
+
+    def heartbeat(self, registered: Collection[str], *, take: bool = True) -> LeaseRound:
+        """One round, one transaction: say this process is alive, renew its leases, note the ones
+        lost, and take free or expired ones among ``registered`` up to its share (``take`` False:
+        none, as in a process's first round, so that processes starting together see each other
+        before they share the mailboxes out).
+
+        Raises psycopg's errors when the database cannot be reached; the leases then run out on
+        their own, and :meth:`safe` says when to stop.
+        """
+        began = self._clock()
+        db = self._db()
+        lease = f"{self.lease_seconds} seconds"
+        with db.transaction():
+            db.execute("INSERT INTO processes (id, host, pid, expires_at) VALUES (%s, %s, %s, now() + %s::interval)"
+                       " ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+                       (self.process_id, self.host, self.pid, lease))
+            db.execute("DELETE FROM processes WHERE expires_at < now() - interval '1 day'")
+            db.execute("INSERT INTO mailbox_leases (mailbox) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                       (sorted(registered),))
+            held = self.tokens()
+            renewed = dict(db.execute(
+                "UPDATE mailbox_leases SET expires_at = now() + %s::interval"
+                " WHERE owner = %s AND mailbox = ANY(%s) RETURNING mailbox, token",
+                (lease, self.process_id, sorted(held))).fetchall())
+            lost = tuple(sorted(mailbox for mailbox, token in held.items() if renewed.get(mailbox) != token))
+            # Rows still naming this process that it does not hold (it stopped them itself, after
+            # missed heartbeats) are given back, so they need not wait for their expiry.
+            db.execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity'"
+                       " WHERE owner = %s AND NOT (mailbox = ANY(%s))", (self.process_id, sorted(renewed)))
+            alive = db.execute("SELECT count(*) FROM processes WHERE expires_at > now()").fetchone()
+            processes = max(1, int(alive[0]) if alive else 1)
+            wanted = sorted(registered)
+            share = math.ceil(len(wanted) / processes) if wanted else 0
+            if self.max_mailboxes is not None:
+                share = min(share, self.max_mailboxes)
+            taken: dict[str, int] = {}
+            room = share - len(renewed)
+            if take and room > 0:
+                taken = dict(db.execute(
+                    "UPDATE mailbox_leases SET owner = %s, token = token + 1, expires_at = now() + %s::interval,"
+                    " acquired_at = now() WHERE mailbox IN (SELECT mailbox FROM mailbox_leases"
+                    " WHERE mailbox = ANY(%s) AND (owner IS NULL OR expires_at < now())"
+                    " ORDER BY mailbox LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING mailbox, token",
+                    (self.process_id, lease, wanted, room)).fetchall())
+        with self._lock:
+            self._tokens = {**renewed, **taken}
+            self._renewed_at = began
+            owned = sorted(self._tokens)
+        surplus = tuple(owned[share:]) if len(owned) > share else ()
+        return LeaseRound(taken=taken, surplus=surplus, lost=lost, processes=processes, share=share)
+
+    def give_back(self, mailboxes: Collection[str]) -> None:
+        """Release leases whose actors have stopped, so another process may take them at once."""
+        if not mailboxes:
+            return
+        with self._lock:
+            for mailbox in mailboxes:
+                self._tokens.pop(mailbox, None)
+        self._db().execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity'"
+                           " WHERE owner = %s AND mailbox = ANY(%s)", (self.process_id, sorted(mailboxes)))
+
+    def forget(self) -> frozenset[str]:
+        """Drop every lease locally (missed heartbeats): the fence refuses this process's writes
+        from now on; the rows are given back at the next heartbeat that reaches the database."""
+        with self._lock:
+            dropped = frozenset(self._tokens)
+            self._tokens = {}
+            self._renewed_at = None
+        return dropped
+
+    def leave(self) -> None:
+        """At a clean stop: give every lease back and say this process is gone."""
+        self.forget()
+        db = self._db()
+        with db.transaction():
+            db.execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity' WHERE owner = %s",
+                       (self.process_id,))
+            db.execute("DELETE FROM processes WHERE id = %s", (self.process_id,))
+
+    # -- what everybody holds ----------------------------------------------------------------------
+
+    def holders(self) -> dict[str, LeaseHolder]:
+        """Every mailbox's lease with its live owner (host, pid), by mailbox; an expired lease has none."""
+        rows = self._db().execute(
+            "SELECT l.mailbox, p.id, p.host, p.pid, CASE WHEN p.id IS NOT NULL THEN l.expires_at END, l.token"
+            " FROM mailbox_leases AS l"
+            " LEFT JOIN processes AS p ON p.id = l.owner AND l.expires_at > now() ORDER BY l.mailbox").fetchall()
+        return {row[0]: LeaseHolder(mailbox=row[0], process=row[1], host=row[2], pid=row[3],
+                                    expires_at=row[4], token=int(row[5])) for row in rows}
+
+    def forget_mailbox(self, mailbox: str) -> None:
+        """A mailbox was unregistered: its lease row goes (a later write for it is refused)."""
+        with self._lock:
+            self._tokens.pop(mailbox, None)
+        self._db().execute("DELETE FROM mailbox_leases WHERE mailbox = %s", (mailbox,))
+
+    def _db(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """The heartbeat's connection, made again after a failure. Each statement may take at most
+        a quarter of a lease: a heartbeat must fail in time to be tried again, not hang."""
+        if self._connection is not None and not self._connection.closed and not self._connection.broken:
+            return self._connection
+        if self._connection is not None:
+            self._connection.close()
+        timeout_ms = int(self.lease_seconds * 250)
+        self._connection = connect(_with_timeouts(self.url, timeout_ms))
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _with_timeouts(url: str, timeout_ms: int) -> str:
+    """``url`` with libpq's timeouts added: to connect, per statement on the server, and for
+    unacknowledged data and silent peers on the socket (a network cut fails in seconds)."""
+    return psycopg.conninfo.make_conninfo(
+        url, connect_timeout=max(2, timeout_ms // 1000), options=f"-c statement_timeout={timeout_ms}",
+        tcp_user_timeout=timeout_ms, keepalives=1, keepalives_idle=max(1, timeout_ms // 2000),
+        keepalives_interval=1, keepalives_count=3)
