@@ -8,7 +8,7 @@ are the ids their parents start them under.
 from __future__ import annotations
 
 __all__ = [
-    "ATTACHMENTS", "SCHEDULER", "SCHEDULER_ROOT", "SINK", "SINK_ROOT",
+    "ATTACHMENTS", "LEASES_ROOT", "LEASE_KEEPER", "SCHEDULER", "SCHEDULER_ROOT", "SINK", "SINK_ROOT",
     "fetcher", "folder_watcher", "folders_watcher", "is_supervisor", "mailbox", "mailbox_root", "supervisor",
 ]
 
@@ -22,6 +22,9 @@ SCHEDULER = "scheduler"
 SINK_ROOT = "root/sink"
 #: The root supervisor of the scheduler.
 SCHEDULER_ROOT = "root/scheduler"
+#: With a shared PostgreSQL store: the keeper of this process's mailbox leases, and its root.
+LEASE_KEEPER = "leases"
+LEASES_ROOT = "root/leases"
 
 _SUPERVISOR_PREFIXES = ("root/", "supervisor/")
 

@@ -6,10 +6,11 @@ over the file: ``FUTURNAL_SYNC_BATCH_MESSAGES=50`` sets ``[sync] batch_messages`
 ``FUTURNAL_LOGGING_REDACT=false`` sets ``[logging] redact``. Values are parsed as TOML scalars
 (``50``, ``2.5``, ``true``), then checked like the file's. Variables are settings only when
 their name starts with a known section (``FUTURNAL_SYNC_``, ``FUTURNAL_NETWORK_``,
-``FUTURNAL_WATCH_``, ``FUTURNAL_SUPERVISION_``, ``FUTURNAL_LOGGING_``, ``FUTURNAL_ATTACHMENTS_``); an unknown key in a known
+``FUTURNAL_WATCH_``, ``FUTURNAL_SUPERVISION_``, ``FUTURNAL_LOGGING_``, ``FUTURNAL_ATTACHMENTS_``,
+``FUTURNAL_STORE_``); an unknown key in a known
 section is an error, like an unknown key in the file, and both suggest the nearest known key. So
 is a variable whose section is a likely misspelling of one (``FUTURNAL_SYNK_BATCH_MESSAGES``).
-Other ``FUTURNAL_`` variables (``FUTURNAL_HOME``) are left alone.
+The project's other ``FUTURNAL_`` variables (``FUTURNAL_HOME``, ``FUTURNAL_STAGE_CPU``) are left alone.
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ class ServiceSettings:
     stop_timeout_seconds: float = 20.0
     redact_logs: bool = True
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    #: ``postgresql://...``: the element store and the control plane in one PostgreSQL shared by
+    #: several processes (docs/postgres.md); empty: SQLite and files in the data directory.
+    store_url: str = ""
+    #: With a shared store: how long a mailbox's lease lasts without renewal (takeover time).
+    lease_seconds: float = 20.0
+    #: With a shared store: the most mailboxes this process runs (0: its share, without limit).
+    max_mailboxes: int = 0
 
 
 # config.toml section.key -> (settings attribute, type, minimum)
@@ -119,7 +127,14 @@ _KEYS: dict[str, tuple[str, type, float]] = {
     "attachments.keep_blobs": ("attachments.keep_blobs", bool, 0),
     "attachments.max_text_chars": ("attachments.max_text_chars", int, 0),
     "attachments.files_per_child": ("attachments.files_per_child", int, 1),
+    "store.url": ("store_url", str, 0),
+    "store.lease_seconds": ("lease_seconds", float, 3),
+    "store.max_mailboxes": ("max_mailboxes", int, 0),
 }
+
+# ``FUTURNAL_`` variables of the project that are not settings, so never taken for a misspelt one.
+_NOT_SETTINGS = ("FUTURNAL_HOME", "FUTURNAL_STAGE_CPU", "FUTURNAL_SECRETS_", "FUTURNAL_FAULT_RETRY_SECONDS",
+                 "FUTURNAL_TEST_")
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -162,7 +177,7 @@ def _setting_named(name: str) -> str | None:
         prefix = f"FUTURNAL_{section.upper()}_"
         if name.startswith(prefix):
             return f"{section}.{name[len(prefix):].lower()}"
-    if not name.startswith("FUTURNAL_"):
+    if not name.startswith("FUTURNAL_") or name.startswith(_NOT_SETTINGS):
         return None
     word, _, rest = name.removeprefix("FUTURNAL_").lower().partition("_")
     meant = closest(word, _SECTIONS)
@@ -191,6 +206,11 @@ def _apply(settings: ServiceSettings, where: str, dotted: str, key: str | None, 
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{subject}must be true or false, not {value!r}")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{subject}must be a string, not {value!r}")
+        if dotted == "store.url" and value and not value.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"{subject}must be a postgresql:// URL (or empty for the SQLite store), not {value!r}")
     elif not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
         raise ConfigError(f"{subject}must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
     elif value < minimum:

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 from loguru import logger
@@ -42,10 +42,11 @@ from futurnal.scheduling.schedules import MailboxSchedule, scheduled_mailboxes
 from futurnal.storage.consent import SCOPES, ConsentRecord
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
+from futurnal.storage.element_store import ElementStore
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import MailboxDataOwners
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
-from futurnal.storage.sqlite import SqliteElementStore, open_element_store
+from futurnal.storage.stores import open_store
 from futurnal.supervision_tree import (
     TreeContext,
     attachment_processor_spec,
@@ -60,7 +61,11 @@ from futurnal.sync.folder_selection import watchable
 from futurnal.sync.sync_runs import MailboxSyncReport
 from futurnal.system_operations import SystemNotRunning, SystemOperations
 
+if TYPE_CHECKING:
+    from futurnal.storage.postgres.leases import LeaseBook
+
 _STOP_WAVE = 50  # mailboxes stopping at once (see ActorSystem._stop_roots)
+_SERVICE_ROOTS = (actor_names.SCHEDULER_ROOT, actor_names.SINK_ROOT, actor_names.LEASES_ROOT)
 
 __all__ = ["ActorSystem", "ReloadReport", "SystemNotRunning"]
 
@@ -104,7 +109,9 @@ class ActorSystem:
         self.settings = settings or load_settings(self.data_dir.root / "config.toml")
         self.event_bus = EventBus()
         self._sink = sink  # None: the default store, opened at start once the lock is held
-        self._own_store: SqliteElementStore | None = None
+        self._own_store: ElementStore | None = None
+        #: With a shared PostgreSQL store: this process's mailbox leases, which decide what it runs.
+        self._leases = _lease_book(self.settings)
         self._credentials = credentials or CredentialStore(data_dir=self.data_dir)
         self._lock = DataDirLock(self.data_dir.root)
         self._directory = ActorDirectory()
@@ -127,7 +134,7 @@ class ActorSystem:
         self.operations = SystemOperations(
             self.data_dir, settings=lambda: self.settings, directory=self._directory, mailboxes=lambda: self._mailboxes,
             roots=lambda: self._roots, connections=lambda: self._context.connections if self._context else None,
-            reconnects=self._reconnects)
+            reconnects=self._reconnects, leases=self._leases.holders if self._leases is not None else None)
         #: The admin use cases (register, remove, consent, schedule, re-authentication) on this system.
         self.admin = SystemAdmin(self, LocalAdmin(
             self.data_dir, credentials=self._credentials, settings=lambda: self.settings, actor_system=ActorSystem,
@@ -154,7 +161,12 @@ class ActorSystem:
             self.data_dir.ensure()
             self._lock.acquire()
             try:
-                self._selection = None if mailbox_ids is None else list(mailbox_ids)
+                if self._leases is not None and mailbox_ids is not None:
+                    raise SystemNotRunning(
+                        "with a shared store ([store] url) the mailboxes' leases decide which process runs them: "
+                        "start every mailbox (`run`), and see `ctl status` for who runs which")
+                # With leases the keeper names the mailboxes to run, none until it holds some.
+                self._selection = [] if self._leases is not None else None if mailbox_ids is None else list(mailbox_ids)
                 self._watch_folders = watch_folders
                 self._schedule = schedule
                 records = self._registered(strict=True)
@@ -173,7 +185,7 @@ class ActorSystem:
                     parse_pools=parse_pools(self.settings),
                 )
                 if self._sink is None:
-                    self._own_store = open_element_store(self.data_dir)
+                    self._own_store = open_store(self.data_dir, url=self.settings.store_url, fence=self._leases)
                 sink = self._sink or self._own_store
                 self._start_root(actor_names.SINK_ROOT, [
                     ChildSpec(actor_names.SINK, lambda parent: SinkActor.start(sink=sink, supervisor=parent)),
@@ -183,6 +195,8 @@ class ActorSystem:
                     self._start_mailbox(record)
                 if schedule:
                     self._start_scheduler(scheduled_mailboxes(records), sync_at_start=True)
+                if self._leases is not None:
+                    self._start_lease_keeper(self._leases)
             except BaseException:
                 self._stop_actors()
                 self._close_store()
@@ -455,9 +469,22 @@ class ActorSystem:
             self._stop_actors()
             self._context.parse_pools.close()  # after the fetchers gave theirs back
             self._close_store()
+            self._leave_leases()
             self._context = None
             self._lock.release()
         logger.info("actor system stopped")
+
+    def _leave_leases(self) -> None:
+        """Give every lease back at once, so other processes take the mailboxes over without waiting."""
+        if self._leases is None:
+            return
+        try:
+            self._leases.leave()
+        except Exception as exc:  # noqa: BLE001 - the leases then run out on their own
+            logger.warning("could not give the mailbox leases back ({error}); they expire in {seconds:g} s",
+                           error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                           seconds=self._leases.lease_seconds)
+        self._leases.close()
 
     def _close_store(self) -> None:
         if self._own_store is not None:
@@ -519,6 +546,37 @@ class ActorSystem:
             return False
         return True
 
+    def _start_lease_keeper(self, book: LeaseBook) -> None:
+        from futurnal.actors.lease_keeper import LeaseKeeperActor  # psycopg is an extra: only when shared
+
+        data_dir = self.data_dir
+
+        def registered() -> list[str]:
+            with MailboxRegistry(data_dir.registry_path, read_only=True) as registry:
+                return [record.id for record in registry.all()]
+
+        def start_keeper(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+            return LeaseKeeperActor.start(book=book, registered=registered, run_only=self._run_only, supervisor=parent)
+
+        self._start_root(actor_names.LEASES_ROOT, [ChildSpec(actor_names.LEASE_KEEPER, start_keeper)])
+
+    def _run_only(self, leased: Callable[[], frozenset[str]]) -> None:
+        """The lease keeper's "run exactly these mailboxes": the selection becomes the leased set,
+        read under the lock (a watchdog's stop in between is never undone), and a reload starts
+        the newly taken and stops the lost or given back. Returns at once when the system stops."""
+        while not self._changes.acquire(timeout=0.5):
+            if self._stopping.is_set():
+                return
+        try:
+            if self._context is None or self._stopping.is_set():
+                return
+            wanted = sorted(leased())
+            if wanted != sorted(self._selection or []):
+                self._selection = wanted
+                self.reload()
+        finally:
+            self._changes.release()
+
     def _start_scheduler(self, plans: list[MailboxSchedule], *, sync_at_start: bool) -> None:
         directory, limit = self._directory, self.settings.max_concurrent_syncs
 
@@ -558,7 +616,8 @@ class ActorSystem:
         """The scheduler first (no new syncs), then every mailbox together (they share nothing, so
         a thousand mailboxes, or ten hung ones, stop in the time of one), then the sink they write to."""
         roots = list(self._roots)
-        mailboxes = [root for root in roots if root not in (actor_names.SCHEDULER_ROOT, actor_names.SINK_ROOT)]
+        mailboxes = [root for root in roots if root not in _SERVICE_ROOTS]
+        self._stop_roots([actor_names.LEASES_ROOT])  # first: it would start mailboxes again
         self._stop_roots([actor_names.SCHEDULER_ROOT])
         self._stop_roots(mailboxes)
         self._stop_roots([actor_names.SINK_ROOT])
@@ -603,6 +662,19 @@ def _ask_count(ref: pykka.ActorRef[Any],
     """Ask the sink or the attachment processor one of the messages they answer with a count."""
     count: int = ref.ask(message, block=True, timeout=timeout)
     return count
+
+
+def _lease_book(settings: ServiceSettings) -> LeaseBook | None:
+    """The process's leases when the store is shared (``[store] url``), else None."""
+    if not settings.store_url:
+        return None
+    try:
+        from futurnal.storage.postgres.leases import LeaseBook
+    except ImportError as exc:
+        raise SystemNotRunning(f"the PostgreSQL store ([store] url) needs psycopg ({exc}): "
+                               "pip install 'futurnal-actors[postgres]'") from None
+    return LeaseBook(settings.store_url, lease_seconds=settings.lease_seconds,
+                     max_mailboxes=settings.max_mailboxes or None)
 
 
 def _watching_selected(record: MailboxRecord) -> MailboxRecord:

@@ -9,7 +9,7 @@ hands it what it runs; nothing here starts or stops an actor.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -25,7 +25,12 @@ from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import DescribeChildren
 from futurnal.supervisors.supervised import inbox_size
 
+if TYPE_CHECKING:
+    from futurnal.storage.postgres.leases import LeaseHolder
+
 __all__ = ["SystemNotRunning", "SystemOperations", "status_summary"]
+
+LeaseHolders = Callable[[], Mapping[str, "LeaseHolder"]]
 
 
 class SystemNotRunning(RuntimeError):
@@ -50,6 +55,7 @@ class SystemOperations:
         roots: Callable[[], Mapping[str, pykka.ActorRef[Any]]],
         connections: Callable[[], LiveConnections | None] = lambda: None,
         reconnects: ReconnectBoard | None = None,
+        leases: LeaseHolders | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._settings = settings
@@ -58,6 +64,8 @@ class SystemOperations:
         self._roots = roots
         self._connections = connections
         self._reconnects = reconnects or ReconnectBoard()
+        #: With a shared store: who holds each mailbox's lease (the mailboxes of other processes too).
+        self._leases = leases
 
     def mailbox_ids(self) -> list[str]:
         """The mailboxes this running system has actors for."""
@@ -68,7 +76,23 @@ class SystemOperations:
         for record in self._mailboxes().values():
             if key in (record.id, record.email):
                 return record
+        if self._leases is not None:
+            raise SystemNotRunning(self._run_elsewhere(key))
         raise SystemNotRunning(f"mailbox {key!r} is not part of this running system")
+
+    def _run_elsewhere(self, key: str) -> str:
+        """Which process runs a mailbox this one does not (a shared store), as one line."""
+        try:
+            record = self.registered(key)
+        except LookupError:
+            return f"mailbox {key!r} is not part of this running system"
+        assert self._leases is not None
+        holder = self._leases().get(record.id)
+        if holder is None or not holder.held:
+            return (f"mailbox {record.id} is run by no process at the moment (its lease is free or expired); "
+                    "a process takes it at its next heartbeat")
+        return (f"mailbox {record.id} is run by another process: {holder.host} pid {holder.pid} "
+                f"(lease until {holder.expires_at:%Y-%m-%d %H:%M:%S %Z}); ask that one")
 
     def registered(self, key: str) -> MailboxRecord:
         """A registered mailbox, running or not, by id or address; ``UnknownMailbox`` otherwise."""
@@ -81,25 +105,53 @@ class SystemOperations:
         and under ``connections`` its IMAP connections: ``open``, ``waiting_for_login`` (for the
         host's login turn) and ``reconnecting`` (watched folders whose watcher waits out a back-off)."""
         mailboxes = self._mailboxes()
+        holders = self._leases() if self._leases is not None else None
+        if holders is not None:
+            return self._shared_status(mailbox_id, mailboxes, holders, timeout)
         keys = [self.record(mailbox_id).id] if mailbox_id is not None else list(mailboxes)
         connections = self._connection_counts()
-        reports = []
-        for key in keys:
-            record = mailboxes.get(key)
-            if record is None:
-                continue
-            report = mailbox_status(self._data_dir, record, self._settings(), running=True)
-            report["connections"] = {kind: counts.get(key, 0) for kind, counts in connections.items()}
-            try:
-                report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
-                _show_local_faults(report)
-            except SystemNotRunning as exc:
-                report["live"] = {"mailbox": key, "state": "down", "detail": str(exc)}
-            except pykka.Timeout:
-                report["live"] = {"mailbox": key, "state": "not answering",
-                                  "detail": f"its mailbox actor did not answer within {timeout:g}s"}
+        return [self._running_status(mailboxes[key], connections, timeout) for key in keys if key in mailboxes]
+
+    def _shared_status(self, mailbox_id: str | None, mailboxes: Mapping[str, MailboxRecord],
+                       holders: Mapping[str, LeaseHolder], timeout: float) -> list[dict[str, Any]]:
+        """With a shared store: every registered mailbox, those run here with their live state, the
+        others with the process that runs them; each says who holds its lease under ``owner``."""
+        if mailbox_id is not None:
+            records = [self.registered(mailbox_id)]
+        else:
+            with MailboxRegistry(self._data_dir.registry_path, read_only=True) as registry:
+                records = registry.all()
+        reports, connections = [], self._connection_counts()
+        for record in records:
+            holder = holders.get(record.id)
+            if record.id in mailboxes:
+                report = self._running_status(mailboxes[record.id], connections, timeout)
+            else:
+                report = mailbox_status(self._data_dir, record, self._settings(), running=False)
+                report["connections"] = {"open": 0, "waiting_for_login": 0, "reconnecting": 0}
+                report["live"] = {"mailbox": record.id, "state": "elsewhere" if holder and holder.held else "unowned",
+                                  "detail": self._run_elsewhere(record.id)}
+            report["owner"] = None if holder is None or not holder.held else {
+                "host": holder.host, "pid": holder.pid, "process": holder.process, "here": record.id in mailboxes,
+                "lease_expires": holder.expires_at.isoformat() if holder.expires_at else None}
             reports.append(report)
         return reports
+
+    def _running_status(self, record: MailboxRecord, connections: dict[str, dict[str, int]],
+                        timeout: float) -> dict[str, Any]:
+        """A mailbox run here: its stored status with its actor's live state and connections."""
+        key = record.id
+        report = mailbox_status(self._data_dir, record, self._settings(), running=True)
+        report["connections"] = {kind: counts.get(key, 0) for kind, counts in connections.items()}
+        try:
+            report["live"] = self._ask_mailbox(key, DescribeMailbox(), timeout)
+            _show_local_faults(report)
+        except SystemNotRunning as exc:
+            report["live"] = {"mailbox": key, "state": "down", "detail": str(exc)}
+        except pykka.Timeout:
+            report["live"] = {"mailbox": key, "state": "not answering",
+                              "detail": f"its mailbox actor did not answer within {timeout:g}s"}
+        return report
 
     def _connection_counts(self) -> dict[str, dict[str, int]]:
         """Per kind, by mailbox: counters the connections and the watchers' events keep, so a

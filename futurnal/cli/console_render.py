@@ -72,6 +72,7 @@ def _help(result: Any) -> str:
 
 
 def _status(result: dict[str, Any]) -> str:
+    shared = any("owner" in report for report in result["mailboxes"])  # a shared store: who runs each
     rows = []
     for report in result["mailboxes"]:
         live = report.get("live", {})
@@ -81,15 +82,27 @@ def _status(result: dict[str, Any]) -> str:
         elif held := report.get("throttled"):
             state = f"throttled until {held['until']}"
         mailbox_id = report["mailbox"]["id"]
+        owner = [_owner(report.get("owner"))] if shared else []
         if not report["folders"]:
-            rows.append([mailbox_id, "-", state, "-", "-", "never", str(live.get("inbox", "-")), ""])
+            rows.append([mailbox_id, "-", state, "-", "-", "never", str(live.get("inbox", "-")), *owner, ""])
         for folder in report["folders"]:
             rows.append([mailbox_id, folder["folder"], state, str(folder.get("messages", 0)), str(folder["stored"]),
-                         folder.get("last_success") or "never", str(live.get("inbox", "-")),
+                         folder.get("last_success") or "never", str(live.get("inbox", "-")), *owner,
                          folder.get("last_error") or ""])
-    text = _table(rows, ["MAILBOX", "FOLDER", "STATE", "ON SERVER", "STORED", "LAST SUCCESS", "INBOX", "LAST ERROR"])
+    headers = ["MAILBOX", "FOLDER", "STATE", "ON SERVER", "STORED", "LAST SUCCESS", "INBOX",
+               *(["RUN BY"] if shared else []), "LAST ERROR"]
+    text = _table(rows, headers)
     queues = ", ".join(f"{actor} {depth}" for actor, depth in sorted(result["queues"].items()) if depth)
     return "\n".join(line for line in (text, summary_line(result), f"queued messages: {visible(queues or 'none')}") if line)
+
+
+def _owner(owner: dict[str, Any] | None) -> str:
+    """Who holds a mailbox's lease: this process, another (host, pid, until when), or nobody."""
+    if owner is None:
+        return "nobody (lease free)"
+    where = "this process" if owner.get("here") else f"{visible(str(owner['host']))} pid {owner['pid']}"
+    until = str(owner.get("lease_expires") or "")[11:19]
+    return f"{where}, lease until {until}" if until else where
 
 
 def summary_line(status: dict[str, Any]) -> str:

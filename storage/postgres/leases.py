@@ -88,7 +88,8 @@ class LeaseBook:
         self.host = host or socket.gethostname()
         self.pid = os.getpid()
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the tokens and the time of the last heartbeat
+        self._db_lock = threading.RLock()  # the connection: one transaction or query at a time
         self._tokens: dict[str, int] = {}
         self._renewed_at: float | None = None  # when the last successful heartbeat began (monotonic)
         self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -127,9 +128,9 @@ class LeaseBook:
         their own, and :meth:`safe` says when to stop.
         """
         began = self._clock()
-        db = self._db()
         lease = f"{self.lease_seconds} seconds"
-        with db.transaction():
+        with self._db_lock, self._db().transaction():
+            db = self._db()
             db.execute("INSERT INTO processes (id, host, pid, expires_at) VALUES (%s, %s, %s, now() + %s::interval)"
                        " ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
                        (self.process_id, self.host, self.pid, lease))
@@ -175,8 +176,9 @@ class LeaseBook:
         with self._lock:
             for mailbox in mailboxes:
                 self._tokens.pop(mailbox, None)
-        self._db().execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity'"
-                           " WHERE owner = %s AND mailbox = ANY(%s)", (self.process_id, sorted(mailboxes)))
+        with self._db_lock:
+            self._db().execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity'"
+                               " WHERE owner = %s AND mailbox = ANY(%s)", (self.process_id, sorted(mailboxes)))
 
     def forget(self) -> frozenset[str]:
         """Drop every lease locally (missed heartbeats): the fence refuses this process's writes
@@ -190,8 +192,8 @@ class LeaseBook:
     def leave(self) -> None:
         """At a clean stop: give every lease back and say this process is gone."""
         self.forget()
-        db = self._db()
-        with db.transaction():
+        with self._db_lock, self._db().transaction():
+            db = self._db()
             db.execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity' WHERE owner = %s",
                        (self.process_id,))
             db.execute("DELETE FROM processes WHERE id = %s", (self.process_id,))
@@ -200,10 +202,11 @@ class LeaseBook:
 
     def holders(self) -> dict[str, LeaseHolder]:
         """Every mailbox's lease with its live owner (host, pid), by mailbox; an expired lease has none."""
-        rows = self._db().execute(
-            "SELECT l.mailbox, p.id, p.host, p.pid, CASE WHEN p.id IS NOT NULL THEN l.expires_at END, l.token"
-            " FROM mailbox_leases AS l"
-            " LEFT JOIN processes AS p ON p.id = l.owner AND l.expires_at > now() ORDER BY l.mailbox").fetchall()
+        with self._db_lock:
+            rows = self._db().execute(
+                "SELECT l.mailbox, p.id, p.host, p.pid, CASE WHEN p.id IS NOT NULL THEN l.expires_at END, l.token"
+                " FROM mailbox_leases AS l"
+                " LEFT JOIN processes AS p ON p.id = l.owner AND l.expires_at > now() ORDER BY l.mailbox").fetchall()
         return {row[0]: LeaseHolder(mailbox=row[0], process=row[1], host=row[2], pid=row[3],
                                     expires_at=row[4], token=int(row[5])) for row in rows}
 
@@ -211,7 +214,8 @@ class LeaseBook:
         """A mailbox was unregistered: its lease row goes (a later write for it is refused)."""
         with self._lock:
             self._tokens.pop(mailbox, None)
-        self._db().execute("DELETE FROM mailbox_leases WHERE mailbox = %s", (mailbox,))
+        with self._db_lock:
+            self._db().execute("DELETE FROM mailbox_leases WHERE mailbox = %s", (mailbox,))
 
     def _db(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The heartbeat's connection, made again after a failure. Each statement may take at most
@@ -225,9 +229,10 @@ class LeaseBook:
         return self._connection
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._db_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 def _with_timeouts(url: str, timeout_ms: int) -> str:

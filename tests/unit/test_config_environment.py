@@ -100,3 +100,35 @@ def test_run_reports_a_bad_config_file_before_starting_anything(tmp_path: Path, 
     monkeypatch.setenv("FUTURNAL_SYNC_MAX_CONCURENT", "3")
     assert main(["--data-dir", str(tmp_path / "data"), "run", "--config", str(path)]) == 1
     assert "did you mean 'FUTURNAL_SYNC_MAX_CONCURRENT'?" in capsys.readouterr().err
+
+
+def test_the_shared_store_is_set_by_url_in_the_file_or_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[store]\nurl = "postgresql://futurnal@db.example/futurnal"\nlease_seconds = 15\n')
+    settings = load_settings(path, environ={"FUTURNAL_STORE_MAX_MAILBOXES": "40"})
+    assert (settings.store_url, settings.lease_seconds, settings.max_mailboxes) == (
+        "postgresql://futurnal@db.example/futurnal", 15.0, 40)
+    from_environment = load_settings(tmp_path / "missing.toml",
+                                     environ={"FUTURNAL_STORE_URL": "postgresql://u@h:5433/db?sslmode=require"})
+    assert from_environment.store_url == "postgresql://u@h:5433/db?sslmode=require"
+    assert load_settings(tmp_path / "missing.toml", environ={}).store_url == ""
+
+
+@pytest.mark.parametrize(("key", "value", "error"), [
+    ("url", '"mysql://db/x"', "must be a postgresql:// URL"),
+    ("url", "5", "must be a string"),
+    ("lease_seconds", "2", "must be at least 3"),
+])
+def test_a_bad_store_setting_is_refused_naming_it(tmp_path: Path, key: str, value: str, error: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[store]\n{key} = {value}\n")
+    with pytest.raises(ConfigError, match=f"{key} {error}"):
+        load_settings(path, environ={})
+
+
+def test_the_projects_other_variables_are_not_taken_for_a_misspelt_store_setting(tmp_path: Path) -> None:
+    """``stage`` is as close to ``store`` as ``synk`` is to ``sync``; the benchmark's switch is no typo."""
+    settings = load_settings(tmp_path / "missing.toml", environ={"FUTURNAL_STAGE_CPU": "1", "FUTURNAL_TEST_CRASH_ON": "x"})
+    assert settings == ServiceSettings()
+    with pytest.raises(ConfigError, match="did you mean 'FUTURNAL_STORE_URL'"):
+        load_settings(tmp_path / "missing.toml", environ={"FUTURNAL_STOR_URL": "postgresql://h/db"})

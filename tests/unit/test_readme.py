@@ -383,11 +383,11 @@ def test_the_configuration_reference_is_a_file_that_gives_every_default(tmp_path
 
 
 def test_the_configuration_reference_names_every_setting_s_variable() -> None:
-    kinds = {int: "whole number", float: "number", bool: "true or false"}
+    kinds = {int: "whole number", float: "number", bool: "true or false", str: "a `postgresql://` URL, or empty"}
     rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \| `(\w+)` \| ([^|]+?) \| ([^|]*?) \|$",
                       CONFIGURATION.read_text(encoding="utf-8"), re.M)
     documented = {f"{section}.{key}": (variable, kind, least) for section, key, variable, kind, least in rows}
-    expected = {dotted: (environment_variable(dotted), kinds[kind], "" if kind is bool else f"{least:g}")
+    expected = {dotted: (environment_variable(dotted), kinds[kind], "" if kind in (bool, str) else f"{least:g}")
                 for dotted, (_attribute, kind, least) in _KEYS.items()}
     assert documented == expected
 
