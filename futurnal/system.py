@@ -561,18 +561,23 @@ class ActorSystem:
         self._start_root(actor_names.LEASES_ROOT, [ChildSpec(actor_names.LEASE_KEEPER, start_keeper)])
 
     def _run_only(self, leased: Callable[[], frozenset[str]]) -> None:
-        """The lease keeper's "run exactly these mailboxes": the selection becomes the leased set,
-        read under the lock (a watchdog's stop in between is never undone), and a reload starts
-        the newly taken and stops the lost or given back. Returns at once when the system stops."""
+        """The lease keeper's "run exactly these mailboxes", the set read under the lock (a
+        watchdog's stop in between is never undone). Mailboxes no longer leased stop first, with
+        nothing read from the database, which may be out of reach; newly leased ones start through
+        a reload. Returns at once when the system stops."""
         while not self._changes.acquire(timeout=0.5):
             if self._stopping.is_set():
                 return
         try:
             if self._context is None or self._stopping.is_set():
                 return
-            wanted = sorted(leased())
-            if wanted != sorted(self._selection or []):
-                self._selection = wanted
+            wanted = leased()
+            self._selection = sorted(wanted)
+            if dropped := [key for key in self._mailboxes if key not in wanted]:
+                self._stop_roots([actor_names.mailbox_root(key) for key in reversed(dropped)])
+                self._mailboxes = {key: record for key, record in self._mailboxes.items() if key not in dropped}
+                logger.info("stopped {n} mailbox(es) whose leases this process no longer holds", n=len(dropped))
+            if wanted - set(self._mailboxes):
                 self.reload()
         finally:
             self._changes.release()

@@ -76,6 +76,10 @@ def local_fault(exc: BaseException, *, path: Path | str | None = None, files_onl
     sqlite3 = sys.modules.get("sqlite3")  # not imported for it: without it, no SQLite error exists
     if sqlite3 is not None and isinstance(exc, sqlite3.Error):
         return _sqlite_fault(exc, path)
+    psycopg = sys.modules.get("psycopg")  # likewise: only a shared store imports it
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return LocalFault(f"the shared store cannot be reached ({detail}): check the database and the network")
     return None
 
 

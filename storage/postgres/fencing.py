@@ -16,13 +16,16 @@ from typing import Any, Protocol
 
 import psycopg
 
-from ..errors import StorageError
+from ..errors import LocalFault
 
 __all__ = ["Fence", "LeaseLost", "check_tokens"]
 
 
-class LeaseLost(StorageError):
-    """A write for a mailbox whose lease this process no longer holds; nothing of it was written."""
+class LeaseLost(LocalFault):
+    """A write for a mailbox whose lease this process no longer holds; nothing of it was written.
+
+    A fault of this process's, not of any message: nothing is quarantined for it, and the work is
+    done again by whichever process holds the lease now."""
 
     def __init__(self, mailbox: str, detail: str) -> None:
         self.mailbox = mailbox

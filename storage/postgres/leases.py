@@ -224,8 +224,7 @@ class LeaseBook:
             return self._connection
         if self._connection is not None:
             self._connection.close()
-        timeout_ms = int(self.lease_seconds * 250)
-        self._connection = connect(_with_timeouts(self.url, timeout_ms))
+        self._connection = connect(self.url, statement_timeout=self.lease_seconds / 4)
         return self._connection
 
     def close(self) -> None:
@@ -233,12 +232,3 @@ class LeaseBook:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-
-
-def _with_timeouts(url: str, timeout_ms: int) -> str:
-    """``url`` with libpq's timeouts added: to connect, per statement on the server, and for
-    unacknowledged data and silent peers on the socket (a network cut fails in seconds)."""
-    return psycopg.conninfo.make_conninfo(
-        url, connect_timeout=max(2, timeout_ms // 1000), options=f"-c statement_timeout={timeout_ms}",
-        tcp_user_timeout=timeout_ms, keepalives=1, keepalives_idle=max(1, timeout_ms // 2000),
-        keepalives_interval=1, keepalives_count=3)

@@ -50,9 +50,18 @@ class PostgresElementReader:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._connection: _Connection = connect(url)
+        self._live: _Connection = connect(url)
         self._listener: _Connection | None = None
         self.on_damaged: DamagedReport = self._log_damaged
+
+    @property
+    def _connection(self) -> _Connection:
+        """The connection, made again when the last one broke (a database restart, a network cut):
+        the call that found it broken failed; the next one goes on, on a new connection."""
+        if self._live.broken:
+            self._live.close()
+            self._live = connect(self.url)
+        return self._live
 
     def _log_damaged(self, element_id: str, outcome: str) -> None:
         logger.warning("element {id} in {url} is damaged (its stored document is not valid JSON); {outcome}",
@@ -187,8 +196,11 @@ class PostgresElementReader:
     def wait_for_changes(self, after: int, timeout: float) -> bool:
         """Block until a change after ``after`` is committed (True) or ``timeout`` passes (False);
         woken by the writers' NOTIFY on their commit, looking again every 5 s all the same."""
+        if self._listener is not None and self._listener.broken:
+            self._listener.close()
+            self._listener = None
         if self._listener is None:
-            self._listener = psycopg.connect(self.url, autocommit=True)
+            self._listener = connect(self.url)
             self._listener.execute(f"LISTEN {CHANNEL}")
         deadline = time.monotonic() + timeout
         while True:
@@ -233,7 +245,7 @@ class PostgresElementReader:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-        self._connection.close()
+        self._live.close()
 
     def __enter__(self) -> PostgresElementReader:
         return self

@@ -115,13 +115,28 @@ def display_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
-def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+# A silent peer (a network cut, a host gone) fails a connection after this long, rather than
+# after the kernel's retransmissions (many minutes): set on every connection, with TCP keep-alives.
+NETWORK_TIMEOUT_SECONDS = 10
+
+
+def connect(url: str, *, statement_timeout: float | None = None) -> psycopg.Connection[tuple[object, ...]]:
     """An autocommit connection to ``url`` with the schema in place (created on first use).
 
-    A database whose schema version is newer than :data:`SCHEMA_VERSION`, or that already has an
-    ``elements`` table the project did not make, raises :class:`BadStoreDatabase`.
+    The connection gives up on a silent network after :data:`NETWORK_TIMEOUT_SECONDS`, and on
+    any statement after ``statement_timeout`` seconds when given. A database whose schema version
+    is newer than :data:`SCHEMA_VERSION`, or that already has an ``elements`` table the project
+    did not make, raises :class:`BadStoreDatabase`.
     """
-    connection = psycopg.connect(url, autocommit=True)
+    network_ms = int(NETWORK_TIMEOUT_SECONDS * 1000)
+    if statement_timeout is not None:
+        network_ms = min(network_ms, int(statement_timeout * 1000))
+    options: dict[str, int | str] = {"connect_timeout": max(2, network_ms // 1000), "tcp_user_timeout": network_ms,
+               "keepalives": 1, "keepalives_idle": max(1, network_ms // 2000), "keepalives_interval": 1,
+               "keepalives_count": 3}
+    if statement_timeout is not None:
+        options["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    connection = psycopg.connect(psycopg.conninfo.make_conninfo(url, **options), autocommit=True)
     try:
         _check_or_create(connection, url)
     except BaseException:
