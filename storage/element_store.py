@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 import orjson
 
@@ -189,7 +189,18 @@ class ElementReader(Protocol):
 
     def remove_consumer(self, name: str) -> bool: ...
 
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: a file's path, a database's URL without its password."""
+
+    def integrity_problems(self) -> list[str]:
+        """What is damaged in the store, a line each (empty: all is well)."""
+
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class ElementStore(ElementReader, Protocol):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from futurnal.config import ServiceSettings
     from futurnal.storage.credentials import CredentialStore
     from futurnal.storage.data_dir import DataDir
-    from futurnal.storage.sqlite import SqliteElementStore
+    from futurnal.storage.element_store import ElementStore
 
     from .local import ActorSystemFactory
 
@@ -42,7 +42,7 @@ def open_admin(
     credentials: CredentialStore,
     settings: Callable[[], ServiceSettings],
     actor_system: ActorSystemFactory,
-    element_store: Callable[[], SqliteElementStore] | None = None,
+    element_store: Callable[[], ElementStore] | None = None,
 ) -> Admin:
     """The running process's admin when one serves ``data_dir`` (its console answers), else this
     caller's own, on the files (``actor_system`` makes the one a sync or a watch runs in)."""

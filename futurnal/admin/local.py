@@ -34,7 +34,7 @@ from .errors import AdminError
 from .interface import MonitorView, Reauthentication, Removal, RetryResult, SyncProgress
 
 if TYPE_CHECKING:
-    from futurnal.storage.sqlite import SqliteElementStore
+    from futurnal.storage.element_store import ElementStore
     from futurnal.sync.sync_runs import MailboxSyncReport
 
 __all__ = ["ActorSystemFactory", "LocalAdmin", "OwnActorSystem"]
@@ -82,7 +82,7 @@ class LocalAdmin:
         settings: Callable[[], ServiceSettings],
         actor_system: ActorSystemFactory,
         writable_registry: Callable[[], AbstractContextManager[MailboxRegistry]] | None = None,
-        element_store: Callable[[], SqliteElementStore] | None = None,
+        element_store: Callable[[], ElementStore] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.credentials = credentials
@@ -309,12 +309,12 @@ class LocalAdmin:
     def _consent(self) -> ConsentRegistry:
         return ConsentRegistry(self.data_dir.consent_path)
 
-    def _open_element_store(self) -> SqliteElementStore:
+    def _open_element_store(self) -> ElementStore:
         if self._element_store is not None:
             return self._element_store()
-        from futurnal.storage.sqlite import open_element_store
+        from futurnal.storage.stores import open_store
 
-        return open_element_store(self.data_dir)
+        return open_store(self.data_dir, url=self._settings().store_url)
 
     @contextmanager
     def _locked_registry(self) -> Iterator[MailboxRegistry]:

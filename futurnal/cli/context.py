@@ -13,16 +13,12 @@ from futurnal.config import ConfigError, ServiceSettings, load_settings
 from futurnal.logs.configure import redactor
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.errors import StorageError
+from futurnal.storage.element_store import ElementReader, ElementStore
+from futurnal.storage.errors import StorageError, local_fault
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
-from futurnal.storage.sqlite import (
-    Progress,
-    SqliteElementReader,
-    SqliteElementStore,
-    open_element_reader,
-    open_element_store,
-)
+from futurnal.storage.sqlite import Progress
+from futurnal.storage.stores import open_reader, open_store
 
 from .output import ProgressBar, UserError, warning
 
@@ -90,19 +86,21 @@ class CommandContext:
         redactor.add_mailbox(record.id, record.email)
         return record
 
-    def element_reader(self) -> SqliteElementReader:
-        """The element store for reading, safe beside a running process."""
+    def element_reader(self) -> ElementReader:
+        """The element store for reading, safe beside a running process: the data directory's, or
+        the shared one at ``[store] url``."""
         try:
-            return open_element_reader(self.data_dir, report=_say, progress=_import_progress())
-        except StorageError as exc:
-            raise UserError(str(exc)) from None
+            return open_reader(self.data_dir, url=self.settings().store_url, report=_say,
+                               progress=_import_progress())
+        except Exception as exc:  # noqa: BLE001 - what the user can act on is said, the rest goes up
+            raise _store_error(exc) from None
 
-    def element_store(self) -> SqliteElementStore:
+    def element_store(self) -> ElementStore:
         """The element store for writing: only under :meth:`owned` (the data directory's lock)."""
         try:
-            return open_element_store(self.data_dir, report=_say, progress=_import_progress())
-        except StorageError as exc:
-            raise UserError(str(exc)) from None
+            return open_store(self.data_dir, url=self.settings().store_url, report=_say, progress=_import_progress())
+        except Exception as exc:  # noqa: BLE001 - what the user can act on is said, the rest goes up
+            raise _store_error(exc) from None
 
     def admin(self) -> Admin:
         """Who does what changes the data directory: the running process, through its console,
@@ -126,6 +124,16 @@ def _actor_system(data_dir: Path, *, settings: ServiceSettings, credentials: Cre
 
     credentials.prepare()  # a missing or wrong key of the secrets file: one error now, not one per mailbox
     return ActorSystem(data_dir, settings=settings, credentials=credentials)
+
+
+def _store_error(exc: Exception) -> Exception:
+    """The element store could not be opened: a user's error saying why when it is one (a bad or
+    unreachable database, a damaged file, no space), else the exception as it is."""
+    if isinstance(exc, StorageError):
+        return UserError(str(exc))
+    if (fault := local_fault(exc, files_only=True)) is not None:
+        return UserError(str(fault))
+    return exc
 
 
 def _say(line: str) -> None:

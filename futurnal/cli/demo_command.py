@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from futurnal.storage.consent import SCOPES, ConsentRegistry
 from futurnal.storage.credentials import CredentialStore
+from futurnal.storage.element_store import ElementReader
 from futurnal.storage.registry import MailboxRecord
-from futurnal.storage.sqlite import SqliteElementReader
 
 from .context import CommandContext
 from .output import ProgressBar, UserError, visible
@@ -140,7 +140,7 @@ def _program() -> str:
     return sys.argv[0] if os.path.isabs(sys.argv[0]) else "futurnal-actors"
 
 
-def _summarise(report: Any, store: SqliteElementReader, mailbox: str, data_root: Path, explicit_dir: bool) -> None:
+def _summarise(report: Any, store: ElementReader, mailbox: str, data_root: Path, explicit_dir: bool) -> None:
     elements = list(store.iter_elements(mailbox, include_deleted=False))
     per_folder = Counter(e["folder"] for e in elements)
     threads = Counter(e["thread_id"] for e in elements)
@@ -157,7 +157,7 @@ def _summarise(report: Any, store: SqliteElementReader, mailbox: str, data_root:
     print("  a few subjects:")
     for element in elements[:: max(len(elements) // 5, 1)][:5]:
         print(f"    - {visible(element['subject'])}")
-    print(f"  store: {store.path}")
+    print(f"  store: {store.location}")
     program = shlex.quote(_program())
     where = "" if explicit_dir else f" --data-dir {shlex.quote(str(data_root))}"
     print(f"  look around: {program}{where} imap status demo")

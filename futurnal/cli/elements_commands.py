@@ -7,9 +7,8 @@ import argparse
 import sys
 from typing import Any
 
-from futurnal.storage.element_store import CursorExpired, SearchFilters
+from futurnal.storage.element_store import CursorExpired, ElementReader, SearchFilters
 from futurnal.storage.errors import StorageError
-from futurnal.storage.sqlite import SqliteElementReader
 
 from .context import CommandContext
 from .output import UserError, one_line, print_json, print_table, visible
@@ -137,7 +136,7 @@ def _changes(args: argparse.Namespace, ctx: CommandContext) -> int:
     return 0
 
 
-def _print_changes(reader: SqliteElementReader, since: int | None, mailbox: str | None,
+def _print_changes(reader: ElementReader, since: int | None, mailbox: str | None,
                    args: argparse.Namespace) -> None:
     out, left = sys.stdout, args.limit
     page = _PAGE if left is None else min(left, _PAGE)
@@ -221,7 +220,7 @@ def _thread(args: argparse.Namespace, ctx: CommandContext) -> int:
 def _check(args: argparse.Namespace, ctx: CommandContext) -> int:
     with ctx.element_reader() as reader:
         problems = reader.integrity_problems()
-        report = {"path": str(reader.path), "ok": not problems, "problems": problems,
+        report = {"path": reader.location, "ok": not problems, "problems": problems,
                   "elements": reader.count(), "last_seq": reader.last_seq()}
     if args.json:
         print_json(report)

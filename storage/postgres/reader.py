@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from loguru import logger
@@ -236,6 +236,23 @@ class PostgresElementReader:
 
     # -- housekeeping --------------------------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        return display_url(self.url)
+
+    def integrity_problems(self) -> list[str]:
+        """Elements whose document is not JSON, and a change feed out of step with its counter
+        (PostgreSQL checks its own pages; ``amcheck`` is the tool for those)."""
+        problems = []
+        for element_id, doc in self._connection.execute("SELECT id, doc FROM elements ORDER BY id"):
+            if decode_document(doc) is None:
+                problems.append(f"element {element_id}: its stored document is not valid JSON (damaged); it is left "
+                                "out of exports, conversations and the change feed")
+        row = self._connection.execute("SELECT f.last_seq, (SELECT max(seq) FROM changes) FROM feed AS f").fetchone()
+        if row is not None and row[1] is not None and int(row[1]) > int(row[0]):
+            problems.append(f"change feed: change {row[1]} is past the feed's counter ({row[0]})")
+        return problems
+
     def _one(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
         row = self._connection.execute(sql.encode(), params).fetchone()
         assert row is not None
@@ -247,7 +264,7 @@ class PostgresElementReader:
             self._listener = None
         self._live.close()
 
-    def __enter__(self) -> PostgresElementReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

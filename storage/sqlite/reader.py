@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from loguru import logger
 
@@ -281,6 +281,10 @@ class SqliteElementReader:
 
     # -- housekeeping --------------------------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check and the search index's own check find (empty: all is well)."""
         problems = [row[0] for row in self._connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
@@ -300,7 +304,7 @@ class SqliteElementReader:
             self._listener = None
         self._connection.close()
 
-    def __enter__(self) -> SqliteElementReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

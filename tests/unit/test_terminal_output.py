@@ -219,7 +219,7 @@ def test_top_shows_folder_names_literally_not_as_rich_markup() -> None:
 
 def test_the_demo_shows_subjects_visibly(capsys: pytest.CaptureFixture[str]) -> None:
     elements = [{"folder": HOSTILE, "thread_id": "t", "attachments": [], "defects": [], "subject": HOSTILE}]
-    store = SimpleNamespace(iter_elements=lambda *a, **k: iter(elements), path="elements.sqlite")
+    store = SimpleNamespace(iter_elements=lambda *a, **k: iter(elements), location="elements.sqlite")
     report = SimpleNamespace(results=[SimpleNamespace(folder=HOSTILE, fetched=1)], errors=[(HOSTILE, HOSTILE)])
     demo_command._summarise(report, store, "demo", Path("/tmp/demo"), explicit_dir=True)  # type: ignore[arg-type]
     out = capsys.readouterr().out
