@@ -18,7 +18,7 @@ from futurnal.process.open_files import raise_open_file_limit
 from futurnal.process.platform_support import unsupported_platform
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry, NoConsent
-from futurnal.storage.sqlite import open_element_reader
+from futurnal.storage.stores import open_reader
 
 from .console_render import render_reply
 from .context import CommandContext
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
 
     try:
         console = ConsoleServer(console_socket_path(ctx.data_dir.root), ConsoleCommands(system, shutdown).run,
-                                system.subscribe, lambda: open_element_reader(ctx.data_dir)).start()
+                                system.subscribe, lambda: open_reader(ctx.data_dir, url=settings.store_url)).start()
     except (ProtocolError, OSError) as exc:
         system.stop()
         restore_signals()
