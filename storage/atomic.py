@@ -18,7 +18,7 @@ from .errors import CorruptStateFile
 
 __all__ = [
     "AtomicJSONStorage", "atomic_write_bytes", "create_file_once", "create_temp_file", "fsync_directory",
-    "make_private_dir", "remove_stale_temp_files",
+    "make_private_dir", "remove_stale_temp_files", "tinydb_shape_problem",
 ]  # fmt: skip
 
 #: What :func:`create_temp_file` names its files: ``.<target>.<pid>.<thread>.<n>.tmp``.
@@ -192,7 +192,7 @@ class AtomicJSONStorage(Storage):
             data = json.loads(raw)
         except ValueError as exc:
             raise CorruptStateFile(str(self._path), f"not valid JSON: {exc}") from None
-        problem = _tinydb_shape_problem(data)
+        problem = tinydb_shape_problem(data)
         if problem is None and self._check is not None:
             problem = self._check(data)
         if problem is not None:
@@ -210,7 +210,7 @@ class AtomicJSONStorage(Storage):
         """Nothing is held open between calls."""
 
 
-def _tinydb_shape_problem(data: Any) -> str | None:
+def tinydb_shape_problem(data: Any) -> str | None:
     """What keeps ``data`` from being TinyDB's ``{table: {doc id: document}}``, or None.
 
     Checked on every read: TinyDB itself would fail on some shapes with an error naming no file,
