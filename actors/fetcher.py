@@ -22,9 +22,9 @@ from futurnal.parse.parse_pool import ParsePool, PoolUnavailable
 from futurnal.parse.parse_pools import ParsePools
 from futurnal.process import stage_cpu
 from futurnal.process.faults import crash_hook_from_env
-from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.audit_log import AuditEvent
 from futurnal.storage.clock import parse_utc, utc_now
-from futurnal.storage.consent import SCOPES, ConsentRegistry, NoConsent
+from futurnal.storage.consent import SCOPES, NoConsent
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import LocalFault, StorageError, local_fault
@@ -99,9 +99,9 @@ class FetcherActor(ServiceActor):
         self._slowdown = Slowdown(settings.throttle_pause_seconds)
 
     def on_start(self) -> None:
-        self._states = FolderStateStore(self._data_dir.state_path(self._record.id))
-        self._audit = AuditLog(self._data_dir.audit_path)
-        self._consent = ConsentRegistry(self._data_dir.consent_path)
+        self._states = self._data_dir.folder_states(self._record.id)
+        self._audit = self._data_dir.audit_log()
+        self._consent = self._data_dir.consent()
         self._hold = MailboxHold(self._states, HoldPolicy(self._settings.overquota_wait_seconds))
         try:
             self._states.set_parked(None)  # a new start is a new chance

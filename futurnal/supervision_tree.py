@@ -34,12 +34,11 @@ from futurnal.mailboxes.pauses import PauseBoard
 from futurnal.mailboxes.reconnects import ReconnectBoard
 from futurnal.mailboxes.refused_logins import RefusedLogins
 from futurnal.parse.parse_pools import ParsePools
-from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.audit_log import AuditEvent
 from futurnal.storage.clock import utc_now
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.registry import MailboxRecord
-from futurnal.storage.sync_state import FolderStateStore
 from futurnal.supervisors.backoff import RestartBackoff, call_later
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.restart_intensity import RestartIntensity
@@ -153,12 +152,12 @@ def mailbox_supervisor_spec(context: TreeContext, record: MailboxRecord) -> Chil
     def park(reason: str) -> None:
         # Runs after the mailbox's actors have stopped, so the state file has no other writer.
         context.reconnects.forget(record.id)
-        states = FolderStateStore(context.data_dir.state_path(record.id))
+        states = context.data_dir.folder_states(record.id)
         try:
             states.set_parked(reason, utc_now())
         finally:
             states.close()
-        AuditLog(context.data_dir.audit_path).append(AuditEvent.MAILBOX_PARKED, mailbox=record.id, reason=reason)
+        context.data_dir.audit_log().append(AuditEvent.MAILBOX_PARKED, mailbox=record.id, reason=reason)
 
     def start_supervisor(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         return Supervisor.start(

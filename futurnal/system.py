@@ -290,7 +290,7 @@ class ActorSystem:
             self.data_dir.ensure()
             self._lock.acquire()
         try:
-            with MailboxRegistry(self.data_dir.registry_path) as registry:
+            with self.data_dir.registry() as registry:
                 yield registry
         finally:
             if not owned:
@@ -496,7 +496,7 @@ class ActorSystem:
 
         ``strict``: an unknown selected id is an error (at start) rather than a removal (reload).
         """
-        registry = MailboxRegistry(self.data_dir.registry_path, read_only=True)
+        registry = self.data_dir.registry(read_only=True)
         try:
             if self._selection is None:
                 records = registry.all()
@@ -552,7 +552,7 @@ class ActorSystem:
         data_dir = self.data_dir
 
         def registered() -> list[str]:
-            with MailboxRegistry(data_dir.registry_path, read_only=True) as registry:
+            with data_dir.registry(read_only=True) as registry:
                 return [record.id for record in registry.all()]
 
         def start_keeper(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:

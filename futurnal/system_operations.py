@@ -20,7 +20,7 @@ from futurnal.imap.live_connections import LiveConnections
 from futurnal.mailboxes.reconnects import ReconnectBoard
 from futurnal.mailboxes.status import mailbox_status
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.registry import MailboxRecord, MailboxRegistry
+from futurnal.storage.registry import MailboxRecord
 from futurnal.supervisors.directory import ActorDirectory
 from futurnal.supervisors.protocol import DescribeChildren
 from futurnal.supervisors.supervised import inbox_size
@@ -96,7 +96,7 @@ class SystemOperations:
 
     def registered(self, key: str) -> MailboxRecord:
         """A registered mailbox, running or not, by id or address; ``UnknownMailbox`` otherwise."""
-        with MailboxRegistry(self._data_dir.registry_path, read_only=True) as registry:
+        with self._data_dir.registry(read_only=True) as registry:
             return registry.get(key)
 
     def status(self, mailbox_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -119,7 +119,7 @@ class SystemOperations:
         if mailbox_id is not None:
             records = [self.registered(mailbox_id)]
         else:
-            with MailboxRegistry(self._data_dir.registry_path, read_only=True) as registry:
+            with self._data_dir.registry(read_only=True) as registry:
                 records = registry.all()
         reports, connections = [], self._connection_counts()
         for record in records:

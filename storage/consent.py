@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .atomic import atomic_write_bytes
 from .clock import utc_iso, utc_now
 from .errors import CorruptStateFile
 from .lock import writers_take_turns
+from .shared import SharedDocument
 
 __all__ = ["SCOPES", "SCOPE_MEANINGS", "ConsentRecord", "ConsentRegistry", "NoConsent", "parse_expiry",
            "scopes_described"]
+
+_T = TypeVar("_T")
 
 #: What may be ingested, each scope with what it covers: headers and flags; body text; attachment
 #: text. The one definition of the scopes, in the order a consent record lists them; everything
@@ -52,22 +56,47 @@ class ConsentRecord:
 
 
 class ConsentRegistry:
-    """``<data dir>/consent.json``, replaced atomically. Only CLI commands write it; the running
-    service reads it at each sync, so a revocation takes effect at the mailbox's next sync."""
+    """``<data dir>/consent.json``, replaced atomically, or a shared database's document (see
+    :meth:`~storage.data_dir.DataDir.consent`). Only CLI commands write it; the running service
+    reads it at each sync, so a revocation takes effect at the mailbox's next sync."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, source: Path | SharedDocument) -> None:
+        self._document = None if isinstance(source, str | Path) else source
+        self.path = Path(source) if isinstance(source, str | Path) else None
+
+    @property
+    def location(self) -> str:
+        return str(self.path) if self._document is None else self._document.location
 
     def _load(self) -> dict[str, dict[str, Any]]:
+        if self._document is not None:
+            return self._checked(self._document.read() or {})
+        assert self.path is not None
         try:
             data = json.loads(self.path.read_bytes())
         except FileNotFoundError:
             return {}
         except ValueError as exc:
             raise CorruptStateFile(str(self.path), f"not valid JSON: {exc}") from None
+        return self._checked(data)
+
+    def _checked(self, data: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(data, dict):
-            raise CorruptStateFile(str(self.path), "top level is not a JSON object")
+            raise CorruptStateFile(self.location, "top level is not a JSON object")
         return data
+
+    def _change(self, change: Callable[[dict[str, dict[str, Any]]], _T]) -> _T:
+        """Apply ``change`` to the records in place, with no other writer in between."""
+        if self._document is not None:
+            return self._document.update(lambda data: change(self._checked(data)))
+        assert self.path is not None
+        with writers_take_turns(self.path.with_suffix(".lock")):
+            data = self._load()
+            before = json.dumps(data, sort_keys=True)
+            result = change(data)
+            if json.dumps(data, sort_keys=True) != before:
+                atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        return result
 
     def get(self, mailbox: str) -> ConsentRecord | None:
         doc = self._load().get(mailbox)
@@ -83,19 +112,15 @@ class ConsentRegistry:
             mailbox=mailbox, granted_by=granted_by, scopes=tuple(s for s in SCOPES if s in scopes),
             granted_at=utc_now(), expires_at=expires_at,
         )
-        with writers_take_turns(self.path.with_suffix(".lock")):
-            data = self._load()
+
+        def put(data: dict[str, dict[str, Any]]) -> None:
             data[mailbox] = {**asdict(record), "scopes": list(record.scopes)}
-            atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+        self._change(put)
         return record
 
     def revoke(self, mailbox: str) -> bool:
-        with writers_take_turns(self.path.with_suffix(".lock")):
-            data = self._load()
-            if data.pop(mailbox, None) is None:
-                return False
-            atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
-        return True
+        return self._change(lambda data: data.pop(mailbox, None) is not None)
 
     def require(self, mailbox: str, now: datetime | None = None) -> ConsentRecord:
         """The mailbox's valid consent, or :class:`NoConsent` saying what is missing."""

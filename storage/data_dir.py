@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loguru import logger
 
 from .atomic import make_private_dir
+from .audit_log import AuditLog, AuditTrail
+from .consent import ConsentRegistry
+from .registry import MailboxRegistry
+from .shared import SharedControlPlane, SharedDocument
+from .sync_state import FolderStateStore
 
 __all__ = ["DataDir", "default_data_dir"]
 
@@ -28,9 +33,15 @@ class DataDir:
 
     Every path handed on is then absolute: the attachment extraction servers run from ``/``,
     and a relative ``--data-dir`` would name other files there.
+
+    With ``shared`` (several processes sharing one database), the mailbox registry, the folder
+    states, consent and the audit log are kept there instead of in files: open them with
+    :meth:`registry`, :meth:`folder_states`, :meth:`consent` and :meth:`audit_log`, never from
+    the paths here, which stay for what is about files (locks, messages).
     """
 
     root: Path
+    shared: SharedControlPlane | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(Path(self.root).expanduser())))
@@ -91,6 +102,44 @@ class DataDir:
 
     def state_path(self, mailbox_id: str) -> Path:
         return self.root / "state" / f"{mailbox_id}.json"
+
+    # -- the control plane: files here, or documents of the shared database -----------------------
+
+    def registry(self, *, read_only: bool = False) -> MailboxRegistry:
+        """The mailbox registry: ``mailboxes.json``, or the shared document ``registry``."""
+        source = self.registry_path if self.shared is None else self.shared.document("registry")
+        return MailboxRegistry(source, read_only=read_only)
+
+    def folder_states(self, mailbox_id: str, *, read_only: bool = False) -> FolderStateStore:
+        """A mailbox's folder states: ``state/<id>.json``, or the shared document ``state/<id>``,
+        written only under the mailbox's lease."""
+        return FolderStateStore(self._state_source(mailbox_id), read_only=read_only)
+
+    def has_state(self, mailbox_id: str) -> bool:
+        """Whether the mailbox has folder states stored (it has synced, or tried to)."""
+        if self.shared is None:
+            return self.state_path(mailbox_id).exists()
+        return self.shared.document(f"state/{mailbox_id}", mailbox_id).read() is not None
+
+    def remove_state(self, mailbox_id: str) -> None:
+        """Delete a mailbox's folder states (nothing when there are none)."""
+        if self.shared is None:
+            self.state_path(mailbox_id).unlink(missing_ok=True)
+        else:
+            self.shared.document(f"state/{mailbox_id}", mailbox_id).delete()
+
+    def consent(self) -> ConsentRegistry:
+        """Consent per mailbox: ``consent.json``, or the shared document ``consent``."""
+        return ConsentRegistry(self.consent_path if self.shared is None else self.shared.document("consent"))
+
+    def audit_log(self) -> AuditTrail:
+        """The audit log: ``audit.jsonl``, or the shared database's table."""
+        return AuditLog(self.audit_path) if self.shared is None else self.shared.audit_log()
+
+    def _state_source(self, mailbox_id: str) -> Path | SharedDocument:
+        if self.shared is None:
+            return self.state_path(mailbox_id)
+        return self.shared.document(f"state/{mailbox_id}", mailbox_id)
 
     def gmail_index_root(self, mailbox_id: str) -> Path:
         return self.root / "state" / f"{mailbox_id}.gmail-index"

@@ -7,9 +7,8 @@ import shutil
 from typing import Protocol
 
 from .attachment_queue import AttachmentJobQueue
-from .audit_log import AuditEvent, AuditLog
+from .audit_log import AuditEvent
 from .blob_store import BlobStore
-from .consent import ConsentRegistry
 from .data_dir import DataDir
 from .quarantine import QuarantineStore
 from .registry import MailboxRegistry
@@ -51,16 +50,16 @@ def remove_mailbox(data_dir: DataDir, registry: MailboxRegistry, mailbox_id: str
     quarantined messages, attachment blobs (those no other mailbox shares) and queued extractions,
     sync state and Gmail index. Audited with the counts (``secrets``: how many
     the caller deleted from the keyring). The caller holds the data directory's lock."""
-    ConsentRegistry(data_dir.consent_path).revoke(mailbox_id)
+    data_dir.consent().revoke(mailbox_id)
     counts = {"secrets": secrets}
     if purge:
         owners = owners or _FilesOnDisk(data_dir)
         counts["blobs"] = owners.forget_attachments(mailbox_id)  # first: its late results then find no element
         counts["elements"] = owners.forget_elements(mailbox_id)
         counts["quarantined"] = QuarantineStore(data_dir.quarantine_root).remove_mailbox(mailbox_id)
-        data_dir.state_path(mailbox_id).unlink(missing_ok=True)
+        data_dir.remove_state(mailbox_id)
         shutil.rmtree(data_dir.gmail_index_root(mailbox_id), ignore_errors=True)
     registry.remove(mailbox_id)  # last: a purge that failed half-way can be run again
-    AuditLog(data_dir.audit_path).append(AuditEvent.MAILBOX_PURGED if purge else AuditEvent.MAILBOX_REMOVED,
-                                         mailbox=mailbox_id, **counts)
+    data_dir.audit_log().append(AuditEvent.MAILBOX_PURGED if purge else AuditEvent.MAILBOX_REMOVED,
+                                mailbox=mailbox_id, **counts)
     return counts

@@ -9,7 +9,7 @@ from typing import Any
 
 from tinydb import Query, TinyDB
 
-from .atomic import AtomicJSONStorage
+from .shared import SharedDocument, tinydb_storage
 
 __all__ = ["MailboxRecord", "MailboxRegistry", "UnknownMailbox", "default_mailbox_id", "validate_mailbox_id"]
 
@@ -121,10 +121,11 @@ def default_mailbox_id(email: str) -> str:
 
 
 class MailboxRegistry:
-    """The registered mailboxes, in a TinyDB file written atomically. One owner per file."""
+    """The registered mailboxes, in a TinyDB file written atomically (one owner per file), or in
+    a shared database's document (see :meth:`~storage.data_dir.DataDir.registry`)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
+    def __init__(self, source: Path | SharedDocument, *, read_only: bool = False) -> None:
+        self._db = TinyDB(source, storage=tinydb_storage(source), read_only=read_only)
         self._table = self._db.table("mailboxes")
 
     def add(self, record: MailboxRecord) -> None:

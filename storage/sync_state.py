@@ -10,7 +10,7 @@ from typing import Any, get_type_hints
 from tinydb import Query, TinyDB
 from tinydb.table import Document
 
-from .atomic import AtomicJSONStorage
+from .shared import SharedDocument, tinydb_storage
 
 __all__ = ["FolderState", "FolderStateStore"]
 
@@ -106,10 +106,11 @@ def _states_problem(data: dict[str, Any]) -> str | None:
 
 
 class FolderStateStore:
-    """The folder states of one mailbox, in that mailbox's own TinyDB file (one owner per file)."""
+    """The folder states of one mailbox, in that mailbox's own TinyDB file (one owner per file), or
+    in its document of a shared database (see :meth:`~storage.data_dir.DataDir.folder_states`)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only, check=_states_problem)
+    def __init__(self, source: Path | SharedDocument, *, read_only: bool = False) -> None:
+        self._db = TinyDB(source, storage=tinydb_storage(source), read_only=read_only, check=_states_problem)
         self._table = self._db.table("folders")
         self._mailbox = self._db.table("mailbox")
         self._downloads = self._db.table("downloads")
@@ -197,14 +198,3 @@ class FolderStateStore:
     def close(self) -> None:
         self._db.close()
 
-
-def clear_needs_reauth(path: Path) -> None:
-    """Clear a mailbox's needs-reauth condition, for a caller that owns the file while no fetcher
-    runs (``imap reauth``); a missing file has nothing to clear."""
-    if not path.exists():
-        return
-    states = FolderStateStore(path)
-    try:
-        states.set_needs_reauth(None)
-    finally:
-        states.close()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from futurnal.config import ServiceSettings
 from futurnal.mailboxes.status import describe_budget, describe_schedule, mailbox_status
-from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.audit_log import AuditEvent, AuditTrail
 from futurnal.storage.consent import ConsentRecord, ConsentRegistry, NoConsent
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
@@ -28,7 +28,6 @@ from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import remove_mailbox
 from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
-from futurnal.storage.sync_state import clear_needs_reauth
 
 from .errors import AdminError
 from .interface import MonitorView, Reauthentication, Removal, RetryResult, SyncProgress
@@ -175,8 +174,9 @@ class LocalAdmin:
     def record_reauth(self, mailbox_id: str, auth: str, *, clear_state: bool = True) -> None:
         """Audit a renewed secret and, with ``clear_state`` (no fetcher owns the mailbox's state
         file now), clear its needs-reauth state: the mailbox may sync again."""
-        if clear_state:
-            clear_needs_reauth(self.data_dir.state_path(mailbox_id))
+        if clear_state and self.data_dir.has_state(mailbox_id):
+            with closing(self.data_dir.folder_states(mailbox_id)) as states:
+                states.set_needs_reauth(None)
         self._audit().append(AuditEvent.REAUTH, mailbox=mailbox_id, auth=auth)
 
     # -- quarantine ---------------------------------------------------------------------------
@@ -303,11 +303,11 @@ class LocalAdmin:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _audit(self) -> AuditLog:
-        return AuditLog(self.data_dir.audit_path)
+    def _audit(self) -> AuditTrail:
+        return self.data_dir.audit_log()
 
     def _consent(self) -> ConsentRegistry:
-        return ConsentRegistry(self.data_dir.consent_path)
+        return self.data_dir.consent()
 
     def _open_element_store(self) -> ElementStore:
         if self._element_store is not None:
@@ -323,7 +323,7 @@ class LocalAdmin:
         lock = DataDirLock(self.data_dir.root)
         lock.acquire()
         try:
-            with MailboxRegistry(self.data_dir.registry_path) as registry:
+            with self.data_dir.registry() as registry:
                 yield registry
         finally:
             lock.release()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from futurnal.console.client import ConsoleClient, ConsoleError, connect_if_running
-from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.audit_log import AuditEvent
 from futurnal.storage.consent import ConsentRecord
 from futurnal.storage.quarantine import QuarantineRecord
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
@@ -36,7 +36,7 @@ class RemoteAdmin:
 
     def add_mailbox(self, record: MailboxRecord, scopes: tuple[str, ...], granted_by: str,
                     store_secret: Callable[[], None]) -> None:
-        with MailboxRegistry(self._local.data_dir.registry_path, read_only=True) as registry:
+        with self._local.data_dir.registry(read_only=True) as registry:
             registry.refuse_taken(record)  # before a secret is stored that another mailbox may own
         store_secret()
         try:
@@ -49,7 +49,7 @@ class RemoteAdmin:
     def remove_mailbox(self, mailbox_id: str, purge: bool) -> Removal:
         counts = self.client.call("remove", mailbox=mailbox_id, purge=purge)  # its actors stop before it deletes
         secrets = self._local.credentials.delete_secrets(mailbox_id)
-        AuditLog(self._local.data_dir.audit_path).append(AuditEvent.SECRETS_DELETED, mailbox=mailbox_id,
+        self._local.data_dir.audit_log().append(AuditEvent.SECRETS_DELETED, mailbox=mailbox_id,
                                                          secrets=len(secrets))
         return Removal(counts, tuple(secrets))
 

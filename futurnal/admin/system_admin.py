@@ -141,7 +141,7 @@ class SystemAdmin:
         connects with the new secret, then sync. False when its actors are not running here
         (no consent, say): the secret is used whenever they start."""
         with self._system.one_change():
-            with MailboxRegistry(self._files.data_dir.registry_path, read_only=True) as registry:
+            with self._files.data_dir.registry(read_only=True) as registry:
                 record = registry.get(mailbox_id)
             here = self._system.runs(record.id)
             # Without its actors here no fetcher owns the mailbox's state file: needs-reauth is cleared.

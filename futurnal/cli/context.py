@@ -66,14 +66,14 @@ class CommandContext:
         except StorageError as exc:
             raise UserError(str(exc)) from None
         try:
-            with MailboxRegistry(self.data_dir.registry_path) as registry:
+            with self.data_dir.registry() as registry:
                 yield registry
         finally:
             lock.release()
 
     def registry(self) -> MailboxRegistry:
         """Read-only access, safe beside a running process (its writes are atomic renames)."""
-        return MailboxRegistry(self.data_dir.registry_path, read_only=True)
+        return self.data_dir.registry(read_only=True)
 
     def mailbox(self, key: str) -> MailboxRecord:
         registry = self.registry()

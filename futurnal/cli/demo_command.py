@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from futurnal.storage.consent import SCOPES, ConsentRegistry
+from futurnal.storage.consent import SCOPES
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.element_store import ElementReader
 from futurnal.storage.registry import MailboxRecord
@@ -92,7 +92,7 @@ def _demo(args: argparse.Namespace, ctx: CommandContext) -> int:
             registry.add(record)
             demo_ctx.credentials.set_secret(record.id, "password", DEMO_PASSWORD)
             # Running the demo is the consent: the mailbox is generated sample mail.
-            ConsentRegistry(demo_ctx.data_dir.consent_path).grant(record.id, "demo", SCOPES)
+            demo_ctx.data_dir.consent().grant(record.id, "demo", SCOPES)
         print("3/4 syncing through the actor system")
         report = demo_ctx.local_admin().sync_report(record, progress=ProgressBar(f"syncing {record.id}"))
         with demo_ctx.element_reader() as store:

@@ -7,8 +7,7 @@ import getpass
 from dataclasses import asdict
 from typing import Any
 
-from futurnal.storage.audit_log import AuditLog
-from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
+from futurnal.storage.consent import SCOPES, parse_expiry
 
 from .context import CommandContext
 from .output import UserError, print_json, print_table
@@ -49,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 def _show(args: argparse.Namespace, ctx: CommandContext) -> int:
     record = ctx.mailbox(args.mailbox)
-    consent = ConsentRegistry(ctx.data_dir.consent_path).get(record.id)
+    consent = ctx.data_dir.consent().get(record.id)
     if args.json:
         print_json(asdict(consent) if consent else None)
     elif consent is None:
@@ -93,9 +92,10 @@ def _revoke(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 
 def _verify(args: argparse.Namespace, ctx: CommandContext) -> int:
-    check = AuditLog(ctx.data_dir.audit_path).verify()
+    audit = ctx.data_dir.audit_log()
+    check = audit.verify()
     if not check.ok:
-        raise UserError(f"audit log {ctx.data_dir.audit_path} was tampered with: {check.problem} "
+        raise UserError(f"audit log {audit.location} was tampered with: {check.problem} "
                         f"({check.entries} entries before it are intact)")
     print(f"audit log intact: {check.entries} entries")
     return 0
@@ -104,7 +104,7 @@ def _verify(args: argparse.Namespace, ctx: CommandContext) -> int:
 def _tail(args: argparse.Namespace, ctx: CommandContext) -> int:
     if args.n < 1:
         raise UserError("-n must be at least 1", code=2)
-    entries = list(AuditLog(ctx.data_dir.audit_path).entries())[-args.n:]
+    entries = list(ctx.data_dir.audit_log().entries())[-args.n:]
     if args.json:
         print_json(entries)
         return 0

@@ -17,7 +17,7 @@ from futurnal.console.protocol import ProtocolError, console_socket_path
 from futurnal.process.open_files import raise_open_file_limit
 from futurnal.process.platform_support import unsupported_platform
 from futurnal.storage.clock import utc_now
-from futurnal.storage.consent import ConsentRegistry, NoConsent
+from futurnal.storage.consent import NoConsent
 from futurnal.storage.stores import open_reader
 
 from .console_render import render_reply
@@ -172,7 +172,7 @@ def _reload(system: ActorSystem, ctx: CommandContext) -> None:
 
 
 def _warn_without_consent(ctx: CommandContext, mailbox_ids: list[str]) -> None:
-    consent = ConsentRegistry(ctx.data_dir.consent_path)
+    consent = ctx.data_dir.consent()
     for mailbox_id in mailbox_ids:  # the fetcher checks again at every sync, so a later revocation counts too
         try:
             consent.require(mailbox_id)

@@ -16,8 +16,7 @@ import pykka
 from futurnal.actors import actor_names
 from futurnal.mailboxes.status import describe_budget, describe_schedule
 from futurnal.scheduling.schedules import ScheduleError, parse_priority, parse_schedule
-from futurnal.storage.audit_log import AuditLog
-from futurnal.storage.consent import SCOPES, ConsentRegistry, parse_expiry
+from futurnal.storage.consent import SCOPES, parse_expiry
 from futurnal.storage.quarantine import InvalidRecordId, QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.sync.quarantine_retry import drop_quarantined, retry_quarantined
@@ -98,11 +97,11 @@ class ConsoleCommands:
             raise ProtocolError("bad-argument", "quarantine drop: which record? (an id from `quarantine list`)")
         records = store.list() if id is None else [self._quarantined(store, id)]
         if action == "drop":
-            drop_quarantined(records[0], store, AuditLog(data_dir.audit_path))
+            drop_quarantined(records[0], store, data_dir.audit_log())
             return {"dropped": records[0].id}
         settings = self._system.settings
-        outcomes = retry_quarantined(records, store, ConsentRegistry(data_dir.consent_path),
-                                     AuditLog(data_dir.audit_path), self._system.write_elements,
+        outcomes = retry_quarantined(records, store, data_dir.consent(),
+                                     data_dir.audit_log(), self._system.write_elements,
                                      self._system.submit_attachments, settings.attachments,
                                      settings.parse_timeout_seconds, settings.parse_memory_mb)
         return {"outcomes": [{"record_id": o.record_id, "element_id": o.element_id, "error": o.error}
@@ -112,7 +111,7 @@ class ConsoleCommands:
                  granted_by: str | None = None) -> dict[str, Any]:
         key = self._known_id(mailbox)
         if action == "show":
-            record = ConsentRegistry(self._system.data_dir.consent_path).get(key)
+            record = self._system.data_dir.consent().get(key)
             return {"mailbox": key, "consent": None if record is None else asdict(record)}
         if action == "revoke":
             return {"mailbox": key, "revoked": self._admin.revoke_consent(key), "running": False}

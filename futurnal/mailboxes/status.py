@@ -37,8 +37,7 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
     recorded); otherwise nothing watches it or schedules its syncs: its watch is "not running" and
     its schedule has no next run.
     """
-    path = data_dir.state_path(record.id)
-    states = FolderStateStore(path, read_only=True) if path.exists() else None
+    states = data_dir.folder_states(record.id, read_only=True) if data_dir.has_state(record.id) else None
     try:
         synced = [s.folder for s in states.all()] if states else []
         plan = watch_plan(watchable(record.folders, record.exclude, record.watch), settings.max_connections_per_mailbox)
@@ -84,8 +83,7 @@ def describe_budget(record: MailboxRecord, data_dir: DataDir) -> dict[str, Any]:
     """The mailbox's daily download budget, as ``imap budget`` shows it: ``daily_download_mb`` (None:
     no budget) and ``download_budget`` as in ``imap status --json`` (None without a budget, when
     nothing is counted). Reads only, safe beside a running process."""
-    path = data_dir.state_path(record.id)
-    states = FolderStateStore(path, read_only=True) if path.exists() else None
+    states = data_dir.folder_states(record.id, read_only=True) if data_dir.has_state(record.id) else None
     try:
         budget = _download_budget(record, states)
     finally:
@@ -119,10 +117,9 @@ def describe_schedule(record: MailboxRecord, data_dir: DataDir) -> dict[str, Any
 
 def _last_sync(record: MailboxRecord, data_dir: DataDir) -> datetime | None:
     """The latest successful folder sync, in naive local time like the scheduler's clock."""
-    path = data_dir.state_path(record.id)
-    if not path.exists():
+    if not data_dir.has_state(record.id):
         return None
-    states = FolderStateStore(path, read_only=True)
+    states = data_dir.folder_states(record.id, read_only=True)
     try:
         stamps = [s.last_success for s in states.all() if s.last_success]
     finally:

@@ -13,7 +13,7 @@ from futurnal.element.build import ALL_SCOPES, build_element
 from futurnal.imap.fetched import FetchedMessage
 from futurnal.parse.parse_pool import DEFAULT_MEMORY_MB, ParseFailure, ParsePool
 from futurnal.parse.parser import ParsedMessage, parse_message
-from futurnal.storage.audit_log import AuditEvent, AuditLog
+from futurnal.storage.audit_log import AuditEvent, AuditTrail
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry
 from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
@@ -59,7 +59,7 @@ def retry_quarantined(
     records: list[QuarantineRecord],
     store: QuarantineStore,
     consent: ConsentRegistry,
-    audit: AuditLog,
+    audit: AuditTrail,
     write: Callable[[list[dict[str, Any]]], Any],
     submit: Callable[[list[AttachmentWork]], Any],
     attachments: AttachmentSettings = AttachmentSettings(),
@@ -91,7 +91,7 @@ def _bounded(pool: ParsePool) -> Callable[[bytes], ParsedMessage]:
 
 
 def _retry_each(
-    records: list[QuarantineRecord], store: QuarantineStore, consent: ConsentRegistry, audit: AuditLog,
+    records: list[QuarantineRecord], store: QuarantineStore, consent: ConsentRegistry, audit: AuditTrail,
     write: Callable[[list[dict[str, Any]]], Any], submit: Callable[[list[AttachmentWork]], Any],
     attachments: AttachmentSettings, parse: Callable[[bytes], ParsedMessage],
 ) -> list[RetryOutcome]:
@@ -126,7 +126,7 @@ def _retry_each(
     return outcomes
 
 
-def drop_quarantined(record: QuarantineRecord, store: QuarantineStore, audit: AuditLog) -> None:
+def drop_quarantined(record: QuarantineRecord, store: QuarantineStore, audit: AuditTrail) -> None:
     """Delete a quarantined message and its bytes for good, audited."""
     store.drop(record.id)
     audit.append(AuditEvent.QUARANTINE_DROPPED, mailbox=record.mailbox, folder=record.folder, uid=record.uid)

@@ -41,11 +41,13 @@ _AUDIT_LOCK = 0x46544155
 class SharedControl:
     """The shared control plane at ``url``: one connection, used by one thread at a time (a lock
     held for each whole transaction), made again when it broke. With a ``fence`` (this process's
-    leases), writes to a mailbox's documents are refused once another process holds its lease."""
+    leases), writes to a mailbox's documents are refused once another process holds its lease;
+    ``fence`` may also be set later (before the first mailbox runs), as the leases are made after
+    the data directory."""
 
     def __init__(self, url: str, fence: Fence | None = None) -> None:
         self.url = url
-        self._fence = fence
+        self.fence = fence
         self._lock = threading.Lock()
         self._live: _Connection = connect(url)
 
@@ -75,8 +77,8 @@ class SharedControl:
                 self._live = connect(self.url)
             db = self._live
             with db.transaction():
-                if fenced and mailbox is not None and self._fence is not None:
-                    self._fence.check(db, [mailbox])
+                if fenced and mailbox is not None and self.fence is not None:
+                    self.fence.check(db, [mailbox])
                 yield db
 
 
