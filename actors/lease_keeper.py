@@ -61,8 +61,8 @@ class LeaseKeeperActor(ServiceActor):
         self._thread: threading.Thread | None = None
 
     def on_start(self) -> None:
-        self._beating.set()
-        self.actor_ref.tell(_Heartbeat())
+        # The first heartbeat comes from the timer, after the system's start (which holds the
+        # system's lock this actor's changes take) has seen this actor answer.
         self._thread = threading.Thread(target=self._run_timer, name="futurnal-leases", daemon=True)
         self._thread.start()
 
@@ -96,6 +96,8 @@ class LeaseKeeperActor(ServiceActor):
             logger.info("took the leases of {n} mailbox(es) ({processes} process(es) share them, {share} each)",
                         n=len(found.taken), processes=found.processes, share=found.share)
         surplus = frozenset(found.surplus)
+        if not (found.taken or found.lost or surplus):
+            return
         book = self._book
         self._run_only(lambda: book.held() - surplus)
         if surplus:
@@ -104,7 +106,7 @@ class LeaseKeeperActor(ServiceActor):
 
     def _run_timer(self) -> None:
         """Ask for a heartbeat every interval, and watch that they get through (every half second)."""
-        waited = 0.0
+        waited = self._interval  # the first heartbeat at the first tick
         while not self._timer_stop.wait(0.5):
             waited += 0.5
             if self._book.held() and not self._book.safe():
@@ -123,6 +125,7 @@ class LeaseKeeperActor(ServiceActor):
                      "{n} mailbox(es) before their leases can expire; they start again, here or elsewhere, once "
                      "the database answers", seconds=self._book.lease_seconds / 2, n=len(dropped))
         self._run_only(frozenset)
+        logger.warning("stopped this process's mailboxes for want of the database; nothing more is written for them here")
 
     def on_stop(self) -> None:
         self._timer_stop.set()

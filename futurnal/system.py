@@ -43,10 +43,11 @@ from futurnal.storage.consent import SCOPES, ConsentRecord
 from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementStore
+from futurnal.storage.errors import StorageError
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import MailboxDataOwners
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
-from futurnal.storage.stores import open_store
+from futurnal.storage.stores import open_store, sharing
 from futurnal.supervision_tree import (
     TreeContext,
     attachment_processor_spec,
@@ -110,8 +111,10 @@ class ActorSystem:
         self.event_bus = EventBus()
         self._sink = sink  # None: the default store, opened at start once the lock is held
         self._own_store: ElementStore | None = None
-        #: With a shared PostgreSQL store: this process's mailbox leases, which decide what it runs.
+        #: With a shared PostgreSQL store: this process's mailbox leases, which decide what it runs,
+        #: and fence its writes there (the control plane's as well as the elements').
         self._leases = _lease_book(self.settings)
+        self.data_dir = sharing(self.data_dir, self.settings.store_url, fence=self._leases)
         self._credentials = credentials or CredentialStore(data_dir=self.data_dir)
         self._lock = DataDirLock(self.data_dir.root)
         self._directory = ActorDirectory()
@@ -676,8 +679,8 @@ def _lease_book(settings: ServiceSettings) -> LeaseBook | None:
     try:
         from futurnal.storage.postgres.leases import LeaseBook
     except ImportError as exc:
-        raise SystemNotRunning(f"the PostgreSQL store ([store] url) needs psycopg ({exc}): "
-                               "pip install 'futurnal-actors[postgres]'") from None
+        raise StorageError(f"the shared store ([store] url) needs psycopg ({exc}): "
+                           "pip install 'futurnal-actors[postgres]'") from None
     return LeaseBook(settings.store_url, lease_seconds=settings.lease_seconds,
                      max_mailboxes=settings.max_mailboxes or None)
 

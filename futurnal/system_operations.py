@@ -80,6 +80,17 @@ class SystemOperations:
             raise SystemNotRunning(self._run_elsewhere(key))
         raise SystemNotRunning(f"mailbox {key!r} is not part of this running system")
 
+    def run_elsewhere(self, key: str) -> str | None:
+        """With a shared store: which process runs a registered mailbox this one does not, as one
+        line; None without a shared store, or for a mailbox no one registered."""
+        if self._leases is None:
+            return None
+        try:
+            self.registered(key)
+        except LookupError:
+            return None
+        return self._run_elsewhere(key)
+
     def _run_elsewhere(self, key: str) -> str:
         """Which process runs a mailbox this one does not (a shared store), as one line."""
         try:

@@ -18,7 +18,7 @@ from futurnal.storage.errors import StorageError, local_fault
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry, UnknownMailbox
 from futurnal.storage.sqlite import Progress
-from futurnal.storage.stores import open_reader, open_store
+from futurnal.storage.stores import open_reader, open_store, sharing
 
 from .output import ProgressBar, UserError, warning
 
@@ -38,7 +38,15 @@ class CommandContext:
 
     @classmethod
     def create(cls, root: Path, debug: bool, credentials: CredentialStore | None = None) -> CommandContext:
+        """The context of a command on the data directory ``root``; with ``[store] url`` set, its
+        control plane is the shared database's (a command's writes there are not fenced: it holds
+        no lease; what a running process owns is changed through that process)."""
         layout = DataDir(root)
+        try:
+            url = load_settings(layout.root / "config.toml").store_url
+        except ConfigError:
+            url = ""  # the commands that read the settings say what is wrong with them
+        layout = sharing(layout, url)
         return cls(layout, debug, credentials or CredentialStore(data_dir=layout))
 
     def check_data_dir(self, *, service: bool = False) -> None:

@@ -18,7 +18,7 @@ from futurnal.process.open_files import raise_open_file_limit
 from futurnal.process.platform_support import unsupported_platform
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import NoConsent
-from futurnal.storage.stores import open_reader
+from futurnal.storage.stores import display_store, open_reader
 
 from .console_render import render_reply
 from .context import CommandContext
@@ -132,8 +132,10 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
         system.stop()
         restore_signals()
         raise UserError(f"cannot open the admin console: {exc}") from None
-    print(f"running with {len(mailboxes)} mailbox(es); Ctrl+C or SIGTERM stops, SIGHUP reloads; "
-          f"admin console on {console.path}", flush=True)
+    running = (f"running with {len(mailboxes)} mailbox(es)" if not settings.store_url else
+               f"running with its share of {len(mailboxes)} mailbox(es) in {display_store(settings.store_url)}, "
+               "by lease")
+    print(f"{running}; Ctrl+C or SIGTERM stops, SIGHUP reloads; admin console on {console.path}", flush=True)
     # The main thread sleeps until there is something to do: a signal's handler, the console's
     # shutdown, or this waiter when supervision gives up. Nothing wakes it on a timer.
     def wake_when_failed() -> None:

@@ -167,6 +167,8 @@ class ConsoleCommands:
         for mailbox_id in self._operations.mailbox_ids():
             if key == mailbox_id or key == self._operations.record(mailbox_id).email:
                 return mailbox_id
+        if (elsewhere := self._operations.run_elsewhere(key)) is not None:
+            raise ProtocolError("unknown-mailbox", elsewhere)
         raise ProtocolError("unknown-mailbox", f"{key!r} is not a mailbox of this running process "
                             f"(running: {', '.join(self._operations.mailbox_ids()) or 'none'})")
 

@@ -25,7 +25,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..audit_log import GENESIS, AuditEvent, ChainCheck, chain_hash, new_entry, verify_lines
-from ..errors import CorruptStateFile
+from ..errors import CorruptStateFile, LocalFault, local_fault
 from ..shared import DocumentChanged, SharedDocumentStorage
 from .fencing import Fence
 from .schema import connect, display_url
@@ -49,7 +49,7 @@ class SharedControl:
         self.url = url
         self.fence = fence
         self._lock = threading.Lock()
-        self._live: _Connection = connect(url)
+        self._live: _Connection | None = None  # connected at the first use: a command may need none
 
     def document(self, name: str, mailbox: str | None = None) -> SharedDocument:
         return SharedDocument(self, name, mailbox)
@@ -59,7 +59,8 @@ class SharedControl:
 
     def close(self) -> None:
         with self._lock:
-            self._live.close()
+            if self._live is not None:
+                self._live.close()
 
     def __enter__(self) -> SharedControl:
         return self
@@ -72,14 +73,22 @@ class SharedControl:
         """One transaction on the connection, the lock held throughout; a fenced one first checks
         that this process holds ``mailbox``'s lease."""
         with self._lock:
-            if self._live.broken or self._live.closed:
-                self._live.close()
-                self._live = connect(self.url)
+            if self._live is None or self._live.broken or self._live.closed:
+                if self._live is not None:
+                    self._live.close()
+                self._live = None
+                try:
+                    self._live = connect(self.url)
+                except psycopg.OperationalError as exc:
+                    raise _unreachable(exc) from exc
             db = self._live
-            with db.transaction():
-                if fenced and mailbox is not None and self.fence is not None:
-                    self.fence.check(db, [mailbox])
-                yield db
+            try:
+                with db.transaction():
+                    if fenced and mailbox is not None and self.fence is not None:
+                        self.fence.check(db, [mailbox])
+                    yield db
+            except psycopg.OperationalError as exc:
+                raise _unreachable(exc) from exc
 
 
 class SharedDocument:
@@ -191,3 +200,9 @@ class PostgresAuditLog:
                 return ChainCheck(False, expected - 1, f"entry {expected} is missing (the next is {seq})")
         return verify_lines(rows, unit="entry")
 
+
+def _unreachable(exc: psycopg.OperationalError) -> LocalFault:
+    """The database out of reach, as the local fault it is (said once, with what to check)."""
+    fault = local_fault(exc)
+    assert fault is not None
+    return fault

@@ -3,11 +3,10 @@ versions (table ``futurnal_schema``), and refusing a database that is newer or n
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 
 from ..errors import StorageError
+from ..store_url import display_store
 
 __all__ = ["SCHEMA_VERSION", "BadStoreDatabase", "connect", "display_url"]
 
@@ -112,7 +111,7 @@ class BadStoreDatabase(StorageError):
 
 def display_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return display_store(url)
 
 
 # A silent peer (a network cut, a host gone) fails a connection after this long, rather than
@@ -145,8 +144,16 @@ def connect(url: str, *, statement_timeout: float | None = None) -> psycopg.Conn
     return connection
 
 
+# Which of some tables exist in the connection's schema. Read from the catalog's table with the
+# statement's snapshot, not through to_regclass(): that looks names up in the session's catalog
+# cache, which can still say "no such table" after another process created it while this one
+# waited for the schema lock (the cache is refreshed at the next relation lock, not per statement).
+_EXISTING = ("SELECT coalesce(string_agg(tablename, ', ' ORDER BY tablename), '') FROM pg_catalog.pg_tables"
+             " WHERE schemaname = current_schema() AND tablename = ANY(%s)")
+
+
 def _version(connection: psycopg.Connection[tuple[object, ...]]) -> int | None:
-    exists = connection.execute("SELECT to_regclass('futurnal_schema') IS NOT NULL").fetchone()
+    exists = connection.execute(_EXISTING, (["futurnal_schema"],)).fetchone()
     if not exists or not exists[0]:
         return None
     row = connection.execute("SELECT version FROM futurnal_schema").fetchone()
@@ -162,9 +169,7 @@ def _check_or_create(connection: psycopg.Connection[tuple[object, ...]], url: st
         if version == SCHEMA_VERSION:
             return
         if version is None:
-            taken = connection.execute(
-                "SELECT string_agg(name, ', ') FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
-                (list(_OURS),)).fetchone()
+            taken = connection.execute(_EXISTING, (list(_OURS),)).fetchone()
             if taken and taken[0]:
                 raise BadStoreDatabase(url, f"it already has tables named {taken[0]} that futurnal-actors did not make")
             _run(connection, _TABLES)

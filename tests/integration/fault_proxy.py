@@ -293,3 +293,25 @@ def _read_with_literals(reader: Any) -> bytes:
         if not match:
             return data
         data += reader.read(int(match.group(1)))
+
+
+class SwitchableProxy(CuttingProxy):
+    """Forwards everything until :meth:`cut_off`: then every open connection is cut and each new
+    one closed at once, as a network that fails between two hosts; :meth:`restore` mends it."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__(target_port, cuts=0, low=0, high=0)
+        self._off = threading.Event()
+
+    def _serve(self, client: socket.socket, *args: Any) -> None:
+        if self._off.is_set():
+            client.close()
+            return
+        super()._serve(client, *args)
+
+    def cut_off(self) -> None:
+        self._off.set()
+        self.sever()
+
+    def restore(self) -> None:
+        self._off.clear()

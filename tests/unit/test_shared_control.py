@@ -27,6 +27,7 @@ import psycopg  # noqa: E402
 
 from futurnal.storage.postgres.control import SharedControl  # noqa: E402
 from futurnal.storage.postgres.fencing import LeaseLost, check_tokens  # noqa: E402
+from futurnal.storage.postgres.schema import connect  # noqa: E402
 
 
 class TokenFence:
@@ -48,6 +49,8 @@ def controls(postgres_url: str) -> Iterator[list[SharedControl]]:
 
 
 def _control(controls: list[SharedControl], url: str, fence: TokenFence | None = None) -> SharedControl:
+    """A control on ``url``, its schema in place (a control connects at its first use)."""
+    connect(url).close()
     control = SharedControl(url, fence)
     controls.append(control)
     return control
@@ -204,7 +207,7 @@ def test_updates_from_many_threads_and_two_processes_lose_nothing(
 def test_a_stale_owners_state_write_is_refused_by_the_database(
         tmp_path: Path, postgres_url: str, controls: list[SharedControl]) -> None:
     owner = DataDir(tmp_path / "one", shared=_control(controls, postgres_url, TokenFence("p1", {"alice": 3})))
-    with psycopg.connect(postgres_url) as db:  # the schema is made by the first connection
+    with psycopg.connect(postgres_url) as db:  # the schema was made by _control
         db.execute("INSERT INTO mailbox_leases (mailbox, owner, token) VALUES ('alice', 'p1', 3), ('bob', 'p1', 1)")
     owner.folder_states("alice").put(FolderState(folder="INBOX", last_uid=10))
     stale = DataDir(tmp_path / "two", shared=_control(controls, postgres_url, TokenFence("p1", {"alice": 2})))
