@@ -11,7 +11,7 @@ refuses whatever write would still come late.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,9 @@ from .service_actor import ServiceActor
 __all__ = ["LeaseKeeperActor", "RunOnly"]
 
 #: The system's "run exactly these mailboxes": called with a function giving the set, evaluated
-#: under the system's own lock (so a watchdog's stop in between is never undone).
-RunOnly = Callable[[Callable[[], frozenset[str]]], None]
+#: under the system's own lock (so a watchdog's stop in between is never undone), and whether the
+#: registry changed (so the mailboxes that go on running are reloaded with their new settings).
+RunOnly = Callable[[Callable[[], frozenset[str]], bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class LeaseKeeperActor(ServiceActor):
         self,
         *,
         book: LeaseBook,
-        registered: Callable[[], Collection[str]],
+        registered: Callable[[], Mapping[str, Any]],
         run_only: RunOnly,
         child_id: str = actor_names.LEASE_KEEPER,
         supervisor: Any = None,
@@ -55,6 +56,7 @@ class LeaseKeeperActor(ServiceActor):
         self._run_only = run_only
         self._interval = book.lease_seconds / 4
         self._joined = False  # the first round only says this process is alive
+        self._records: Mapping[str, Any] | None = None  # the registry as the last round read it
         self._failing_since_logged = False
         self._beating = threading.Event()  # a heartbeat is queued or running: the timer adds none
         self._timer_stop = threading.Event()
@@ -77,7 +79,8 @@ class LeaseKeeperActor(ServiceActor):
 
     def _beat(self) -> None:
         try:
-            found = self._book.heartbeat(self._registered(), take=self._joined)
+            records = self._registered()
+            found = self._book.heartbeat(records.keys(), take=self._joined)
         except (psycopg.Error, StorageError, OSError) as exc:
             if not self._failing_since_logged:
                 logger.warning("cannot renew this process's mailbox leases ({error}); trying again every "
@@ -96,13 +99,19 @@ class LeaseKeeperActor(ServiceActor):
             logger.info("took the leases of {n} mailbox(es) ({processes} process(es) share them, {share} each)",
                         n=len(found.taken), processes=found.processes, share=found.share)
         surplus = frozenset(found.surplus)
-        if not (found.taken or found.lost or surplus):
+        gone = self._book.held() - records.keys()  # unregistered (on any host) while run here
+        changed = self._records is not None and records != self._records
+        self._records = records
+        if not (found.taken or found.lost or surplus or gone or changed):
             return
         book = self._book
-        self._run_only(lambda: book.held() - surplus)
+        self._run_only(lambda: book.held() - surplus - gone, changed)
         if surplus:
             book.give_back(surplus)
             logger.info("gave back {n} mailbox(es) to balance the processes", n=len(surplus))
+        for mailbox in gone:
+            book.forget_mailbox(mailbox)
+            logger.info("mailbox {mailbox} was unregistered; stopped it and dropped its lease", mailbox=mailbox)
 
     def _run_timer(self) -> None:
         """Ask for a heartbeat every interval, and watch that they get through (every half second)."""
@@ -124,7 +133,7 @@ class LeaseKeeperActor(ServiceActor):
         logger.error("no heartbeat reached the database for half a lease ({seconds:g} s): stopping this process's "
                      "{n} mailbox(es) before their leases can expire; they start again, here or elsewhere, once "
                      "the database answers", seconds=self._book.lease_seconds / 2, n=len(dropped))
-        self._run_only(frozenset)
+        self._run_only(frozenset, False)
         logger.warning("stopped this process's mailboxes for want of the database; nothing more is written for them here")
 
     def on_stop(self) -> None:

@@ -554,20 +554,21 @@ class ActorSystem:
 
         data_dir = self.data_dir
 
-        def registered() -> list[str]:
+        def registered() -> dict[str, MailboxRecord]:
             with data_dir.registry(read_only=True) as registry:
-                return [record.id for record in registry.all()]
+                return {record.id: record for record in registry.all()}
 
         def start_keeper(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
             return LeaseKeeperActor.start(book=book, registered=registered, run_only=self._run_only, supervisor=parent)
 
         self._start_root(actor_names.LEASES_ROOT, [ChildSpec(actor_names.LEASE_KEEPER, start_keeper)])
 
-    def _run_only(self, leased: Callable[[], frozenset[str]]) -> None:
+    def _run_only(self, leased: Callable[[], frozenset[str]], registry_changed: bool = False) -> None:
         """The lease keeper's "run exactly these mailboxes", the set read under the lock (a
         watchdog's stop in between is never undone). Mailboxes no longer leased stop first, with
         nothing read from the database, which may be out of reach; newly leased ones start through
-        a reload. Returns at once when the system stops."""
+        a reload, as do changed registrations (``registry_changed``: from another host, say).
+        Returns at once when the system stops."""
         while not self._changes.acquire(timeout=0.5):
             if self._stopping.is_set():
                 return
@@ -580,7 +581,7 @@ class ActorSystem:
                 self._stop_roots([actor_names.mailbox_root(key) for key in reversed(dropped)])
                 self._mailboxes = {key: record for key, record in self._mailboxes.items() if key not in dropped}
                 logger.info("stopped {n} mailbox(es) whose leases this process no longer holds", n=len(dropped))
-            if wanted - set(self._mailboxes):
+            if registry_changed or wanted - set(self._mailboxes):
                 self.reload()
         finally:
             self._changes.release()

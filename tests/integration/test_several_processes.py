@@ -202,6 +202,8 @@ def processes(mail: DovecotServer, postgres_url: str, tmp_path: Path) -> Iterato
     listed = clis[2]("imap", "list", "--json")  # another data directory sees the shared registry
     assert listed.code == 0, listed.err
     assert sorted(entry["id"] for entry in listed.json()) == MAILBOXES
+    one_shot = clis[1]("imap", "sync", "user00")  # the leases decide who syncs: no one-shot sync beside them
+    assert one_shot.code != 0 and "leases decide" in one_shot.err, one_shot.err
     try:
         yield clis, proxy
     finally:
@@ -238,7 +240,8 @@ def test_three_processes_share_out_take_over_fence_and_keep_the_feed_whole(
         victim.process.wait()
         for user in sorted(orphans):
             _append(mail, user, f"{user}-during-takeover")
-        _append(mail, sorted(set(MAILBOXES) - orphans)[0], "elsewhere-during-takeover")
+        bystander = sorted(set(MAILBOXES) - orphans)[0]
+        _append(mail, bystander, "elsewhere-during-takeover")
         took = _wait(lambda: orphans <= set().union(*(_owners(postgres_url).get(run.pid, set())
                                                      for run in (runs[0], runs[2]))),
                      "the dead process's mailboxes were taken over", LEASE * 2 + 20, [runs[0], runs[2]])
@@ -271,6 +274,18 @@ def test_three_processes_share_out_take_over_fence_and_keep_the_feed_whole(
         proxy.restore()
         _wait(lambda: len(_owners(postgres_url).get(cut_off.pid, set())) >= 10,
               "the mended process took its share again", 60, [runs[0], cut_off])
+
+        # Any data directory reads the shared store and audit log; a mailbox unregistered from
+        # one host stops wherever it ran, and its lease goes.
+        found = clis[1]("elements", "search", "takeover", "--json")
+        assert found.code == 0, found.err
+        assert {hit["mailbox"] for hit in found.json()} == orphans | {bystander}
+        assert clis[2]("audit", "verify").code == 0
+        leaving = sorted(_owners(postgres_url).get(cut_off.pid, set()))[0]
+        removed = clis[0]("imap", "remove", leaving)
+        assert removed.code == 0, removed.err
+        _wait(lambda: leaving not in set().union(*_owners(postgres_url).values()),
+              "the unregistered mailbox was stopped and its lease dropped", 30, [runs[0], cut_off])
     finally:
         seqs = feed.close()
         codes = {run.name: run.stop() for run in runs}
