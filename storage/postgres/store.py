@@ -112,9 +112,12 @@ class PostgresElementStore(PostgresElementReader):
         return len(changes)
 
     def update_attachments(self, updates: Iterable[tuple[ElementKey, list[dict[str, Any]]]]) -> int:
-        """Record extraction results into attachments still ``pending`` with that hash."""
-        updates = list(updates)
-        with self._transaction({key.mailbox for key, _ in updates}) as db:
+        """Record extraction results into attachments still ``pending`` with that hash.
+
+        Not fenced: a result only fills in an attachment still pending with the same content hash,
+        once, whoever extracted it, and moves no watermark; so the extraction queued on a host
+        that has since lost the mailbox still completes when that host runs again."""
+        with self._transaction() as db:
             changes = []
             for element_id, element, results in self._readable(db, updates, "its attachment text could not be added"):
                 if not apply_attachment_results(element, results):

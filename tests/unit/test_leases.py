@@ -35,9 +35,13 @@ def _book(books: list[LeaseBook], url: str, **options: Any) -> LeaseBook:
     return book
 
 
+PENDING = {"filename": "report.pdf", "content_type": "application/pdf", "size": 9, "sha256": "a" * 64,
+           "status": "pending", "text": None, "blob": None}
+
+
 def _element(mailbox: str, uid: int) -> dict[str, Any]:
     return {"id": f"{mailbox}-{uid}", "mailbox": mailbox, "folder": "INBOX", "uidvalidity": 1, "uid": uid,
-            "subject": "s", "text": "", "from": [], "to": [], "flags": [], "attachments": [],
+            "subject": "s", "text": "", "from": [], "to": [], "flags": [], "attachments": [dict(PENDING)],
             "date": "2024-01-01T00:00:00Z", "thread_id": "t", "deleted": False}
 
 
@@ -93,6 +97,10 @@ def test_expired_leases_are_taken_over_with_a_new_token_and_the_dead_owners_writ
         with pytest.raises(LeaseLost):
             store.mark_deleted([ElementKey(lost[0], "INBOX", 1, 1)], "2024-01-02T00:00:00Z")
         assert store.last_seq() == last and store.get(f"{lost[0]}-2") is None
+        # An attachment's text is the exception: it fills in a pending attachment once, whoever
+        # extracted it, and moves no watermark, so a queue left on the old owner's host completes.
+        ok = {"index": 0, "sha256": "a" * 64, "status": "ok", "text": "quarterly figures"}
+        assert store.update_attachments([(ElementKey(lost[0], "INBOX", 1, 1), [ok])]) == 1
         assert store.get(f"{lost[0]}-1") is not None and not store.get(f"{lost[0]}-1")["deleted"]
     finally:
         store.close()
