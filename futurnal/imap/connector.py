@@ -80,7 +80,8 @@ class MailboxConnector:
             return self._connect_oauth2()
         password = self._credentials.get_secret(self._record.id, "password")
         if password is None:
-            raise AuthenticationFailed(f"no password for {self._record.id} in the keyring; add the mailbox again")
+            raise AuthenticationFailed(f"no password for {self._record.id} in this host's secret store; "
+                                       f"`imap reauth {self._record.id} --password-stdin` stores it")
         self._secret_registry.add_secret(password)  # so no later log line, traceback included, can show it
         return self._trusting(lambda: self._new_session().connect(password))
 
