@@ -393,6 +393,25 @@ def test_postgres_schema_newer_than_the_code_is_refused_and_left_untouched(postg
         assert db.execute("SELECT version FROM futurnal_schema").fetchone() == (PG_VERSION + 1,)
 
 
+def test_a_version_1_postgres_database_is_migrated_in_place_keeping_its_elements(postgres_url: str) -> None:
+    """Version 1 had the element store alone; version 2 adds the control plane's tables."""
+    import psycopg
+
+    from futurnal.storage.postgres import SCHEMA_VERSION as PG_VERSION
+    from futurnal.storage.postgres import PostgresElementStore
+
+    with PostgresElementStore(postgres_url) as store:
+        store.upsert_many([_element(1)])
+    with psycopg.connect(postgres_url, autocommit=True) as db:  # back to what version 1 made
+        db.execute("DROP TABLE documents, audit_log, processes, mailbox_leases")
+        db.execute("UPDATE futurnal_schema SET version = 1")
+    with PostgresElementStore(postgres_url) as store:
+        assert store.get("alice-INBOX-1") is not None and store.last_seq() == 1
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        assert db.execute("SELECT version FROM futurnal_schema").fetchone() == (PG_VERSION,)
+        assert db.execute("SELECT count(*) FROM mailbox_leases").fetchone() == (0,)
+
+
 def test_postgres_tables_of_another_program_are_refused(postgres_url: str) -> None:
     import psycopg
 

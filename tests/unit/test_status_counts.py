@@ -106,3 +106,24 @@ def test_a_watcher_that_gives_up_or_whose_mailbox_restarts_waits_no_more() -> No
     assert board.waiting() == {"alice": 1, "bob": 1}
     board.forget("alice")
     assert board.waiting() == {"bob": 1}
+
+
+def test_with_a_shared_store_the_status_table_says_which_process_runs_each_mailbox() -> None:
+    def report(mailbox_id: str, state: str, owner: dict[str, Any] | None) -> dict[str, Any]:
+        return {"mailbox": {"id": mailbox_id}, "folders": [], "live": {"state": state}, "owner": owner,
+                "connections": {"open": 0, "waiting_for_login": 0, "reconnecting": 0}}
+
+    reports = [report("alice", "idle", {"host": "db-host-1", "pid": 4242, "here": True,
+                                        "lease_expires": "2026-12-04T14:00:05+00:00"}),
+               report("bob", "elsewhere", {"host": "sync-2", "pid": 77, "here": False,
+                                          "lease_expires": "2026-12-04T14:00:09+00:00"}),
+               report("carol", "unowned", None)]
+    shown = render_reply("status", {"mailboxes": reports, "summary": status_summary(reports), "queues": {}})
+    lines = shown.splitlines()
+    assert "RUN BY" in lines[0]
+    assert "this process, lease until 14:00:05" in next(line for line in lines if line.startswith("alice"))
+    assert "sync-2 pid 77, lease until 14:00:09" in next(line for line in lines if line.startswith("bob"))
+    assert "nobody (lease free)" in next(line for line in lines if line.startswith("carol"))
+    single = render_reply("status", {"mailboxes": [{k: v for k, v in reports[0].items() if k != "owner"}],
+                                     "queues": {}})
+    assert "RUN BY" not in single  # one machine: no such column
