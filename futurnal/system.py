@@ -139,8 +139,11 @@ class ActorSystem:
             roots=lambda: self._roots, connections=lambda: self._context.connections if self._context else None,
             reconnects=self._reconnects, leases=self._leases.holders if self._leases is not None else None)
         #: The admin use cases (register, remove, consent, schedule, re-authentication) on this system.
+        # The operator's changes (reauth, removal, purge) hold no lease: made through a view of the
+        # shared control plane without the fence, as a command on another host would make them.
+        operator_dir = sharing(DataDir(self.data_dir.root), self.settings.store_url)
         self.admin = SystemAdmin(self, LocalAdmin(
-            self.data_dir, credentials=self._credentials, settings=lambda: self.settings, actor_system=ActorSystem,
+            operator_dir, credentials=self._credentials, settings=lambda: self.settings, actor_system=ActorSystem,
             writable_registry=self.writable_registry))
 
     @property

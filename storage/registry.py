@@ -9,7 +9,7 @@ from typing import Any
 
 from tinydb import Query, TinyDB
 
-from .shared import SharedDocument, tinydb_storage
+from .shared import DocumentChanged, SharedDocument, tinydb_storage
 
 __all__ = ["MailboxRecord", "MailboxRegistry", "UnknownMailbox", "default_mailbox_id", "validate_mailbox_id"]
 
@@ -131,7 +131,12 @@ class MailboxRegistry:
     def add(self, record: MailboxRecord) -> None:
         record.validate()
         self.refuse_taken(record)
-        self._table.insert(record.to_document())
+        try:
+            self._table.insert(record.to_document())
+        except ValueError as exc:  # TinyDB: the id it chose was taken by a write from elsewhere meanwhile
+            if "already exists" not in str(exc):
+                raise
+            raise DocumentChanged("the mailbox registry") from None
 
     def refuse_taken(self, record: MailboxRecord) -> None:
         """``ValueError`` when ``record``'s address or id is registered already, as :meth:`add` refuses
