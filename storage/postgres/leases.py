@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -131,9 +131,10 @@ class LeaseBook:
         lease = f"{self.lease_seconds} seconds"
         with self._db_lock, self._db().transaction():
             db = self._db()
-            db.execute("INSERT INTO processes (id, host, pid, expires_at) VALUES (%s, %s, %s, now() + %s::interval)"
+            db.execute("INSERT INTO processes (id, host, pid, capacity, expires_at)"
+                       " VALUES (%s, %s, %s, %s, now() + %s::interval)"
                        " ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
-                       (self.process_id, self.host, self.pid, lease))
+                       (self.process_id, self.host, self.pid, self.max_mailboxes, lease))
             db.execute("DELETE FROM processes WHERE expires_at < now() - interval '1 day'")
             db.execute("INSERT INTO mailbox_leases (mailbox) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                        (sorted(registered),))
@@ -147,12 +148,11 @@ class LeaseBook:
             # missed heartbeats) are given back, so they need not wait for their expiry.
             db.execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity'"
                        " WHERE owner = %s AND NOT (mailbox = ANY(%s))", (self.process_id, sorted(renewed)))
-            alive = db.execute("SELECT count(*) FROM processes WHERE expires_at > now()").fetchone()
-            processes = max(1, int(alive[0]) if alive else 1)
+            capacities = [row[0] for row in db.execute(
+                "SELECT capacity FROM processes WHERE expires_at > now() OR id = %s", (self.process_id,))]
+            processes = len(capacities)
             wanted = sorted(registered)
-            share = math.ceil(len(wanted) / processes) if wanted else 0
-            if self.max_mailboxes is not None:
-                share = min(share, self.max_mailboxes)
+            share = fair_share(len(wanted), capacities, self.max_mailboxes)
             taken: dict[str, int] = {}
             room = share - len(renewed)
             if take and room > 0:
@@ -232,3 +232,19 @@ class LeaseBook:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def fair_share(mailboxes: int, capacities: Sequence[int | None], mine: int | None) -> int:
+    """How many of ``mailboxes`` a process with capacity ``mine`` should run, the live processes
+    having ``capacities`` (``mine`` among them; None: no limit): even shares, rounded up, where a
+    process that may run fewer than its even share runs what it may and the others share the rest.
+    So no mailbox is left without an owner while some process has room for it."""
+    if mailboxes <= 0 or not capacities:
+        return 0
+    left, sharing = mailboxes, len(capacities)
+    for capacity in sorted(cap for cap in capacities if cap is not None):
+        if capacity >= math.ceil(left / sharing):
+            break
+        left, sharing = left - capacity, sharing - 1
+    even = math.ceil(left / sharing) if sharing else mailboxes  # every process capped: each runs its cap
+    return even if mine is None else min(mine, even)

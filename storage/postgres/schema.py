@@ -77,11 +77,13 @@ CREATE TABLE audit_log (
     seq bigint PRIMARY KEY,
     entry text NOT NULL
 );
--- Each running `run` process, alive while `expires_at` is ahead (renewed by its heartbeat).
+-- Each running `run` process, alive while `expires_at` is ahead (renewed by its heartbeat), and
+-- the most mailboxes it runs (NULL: no limit).
 CREATE TABLE processes (
     id text PRIMARY KEY,
     host text NOT NULL,
     pid integer NOT NULL,
+    capacity integer,
     started_at timestamptz NOT NULL DEFAULT now(),
     expires_at timestamptz NOT NULL
 );

@@ -182,3 +182,25 @@ def test_a_clean_stop_gives_every_lease_back_at_once(postgres_url: str, books: l
 def test_a_lease_shorter_than_three_seconds_is_refused(postgres_url: str) -> None:
     with pytest.raises(ValueError, match="at least 3 seconds"):
         LeaseBook(postgres_url, lease_seconds=1.0)
+
+
+@pytest.mark.parametrize(("mailboxes", "capacities", "mine", "share"), [
+    (30, [None, None, None], None, 10),
+    (31, [None, None, None], None, 11),
+    (30, [5, None, None], None, 13),       # the capped one runs 5, the other two share 25
+    (30, [5, None, None], 5, 5),
+    (30, [5, 5, 5], 5, 5),                 # all capped: each its cap, the rest wait for room
+    (30, [40, None], 40, 15),              # a cap above the even share changes nothing
+    (0, [None], None, 0),
+])
+def test_a_fair_share_leaves_no_mailbox_unowned_while_a_process_has_room(
+        mailboxes: int, capacities: list[int | None], mine: int | None, share: int) -> None:
+    from futurnal.storage.postgres.leases import fair_share
+
+    assert fair_share(mailboxes, capacities, mine) == share
+
+
+def test_a_capped_process_leaves_the_rest_to_the_others(postgres_url: str, books: list[LeaseBook]) -> None:
+    small, big = _book(books, postgres_url, max_mailboxes=4), _book(books, postgres_url)
+    _settle([small, big])
+    assert (len(small.held()), len(big.held())) == (4, 26)
