@@ -29,7 +29,6 @@ from futurnal.storage.data_dir import DataDir
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.errors import LocalFault, StorageError, local_fault
 from futurnal.storage.gmail_index import GmailMessageIndex
-from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 from futurnal.supervisors.directory import ActorDirectory
@@ -404,7 +403,7 @@ class FetcherActor(ServiceActor):
             session=_counted(self._paced(session)),
             states=self._states,
             sink=_SinkPort(self._directory, order),
-            quarantine=QuarantineStore(self._data_dir.quarantine_root),
+            quarantine=self._data_dir.quarantine(),
             limits=self._settings.batch,
             max_in_flight=self._settings.max_batches_in_flight,
             write_timeout=self._settings.write_timeout_seconds,

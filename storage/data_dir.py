@@ -12,6 +12,7 @@ from loguru import logger
 from .atomic import make_private_dir
 from .audit_log import AuditLog, AuditTrail
 from .consent import ConsentRegistry
+from .quarantine import Quarantine, QuarantineStore
 from .registry import MailboxRegistry
 from .shared import SharedControlPlane, SharedDocument
 from .sync_state import FolderStateStore
@@ -35,9 +36,10 @@ class DataDir:
     and a relative ``--data-dir`` would name other files there.
 
     With ``shared`` (several processes sharing one database), the mailbox registry, the folder
-    states, consent and the audit log are kept there instead of in files: open them with
-    :meth:`registry`, :meth:`folder_states`, :meth:`consent` and :meth:`audit_log`, never from
-    the paths here, which stay for what is about files (locks, messages).
+    states, consent, the audit log and the quarantine are kept there instead of in files: open
+    them with :meth:`registry`, :meth:`folder_states`, :meth:`consent`, :meth:`audit_log` and
+    :meth:`quarantine`, never from the paths here, which stay for what is about files (locks,
+    messages).
     """
 
     root: Path
@@ -67,6 +69,7 @@ class DataDir:
 
     @property
     def quarantine_root(self) -> Path:
+        """Quarantined messages on one machine; open them with :meth:`quarantine`."""
         return self.root / "quarantine"
 
     @property
@@ -135,6 +138,11 @@ class DataDir:
     def audit_log(self) -> AuditTrail:
         """The audit log: ``audit.jsonl``, or the shared database's table."""
         return AuditLog(self.audit_path) if self.shared is None else self.shared.audit_log()
+
+    def quarantine(self) -> Quarantine:
+        """Quarantined messages: files in ``quarantine/``, or the shared database's table, where a
+        process that takes a mailbox over sees what another one set aside."""
+        return QuarantineStore(self.quarantine_root) if self.shared is None else self.shared.quarantine()
 
     def _state_source(self, mailbox_id: str) -> Path | SharedDocument:
         if self.shared is None:

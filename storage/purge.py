@@ -10,7 +10,6 @@ from .attachment_queue import AttachmentJobQueue
 from .audit_log import AuditEvent
 from .blob_store import BlobStore
 from .data_dir import DataDir
-from .quarantine import QuarantineStore
 from .registry import MailboxRegistry
 from .sqlite import open_element_store
 
@@ -56,7 +55,7 @@ def remove_mailbox(data_dir: DataDir, registry: MailboxRegistry, mailbox_id: str
         owners = owners or _FilesOnDisk(data_dir)
         counts["blobs"] = owners.forget_attachments(mailbox_id)  # first: its late results then find no element
         counts["elements"] = owners.forget_elements(mailbox_id)
-        counts["quarantined"] = QuarantineStore(data_dir.quarantine_root).remove_mailbox(mailbox_id)
+        counts["quarantined"] = data_dir.quarantine().remove_mailbox(mailbox_id)
         data_dir.remove_state(mailbox_id)
         shutil.rmtree(data_dir.gmail_index_root(mailbox_id), ignore_errors=True)
     registry.remove(mailbox_id)  # last: a purge that failed half-way can be run again

@@ -7,11 +7,14 @@ import json
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .atomic import atomic_write_bytes
 
-__all__ = ["InvalidRecordId", "QuarantineRecord", "QuarantineStore", "validate_record_id"]
+__all__ = [
+    "InvalidRecordId", "Quarantine", "QuarantineRecord", "QuarantineStore", "new_record", "record_from_json",
+    "validate_record_id",
+]
 
 _RECORD_ID = re.compile(r"[0-9a-f]{16}")
 
@@ -24,8 +27,8 @@ class InvalidRecordId(ValueError):
 
 
 def validate_record_id(record_id: object) -> str:
-    """The one check of every id that reaches the store (CLI, admin console, retries): ids name
-    files, so only what :meth:`QuarantineStore.record_id` makes is let through."""
+    """The one check of every id that reaches a store (CLI, admin console, retries): ids name
+    files (and rows), so only what :meth:`Quarantine.record_id` makes is let through."""
     if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
         raise InvalidRecordId(record_id)
     return record_id
@@ -52,7 +55,81 @@ class QuarantineRecord:
     complete: bool = True
 
 
-class QuarantineStore:
+def new_record(
+    previous: QuarantineRecord | None, *, mailbox: str, folder: str, uidvalidity: int, uid: int, reason: str,
+    now: str, flags: list[str] | tuple[str, ...] = (), internal_date: str | None = None, complete: bool = True,
+) -> QuarantineRecord:
+    """The record of a message quarantined at ``now``: one more attempt than ``previous`` (the
+    record already kept of it, if any), and first seen when that one was."""
+    return QuarantineRecord(
+        id=Quarantine.record_id(mailbox, folder, uidvalidity, uid),
+        mailbox=mailbox,
+        folder=folder,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        reason=reason,
+        attempts=(previous.attempts + 1) if previous else 1,
+        first_seen=previous.first_seen if previous else now,
+        last_seen=now,
+        flags=tuple(flags),
+        internal_date=internal_date,
+        complete=complete,
+    )
+
+
+def record_from_json(record_id: str, data: dict[str, Any]) -> QuarantineRecord:
+    """The record kept as ``data`` (``asdict`` of one) under ``record_id``: fields it does not know
+    are left out, and its own ``id`` field is never trusted (the id it is kept under is)."""
+    known = {f.name: data[f.name] for f in fields(QuarantineRecord) if f.name in data}
+    return QuarantineRecord(**{**known, "id": record_id, "flags": tuple(known.get("flags", ()))})
+
+
+class Quarantine(Protocol):
+    """Where quarantined messages are kept: files in the data directory (:class:`QuarantineStore`),
+    or the database several processes share (``storage.postgres.quarantine``). Every method that
+    takes an id raises :class:`InvalidRecordId` for one :meth:`record_id` cannot have made."""
+
+    @staticmethod
+    def record_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
+        return hashlib.sha256(f"{mailbox}\x00{folder}\x00{uidvalidity}\x00{uid}".encode()).hexdigest()[:16]
+
+    def add(
+        self, *, mailbox: str, folder: str, uidvalidity: int, uid: int, reason: str, raw: bytes, now: str,
+        flags: list[str] | tuple[str, ...] = (), internal_date: str | None = None, complete: bool = True,
+    ) -> QuarantineRecord:
+        """Quarantine a message, or count one more attempt if it is there already."""
+        ...
+
+    def get(self, record_id: str) -> QuarantineRecord | None:
+        """The record, or None when there is none."""
+        ...
+
+    def raw(self, record_id: str) -> bytes:
+        """The message's kept bytes; :class:`FileNotFoundError` when the record is gone."""
+        ...
+
+    def touch(self, record: QuarantineRecord, reason: str, now: str) -> QuarantineRecord:
+        """One more failed attempt (a retry that failed again)."""
+        return self.add(
+            mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity, uid=record.uid,
+            reason=reason, raw=self.raw(record.id), now=now, flags=record.flags, internal_date=record.internal_date,
+            complete=record.complete,
+        )
+
+    def drop(self, record_id: str) -> bool:
+        """Delete a record and its bytes; False when there was none."""
+        ...
+
+    def list(self, mailbox: str | None = None) -> list[QuarantineRecord]:
+        """Every record, or a mailbox's, in the order of their ids."""
+        ...
+
+    def remove_mailbox(self, mailbox: str) -> int:
+        """Delete a mailbox's records; how many there were."""
+        ...
+
+
+class QuarantineStore(Quarantine):
     """``root/<id>.json`` (the record) beside ``root/<id>.eml`` (the raw bytes, private to the user).
 
     Every path is made by :meth:`_path` from a checked id and must resolve inside ``root``, so
@@ -69,33 +146,17 @@ class QuarantineStore:
             raise InvalidRecordId(record_id, "its file leads out of the quarantine directory")
         return path
 
-    @staticmethod
-    def record_id(mailbox: str, folder: str, uidvalidity: int, uid: int) -> str:
-        return hashlib.sha256(f"{mailbox}\x00{folder}\x00{uidvalidity}\x00{uid}".encode()).hexdigest()[:16]
-
     def add(
         self, *, mailbox: str, folder: str, uidvalidity: int, uid: int, reason: str, raw: bytes, now: str,
         flags: list[str] | tuple[str, ...] = (), internal_date: str | None = None, complete: bool = True,
     ) -> QuarantineRecord:
-        """Quarantine a message, or count one more attempt if it is there already."""
-        record_id = self.record_id(mailbox, folder, uidvalidity, uid)
-        previous = self.get(record_id)
-        record = QuarantineRecord(
-            id=record_id,
-            mailbox=mailbox,
-            folder=folder,
-            uidvalidity=uidvalidity,
-            uid=uid,
-            reason=reason,
-            attempts=(previous.attempts + 1) if previous else 1,
-            first_seen=previous.first_seen if previous else now,
-            last_seen=now,
-            flags=tuple(flags),
-            internal_date=internal_date,
+        record = new_record(
+            self.get(self.record_id(mailbox, folder, uidvalidity, uid)), mailbox=mailbox, folder=folder,
+            uidvalidity=uidvalidity, uid=uid, reason=reason, now=now, flags=flags, internal_date=internal_date,
             complete=complete,
         )
-        atomic_write_bytes(self._path(record_id, ".eml"), raw)
-        atomic_write_bytes(self._path(record_id, ".json"), json.dumps(asdict(record)).encode())
+        atomic_write_bytes(self._path(record.id, ".eml"), raw)
+        atomic_write_bytes(self._path(record.id, ".json"), json.dumps(asdict(record)).encode())
         return record
 
     def get(self, record_id: str) -> QuarantineRecord | None:
@@ -104,19 +165,10 @@ class QuarantineStore:
             data: dict[str, Any] = json.loads(self._path(record_id, ".json").read_bytes())
         except FileNotFoundError:
             return None
-        known = {f.name: data[f.name] for f in fields(QuarantineRecord) if f.name in data}
-        return QuarantineRecord(**{**known, "id": record_id, "flags": tuple(known.get("flags", ()))})
+        return record_from_json(record_id, data)
 
     def raw(self, record_id: str) -> bytes:
         return self._path(record_id, ".eml").read_bytes()
-
-    def touch(self, record: QuarantineRecord, reason: str, now: str) -> QuarantineRecord:
-        """One more failed attempt (a retry that failed again)."""
-        return self.add(
-            mailbox=record.mailbox, folder=record.folder, uidvalidity=record.uidvalidity, uid=record.uid,
-            reason=reason, raw=self.raw(record.id), now=now, flags=record.flags, internal_date=record.internal_date,
-            complete=record.complete,
-        )
 
     def drop(self, record_id: str) -> bool:
         paths = [self._path(record_id, suffix) for suffix in (".json", ".eml")]

@@ -1,5 +1,6 @@
 """The control plane shared by several processes (a PostgreSQL database, :mod:`.postgres.control`),
-as the file-based stores see it: JSON documents read and written whole, and an audit log.
+as the file-based stores see it: JSON documents read and written whole, an audit log, and the
+quarantine.
 
 Kept free of any database library: a data directory without a shared control plane imports
 nothing of it, and the stores here take either a file or a shared document.
@@ -16,6 +17,7 @@ from tinydb.storages import Storage
 from .atomic import AtomicJSONStorage, tinydb_shape_problem
 from .audit_log import AuditTrail
 from .errors import CorruptStateFile, StorageError
+from .quarantine import Quarantine
 
 __all__ = ["DocumentChanged", "SharedControlPlane", "SharedDocument", "SharedDocumentStorage", "tinydb_storage"]
 
@@ -58,6 +60,9 @@ class SharedControlPlane(Protocol):
         """The document ``name``; one of ``mailbox``'s alone is written only under its lease."""
 
     def audit_log(self) -> AuditTrail: ...
+
+    def quarantine(self) -> Quarantine:
+        """Quarantined messages, records and raw bytes, seen by every process."""
 
 
 class SharedDocumentStorage(Storage):

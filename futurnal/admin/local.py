@@ -26,7 +26,7 @@ from futurnal.storage.credentials import CredentialStore
 from futurnal.storage.data_dir import DataDir
 from futurnal.storage.lock import DataDirLock
 from futurnal.storage.purge import remove_mailbox
-from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
+from futurnal.storage.quarantine import InvalidRecordId, Quarantine, QuarantineRecord
 from futurnal.storage.registry import MailboxRecord, MailboxRegistry
 
 from .errors import AdminError
@@ -187,7 +187,7 @@ class LocalAdmin:
         from futurnal.storage.blob_store import BlobStore
         from futurnal.sync.quarantine_retry import retry_quarantined
 
-        store = QuarantineStore(self.data_dir.quarantine_root)
+        store = self.data_dir.quarantine()
         records = store.list() if record_id is None else [self._quarantined(store, record_id)]
         with self._writable_registry():  # the element store gets written: not beside a running process
             attachments = AttachmentProcessing(
@@ -203,7 +203,7 @@ class LocalAdmin:
     def drop_quarantined(self, record_id: str) -> QuarantineRecord | None:
         from futurnal.sync.quarantine_retry import drop_quarantined
 
-        store = QuarantineStore(self.data_dir.quarantine_root)
+        store = self.data_dir.quarantine()
         record = self._quarantined(store, record_id)
         with self._writable_registry():
             drop_quarantined(record, store, self._audit())
@@ -329,7 +329,7 @@ class LocalAdmin:
             lock.release()
 
     @staticmethod
-    def _quarantined(store: QuarantineStore, record_id: str) -> QuarantineRecord:
+    def _quarantined(store: Quarantine, record_id: str) -> QuarantineRecord:
         try:
             record = store.get(record_id)
         except InvalidRecordId as exc:  # a planted link

@@ -7,7 +7,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore, validate_record_id
+from futurnal.storage.quarantine import InvalidRecordId, Quarantine, QuarantineRecord, validate_record_id
 
 from .context import CommandContext
 from .output import UserError, print_json, print_table, visible
@@ -40,8 +40,8 @@ def register(subparsers: Any) -> None:
     drop.set_defaults(handler=_drop)
 
 
-def _store(ctx: CommandContext) -> QuarantineStore:
-    return QuarantineStore(ctx.data_dir.quarantine_root)
+def _store(ctx: CommandContext) -> Quarantine:
+    return ctx.data_dir.quarantine()
 
 
 def _checked_id(record_id: str) -> str:
@@ -51,7 +51,7 @@ def _checked_id(record_id: str) -> str:
         raise UserError(str(exc), code=2) from None
 
 
-def _record(store: QuarantineStore, record_id: str) -> QuarantineRecord:
+def _record(store: Quarantine, record_id: str) -> QuarantineRecord:
     try:
         record = store.get(_checked_id(record_id))
     except InvalidRecordId as exc:  # a planted link

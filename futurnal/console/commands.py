@@ -17,7 +17,7 @@ from futurnal.actors import actor_names
 from futurnal.mailboxes.status import describe_budget, describe_schedule
 from futurnal.scheduling.schedules import ScheduleError, parse_priority, parse_schedule
 from futurnal.storage.consent import SCOPES, parse_expiry
-from futurnal.storage.quarantine import InvalidRecordId, QuarantineStore
+from futurnal.storage.quarantine import InvalidRecordId, Quarantine
 from futurnal.storage.registry import MailboxRecord
 from futurnal.sync.quarantine_retry import drop_quarantined, retry_quarantined
 from futurnal.system import ActorSystem, SystemNotRunning
@@ -90,7 +90,7 @@ class ConsoleCommands:
 
     def _quarantine(self, action: str, id: str | None = None, mailbox: str | None = None) -> dict[str, Any]:
         data_dir = self._system.data_dir
-        store = QuarantineStore(data_dir.quarantine_root)
+        store = data_dir.quarantine()
         if action == "list":
             return {"records": [asdict(record) for record in store.list(mailbox and self._known_id(mailbox))]}
         if action == "drop" and id is None:
@@ -180,7 +180,7 @@ class ConsoleCommands:
             raise ProtocolError("unknown-mailbox", str(exc)) from None
 
     @staticmethod
-    def _quarantined(store: QuarantineStore, record_id: str) -> Any:
+    def _quarantined(store: Quarantine, record_id: str) -> Any:
         try:
             record = store.get(record_id)
         except InvalidRecordId as exc:

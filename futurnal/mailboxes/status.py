@@ -15,7 +15,6 @@ from futurnal.scheduling.schedules import ScheduleError, next_run, schedule_of
 from futurnal.storage.attachment_queue import AttachmentJobQueue
 from futurnal.storage.clock import parse_utc
 from futurnal.storage.data_dir import DataDir
-from futurnal.storage.quarantine import QuarantineStore
 from futurnal.storage.registry import MailboxRecord
 from futurnal.storage.sync_state import FolderStateStore
 from futurnal.sync.backfill_progress import backfill_progress
@@ -66,7 +65,7 @@ def mailbox_status(data_dir: DataDir, record: MailboxRecord, settings: ServiceSe
     return {
         "mailbox": record.to_document(),
         "folders": folders,
-        "quarantined": len(QuarantineStore(data_dir.quarantine_root).list(record.id)),
+        "quarantined": len(data_dir.quarantine().list(record.id)),
         "pending_extractions": AttachmentJobQueue(data_dir.attachment_queue_root).count(record.id),
         "schedule": schedule if running else {**schedule, "next_run": None},
         "running": running,

@@ -42,7 +42,7 @@ from futurnal.parse.parse_pool import ParsePool
 from futurnal.storage.clock import utc_iso, utc_now
 from futurnal.storage.element_store import ElementKey
 from futurnal.storage.gmail_index import GmailMessageIndex
-from futurnal.storage.quarantine import QuarantineStore
+from futurnal.storage.quarantine import Quarantine
 from futurnal.storage.sync_state import FolderState, FolderStateStore
 
 from .batch_elements import (
@@ -271,7 +271,7 @@ class FolderSync:
         session: ImapPort,
         states: FolderStateStore,
         sink: SinkPort,
-        quarantine: QuarantineStore,
+        quarantine: Quarantine,
         limits: BatchLimits = BatchLimits(),
         max_in_flight: int = 2,
         write_timeout: float = 120.0,

@@ -16,7 +16,7 @@ from futurnal.parse.parser import ParsedMessage, parse_message
 from futurnal.storage.audit_log import AuditEvent, AuditTrail
 from futurnal.storage.clock import utc_now
 from futurnal.storage.consent import ConsentRegistry
-from futurnal.storage.quarantine import InvalidRecordId, QuarantineRecord, QuarantineStore
+from futurnal.storage.quarantine import InvalidRecordId, Quarantine, QuarantineRecord
 
 __all__ = ["RetryOutcome", "drop_quarantined", "element_from_quarantine", "retry_quarantined"]
 
@@ -57,7 +57,7 @@ def element_from_quarantine(
 
 def retry_quarantined(
     records: list[QuarantineRecord],
-    store: QuarantineStore,
+    store: Quarantine,
     consent: ConsentRegistry,
     audit: AuditTrail,
     write: Callable[[list[dict[str, Any]]], Any],
@@ -91,7 +91,7 @@ def _bounded(pool: ParsePool) -> Callable[[bytes], ParsedMessage]:
 
 
 def _retry_each(
-    records: list[QuarantineRecord], store: QuarantineStore, consent: ConsentRegistry, audit: AuditTrail,
+    records: list[QuarantineRecord], store: Quarantine, consent: ConsentRegistry, audit: AuditTrail,
     write: Callable[[list[dict[str, Any]]], Any], submit: Callable[[list[AttachmentWork]], Any],
     attachments: AttachmentSettings, parse: Callable[[bytes], ParsedMessage],
 ) -> list[RetryOutcome]:
@@ -126,7 +126,7 @@ def _retry_each(
     return outcomes
 
 
-def drop_quarantined(record: QuarantineRecord, store: QuarantineStore, audit: AuditTrail) -> None:
+def drop_quarantined(record: QuarantineRecord, store: Quarantine, audit: AuditTrail) -> None:
     """Delete a quarantined message and its bytes for good, audited."""
     store.drop(record.id)
     audit.append(AuditEvent.QUARANTINE_DROPPED, mailbox=record.mailbox, folder=record.folder, uid=record.uid)

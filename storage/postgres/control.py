@@ -1,6 +1,7 @@
 """The control plane several processes share in PostgreSQL: the documents a data directory keeps
 as files on one machine (the mailbox registry, each mailbox's folder states, consent) in table
-``documents``, and the audit log in table ``audit_log`` (see :mod:`.schema`).
+``documents``, the audit log in table ``audit_log``, and quarantined messages in table
+``quarantine`` (:mod:`.quarantine`; see :mod:`.schema`).
 
 A document is read and written whole, like its file. A write after a read is refused when another
 process wrote the document in between (its ``version`` moved on), so no process overwrites what it
@@ -18,7 +19,7 @@ import copy
 import json
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -28,6 +29,7 @@ from ..audit_log import GENESIS, AuditEvent, ChainCheck, chain_hash, new_entry, 
 from ..errors import CorruptStateFile, LocalFault, local_fault
 from ..shared import DocumentChanged, SharedDocumentStorage
 from .fencing import Fence
+from .quarantine import PostgresQuarantine
 from .schema import connect, display_url
 
 __all__ = ["DocumentChanged", "PostgresAuditLog", "SharedControl", "SharedDocument", "SharedDocumentStorage"]
@@ -57,6 +59,9 @@ class SharedControl:
     def audit_log(self) -> PostgresAuditLog:
         return PostgresAuditLog(self)
 
+    def quarantine(self) -> PostgresQuarantine:
+        return PostgresQuarantine(self)
+
     def close(self) -> None:
         with self._lock:
             if self._live is not None:
@@ -67,6 +72,10 @@ class SharedControl:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    def transaction(self) -> AbstractContextManager[_Connection]:
+        """One unfenced transaction, for the stores of other modules on this connection (:mod:`.quarantine`)."""
+        return self._transaction()
 
     @contextmanager
     def _transaction(self, mailbox: str | None = None, *, fenced: bool = False) -> Iterator[_Connection]:

@@ -96,12 +96,22 @@ CREATE TABLE mailbox_leases (
     expires_at timestamptz NOT NULL DEFAULT '-infinity',
     acquired_at timestamptz
 );
-CREATE INDEX mailbox_leases_by_owner ON mailbox_leases (owner)
+CREATE INDEX mailbox_leases_by_owner ON mailbox_leases (owner);
+-- Messages set aside instead of stopping a folder: the record (the JSON of the file store's
+-- `<id>.json`) and the raw bytes (its `<id>.eml`), so any process sees what another quarantined.
+CREATE TABLE quarantine (
+    id text PRIMARY KEY,
+    mailbox text NOT NULL,
+    record jsonb NOT NULL,
+    raw bytea NOT NULL
+);
+CREATE INDEX quarantine_by_mailbox ON quarantine (mailbox)
 """
 
 # The statements that bring a database from the version before each key to that version.
 _MIGRATIONS = {2: _CONTROL_TABLES}
-_OURS = ("elements", "changes", "feed", "consumers", "documents", "audit_log", "processes", "mailbox_leases")
+_OURS = ("elements", "changes", "feed", "consumers", "documents", "audit_log", "processes", "mailbox_leases",
+         "quarantine")
 
 
 class BadStoreDatabase(StorageError):

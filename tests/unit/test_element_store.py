@@ -403,13 +403,14 @@ def test_a_version_1_postgres_database_is_migrated_in_place_keeping_its_elements
     with PostgresElementStore(postgres_url) as store:
         store.upsert_many([_element(1)])
     with psycopg.connect(postgres_url, autocommit=True) as db:  # back to what version 1 made
-        db.execute("DROP TABLE documents, audit_log, processes, mailbox_leases")
+        db.execute("DROP TABLE documents, audit_log, processes, mailbox_leases, quarantine")
         db.execute("UPDATE futurnal_schema SET version = 1")
     with PostgresElementStore(postgres_url) as store:
         assert store.get("alice-INBOX-1") is not None and store.last_seq() == 1
     with psycopg.connect(postgres_url, autocommit=True) as db:
         assert db.execute("SELECT version FROM futurnal_schema").fetchone() == (PG_VERSION,)
         assert db.execute("SELECT count(*) FROM mailbox_leases").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
 
 
 def test_postgres_tables_of_another_program_are_refused(postgres_url: str) -> None:
