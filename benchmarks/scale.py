@@ -42,7 +42,7 @@ from benchmarks.futurnal_run import FuturnalHome, cli_path  # noqa: E402
 from benchmarks.idle_latency import BareIdle, Percentiles  # noqa: E402
 from benchmarks.proc import open_sockets, process_cpu_seconds, process_status  # noqa: E402
 from benchmarks.progress import log  # noqa: E402
-from benchmarks.server import PASSWORD  # noqa: E402
+from benchmarks.server import PASSWORD, write_mailbox_file  # noqa: E402
 from futurnal.demo.dovecot import DovecotOptions, DovecotServer  # noqa: E402
 
 FOLDERS = ("INBOX", "Archive")
@@ -125,21 +125,10 @@ class ScaleBench:
 
     def register(self) -> float:
         """One ``imap import`` of every mailbox; returns its wall time."""
-        secrets = self.work / "secrets"
-        secrets.mkdir(mode=0o700)
-        lines = []
-        for user in self.users:
-            secret = secrets / user
-            secret.write_text(PASSWORD + "\n", encoding="utf-8")
-            secret.chmod(0o600)
-            lines.append(json.dumps({
-                "id": user, "email": f"{user}@bench.test", "host": self.server.host,
-                "port": self.server.imap_port, "username": user, "security": "plain",
-                "password_file": str(secret), "folders": ",".join(FOLDERS), "watch": ",".join(FOLDERS),
-                "schedule": "@interval 3600",  # the probes must be brought in by the watchers
-            }))
         records = self.work / "mailboxes.jsonl"
-        records.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # The probes must be brought in by the watchers: no schedule while measured.
+        write_mailbox_file(records, self.server, self.users, folders=",".join(FOLDERS), watch=",".join(FOLDERS),
+                           schedule="@interval 3600")
         self.home.data_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
         started = time.perf_counter()
         self.home.run("imap", "import", str(records), "--consent", "--json",

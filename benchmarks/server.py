@@ -7,6 +7,7 @@ per message, so the only difference between the two rows is the number of messag
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -20,9 +21,26 @@ from futurnal.demo.dovecot import DovecotServer
 
 from .mailbox import BenchMessage
 
-__all__ = ["BenchServer", "PASSWORD"]
+__all__ = ["BenchServer", "PASSWORD", "write_mailbox_file"]
 
 PASSWORD = "bench-password"
+
+
+def write_mailbox_file(path: Path, server: DovecotServer, users: list[str], **fields: str) -> None:
+    """The JSON Lines file ``imap import`` reads: one mailbox per user of ``server`` over plain
+    IMAP, each password in a 0600 file beside it (never on a command line), ``fields`` added to
+    each line (``folders``, ``watch``, ``schedule``)."""
+    secrets = path.parent / "secrets"
+    secrets.mkdir(mode=0o700)
+    lines = []
+    for user in users:
+        secret = secrets / user
+        secret.write_text(PASSWORD + "\n", encoding="utf-8")
+        secret.chmod(0o600)
+        lines.append(json.dumps({
+            "id": user, "email": f"{user}@bench.test", "host": server.host, "port": server.imap_port,
+            "username": user, "security": "plain", "password_file": str(secret), **fields}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 class BenchServer:

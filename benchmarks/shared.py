@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from benchmarks.futurnal_run import FuturnalHome, cli_path  # noqa: E402
 from benchmarks.proc import process_status  # noqa: E402
 from benchmarks.progress import load_average, log  # noqa: E402
 from benchmarks.scale import _message  # noqa: E402
-from benchmarks.server import PASSWORD  # noqa: E402
+from benchmarks.server import PASSWORD, write_mailbox_file  # noqa: E402
 from futurnal.demo.dovecot import DovecotOptions, DovecotServer  # noqa: E402
 from tests.servers.postgres import PostgresServer  # noqa: E402
 
@@ -198,20 +197,8 @@ class SharedBench:
                 self.server.deliver(user, _message(user, "INBOX", number), folder="INBOX")
         log(f"  {self.count:,} users x {self.per_mailbox} messages delivered ({time.perf_counter() - started:.1f} s)")
         self.server.start()
-        secrets = self.work / "secrets"
-        secrets.mkdir(mode=0o700)
-        lines = []
-        for user in self.users:
-            secret = secrets / user
-            secret.write_text(PASSWORD + "\n", encoding="utf-8")
-            secret.chmod(0o600)
-            lines.append(json.dumps({
-                "id": user, "email": f"{user}@bench.test", "host": self.server.host,
-                "port": self.server.imap_port, "username": user, "security": "plain",
-                "password_file": str(secret), "folders": "INBOX",
-                "schedule": "@interval 3600",  # one sync at start (or takeover), none while measured
-            }))
-        self.records.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # One sync at start (or takeover), none while measured.
+        write_mailbox_file(self.records, self.server, self.users, folders="INBOX", schedule="@interval 3600")
 
     @property
     def expected(self) -> int:
@@ -255,17 +242,6 @@ class SharedBench:
                     pass
 
 
-def _sqlite_count(data_dir: Path) -> int:
-    database = data_dir / "elements.sqlite"
-    if not database.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as db:
-            return int(db.execute("SELECT count(*) FROM elements").fetchone()[0])
-    except sqlite3.Error:  # not created yet
-        return 0
-
-
 def measure_sqlite(bench: SharedBench, timeout: float) -> Setup:
     result = Setup("1 process, SQLite", 1, "sqlite")
     root = bench.work / "sqlite"
@@ -277,9 +253,9 @@ def measure_sqlite(bench: SharedBench, timeout: float) -> Setup:
     result.procs.append(run.result)
     try:
         started = time.perf_counter()
-        _wait(lambda: _sqlite_count(home.data_dir) >= bench.expected, "every message is stored", timeout, [run])
+        _wait(lambda: home.stored_elements() >= bench.expected, "every message is stored", timeout, [run])
         result.stored_seconds = result.synced_seconds = time.perf_counter() - started
-        result.elements = _sqlite_count(home.data_dir)
+        result.elements = home.stored_elements()
         result.load_average = load_average()
         result.sqlite_bytes = sum(path.stat().st_size for path in
                                   (home.data_dir / "elements.sqlite", home.data_dir / "elements.sqlite-wal")
