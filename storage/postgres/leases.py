@@ -42,6 +42,12 @@ __all__ = ["DEFAULT_LEASE_SECONDS", "LeaseBook", "LeaseHolder", "LeaseRound"]
 DEFAULT_LEASE_SECONDS = 20.0
 
 
+def _boot_clock() -> float:
+    """Seconds since boot, suspended time included (``CLOCK_BOOTTIME``): after a host or VM wakes
+    from suspend, its leases count as old as they are, not as old as when it slept."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseHolder:
     """Who holds one mailbox's lease, as ``ctl status`` shows it."""
@@ -78,7 +84,7 @@ class LeaseBook:
     """
 
     def __init__(self, url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, max_mailboxes: int | None = None,
-                 host: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 host: str | None = None, clock: Callable[[], float] = _boot_clock) -> None:
         if lease_seconds < 3:
             raise ValueError(f"a lease must last at least 3 seconds, not {lease_seconds}")
         self.url = url
@@ -91,7 +97,10 @@ class LeaseBook:
         self._lock = threading.Lock()  # the tokens and the time of the last heartbeat
         self._db_lock = threading.RLock()  # the connection: one transaction or query at a time
         self._tokens: dict[str, int] = {}
-        self._renewed_at: float | None = None  # when the last successful heartbeat began (monotonic)
+        self._renewed_at: float | None = None  # when the last successful heartbeat began (``clock``)
+        self._generation = 0  # one more at each forget(): a heartbeat begun before one installs nothing
+        self._holders_connection: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._holders_lock = threading.Lock()
         self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
 
     # -- the fence (see .fencing) -----------------------------------------------------------------
@@ -128,6 +137,8 @@ class LeaseBook:
         their own, and :meth:`safe` says when to stop.
         """
         began = self._clock()
+        with self._lock:
+            generation = self._generation
         lease = f"{self.lease_seconds} seconds"
         with self._db_lock, self._db().transaction():
             db = self._db()
@@ -163,9 +174,18 @@ class LeaseBook:
                     " ORDER BY mailbox LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING mailbox, token",
                     (self.process_id, lease, wanted, room)).fetchall())
         with self._lock:
-            self._tokens = {**renewed, **taken}
-            self._renewed_at = began
+            if generation != self._generation:
+                # forget() ran meanwhile (the watchdog stopped this process's mailboxes): what this
+                # round renewed or took is not run here, so it is given back, not installed.
+                stale = sorted({**renewed, **taken})
+            else:
+                stale = []
+                self._tokens = {**renewed, **taken}
+                self._renewed_at = began
             owned = sorted(self._tokens)
+        if stale:
+            self._release(stale)
+            return LeaseRound(taken={}, surplus=(), lost=(), processes=processes, share=share)
         surplus = tuple(owned[share:]) if len(owned) > share else ()
         return LeaseRound(taken=taken, surplus=surplus, lost=lost, processes=processes, share=share)
 
@@ -176,9 +196,12 @@ class LeaseBook:
         with self._lock:
             for mailbox in mailboxes:
                 self._tokens.pop(mailbox, None)
+        self._release(sorted(mailboxes))
+
+    def _release(self, mailboxes: list[str]) -> None:
         with self._db_lock:
             self._db().execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity'"
-                               " WHERE owner = %s AND mailbox = ANY(%s)", (self.process_id, sorted(mailboxes)))
+                               " WHERE owner = %s AND mailbox = ANY(%s)", (self.process_id, mailboxes))
 
     def forget(self) -> frozenset[str]:
         """Drop every lease locally (missed heartbeats): the fence refuses this process's writes
@@ -187,6 +210,7 @@ class LeaseBook:
             dropped = frozenset(self._tokens)
             self._tokens = {}
             self._renewed_at = None
+            self._generation += 1
         return dropped
 
     def leave(self) -> None:
@@ -202,8 +226,10 @@ class LeaseBook:
 
     def holders(self) -> dict[str, LeaseHolder]:
         """Every mailbox's lease with its live owner (host, pid), by mailbox; an expired lease has none."""
-        with self._db_lock:
-            rows = self._db().execute(
+        with self._holders_lock:  # a connection of its own: a status never holds up a heartbeat
+            if self._holders_connection is None or self._holders_connection.broken:
+                self._holders_connection = connect(self.url, statement_timeout=self.lease_seconds / 4)
+            rows: list[tuple[Any, ...]] = self._holders_connection.execute(
                 "SELECT l.mailbox, p.id, p.host, p.pid, CASE WHEN p.id IS NOT NULL THEN l.expires_at END, l.token"
                 " FROM mailbox_leases AS l"
                 " LEFT JOIN processes AS p ON p.id = l.owner AND l.expires_at > now() ORDER BY l.mailbox").fetchall()
@@ -232,6 +258,10 @@ class LeaseBook:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+        with self._holders_lock:
+            if self._holders_connection is not None:
+                self._holders_connection.close()
+                self._holders_connection = None
 
 
 def fair_share(mailboxes: int, capacities: Sequence[int | None], mine: int | None) -> int:

@@ -204,3 +204,29 @@ def test_a_capped_process_leaves_the_rest_to_the_others(postgres_url: str, books
     small, big = _book(books, postgres_url, max_mailboxes=4), _book(books, postgres_url)
     _settle([small, big])
     assert (len(small.held()), len(big.held())) == (4, 26)
+
+
+def test_a_heartbeat_that_ends_after_the_watchdog_gave_up_installs_nothing_and_gives_back(
+        postgres_url: str, books: list[LeaseBook]) -> None:
+    """A slow heartbeat must not revive leases whose mailboxes the watchdog stopped meanwhile:
+    they would be renewed forever and run nowhere."""
+    book = _book(books, postgres_url)
+    book.heartbeat(["mb00", "mb01"])
+    assert book.held() == frozenset({"mb00", "mb01"})
+
+    class ForgottenMidway(list[str]):
+        """The registered mailboxes, read inside the heartbeat's transaction: the watchdog fires then."""
+
+        fired = False
+
+        def __iter__(self) -> Any:
+            if not ForgottenMidway.fired:
+                ForgottenMidway.fired = True
+                book.forget()
+            return super().__iter__()
+
+    found = book.heartbeat(ForgottenMidway(["mb00", "mb01"]))
+    assert found.taken == {} and book.held() == frozenset()
+    assert {holder.process for holder in book.holders().values()} == {None}
+    book.heartbeat(["mb00", "mb01"])  # the next one takes them again, to be run
+    assert book.held() == frozenset({"mb00", "mb01"})
