@@ -11,7 +11,7 @@ from .audit_log import AuditEvent
 from .blob_store import BlobStore
 from .data_dir import DataDir
 from .registry import MailboxRegistry
-from .sqlite import open_element_store
+from .stores import open_store
 
 __all__ = ["MailboxDataOwners", "remove_mailbox"]
 
@@ -32,7 +32,8 @@ class _FilesOnDisk:
         self._data_dir = data_dir
 
     def forget_elements(self, mailbox_id: str) -> int:
-        store = open_element_store(self._data_dir)
+        shared = self._data_dir.shared
+        store = open_store(self._data_dir, url=shared.url if shared is not None else "")
         try:
             return store.remove_mailbox(mailbox_id)
         finally:
@@ -49,6 +50,8 @@ def remove_mailbox(data_dir: DataDir, registry: MailboxRegistry, mailbox_id: str
     quarantined messages, attachment blobs (those no other mailbox shares) and queued extractions,
     sync state and Gmail index. Audited with the counts (``secrets``: how many
     the caller deleted from the keyring). The caller holds the data directory's lock."""
+    if data_dir.shared is not None:  # first: whichever process runs it writes nothing more for it
+        data_dir.shared.retire_lease(mailbox_id)
     data_dir.consent().revoke(mailbox_id)
     counts = {"secrets": secrets}
     if purge:
@@ -59,6 +62,8 @@ def remove_mailbox(data_dir: DataDir, registry: MailboxRegistry, mailbox_id: str
         data_dir.remove_state(mailbox_id)
         shutil.rmtree(data_dir.gmail_index_root(mailbox_id), ignore_errors=True)
     registry.remove(mailbox_id)  # last: a purge that failed half-way can be run again
+    if data_dir.shared is not None:
+        data_dir.shared.drop_lease(mailbox_id)
     data_dir.audit_log().append(AuditEvent.MAILBOX_PURGED if purge else AuditEvent.MAILBOX_REMOVED,
                                 mailbox=mailbox_id, **counts)
     return counts

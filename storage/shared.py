@@ -64,6 +64,17 @@ class SharedControlPlane(Protocol):
     def quarantine(self) -> Quarantine:
         """Quarantined messages, records and raw bytes, seen by every process."""
 
+    @property
+    def url(self) -> str:
+        """The database's URL (the element store is there too)."""
+
+    def retire_lease(self, mailbox: str) -> None:
+        """Take a mailbox being removed from whichever process runs it: once a write of its owner in
+        flight has committed, every later one is refused, and no process takes it again."""
+
+    def drop_lease(self, mailbox: str) -> None:
+        """Forget a removed mailbox's lease altogether."""
+
 
 class SharedDocumentStorage(Storage):
     """TinyDB storage over a :class:`SharedDocument`, with :class:`~.atomic.AtomicJSONStorage`'s

@@ -38,6 +38,8 @@ _T = TypeVar("_T")
 _Connection = psycopg.Connection[tuple[Any, ...]]
 # pg_advisory_xact_lock key of audit appends ("FTAU"): one appender at a time, in every process.
 _AUDIT_LOCK = 0x46544155
+#: The owner of a mailbox's lease while it is being removed: no process, and none may take it.
+RETIRED = "(removed)"
 
 
 class SharedControl:
@@ -61,6 +63,20 @@ class SharedControl:
 
     def quarantine(self) -> PostgresQuarantine:
         return PostgresQuarantine(self)
+
+    def retire_lease(self, mailbox: str) -> None:
+        """A mailbox being removed: its lease row is locked ``FOR UPDATE``, which waits for the
+        owner's fenced writes in flight (they hold it ``FOR KEY SHARE``), then given to no process
+        with a new token and no end, so the owner's next write is refused and no heartbeat takes it."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO mailbox_leases (mailbox) VALUES (%s) ON CONFLICT DO NOTHING", (mailbox,))
+            db.execute("SELECT 1 FROM mailbox_leases WHERE mailbox = %s FOR UPDATE", (mailbox,))
+            db.execute("UPDATE mailbox_leases SET owner = %s, token = token + 1, expires_at = 'infinity'"
+                       " WHERE mailbox = %s", (RETIRED, mailbox))
+
+    def drop_lease(self, mailbox: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM mailbox_leases WHERE mailbox = %s", (mailbox,))
 
     def close(self) -> None:
         with self._lock:

@@ -230,3 +230,24 @@ def test_a_heartbeat_that_ends_after_the_watchdog_gave_up_installs_nothing_and_g
     assert {holder.process for holder in book.holders().values()} == {None}
     book.heartbeat(["mb00", "mb01"])  # the next one takes them again, to be run
     assert book.held() == frozenset({"mb00", "mb01"})
+
+
+def test_a_mailbox_being_removed_is_taken_from_its_owner_and_by_no_one_else(
+        postgres_url: str, books: list[LeaseBook]) -> None:
+    from futurnal.storage.postgres.control import SharedControl
+
+    owner, other = _book(books, postgres_url), _book(books, postgres_url)
+    owner.heartbeat(["mb00"])
+    other.heartbeat(["mb00"], take=False)
+    store = PostgresElementStore(postgres_url, fence=owner)
+    try:
+        assert store.upsert_many([_element("mb00", 1)]) == 1
+        with SharedControl(postgres_url) as control:
+            control.retire_lease("mb00")  # what imap remove does first, from any host
+            with pytest.raises(LeaseLost):
+                store.upsert_many([_element("mb00", 2)])
+            assert other.heartbeat(["mb00"]).taken == {}  # still registered, but no one takes it
+            assert owner.heartbeat(["mb00"]).lost == ("mb00",)
+            control.drop_lease("mb00")
+    finally:
+        store.close()
