@@ -13,14 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
-import psycopg
 import pykka
 from loguru import logger
 
-from futurnal.storage.errors import StorageError
-from futurnal.storage.postgres.leases import LeaseBook
+from futurnal.storage.postgres.leases import LeaseBook, LeaseRound
 
 from . import actor_names
 from .service_actor import ServiceActor
@@ -34,12 +33,22 @@ RunOnly = Callable[[Callable[[], frozenset[str]], bool], None]
 
 
 @dataclass(frozen=True, slots=True)
-class _Heartbeat:
-    """From the keeper's own timer thread: renew, take, give back. Private to this actor."""
+class _Apply:
+    """From the keeper's heartbeat thread: what a round found, for the actor to act on (start the
+    taken, stop the lost and the surplus). Private to this actor."""
+
+    found: LeaseRound
+    records: Mapping[str, Any]
 
 
 class LeaseKeeperActor(ServiceActor):
-    """Owns the process's :class:`LeaseBook` rounds; see the module's docstring."""
+    """Owns the process's :class:`LeaseBook` rounds; see the module's docstring.
+
+    Three threads, so none waits for another: the heartbeat thread renews and takes (database
+    calls, each with its deadline) and hands each round's outcome to the actor; the actor starts
+    and stops mailboxes (which may take as long as a stop takes) while renewals go on; the watchdog
+    thread only looks at the time of the last renewal that got through.
+    """
 
     def __init__(
         self,
@@ -55,43 +64,57 @@ class LeaseKeeperActor(ServiceActor):
         self._registered = registered
         self._run_only = run_only
         self._interval = book.lease_seconds / 4
-        self._joined = False  # the first round only says this process is alive
-        self._records: Mapping[str, Any] | None = None  # the registry as the last round read it
-        self._failing_since_logged = False
-        self._beating = threading.Event()  # a heartbeat is queued or running: the timer adds none
-        self._timer_stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._records: Mapping[str, Any] | None = None  # the registry as the last round applied saw it
+        self._threads_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     def on_start(self) -> None:
-        # The first heartbeat comes from the timer, after the system's start (which holds the
-        # system's lock this actor's changes take) has seen this actor answer.
-        self._thread = threading.Thread(target=self._run_timer, name="futurnal-leases", daemon=True)
-        self._thread.start()
+        # The first heartbeat comes after the system's start (which holds the system's lock this
+        # actor's changes take) has seen this actor answer: the threads start now, beating at once.
+        for name, target in (("futurnal-leases", self._beat_forever), ("futurnal-lease-watchdog", self._watch)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, _Heartbeat):
+        if isinstance(message, _Apply):
             try:
-                self._beat()
-            finally:
-                self._beating.clear()
+                self._apply(message.found, message.records)
+            except Exception as exc:  # noqa: BLE001 - the next round tries again; renewals go on meanwhile
+                logger.warning("could not act on the mailbox leases ({error}); trying again at the next heartbeat",
+                               error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                self._records = None  # the next round reloads
             return None
         return super().handle(message)
 
-    def _beat(self) -> None:
-        try:
-            records = self._registered()
-            found = self._book.heartbeat(records.keys(), take=self._joined)
-        except (psycopg.Error, StorageError, OSError) as exc:
-            if not self._failing_since_logged:
-                logger.warning("cannot renew this process's mailbox leases ({error}); trying again every "
-                               "{interval:g} s", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                               interval=self._interval)
-                self._failing_since_logged = True
-            return
-        if self._failing_since_logged:
-            logger.info("the database answers again; mailbox leases renewed")
-            self._failing_since_logged = False
-        self._joined = True
+    # -- the heartbeat thread ---------------------------------------------------------------------
+
+    def _beat_forever(self) -> None:
+        joined, failing = False, False  # the first round only says this process is alive
+        while not self._threads_stop.is_set():
+            try:
+                records = self._registered()
+                found = self._book.heartbeat(records.keys(), take=joined)
+            except Exception as exc:  # noqa: BLE001 - the database out of reach: the leases run out, the watchdog acts
+                if not failing:
+                    logger.warning("cannot renew this process's mailbox leases ({error}); trying again every "
+                                   "{interval:g} s", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                                   interval=self._interval)
+                    failing = True
+            else:
+                if failing:
+                    logger.info("the database answers again; mailbox leases renewed")
+                    failing = False
+                joined = True
+                try:
+                    self.actor_ref.tell(_Apply(found, records))
+                except pykka.ActorDeadError:
+                    return
+            self._threads_stop.wait(self._interval)
+
+    # -- the actor: acting on a round -------------------------------------------------------------
+
+    def _apply(self, found: LeaseRound, records: Mapping[str, Any]) -> None:
         if found.lost:
             logger.warning("lost the leases of {mailboxes} to another process; stopping them",
                            mailboxes=", ".join(found.lost))
@@ -101,8 +124,9 @@ class LeaseKeeperActor(ServiceActor):
         surplus = frozenset(found.surplus)
         gone = self._book.held() - records.keys()  # unregistered (on any host) while run here
         changed = self._records is not None and records != self._records
+        first = self._records is None
         self._records = records
-        if not (found.taken or found.lost or surplus or gone or changed):
+        if not (found.taken or found.lost or surplus or gone or changed or first):
             return
         book = self._book
         self._run_only(lambda: book.held() - surplus - gone, changed)
@@ -113,20 +137,12 @@ class LeaseKeeperActor(ServiceActor):
             book.forget_mailbox(mailbox)
             logger.info("mailbox {mailbox} was unregistered; stopped it and dropped its lease", mailbox=mailbox)
 
-    def _run_timer(self) -> None:
-        """Ask for a heartbeat every interval, and watch that they get through (every half second)."""
-        waited = self._interval  # the first heartbeat at the first tick
-        while not self._timer_stop.wait(0.5):
-            waited += 0.5
+    # -- the watchdog thread ----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._threads_stop.wait(0.5):
             if self._book.held() and not self._book.safe():
                 self._stop_everything()
-            if waited >= self._interval and not self._beating.is_set():
-                waited = 0.0
-                self._beating.set()
-                try:
-                    self.actor_ref.tell(_Heartbeat())
-                except pykka.ActorDeadError:
-                    return
 
     def _stop_everything(self) -> None:
         dropped = self._book.forget()
@@ -137,4 +153,12 @@ class LeaseKeeperActor(ServiceActor):
         logger.warning("stopped this process's mailboxes for want of the database; nothing more is written for them here")
 
     def on_stop(self) -> None:
-        self._timer_stop.set()
+        self._threads_stop.set()
+
+    def on_failure(self, exception_type: type[BaseException] | None, exception_value: BaseException | None,
+                   traceback: TracebackType | None) -> None:
+        """Dying, the keeper can renew nothing more: its mailboxes stop now, not after their leases ran out."""
+        self._threads_stop.set()
+        if self._book.forget():
+            self._run_only(frozenset, False)
+        super().on_failure(exception_type, exception_value, traceback)
