@@ -48,9 +48,12 @@ class PostgresElementReader:
     """The read side of the store at ``url`` (``postgresql://user@host/db``). One connection: use
     a reader from one thread at a time, and open one per thread otherwise."""
 
+    #: A reader's transaction (an export's server-side cursor) waits on whoever consumes it.
+    _idle_in_transaction = 600.0
+
     def __init__(self, url: str) -> None:
         self.url = url
-        self._live: _Connection = connect(url)
+        self._live: _Connection = connect(url, idle_in_transaction=self._idle_in_transaction)
         self._listener: _Connection | None = None
         self.on_damaged: DamagedReport = self._log_damaged
 
@@ -60,7 +63,7 @@ class PostgresElementReader:
         the call that found it broken failed; the next one goes on, on a new connection."""
         if self._live.broken:
             self._live.close()
-            self._live = connect(self.url)
+            self._live = connect(self.url, idle_in_transaction=self._idle_in_transaction)
         return self._live
 
     def _log_damaged(self, element_id: str, outcome: str) -> None:

@@ -129,15 +129,21 @@ def display_url(url: str) -> str:
 # A silent peer (a network cut, a host gone) fails a connection after this long, rather than
 # after the kernel's retransmissions (many minutes): set on every connection, with TCP keep-alives.
 NETWORK_TIMEOUT_SECONDS = 10
+# A writer's transaction is a few statements in a row; one idle this long lost its client.
+IDLE_IN_TRANSACTION_SECONDS = 20
 
 
-def connect(url: str, *, statement_timeout: float | None = None) -> psycopg.Connection[tuple[object, ...]]:
+def connect(url: str, *, statement_timeout: float | None = None,
+            idle_in_transaction: float = IDLE_IN_TRANSACTION_SECONDS) -> psycopg.Connection[tuple[object, ...]]:
     """An autocommit connection to ``url`` with the schema in place (created on first use).
 
-    The connection gives up on a silent network after :data:`NETWORK_TIMEOUT_SECONDS`, and on
-    any statement after ``statement_timeout`` seconds when given. A database whose schema version
-    is newer than :data:`SCHEMA_VERSION`, or that already has an ``elements`` table the project
-    did not make, raises :class:`BadStoreDatabase`.
+    Both ends give up on a silent network after :data:`NETWORK_TIMEOUT_SECONDS` (the client by
+    libpq's options, the server's end of it by the session's ``tcp_*`` settings), the server ends
+    a transaction left idle for ``idle_in_transaction`` seconds (so a client cut off in the middle
+    of one does not keep its locks, the change feed's counter among them, for the kernel's two
+    hours), and any statement ends after ``statement_timeout`` seconds when given. A database whose
+    schema version is newer than :data:`SCHEMA_VERSION`, or that already has an ``elements`` table
+    the project did not make, raises :class:`BadStoreDatabase`.
     """
     network_ms = int(NETWORK_TIMEOUT_SECONDS * 1000)
     if statement_timeout is not None:
@@ -145,8 +151,12 @@ def connect(url: str, *, statement_timeout: float | None = None) -> psycopg.Conn
     options: dict[str, int | str] = {"connect_timeout": max(2, network_ms // 1000), "tcp_user_timeout": network_ms,
                "keepalives": 1, "keepalives_idle": max(1, network_ms // 2000), "keepalives_interval": 1,
                "keepalives_count": 3}
+    server = [f"-c tcp_keepalives_idle={max(1, network_ms // 2000)}", "-c tcp_keepalives_interval=1",
+              "-c tcp_keepalives_count=3", f"-c tcp_user_timeout={network_ms}",
+              f"-c idle_in_transaction_session_timeout={int(idle_in_transaction * 1000)}"]
     if statement_timeout is not None:
-        options["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+        server.append(f"-c statement_timeout={int(statement_timeout * 1000)}")
+    options["options"] = " ".join(server)
     connection = psycopg.connect(psycopg.conninfo.make_conninfo(url, **options), autocommit=True)
     try:
         _check_or_create(connection, url)

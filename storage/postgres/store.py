@@ -36,6 +36,8 @@ class PostgresElementStore(PostgresElementReader):
     mailbox it writes for; a stale owner's write raises ``LeaseLost`` and changes nothing.
     """
 
+    _idle_in_transaction = 20.0  # a write is a few statements in a row: idle this long, its client is gone
+
     def __init__(self, url: str, *, fence: Fence | None = None) -> None:
         super().__init__(url)
         self._fence = fence

@@ -251,3 +251,16 @@ def test_a_mailbox_being_removed_is_taken_from_its_owner_and_by_no_one_else(
             control.drop_lease("mb00")
     finally:
         store.close()
+
+
+def test_the_server_drops_a_writer_cut_off_mid_transaction_within_seconds_not_hours(postgres_url: str) -> None:
+    """Client and server both give up on a silent peer, and the server ends a write left idle, so
+    its locks (the feed's counter, a lease row) go with it."""
+    store = PostgresElementStore(postgres_url)
+    try:
+        shown = {name: store._connection.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                 for name in ("idle_in_transaction_session_timeout", "tcp_user_timeout", "tcp_keepalives_idle")}
+    finally:
+        store.close()
+    assert shown == {"idle_in_transaction_session_timeout": "20s", "tcp_user_timeout": "10000",
+                     "tcp_keepalives_idle": "5"}
