@@ -9,6 +9,7 @@ hands it what it runs; nothing here starts or stops an actor.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -102,8 +103,9 @@ class SystemOperations:
         if holder is None or not holder.held:
             return (f"mailbox {record.id} is run by no process at the moment (its lease is free or expired); "
                     "a process takes it at its next heartbeat")
+        until = holder.expires_at.astimezone(UTC) if holder.expires_at else None
         return (f"mailbox {record.id} is run by another process: {holder.host} pid {holder.pid} "
-                f"(lease until {holder.expires_at:%Y-%m-%d %H:%M:%S %Z}); ask that one")
+                f"(lease until {until:%Y-%m-%dT%H:%M:%SZ}); ask that one")
 
     def registered(self, key: str) -> MailboxRecord:
         """A registered mailbox, running or not, by id or address; ``UnknownMailbox`` otherwise."""
@@ -144,7 +146,7 @@ class SystemOperations:
                                   "detail": self._run_elsewhere(record.id)}
             report["owner"] = None if holder is None or not holder.held else {
                 "host": holder.host, "pid": holder.pid, "process": holder.process, "here": record.id in mailboxes,
-                "lease_expires": holder.expires_at.isoformat() if holder.expires_at else None}
+                "lease_expires": holder.expires_at.astimezone(UTC).isoformat() if holder.expires_at else None}
             reports.append(report)
         return reports
 

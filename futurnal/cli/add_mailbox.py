@@ -210,7 +210,9 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     if args.json:
         print_json(record.to_document())
     else:
-        print(visible(f"added mailbox {record.id} ({record.email}); sync it with: futurnal-actors imap sync {record.id}"))
+        then = ("a `run` process takes it at its next heartbeat (a shared store: `ctl status` says which)"
+                if ctx.data_dir.shared is not None else f"sync it with: futurnal-actors imap sync {record.id}")
+        print(visible(f"added mailbox {record.id} ({record.email}); {then}"))
     return 0
 
 

@@ -101,8 +101,8 @@ def _owner(owner: dict[str, Any] | None) -> str:
     if owner is None:
         return "nobody (lease free)"
     where = "this process" if owner.get("here") else f"{visible(str(owner['host']))} pid {owner['pid']}"
-    until = str(owner.get("lease_expires") or "")[11:19]
-    return f"{where}, lease until {until}" if until else where
+    until = str(owner.get("lease_expires") or "")[11:19]  # UTC, as the status's other times
+    return f"{where}, lease until {until}Z" if until else where
 
 
 def summary_line(status: dict[str, Any]) -> str:

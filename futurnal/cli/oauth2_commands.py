@@ -193,7 +193,7 @@ def _reauth(args: argparse.Namespace, ctx: CommandContext) -> int:
     # Signed in here (the browser, the keyring); then audited, needs-reauth cleared, and with `run`
     # serving the data directory the mailbox's actors restarted with the new secret.
     done = ctx.admin().reauthenticate(record, renew)
-    print(f"signed in to {record.id} again; its new {done.secret_kind} is in the keyring")
+    print(f"signed in to {record.id} again; its new {done.secret_kind} is in this host's secret store")
     if done.restarted is not None:
         what = "restarted its actors and is syncing it" if done.restarted else "will use it when the mailbox starts"
         print(f"  the running process {what}")

@@ -121,8 +121,8 @@ def test_with_a_shared_store_the_status_table_says_which_process_runs_each_mailb
     shown = render_reply("status", {"mailboxes": reports, "summary": status_summary(reports), "queues": {}})
     lines = shown.splitlines()
     assert "RUN BY" in lines[0]
-    assert "this process, lease until 14:00:05" in next(line for line in lines if line.startswith("alice"))
-    assert "sync-2 pid 77, lease until 14:00:09" in next(line for line in lines if line.startswith("bob"))
+    assert "this process, lease until 14:00:05Z" in next(line for line in lines if line.startswith("alice"))
+    assert "sync-2 pid 77, lease until 14:00:09Z" in next(line for line in lines if line.startswith("bob"))
     assert "nobody (lease free)" in next(line for line in lines if line.startswith("carol"))
     single = render_reply("status", {"mailboxes": [{k: v for k, v in reports[0].items() if k != "owner"}],
                                      "queues": {}})
