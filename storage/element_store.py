@@ -36,7 +36,9 @@ __all__ = [
     "change_pages",
     "decode_element",
     "encode_element",
+    "filter_clauses",
     "search_date",
+    "where_clause",
 ]
 
 ChangeOp = Literal["upsert", "delete", "purge"]
@@ -288,3 +290,37 @@ def search_date(value: str) -> str:
     except ValueError:
         raise BadSearchQuery(f"{value!r} is not a date: use YYYY-MM-DD or an ISO time") from None
     return utc_iso(parsed)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSql:
+    """How one backend's SQL spells the search filters on ``elements AS e``: its parameter mark,
+    a sender match given an escaped ``%...%`` pattern (backslash escapes), a live element."""
+
+    param: str
+    sender_match: str
+    live: str
+
+
+def filter_clauses(filters: SearchFilters, sql: FilterSql) -> list[tuple[str, str]]:
+    """``(condition on elements AS e, its value)`` for each filter given."""
+    clauses = []
+    if filters.mailbox is not None:
+        clauses.append((f"e.mailbox = {sql.param}", filters.mailbox))
+    if filters.folder is not None:
+        clauses.append((f"e.folder = {sql.param}", filters.folder))
+    if filters.sender:
+        escaped = filters.sender.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append((sql.sender_match, f"%{escaped}%"))
+    if filters.after:
+        clauses.append((f"e.sort_date >= {sql.param}", search_date(filters.after)))
+    if filters.before:
+        clauses.append((f"e.sort_date < {sql.param}", search_date(filters.before)))
+    return clauses
+
+
+def where_clause(filters: SearchFilters, sql: FilterSql, *, include_deleted: bool = True) -> tuple[str, list[str]]:
+    """A WHERE clause on ``elements AS e`` for ``filters`` (empty when there are none), and its values."""
+    clauses = filter_clauses(filters, sql)
+    conditions = [condition for condition, _ in clauses] + ([] if include_deleted else [sql.live])
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), [value for _, value in clauses]

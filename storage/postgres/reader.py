@@ -20,10 +20,12 @@ from ..element_store import (
     ChangeOp,
     ConsumerCursor,
     CursorExpired,
+    FilterSql,
     SearchFilters,
     SearchHit,
     change_pages,
-    search_date,
+    filter_clauses,
+    where_clause,
 )
 from ..errors import StorageError
 from ..sqlite.reader import decode_document
@@ -31,6 +33,9 @@ from .schema import connect, display_url
 from .search_text import WEIGHTS, snippet, ts_query
 
 __all__ = ["CHANNEL", "DamagedElement", "PostgresElementReader"]
+
+# The search filters in this backend's SQL.
+_SQL = FilterSql(param="%s", sender_match="e.sender ILIKE %s", live="NOT e.deleted")
 
 CHANNEL = "futurnal_changes"  # NOTIFY'd by every commit that adds to the feed
 DamagedReport = Callable[[str, str], None]
@@ -85,7 +90,7 @@ class PostgresElementReader:
                        include_deleted: bool = True) -> Iterator[str]:
         """Each element's JSON text, ordered by mailbox, folder, UIDVALIDITY and UID (read in
         pages on a server-side cursor); damaged ones are named to ``on_damaged`` and left out."""
-        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder), include_deleted=include_deleted)
+        where, params = where_clause(SearchFilters(mailbox=mailbox, folder=folder), _SQL, include_deleted=include_deleted)
         with self._connection.transaction(), self._connection.cursor(name="documents") as cursor:
             cursor.itersize = 512
             cursor.execute(f"SELECT e.id, e.doc FROM elements AS e {where}"
@@ -104,7 +109,7 @@ class PostgresElementReader:
                 yield element
 
     def count(self, mailbox: str | None = None, folder: str | None = None) -> int:
-        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder))
+        where, params = where_clause(SearchFilters(mailbox=mailbox, folder=folder), _SQL)
         return int(self._one(f"SELECT count(*) FROM elements AS e {where}", params))
 
     def folders(self, mailbox: str) -> list[str]:
@@ -133,7 +138,7 @@ class PostgresElementReader:
         tsquery = ts_query(query)
         clauses = ["e.search @@ q.query", "NOT e.deleted"]
         params: list[object] = [tsquery]
-        for clause, value in _filter_clauses(filters or SearchFilters()):
+        for clause, value in filter_clauses(filters or SearchFilters(), _SQL):
             clauses.append(clause)
             params.append(value)
         params.append(limit)
@@ -278,25 +283,3 @@ def _op(op: str) -> ChangeOp:
     if op == "delete":
         return "delete"
     return "purge" if op == "purge" else "upsert"
-
-
-def _where(filters: SearchFilters, *, include_deleted: bool = True) -> tuple[str, list[str]]:
-    clauses = _filter_clauses(filters)
-    conditions = [condition for condition, _ in clauses] + ([] if include_deleted else ["NOT e.deleted"])
-    return ("WHERE " + " AND ".join(conditions) if conditions else ""), [value for _, value in clauses]
-
-
-def _filter_clauses(filters: SearchFilters) -> list[tuple[str, str]]:
-    clauses = []
-    if filters.mailbox is not None:
-        clauses.append(("e.mailbox = %s", filters.mailbox))
-    if filters.folder is not None:
-        clauses.append(("e.folder = %s", filters.folder))
-    if filters.sender:
-        escaped = filters.sender.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(("e.sender ILIKE %s", f"%{escaped}%"))
-    if filters.after:
-        clauses.append(("e.sort_date >= %s", search_date(filters.after)))
-    if filters.before:
-        clauses.append(("e.sort_date < %s", search_date(filters.before)))
-    return clauses

@@ -23,17 +23,22 @@ from ..element_store import (
     Change,
     ConsumerCursor,
     CursorExpired,
+    FilterSql,
     SearchFilters,
     SearchHit,
     change_pages,
     decode_element,
-    search_date,
+    filter_clauses,
+    where_clause,
 )
 from ..errors import StorageError
 from .schema import connect
 from .search_text import SNIPPET_CLOSE, SNIPPET_OPEN, fts_query, readable_snippet
 
 __all__ = ["DamagedElement", "SqliteElementReader", "decode_document"]
+
+# The search filters in this backend's SQL.
+_SQL = FilterSql(param="?", sender_match="e.sender LIKE ? ESCAPE '\\'", live="e.deleted = 0")
 
 DamagedReport = Callable[[str, str], None]
 """``report(element id, what was done about it)``: told of each damaged document met."""
@@ -102,7 +107,7 @@ class SqliteElementReader:
                        include_deleted: bool = True) -> Iterator[str]:
         """Each element's JSON text, ordered by mailbox, folder, UIDVALIDITY and UID; damaged ones
         are named to ``on_damaged`` and left out (``json_valid`` costs well under a microsecond)."""
-        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder), include_deleted=include_deleted)
+        where, params = where_clause(SearchFilters(mailbox=mailbox, folder=folder), _SQL, include_deleted=include_deleted)
         cursor = self._connection.execute(
             f"SELECT e.id, doc, json_valid(doc) FROM elements AS e JOIN documents USING (row) {where}"
             " ORDER BY e.mailbox, e.folder, e.uidvalidity, e.uid", params)
@@ -123,7 +128,7 @@ class SqliteElementReader:
 
     def count(self, mailbox: str | None = None, folder: str | None = None) -> int:
         """How many elements (of ``mailbox``, of ``folder``; tombstones included) are stored."""
-        where, params = _where(SearchFilters(mailbox=mailbox, folder=folder))
+        where, params = where_clause(SearchFilters(mailbox=mailbox, folder=folder), _SQL)
         return int(self._connection.execute(f"SELECT count(*) FROM elements AS e {where}", params).fetchone()[0])
 
     def folders(self, mailbox: str) -> list[str]:
@@ -154,7 +159,7 @@ class SqliteElementReader:
         match = fts_query(query)
         clauses: list[str] = ["search MATCH ?"]  # the index holds live elements only
         params: list[object] = [match]
-        filtered = _filter_clauses(filters or SearchFilters())
+        filtered = filter_clauses(filters or SearchFilters(), _SQL)
         for clause, value in filtered:
             clauses.append(clause)
             params.append(value)
@@ -309,27 +314,3 @@ class SqliteElementReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _where(filters: SearchFilters, *, include_deleted: bool = True) -> tuple[str, list[str]]:
-    """A WHERE clause on ``elements AS e`` for ``filters`` (empty when there are none)."""
-    clauses = _filter_clauses(filters)
-    conditions = [condition for condition, _ in clauses] + ([] if include_deleted else ["e.deleted = 0"])
-    return ("WHERE " + " AND ".join(conditions) if conditions else ""), [value for _, value in clauses]
-
-
-def _filter_clauses(filters: SearchFilters) -> list[tuple[str, str]]:
-    """``(condition on elements AS e, its value)`` for each filter given."""
-    clauses = []
-    if filters.mailbox is not None:
-        clauses.append(("e.mailbox = ?", filters.mailbox))
-    if filters.folder is not None:
-        clauses.append(("e.folder = ?", filters.folder))
-    if filters.sender:
-        escaped = filters.sender.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(("e.sender LIKE ? ESCAPE '\\'", f"%{escaped}%"))
-    if filters.after:
-        clauses.append(("e.sort_date >= ?", search_date(filters.after)))
-    if filters.before:
-        clauses.append(("e.sort_date < ?", search_date(filters.before)))
-    return clauses
