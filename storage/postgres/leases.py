@@ -27,7 +27,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,8 +141,7 @@ class LeaseBook:
         with self._lock:
             generation = self._generation
         lease = f"{self.lease_seconds} seconds"
-        with self._db_lock, self._db().transaction():
-            db = self._db()
+        with self._transaction() as db:
             db.execute("INSERT INTO processes (id, host, pid, capacity, expires_at)"
                        " VALUES (%s, %s, %s, %s, now() + %s::interval)"
                        " ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
@@ -216,8 +216,7 @@ class LeaseBook:
     def leave(self) -> None:
         """At a clean stop: give every lease back and say this process is gone."""
         self.forget()
-        with self._db_lock, self._db().transaction():
-            db = self._db()
+        with self._transaction() as db:
             db.execute("UPDATE mailbox_leases SET owner = NULL, expires_at = '-infinity' WHERE owner = %s",
                        (self.process_id,))
             db.execute("DELETE FROM processes WHERE id = %s", (self.process_id,))
@@ -242,6 +241,14 @@ class LeaseBook:
             self._tokens.pop(mailbox, None)
         with self._db_lock:
             self._db().execute("DELETE FROM mailbox_leases WHERE mailbox = %s", (mailbox,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """One transaction on the heartbeat's connection, the connection's lock held throughout."""
+        with self._db_lock:
+            db = self._db()
+            with db.transaction():
+                yield db
 
     def _db(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The heartbeat's connection, made again after a failure. Each statement may take at most
