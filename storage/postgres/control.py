@@ -28,9 +28,10 @@ from psycopg.types.json import Jsonb
 from ..audit_log import GENESIS, AuditEvent, ChainCheck, chain_hash, new_entry, verify_lines
 from ..errors import CorruptStateFile, LocalFault, local_fault
 from ..shared import DocumentChanged, SharedDocumentStorage
+from ..store_url import display_store
 from .fencing import Fence
 from .quarantine import PostgresQuarantine
-from .schema import connect, display_url
+from .schema import connect
 
 __all__ = ["DocumentChanged", "PostgresAuditLog", "SharedControl", "SharedDocument", "SharedDocumentStorage"]
 
@@ -128,7 +129,7 @@ class SharedDocument:
 
     @property
     def location(self) -> str:
-        return f"document {self.name!r} in {display_url(self._control.url)}"
+        return f"document {self.name!r} in {display_store(self._control.url)}"
 
     def read(self) -> dict[str, Any] | None:
         with self._control._transaction() as db:
@@ -197,7 +198,7 @@ class PostgresAuditLog:
 
     @property
     def location(self) -> str:
-        return f"table audit_log in {display_url(self._control.url)}"
+        return f"table audit_log in {display_store(self._control.url)}"
 
     def append(self, event: AuditEvent, **fields: Any) -> dict[str, Any]:
         with self._control._transaction() as db:

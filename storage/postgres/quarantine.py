@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..quarantine import Quarantine, QuarantineRecord, new_record, record_from_json, validate_record_id
-from .schema import display_url
+from ..store_url import display_store
 
 __all__ = ["PostgresQuarantine"]
 
@@ -39,7 +39,7 @@ class PostgresQuarantine(Quarantine):
 
     @property
     def location(self) -> str:
-        return f"table quarantine in {display_url(self._control.url)}"
+        return f"table quarantine in {display_store(self._control.url)}"
 
     def add(
         self, *, mailbox: str, folder: str, uidvalidity: int, uid: int, reason: str, raw: bytes, now: str,

@@ -29,7 +29,8 @@ from ..element_store import (
 )
 from ..errors import StorageError
 from ..sqlite.reader import decode_document
-from .schema import connect, display_url
+from ..store_url import display_store
+from .schema import connect
 from .search_text import WEIGHTS, snippet, ts_query
 
 __all__ = ["CHANNEL", "DamagedElement", "PostgresElementReader"]
@@ -46,7 +47,7 @@ class DamagedElement(StorageError):
     """An element whose stored document cannot be read (not JSON)."""
 
     def __init__(self, url: str, element_id: str) -> None:
-        super().__init__(f"element {element_id} in {display_url(url)} is damaged: its stored document is not valid JSON")
+        super().__init__(f"element {element_id} in {display_store(url)} is damaged: its stored document is not valid JSON")
 
 
 class PostgresElementReader:
@@ -73,7 +74,7 @@ class PostgresElementReader:
 
     def _log_damaged(self, element_id: str, outcome: str) -> None:
         logger.warning("element {id} in {url} is damaged (its stored document is not valid JSON); {outcome}",
-                       id=element_id, url=display_url(self.url), outcome=outcome)
+                       id=element_id, url=display_store(self.url), outcome=outcome)
 
     # -- elements ------------------------------------------------------------------------------
 
@@ -246,7 +247,7 @@ class PostgresElementReader:
 
     @property
     def location(self) -> str:
-        return display_url(self.url)
+        return display_store(self.url)
 
     def integrity_problems(self) -> list[str]:
         """Elements whose document is not JSON, and a change feed out of step with its counter

@@ -8,7 +8,7 @@ import psycopg
 from ..errors import StorageError
 from ..store_url import display_store
 
-__all__ = ["SCHEMA_VERSION", "BadStoreDatabase", "connect", "display_url"]
+__all__ = ["SCHEMA_VERSION", "BadStoreDatabase", "connect"]
 
 SCHEMA_VERSION = 2
 _CREATE_LOCK = 0x46544E4C  # pg_advisory_xact_lock key: two processes creating the schema at once wait in turn
@@ -118,12 +118,7 @@ class BadStoreDatabase(StorageError):
     """The database holds another program's tables, or a schema newer than this code; nothing in it was changed."""
 
     def __init__(self, url: str, detail: str) -> None:
-        super().__init__(f"element store {display_url(url)} cannot be used: {detail}; it was left untouched")
-
-
-def display_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return display_store(url)
+        super().__init__(f"element store {display_store(url)} cannot be used: {detail}; it was left untouched")
 
 
 # A silent peer (a network cut, a host gone) fails a connection after this long, rather than
