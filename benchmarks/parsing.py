@@ -63,13 +63,17 @@ def parse_rows(repeat: int, messages: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _files() -> list[tuple[str, bytes]]:
+def _files() -> list[tuple[str, str, bytes]]:
+    """(label, kind, bytes) of each file extracted."""
     text = ("A line of a plain text attachment, with some words in it.\n" * 200).encode()
     html = ("<html><body>" + "<p>Paragraph with <b>markup</b> &amp; entities.</p>" * 200 + "</body></html>").encode()
     pdf = pdf_bytes(*["\n".join(f"Line {n} of page {p} in a report" for n in range(40)) for p in range(5)])
+    report = pdf_bytes(*["\n".join(f"Line {n} of page {p} in a longer report, Umsatz {n * p} EUR" for n in range(45))
+                         for p in range(60)])
     docx = docx_bytes(*[f"Paragraph {n} of the minutes, with a few words." for n in range(300)])
     xlsx = xlsx_bytes(*[f"cell {n}" for n in range(1000)])
-    return [("text", text), ("html", html), ("pdf", pdf), ("docx", docx), ("xlsx", xlsx)]
+    return [("text", "text", text), ("html", "html", html), ("pdf", "pdf", pdf), ("pdf 60p", "pdf", report),
+            ("docx", "docx", docx), ("xlsx", "xlsx", xlsx)]
 
 
 def extraction_rows(repeat: int, count: int, workers: int) -> list[dict[str, Any]]:
@@ -77,7 +81,7 @@ def extraction_rows(repeat: int, count: int, workers: int) -> list[dict[str, Any
     settings = AttachmentSettings(workers=workers)
     extractor = OutOfProcessExtractor(settings)
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, data in _files():
+        for label, kind, data in _files():
             path = Path(tmp) / f"file.{kind}"
             path.write_bytes(data)
             assert extractor.extract(path, kind).status == "ok"
@@ -94,7 +98,7 @@ def extraction_rows(repeat: int, count: int, workers: int) -> list[dict[str, Any
             for how, work in (("in process (baseline)", in_process),
                               (f"children, {workers} worker(s)", out_of_process)):
                 seconds = _median_seconds(work, repeat)
-                rows.append({"kind": kind, "how": how, "files": count, "kb": len(data) / 1e3, "seconds": seconds,
+                rows.append({"kind": label, "how": how, "files": count, "kb": len(data) / 1e3, "seconds": seconds,
                              "files_per_s": count / seconds, "mb_per_s": count * len(data) / 1e6 / seconds})
     return rows
 
@@ -117,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['corpus']:34} {row['parser']:34} {row['messages']:6d} {row['mb']:7.2f} "
               f"{row['messages_per_s']:9.0f} {row['mb_per_s']:7.2f}")
     print()
-    print(f"{'kind':6} {'how':34} {'files':>5} {'KB each':>8} {'files/s':>9} {'MB/s':>7}")
+    print(f"{'kind':7} {'how':34} {'files':>5} {'KB each':>8} {'files/s':>9} {'MB/s':>7}")
     for row in extraction:
-        print(f"{row['kind']:6} {row['how']:34} {row['files']:5d} {row['kb']:8.1f} "
+        print(f"{row['kind']:7} {row['how']:34} {row['files']:5d} {row['kb']:8.1f} "
               f"{row['files_per_s']:9.1f} {row['mb_per_s']:7.2f}")
     return 0
 

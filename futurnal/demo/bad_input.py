@@ -202,7 +202,7 @@ def hostile_attachment_messages(start: int = 9000) -> list[CorpusMessage]:
     word = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     return [
         attached("zip-bomb-docx", start, word, b"bomb.docx", zip_bomb_docx()),
-        attached("spinning-pdf", start + 1, b"application/pdf", b"spin.pdf", spinning_pdf(1_000_000)),
+        attached("spinning-pdf", start + 1, b"application/pdf", b"spin.pdf", spinning_pdf()),
         attached("flate-bomb-pdf", start + 2, b"application/pdf", b"bomb.pdf", flate_bomb_pdf(256)),
         attached("path-traversal-name", start + 3, b"text/plain", b"../../../../etc/cron.d/evil\\..\\x.txt",
                  b"* * * * * root rm -rf /"),

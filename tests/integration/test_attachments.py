@@ -138,7 +138,7 @@ def test_extractions_pending_when_the_process_is_killed_finish_at_the_next_sync(
 
     from .cli import COMMAND
 
-    _append(dovecot, [_with_files("slow", ("application/pdf", "slow.pdf", spinning_pdf(3_000_000)),
+    _append(dovecot, [_with_files("slow", ("application/pdf", "slow.pdf", spinning_pdf()),
                                   ("text/plain", "quick.txt", b"quick text"))])
     assert cli.add(dovecot).code == 0
     env = {**cli.env, "FUTURNAL_ATTACHMENTS_TIMEOUT_SECONDS": "600", "FUTURNAL_ATTACHMENTS_MEMORY_MB": "8192",

@@ -74,7 +74,7 @@ def test_office_xml_with_entity_declarations_is_refused() -> None:
 def test_a_file_that_is_not_what_it_claims_fails_cleanly() -> None:
     with pytest.raises(ExtractionRefused):
         extract_text(b"not a zip", "docx")
-    with pytest.raises(Exception):  # noqa: B017  whatever pypdf raises: the child reports it as failed
+    with pytest.raises(Exception):  # noqa: B017  whatever PDFium raises: the child reports it as failed
         extract_text(b"%PDF-1.4 garbage", "pdf")
 
 
@@ -93,14 +93,16 @@ def test_a_child_process_extracts_a_pdf(tmp_path: Path) -> None:
 
 
 def test_an_extraction_past_the_time_limit_is_killed_and_recorded_as_timeout(tmp_path: Path) -> None:
-    # Minutes of work for pypdf; the memory cap is high so that only the clock can stop it.
-    outcome = _extract_in_child(tmp_path, spinning_pdf(1_000_000), "pdf", timeout_seconds=1.0, memory_mb=4096)
+    # Seconds of work for PDFium; the memory cap is high so that only the clock can stop it.
+    outcome = _extract_in_child(tmp_path, spinning_pdf(), "pdf", timeout_seconds=1.0, memory_mb=4096)
     assert outcome.status == "timeout"
     assert outcome.text is None
 
 
 def test_an_extraction_past_the_memory_cap_fails_instead_of_growing(tmp_path: Path) -> None:
-    outcome = _extract_in_child(tmp_path, spinning_pdf(1_000_000), "pdf", timeout_seconds=120, memory_mb=128)
+    # PDFium needs about 350 MB for this file; at the cap it aborts (a C++ library cannot raise
+    # MemoryError), which the fork server recognises by the child's peak size.
+    outcome = _extract_in_child(tmp_path, spinning_pdf(1_000_000, pages=1), "pdf", timeout_seconds=120, memory_mb=128)
     assert (outcome.status, outcome.reason) == ("failed", "over the memory limit")
 
 
@@ -113,7 +115,7 @@ def test_kill_all_ends_a_running_child_and_refuses_new_ones(tmp_path: Path) -> N
     import threading
 
     path = tmp_path / "spin.pdf"
-    path.write_bytes(spinning_pdf(1_000_000))
+    path.write_bytes(spinning_pdf())
     extractor = OutOfProcessExtractor(AttachmentSettings(timeout_seconds=600, memory_mb=4096))
     outcomes = []
     worker = threading.Thread(target=lambda: outcomes.append(extractor.extract(path, "pdf")))
@@ -128,12 +130,12 @@ def test_kill_all_ends_a_running_child_and_refuses_new_ones(tmp_path: Path) -> N
 
 
 def test_the_fork_server_imports_what_children_would_import_on_first_use() -> None:
-    """pypdf imports its filters (and with them subprocess and tempfile) on the first PDF read: in
-    every child, unless the server did it once before forking them."""
+    """pypdfium2 loads PDFium on import, and the extractors import more of the standard library on
+    first use: in every child, unless the server did it once before forking them."""
     import subprocess
     import sys
 
     probe = ("import gc, sys; from futurnal.attachments.child import warm_up; warm_up(); "
-             "print('pypdf.filters' in sys.modules, 'subprocess' in sys.modules, gc.get_freeze_count() > 0)")
+             "print('pypdfium2_raw' in sys.modules, gc.get_freeze_count() > 0)")
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert shown.stdout.split() == ["True", "True", "True"]
+    assert shown.stdout.split() == ["True", "True"]

@@ -92,7 +92,7 @@ def test_each_attachment_ends_with_its_own_status_and_the_queue_empties(world: W
     world.submit(1, ("application/pdf", "report.pdf", pdf_bytes("Quarterly numbers")),
                  ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "n.docx",
                   docx_bytes("Meeting notes")),
-                 ("application/pdf", "spin.pdf", spinning_pdf(1_000_000)),
+                 ("application/pdf", "spin.pdf", spinning_pdf()),
                  ("application/octet-stream", "bomb.docx", zip_bomb_docx()),
                  ("image/png", "p.png", b"\x89PNG"))
     _wait_until(world.drained)
@@ -105,7 +105,7 @@ def test_each_attachment_ends_with_its_own_status_and_the_queue_empties(world: W
 
 def test_a_hanging_extraction_does_not_hold_up_the_others(world: World) -> None:
     world.start(timeout_seconds=600, memory_mb=4096, workers=2)
-    world.submit(1, ("application/pdf", "spin.pdf", spinning_pdf(3_000_000)))
+    world.submit(1, ("application/pdf", "spin.pdf", spinning_pdf()))
     for uid in (2, 3, 4):
         world.submit(uid, ("text/plain", f"{uid}.txt", f"file {uid}".encode()))
     _wait_until(lambda: all(world.statuses(uid) == [("ok", f"file {uid}")] for uid in (2, 3, 4)))
@@ -114,7 +114,7 @@ def test_a_hanging_extraction_does_not_hold_up_the_others(world: World) -> None:
 
 def test_jobs_pending_at_a_stop_run_at_the_next_start(world: World) -> None:
     processor = world.start(timeout_seconds=600, memory_mb=4096, workers=1)
-    world.submit(1, ("application/pdf", "spin.pdf", spinning_pdf(3_000_000)))
+    world.submit(1, ("application/pdf", "spin.pdf", spinning_pdf()))
     world.submit(2, ("text/plain", "later.txt", b"queued behind it"))
     processor.stop(timeout=30)  # kills the running child; both jobs stay on disk
     assert world.statuses(1) == [("pending", None)] and world.statuses(2) == [("pending", None)]

@@ -75,7 +75,7 @@ def test_a_child_is_replaced_after_a_timeout(tmp_path: Path, text_files: list[Pa
     extractor = OutOfProcessExtractor(AttachmentSettings(timeout_seconds=1.0, memory_mb=4096))
     try:
         before = extractor.extract(text_files[0], "text", group="alice")
-        spun = extractor.extract(_file(tmp_path, "spin.pdf", spinning_pdf(1_000_000)), "pdf", group="alice")
+        spun = extractor.extract(_file(tmp_path, "spin.pdf", spinning_pdf()), "pdf", group="alice")
         after = extractor.extract(text_files[1], "text", group="alice")
     finally:
         extractor.kill_all()
@@ -117,7 +117,7 @@ def test_a_file_past_the_memory_cap_fails_in_a_served_child_and_the_next_gets_a_
     extractor = OutOfProcessExtractor(AttachmentSettings(timeout_seconds=120, memory_mb=128))
     try:
         first = [extractor.extract(path, "text", group="alice") for path in text_files[:2]]
-        hog = extractor.extract(_file(tmp_path, "hog.pdf", spinning_pdf(1_000_000)), "pdf", group="alice")
+        hog = extractor.extract(_file(tmp_path, "hog.pdf", spinning_pdf(1_000_000, pages=1)), "pdf", group="alice")
         after = extractor.extract(_file(tmp_path, "ok.pdf", pdf_bytes("still fine")), "pdf", group="alice")
     finally:
         extractor.kill_all()
@@ -151,10 +151,10 @@ class _Server:
 
 
 def test_each_file_gets_its_own_cpu_limit_however_much_earlier_files_used(tmp_path: Path) -> None:
-    # timeout_seconds 0: a CPU limit of 2 s per file. Each busy file takes about 0.6 s of CPU, so
+    # timeout_seconds 0: a CPU limit of 2 s per file. Each busy file takes about 0.8 s of CPU (PDFium), so
     # five of them are more than one file's limit together, and all pass in one child.
-    busy = _file(tmp_path, "busy.pdf", spinning_pdf(20_000))
-    hog = _file(tmp_path, "hog.pdf", spinning_pdf(1_000_000))
+    busy = _file(tmp_path, "busy.pdf", spinning_pdf(20_000, pages=50))
+    hog = _file(tmp_path, "hog.pdf", spinning_pdf())
     server = _Server()
     try:
         served = [server.extract(busy, "pdf", timeout_seconds=0) for _ in range(5)]
