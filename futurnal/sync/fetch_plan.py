@@ -19,7 +19,11 @@ class BatchLimits:
     """Bounds of one UID FETCH of full messages, and of one size-discovery window."""
 
     max_messages: int = 200
-    max_bytes: int = 16 * 1024 * 1024
+    #: A folder sync holds about three batches' worth at its peak (the one being read, the one
+    #: being parsed, and the parser's answers to it), and ``sync.max_concurrent`` syncs run at
+    #: once: 8 MiB keeps two of them within the service's memory target (150 MB); 16 MiB did not
+    #: (2 x 10,000 messages of the benchmark: 169 MB peak RSS, 146-150 MB with 8 MiB).
+    max_bytes: int = 8 * 1024 * 1024
     window_uids: int = 2000
     max_window_uids: int = 128_000
     #: A message above this is never downloaded: its headers go to the quarantine with its size.

@@ -588,13 +588,13 @@ class FolderSync:
         Every UID of the batch becomes known at its commit, whether stored, quarantined or a Gmail
         duplicate, so none is fetched again.
         """
+        size = sum(len(message.raw) for message in parsing.batch.fetched.messages)  # build lets the bytes go
         built = self._elements.build(parsing.batch, status.name, status.uidvalidity)
         pending = self._sink.write(built.elements)
         if built.attachments and self._attachments is not None:
             # Told after the write, so the processor's results reach the sink after the element.
             pending = _Both(pending, self._attachments.submit(built.attachments))
-        commits.written(pending, parsing.batch.fetched.uids, parsing.watermark, parsing.floor,
-                        sum(len(message.raw) for message in parsing.batch.fetched.messages))
+        commits.written(pending, parsing.batch.fetched.uids, parsing.watermark, parsing.floor, size)
         return len(built.quarantined)
 
     def _skip_gap(self, windows: UidWindows, after: int, uidnext: int | None) -> int:

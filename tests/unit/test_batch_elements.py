@@ -76,6 +76,11 @@ def test_every_message_ends_an_element_or_a_quarantine_entry_with_its_reason() -
     # The poisoned message is neither parsed nor shown to the fault hook; nothing stays in flight.
     assert parses.taken == 3 and note(3) not in seen and build.in_flight is None
     assert batch.uids == [1, 2, 3, 4, 5]  # all of them become known at the commit
+    # The quarantine got the bytes it keeps; the batch holds none once built (memory: two syncs at
+    # once held two whole batches of bytes beside their elements).
+    assert [e.message.raw for e in entries[1:]] == [note(2), note(3)]
+    assert [m.raw for m in batch.messages] == [b""] * 4 and [m.size for m in batch.messages] == [
+        len(note(uid)) for uid in (1, 2, 3, 4)]
 
 
 class Pool:
@@ -97,6 +102,7 @@ def test_poisoned_messages_never_reach_the_parse_pool_and_without_a_pool_parsing
     built = builder([]).build(parsing, "INBOX", 9)
     assert [e["uid"] for e in built.elements] == [1, 3] and built.quarantined == [2]
 
+    batch = FetchedBatch([fetched(1), fetched(2), fetched(3)], [])  # the first build let its bytes go
     here = start_parsing(batch, UidSet.of([2]), None)
     assert here.parses is None
     assert [e["uid"] for e in builder([]).build(here, "INBOX", 9).elements] == [1, 3]
