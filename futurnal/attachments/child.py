@@ -24,7 +24,9 @@ The limits, per file:
 * memory: ``RLIMIT_AS`` at ``memory_mb``, set at the fork (MemoryError past it: exit status 3).
   PDFium, being C++, aborts instead when an allocation fails: a child killed by a crash signal
   whose peak resident size came within :data:`NEAR_CAP` of the cap is counted as out of memory
-  too (the server reports status 3 for it); any other crash is reported as the signal.
+  too (the server reports status 3 for it); any other crash is reported as the signal. A child
+  whose peak came that near after a file it survived is replaced, so the peak is always the
+  current file's.
 
 Answers from a child to the server are one line per file: ``K`` (kept: it serves on) or ``E``
 (it ends now) and the JSON ``{"text": ...}`` or ``{"error": ...}``; its exit status is then 0,
@@ -190,6 +192,7 @@ def _serve_files(first: dict[str, Any], files: int, requests: IO[bytes], answers
     hard = files * (per_file + 1) + 1  # every file's share, each at most a second more than its limit
     resource.setrlimit(resource.RLIMIT_CPU, (per_file, hard))
     limit_memory(int(first["memory_mb"]))
+    cap = int(first["memory_mb"]) * 1024 * 1024
     forked_with = _address_space()
     for served in range(1, files + 1):
         line = requests.readline()
@@ -199,7 +202,10 @@ def _serve_files(first: dict[str, Any], files: int, requests: IO[bytes], answers
             return EXIT_FAILED  # cannot happen with the hard limit above; a child that cannot limit ends
         payload, status = _extract(json.loads(line))
         grown = _address_space() - forked_with > RETIRE_GROWTH_MB * 1024 * 1024
-        last = status != 0 or served == files or grown
+        # A child whose peak came near the cap ends too: the peak a later crash would be judged by
+        # (see _Child.end) must be that file's own, not an earlier one's.
+        near_cap = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 >= NEAR_CAP * cap
+        last = status != 0 or served == files or grown or near_cap
         try:
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
             answers.write((b"E" if last else b"K") + data + b"\n")
@@ -251,16 +257,19 @@ def _address_space() -> int:
 def warm_up() -> None:
     """Import here, once, everything a child would otherwise import on its first use.
 
-    pypdfium2 loads PDFium (an 8 MB shared library) on import, and the standard library modules the
-    extractors use load others lazily: milliseconds a child would pay on every file. ``gc.freeze`` then keeps the children's
-    collector off the inherited objects, so fewer of the server's pages get copied.
+    pypdfium2 loads PDFium (an 8 MB shared library) on import, and reading a page's text loads a
+    codec (UTF-16) on first use: milliseconds a child would pay on every file. So each extractor
+    reads a small sample once. ``gc.freeze`` then keeps the children's collector off the
+    inherited objects, so fewer of the server's pages get copied.
     """
     import ctypes  # noqa: F401  the children's parent-death signal
     import gc
 
+    from futurnal.demo.attachment_files import pdf_bytes
+
     from .extract import extract_text
 
-    samples = {"pdf": b"%PDF-1.4\n%%EOF\n", "docx": b"PK\x05\x06" + bytes(18), "html": b"<p>x</p>", "text": b"x"}
+    samples = {"pdf": pdf_bytes("x"), "docx": b"PK\x05\x06" + bytes(18), "html": b"<p>x</p>", "text": b"x"}
     for kind, data in samples.items():
         try:
             extract_text(data, kind)

@@ -114,7 +114,7 @@ def _pdf_text(data: bytes, max_chars: int) -> str:
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+        if getattr(exc, "err_code", None) in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
             raise ExtractionRefused("encrypted PDF") from None
         raise
     pages: list[str] = []

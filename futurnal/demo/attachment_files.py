@@ -17,24 +17,32 @@ __all__ = ["docx_bytes", "flate_bomb_pdf", "pdf_bytes", "spinning_pdf", "xlsx_by
 def _pdf(streams: list[bytes], *, compress: bool = False, deflated: bytes | None = None) -> bytes:
     """A valid PDF with one page per content stream (Helvetica), xref offsets computed.
 
-    ``deflated``: a ready-made Flate stream for every page instead of each of ``streams``.
+    ``deflated``: one ready-made Flate stream that every page shows instead of ``streams`` (one
+    object, so the file stays small however many pages there are).
     """
+    if deflated is not None:
+        contents = [b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(deflated) + deflated + b"\nendstream"]
+    else:
+        contents = []
+        for stream in streams:
+            body = zlib.compress(stream, 9) if compress else stream
+            filters = b" /Filter /FlateDecode" if compress else b""
+            contents.append(b"<< /Length %d%s >>\nstream\n" % (len(body), filters) + body + b"\nendstream")
+    first_page = 4 + len(contents)
     pages = len(streams)
     objects: list[bytes] = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [" + b" ".join(f"{4 + 2 * i} 0 R".encode() for i in range(pages))
+        b"<< /Type /Pages /Kids [" + b" ".join(f"{first_page + i} 0 R".encode() for i in range(pages))
         + f"] /Count {pages} >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        *contents,
     ]
-    for index, stream in enumerate(streams):
-        content_ref = 5 + 2 * index
+    for index in range(pages):
+        content_ref = 4 if deflated is not None else 4 + index
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
             f"/Contents {content_ref} 0 R >>".encode()
         )
-        body = deflated if deflated is not None else zlib.compress(stream, 9) if compress else stream
-        filters = b" /Filter /FlateDecode" if compress or deflated is not None else b""
-        objects.append(b"<< /Length %d%s >>\nstream\n" % (len(body), filters) + body + b"\nendstream")
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -63,12 +71,12 @@ def pdf_bytes(*pages: str) -> bytes:
     return _pdf(streams)
 
 
-def spinning_pdf(operators: int = 100_000, pages: int = 100) -> bytes:
-    """A small PDF whose pages each hold ``operators`` text operators (one compressed stream,
-    compressed once): reading its text keeps a PDF library busy, the way a hostile or machine-made
-    PDF can. PDFium takes about 0.7 µs per operator and page (some 7 s at the defaults, far longer
-    for a pure-Python reader) and its memory grows with one page's operators, not the file's: one
-    page of a million operators is a memory hog (about 350 MB) instead."""
+def spinning_pdf(operators: int = 100_000, pages: int = 300) -> bytes:
+    """A small PDF whose ``pages`` all show one content stream of ``operators`` text operators:
+    reading its text keeps a PDF library busy, the way a hostile or machine-made PDF can. PDFium
+    takes about 0.7 µs per operator and page (some 20 s at the defaults, far longer for a
+    pure-Python reader), with memory for one page's operators at a time; one page of a million
+    operators is a memory hog instead (about 350 MB)."""
     stream = b"BT /F1 1 Tf " + b"(x) Tj 0 0 Td " * operators + b"ET"
     return _pdf([b""] * pages, deflated=zlib.compress(stream, 9))
 

@@ -130,12 +130,12 @@ def test_kill_all_ends_a_running_child_and_refuses_new_ones(tmp_path: Path) -> N
 
 
 def test_the_fork_server_imports_what_children_would_import_on_first_use() -> None:
-    """pypdfium2 loads PDFium on import, and the extractors import more of the standard library on
-    first use: in every child, unless the server did it once before forking them."""
+    """pypdfium2 loads PDFium on import, and reading a PDF's text loads the UTF-16 codec on first
+    use: in every child, unless the server did it once before forking them."""
     import subprocess
     import sys
 
     probe = ("import gc, sys; from futurnal.attachments.child import warm_up; warm_up(); "
-             "print('pypdfium2_raw' in sys.modules, gc.get_freeze_count() > 0)")
+             "print('pypdfium2_raw' in sys.modules, 'encodings.utf_16_le' in sys.modules, gc.get_freeze_count() > 0)")
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert shown.stdout.split() == ["True", "True"]
+    assert shown.stdout.split() == ["True", "True", "True"]
