@@ -51,6 +51,9 @@ class FetchedBatch:
 
     messages: list[FetchedMessage]
     undelivered: list[Undelivered]
+    #: Set by :meth:`BatchElements.build`, which lets the messages' bytes go: a second build would
+    #: parse empty bytes into empty elements, so it is refused instead.
+    built: bool = False
 
     @property
     def uids(self) -> list[int]:
@@ -143,8 +146,11 @@ class BatchElements:
         """Every message of ``batch`` ends as an element, a quarantine entry, or a known Gmail copy.
 
         Each message's bytes are let go once it is built (``raw`` becomes empty in ``batch``; its
-        UID, flags and size stay): a batch is built once.
+        UID, flags and size stay): a batch is built once, and a second build raises RuntimeError.
         """
+        if batch.fetched.built:
+            raise RuntimeError("this batch was built already: its messages' bytes are gone")
+        batch.fetched.built = True
         built = BuiltBatch()
         outcomes = iter(batch.parses.outcomes()) if batch.parses is not None else None
         for undelivered in batch.fetched.undelivered:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from futurnal.imap.fetched import FetchedMessage, GmailAttributes
 from futurnal.imap.uidset import UidSet
 from futurnal.logs.configure import configure_logging
@@ -102,7 +104,9 @@ def test_poisoned_messages_never_reach_the_parse_pool_and_without_a_pool_parsing
     built = builder([]).build(parsing, "INBOX", 9)
     assert [e["uid"] for e in built.elements] == [1, 3] and built.quarantined == [2]
 
-    batch = FetchedBatch([fetched(1), fetched(2), fetched(3)], [])  # the first build let its bytes go
+    with pytest.raises(RuntimeError, match="built already"):  # the first build let its bytes go
+        builder([]).build(parsing, "INBOX", 9)
+    batch = FetchedBatch([fetched(1), fetched(2), fetched(3)], [])
     here = start_parsing(batch, UidSet.of([2]), None)
     assert here.parses is None
     assert [e["uid"] for e in builder([]).build(here, "INBOX", 9).elements] == [1, 3]
