@@ -22,7 +22,7 @@ class BatchLimits:
     #: A folder sync holds about three batches' worth at its peak (the one being read, the one
     #: being parsed, and the parser's answers to it), and ``sync.max_concurrent`` syncs run at
     #: once: 8 MiB keeps two of them within the service's memory target (150 MB); 16 MiB did not
-    #: (2 x 10,000 messages of the benchmark: 169 MB peak RSS, 146-150 MB with 8 MiB).
+    #: (2 x 10,000 messages of the benchmark: 162-172 MB peak RSS, 144-150 MB with 8 MiB).
     max_bytes: int = 8 * 1024 * 1024
     window_uids: int = 2000
     max_window_uids: int = 128_000
