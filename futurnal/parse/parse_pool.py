@@ -17,6 +17,7 @@ queued behind it are handed to the replacement.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import queue
@@ -40,6 +41,20 @@ _STARTUP_TIMEOUT = 30.0
 #: Address-space cap of a parser process: many times what any sane message needs to parse.
 DEFAULT_MEMORY_MB = 1024
 _EOF = (-1, b"")  # what the collector queues when the worker's stdout ends
+
+
+#: Pipe capacity asked for each direction: a typical message (50 KB) and its answer then cross in
+#: one write and one read, where the default 64 KB made the feeding thread and the worker take
+#: turns on larger ones. 1 MiB is Linux's default ceiling for unprivileged processes.
+_PIPE_BYTES = 1024 * 1024
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    """Ask for a pipe of :data:`_PIPE_BYTES`; where that is refused, the default size does."""
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    except (OSError, AttributeError):  # over the user's pipe quota, or not Linux
+        pass
 
 
 class PoolUnavailable(Exception):
@@ -77,6 +92,8 @@ class _Worker:
         except OSError as exc:
             raise PoolUnavailable(f"cannot start a parser process: {exc}") from None
         assert self.process.stdin is not None and self.process.stdout is not None
+        for pipe in (self.process.stdin, self.process.stdout):
+            _widen(pipe)
         #: (seq, raw) handed to this worker and not yet answered, oldest first.
         self.outstanding: deque[tuple[int, bytes]] = deque()
         self.outstanding_bytes = 0
