@@ -45,7 +45,7 @@ import threading
 import time
 from typing import IO, Any
 
-__all__ = ["main", "warm_up"]
+__all__ = ["judged_exit", "main", "warm_up"]
 
 EXIT_FAILED = 2
 EXIT_OUT_OF_MEMORY = 3
@@ -56,6 +56,15 @@ DEFAULT_FILES_PER_CHILD = 64
 #: memory: measured, PDFium aborts at about 10-15 MB under the cap (the rest is mapped, not resident).
 NEAR_CAP = 0.75
 _CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGTRAP, signal.SIGILL}
+
+
+def judged_exit(code: int, peak_bytes: int, memory_mb: int) -> int:
+    """A dead child's exit status as the service should read it: :data:`EXIT_OUT_OF_MEMORY` for a
+    crash signal after its peak resident size (``peak_bytes``) came within :data:`NEAR_CAP` of its
+    cap, as a native library's abort at the cap does; else ``code`` itself."""
+    if -code in _CRASH_SIGNALS and peak_bytes >= NEAR_CAP * memory_mb * 1024 * 1024:
+        return EXIT_OUT_OF_MEMORY
+    return code
 
 
 def limit_memory(memory_mb: int) -> None:
@@ -178,11 +187,7 @@ class _Child:
             _, status, usage = os.wait4(self.pid, 0)
         except ChildProcessError:
             return EXIT_FAILED
-        code = os.waitstatus_to_exitcode(status)
-        memory_mb = int(self.limits[0])
-        if -code in _CRASH_SIGNALS and usage.ru_maxrss * 1024 >= NEAR_CAP * memory_mb * 1024 * 1024:
-            return EXIT_OUT_OF_MEMORY  # a native library's abort at the cap (ru_maxrss is in KiB)
-        return code
+        return judged_exit(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, int(self.limits[0]))
 
 
 def _serve_files(first: dict[str, Any], files: int, requests: IO[bytes], answers: IO[bytes]) -> int:

@@ -6,28 +6,34 @@ them exercises the real extractors on real file formats rather than stand-ins.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import struct
 import zipfile
 import zlib
 from xml.sax.saxutils import escape
 
-__all__ = ["docx_bytes", "flate_bomb_pdf", "pdf_bytes", "spinning_pdf", "xlsx_bytes", "zip_bomb_docx"]
+__all__ = ["docx_bytes", "encrypted_pdf", "flate_bomb_pdf", "pdf_bytes", "spinning_pdf", "xlsx_bytes", "zip_bomb_docx"]
 
 
-def _pdf(streams: list[bytes], *, compress: bool = False, deflated: bytes | None = None) -> bytes:
+def _pdf(streams: list[bytes], *, compress: bool = False, deflated: bytes | None = None,
+         lock: _Rc4Lock | None = None) -> bytes:
     """A valid PDF with one page per content stream (Helvetica), xref offsets computed.
 
     ``deflated``: one ready-made Flate stream that every page shows instead of ``streams`` (one
-    object, so the file stays small however many pages there are).
+    object, so the file stays small however many pages there are). ``lock``: the streams are
+    encrypted with it, and the trailer names it.
     """
     if deflated is not None:
-        contents = [b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(deflated) + deflated + b"\nendstream"]
+        bodies = [(deflated, b" /Filter /FlateDecode")]
     else:
-        contents = []
-        for stream in streams:
-            body = zlib.compress(stream, 9) if compress else stream
-            filters = b" /Filter /FlateDecode" if compress else b""
-            contents.append(b"<< /Length %d%s >>\nstream\n" % (len(body), filters) + body + b"\nendstream")
+        bodies = [(zlib.compress(stream, 9) if compress else stream, b" /Filter /FlateDecode" if compress else b"")
+                  for stream in streams]
+    contents = []
+    for number, (body, filters) in enumerate(bodies, start=4):
+        if lock is not None:
+            body = lock.seal(number, body)
+        contents.append(b"<< /Length %d%s >>\nstream\n" % (len(body), filters) + body + b"\nendstream")
     first_page = 4 + len(contents)
     pages = len(streams)
     objects: list[bytes] = [
@@ -53,8 +59,54 @@ def _pdf(streams: list[bytes], *, compress: bool = False, deflated: bytes | None
     out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
     for offset in offsets:
         out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    locked = lock.trailer() if lock is not None else b""
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R".encode() + locked
+              + f" >>\nstartxref\n{xref}\n%%EOF\n".encode())
     return out.getvalue()
+
+
+#: The standard security handler's padding of passwords (PDF 1.7, 7.6.3.3).
+_PASSWORD_PAD = bytes.fromhex("28bf4e5e4e758a4164004e56fffa01082e2e00b6d0683e802f0ca9fe6453697a")
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    state = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + state[i] + key[i % len(key)]) % 256
+        state[i], state[j] = state[j], state[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + state[i]) % 256
+        state[i], state[j] = state[j], state[i]
+        out.append(byte ^ state[(state[i] + state[j]) % 256])
+    return bytes(out)
+
+
+class _Rc4Lock:
+    """The PDF standard security handler, revision 2 (40-bit RC4): the simplest lock a reader
+    must honour, enough to make a password-protected test file (PDF 1.7, 7.6.3.3-7.6.3.4)."""
+
+    def __init__(self, user_password: str, owner_password: str = "owner") -> None:
+        def padded(password: str) -> bytes:
+            return (password.encode("latin-1") + _PASSWORD_PAD)[:32]
+
+        self.file_id = bytes(range(16))
+        self.permissions = -44  # everything allowed
+        self.owner = _rc4(hashlib.md5(padded(owner_password)).digest()[:5], padded(user_password))
+        self.key = hashlib.md5(padded(user_password) + self.owner + struct.pack("<i", self.permissions)
+                               + self.file_id).digest()[:5]
+        self.user = _rc4(self.key, _PASSWORD_PAD)
+
+    def seal(self, number: int, data: bytes) -> bytes:
+        """``data`` of object ``number`` (generation 0), encrypted."""
+        return _rc4(hashlib.md5(self.key + number.to_bytes(3, "little") + b"\x00\x00").digest()[:10], data)
+
+    def trailer(self) -> bytes:
+        return (f" /Encrypt << /Filter /Standard /V 1 /R 2 /O <{self.owner.hex()}> /U <{self.user.hex()}>"
+                f" /P {self.permissions} >> /ID [<{self.file_id.hex()}> <{self.file_id.hex()}>]").encode()
 
 
 def _pdf_string(text: str) -> bytes:
@@ -63,12 +115,19 @@ def _pdf_string(text: str) -> bytes:
 
 def pdf_bytes(*pages: str) -> bytes:
     """A PDF whose pages show these lines of (Latin-1) text."""
-    streams = []
-    for page in pages:
-        lines = [b"BT /F1 12 Tf 72 720 Td 14 TL"]
-        lines += [b"(" + _pdf_string(line) + b") Tj T*" for line in page.splitlines()]
-        streams.append(b"\n".join(lines + [b"ET"]))
-    return _pdf(streams)
+    return _pdf([_page_stream(page) for page in pages])
+
+
+def _page_stream(page: str) -> bytes:
+    lines = [b"BT /F1 12 Tf 72 720 Td 14 TL"]
+    lines += [b"(" + _pdf_string(line) + b") Tj T*" for line in page.splitlines()]
+    return b"\n".join(lines + [b"ET"])
+
+
+def encrypted_pdf(*pages: str, user_password: str = "secret") -> bytes:
+    """A PDF like :func:`pdf_bytes` locked with the standard security handler: readable without a
+    password when ``user_password`` is empty (only an owner password), else not."""
+    return _pdf([_page_stream(page) for page in pages], lock=_Rc4Lock(user_password))
 
 
 def spinning_pdf(operators: int = 100_000, pages: int = 300) -> bytes:

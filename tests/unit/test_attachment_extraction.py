@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
+from futurnal.attachments.child import EXIT_OUT_OF_MEMORY, judged_exit
 from futurnal.attachments.extract import ExtractionRefused, extract_text, kind_of
 from futurnal.attachments.runner import OutOfProcessExtractor
 from futurnal.attachments.settings import AttachmentSettings
 from futurnal.demo.attachment_files import (
     docx_bytes,
+    encrypted_pdf,
     flate_bomb_pdf,
     pdf_bytes,
     spinning_pdf,
@@ -85,6 +88,27 @@ def _extract_in_child(tmp_path: Path, data: bytes, kind: str, **limits: object):
     path = tmp_path / "attachment.bin"
     path.write_bytes(data)
     return OutOfProcessExtractor(AttachmentSettings(**limits)).extract(path, kind)  # type: ignore[arg-type]
+
+
+def test_a_pdf_locked_by_a_password_is_refused_and_one_with_only_an_owner_password_is_read() -> None:
+    assert extract_text(encrypted_pdf("Open to all", "page two", user_password=""), "pdf") == "Open to all\n\npage two"
+    with pytest.raises(ExtractionRefused, match="encrypted PDF"):
+        extract_text(encrypted_pdf("Locked text"), "pdf")
+
+
+@pytest.mark.parametrize(("code", "peak_mb", "judged"), [
+    (-signal.SIGABRT, 110, EXIT_OUT_OF_MEMORY),  # PDFium's abort at a 128 MB cap
+    (-signal.SIGSEGV, 97, EXIT_OUT_OF_MEMORY),
+    (-signal.SIGSEGV, 15, -signal.SIGSEGV),  # a crash far under the cap is a crash
+    (-signal.SIGKILL, 127, -signal.SIGKILL),  # killed past the clock, whatever its size
+    (-signal.SIGXCPU, 127, -signal.SIGXCPU),
+    (0, 127, 0),
+    (2, 127, 2),
+])
+def test_a_crash_near_the_memory_cap_counts_as_out_of_memory_and_nothing_else_does(
+    code: int, peak_mb: int, judged: int
+) -> None:
+    assert judged_exit(code, peak_mb * 1024 * 1024, memory_mb=128) == judged
 
 
 def test_a_child_process_extracts_a_pdf(tmp_path: Path) -> None:
