@@ -29,11 +29,18 @@ class RunningProcess:
         self.lines: list[str] = []
         assert self.process.stdout is not None
         stdout = self.process.stdout
-        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True)
+        self._reader = threading.Thread(target=self._read_lines, args=(stdout,), daemon=True)
         self._reader.start()
         self.socket_path = cli.data_dir / "console.sock"
         self.wait_for(self.socket_path.exists, "the console socket did not appear")
         self.client = ConsoleClient(cli.data_dir)
+
+    def _read_lines(self, stdout: Any) -> None:
+        try:
+            for line in iter(stdout.readline, ""):
+                self.lines.append(line)
+        except ValueError:  # finish() or a failed wait_for() closed stdout in communicate(): the rest is not needed
+            pass
 
     def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
