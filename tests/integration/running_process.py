@@ -7,13 +7,29 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 from futurnal.console import ConsoleClient
 
 from .cli import COMMAND, Cli
 
-__all__ = ["RunningProcess"]
+__all__ = ["RunningProcess", "collect_lines"]
+
+
+def collect_lines(stream: IO[str], lines: list[str]) -> threading.Thread:
+    """A started daemon thread appending each line of ``stream`` to ``lines`` until it ends, or
+    until ``communicate()`` closes it (the rest is then not needed)."""
+
+    def read() -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                lines.append(line)
+        except ValueError:  # closed under it: I/O operation on closed file
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
 
 
 class RunningProcess:
@@ -29,18 +45,10 @@ class RunningProcess:
         self.lines: list[str] = []
         assert self.process.stdout is not None
         stdout = self.process.stdout
-        self._reader = threading.Thread(target=self._read_lines, args=(stdout,), daemon=True)
-        self._reader.start()
+        self._reader = collect_lines(stdout, self.lines)
         self.socket_path = cli.data_dir / "console.sock"
         self.wait_for(self.socket_path.exists, "the console socket did not appear")
         self.client = ConsoleClient(cli.data_dir)
-
-    def _read_lines(self, stdout: Any) -> None:
-        try:
-            for line in iter(stdout.readline, ""):
-                self.lines.append(line)
-        except ValueError:  # finish() or a failed wait_for() closed stdout in communicate(): the rest is not needed
-            pass
 
     def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

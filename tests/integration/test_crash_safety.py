@@ -7,7 +7,6 @@ import random
 import re
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from futurnal.demo.sample_mailbox import generate_mailbox
 
 from .cli import COMMAND, Cli, stored_count
 from .fault_proxy import CuttingProxy
+from .running_process import collect_lines
 from .sync_harness import ServerClient
 
 
@@ -144,8 +144,8 @@ def test_one_mailbox_with_a_wrong_password_does_not_stop_the_other(cli: Cli, dov
     process = subprocess.Popen([COMMAND, "run"], env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
-    reader.start()
+    assert process.stdout is not None
+    reader = collect_lines(process.stdout, lines)
     try:
         deadline = time.monotonic() + 60
         while not (any(line.startswith(tuple("0123456789")) and " alice: 120 new" in line for line in lines)

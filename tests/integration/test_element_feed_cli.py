@@ -7,7 +7,6 @@ import base64
 import json
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from email.header import Header
@@ -20,7 +19,7 @@ from futurnal.demo.attachment_files import pdf_bytes
 from futurnal.demo.dovecot import DovecotServer
 
 from .cli import COMMAND, Cli, Result
-from .running_process import RunningProcess
+from .running_process import RunningProcess, collect_lines
 from .sync_harness import ServerClient
 
 pytestmark = pytest.mark.integration
@@ -183,7 +182,7 @@ def test_a_follower_beside_run_prints_new_mail_as_it_lands_and_stops_on_ctrl_c(
         lines: list[str] = []
         stdout = follower.stdout
         assert stdout is not None
-        threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True).start()
+        collect_lines(stdout, lines)
 
         server = ServerClient(dovecot)
         try:

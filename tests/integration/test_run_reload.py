@@ -24,6 +24,7 @@ from futurnal.sync.fetch_plan import BatchLimits
 from futurnal.sync.folder_sync import SyncProgress
 
 from .cli import COMMAND, Cli
+from .running_process import collect_lines
 
 
 @pytest.fixture
@@ -69,8 +70,7 @@ def test_sighup_starts_a_newly_registered_mailbox_and_stops_a_removed_one(cli: C
     lines: list[str] = []
     assert process.stdout is not None
     stdout = process.stdout
-    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")))
-    reader.start()
+    reader = collect_lines(stdout, lines)
     try:
         _wait_for(lambda: _mailboxes(cli).get("alice") == 20, process, "run did not sync alice")
         # What `imap add` would do, were the data directory not owned by `run`.

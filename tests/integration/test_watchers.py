@@ -21,6 +21,7 @@ from futurnal.storage.sqlite import SqliteElementReader
 from futurnal.system import ActorSystem
 
 from .fault_proxy import CuttingProxy
+from .running_process import collect_lines
 from .sync_harness import BASE_CAPABILITIES, ServerClient
 
 
@@ -143,14 +144,14 @@ def test_a_folder_on_a_server_without_idle_is_polled(dovecot_factory: Any, make_
 
 def _monitor(cli: Any, *args: str) -> tuple[Any, list[str]]:
     import subprocess
-    import threading
 
     from .cli import COMMAND
 
     process = subprocess.Popen([COMMAND, "imap", "start-monitor", *args], env=cli.env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+    assert process.stdout is not None
+    collect_lines(process.stdout, lines)
     return process, lines
 
 
