@@ -60,11 +60,15 @@ _CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGTRAP,
 
 def judged_exit(code: int, peak_bytes: int, memory_mb: int) -> int:
     """A dead child's exit status as the service should read it: :data:`EXIT_OUT_OF_MEMORY` for a
-    crash signal after its peak resident size (``peak_bytes``) came within :data:`NEAR_CAP` of its
-    cap, as a native library's abort at the cap does; else ``code`` itself."""
-    if -code in _CRASH_SIGNALS and peak_bytes >= NEAR_CAP * memory_mb * 1024 * 1024:
+    crash signal after its peak resident size (``peak_bytes``) came near its cap, as a native
+    library's abort at the cap does; else ``code`` itself."""
+    if -code in _CRASH_SIGNALS and _near_cap(peak_bytes, memory_mb):
         return EXIT_OUT_OF_MEMORY
     return code
+
+
+def _near_cap(peak_bytes: int, memory_mb: int) -> bool:
+    return peak_bytes >= NEAR_CAP * memory_mb * 1024 * 1024
 
 
 def limit_memory(memory_mb: int) -> None:
@@ -196,8 +200,8 @@ def _serve_files(first: dict[str, Any], files: int, requests: IO[bytes], answers
     per_file = cpu_seconds_per_file(float(first.get("timeout_seconds", 60)))
     hard = files * (per_file + 1) + 1  # every file's share, each at most a second more than its limit
     resource.setrlimit(resource.RLIMIT_CPU, (per_file, hard))
-    limit_memory(int(first["memory_mb"]))
-    cap = int(first["memory_mb"]) * 1024 * 1024
+    memory_mb = int(first["memory_mb"])
+    limit_memory(memory_mb)
     forked_with = _address_space()
     for served in range(1, files + 1):
         line = requests.readline()
@@ -209,7 +213,7 @@ def _serve_files(first: dict[str, Any], files: int, requests: IO[bytes], answers
         grown = _address_space() - forked_with > RETIRE_GROWTH_MB * 1024 * 1024
         # A child whose peak came near the cap ends too: the peak a later crash would be judged by
         # (see _Child.end) must be that file's own, not an earlier one's.
-        near_cap = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 >= NEAR_CAP * cap
+        near_cap = _near_cap(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, memory_mb)
         last = status != 0 or served == files or grown or near_cap
         try:
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
@@ -259,6 +263,15 @@ def _address_space() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+#: One page showing "x": the smallest PDF whose text PDFium really reads (no xref: it rebuilds one).
+_SAMPLE_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 9 9]/Contents 4 0 R"
+    b"/Resources<</Font<</F1<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>>>>>>>endobj\n"
+    b"4 0 obj<</Length 21>>stream\nBT /F1 1 Tf (x) Tj ET\nendstream endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
 def warm_up() -> None:
     """Import here, once, everything a child would otherwise import on its first use.
 
@@ -270,11 +283,9 @@ def warm_up() -> None:
     import ctypes  # noqa: F401  the children's parent-death signal
     import gc
 
-    from futurnal.demo.attachment_files import pdf_bytes
-
     from .extract import extract_text
 
-    samples = {"pdf": pdf_bytes("x"), "docx": b"PK\x05\x06" + bytes(18), "html": b"<p>x</p>", "text": b"x"}
+    samples = {"pdf": _SAMPLE_PDF, "docx": b"PK\x05\x06" + bytes(18), "html": b"<p>x</p>", "text": b"x"}
     for kind, data in samples.items():
         try:
             extract_text(data, kind)

@@ -119,23 +119,17 @@ def _pdf_text(data: bytes, max_chars: int) -> str:
         raise
     pages: list[str] = []
     length = 0
-    try:
+    with document:  # closing it also closes whatever page an error left open
         for index in range(len(document)):
             page = document[index]
-            try:
-                textpage = page.get_textpage()
-                try:
-                    text = textpage.get_text_range().strip()
-                finally:
-                    textpage.close()
-            finally:
-                page.close()
+            textpage = page.get_textpage()
+            text = textpage.get_text_range().strip()
+            textpage.close()  # each page's memory goes before the next page's
+            page.close()
             pages.append(text)
             length += len(text)
             if length >= max_chars:
                 break
-    finally:
-        document.close()
     return _clean("\n\n".join(pages).strip())
 
 
