@@ -19,6 +19,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from .attachment_files import pdf_bytes
+
 BASE_DATE = datetime(2025, 6, 30, 17, 0, tzinfo=UTC)  # fixed "now": output is stable
 MESSAGE_ID_DOMAIN = "mail.futurnal.test"
 MALFORMED_COUNT = 3
@@ -134,8 +136,7 @@ _NEWSLETTER_PARAGRAPHS = [
 _PNG = bytes.fromhex(  # a valid 1x1 transparent PNG
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
-_PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-        b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+_PDF = pdf_bytes("Invoice 1042\nConsulting, Q3 2025: 4,200.00 EUR\nDue within 30 days")
 _ATTACHMENTS: list[tuple[str, str, str, bytes | str]] = [
     ("text", "plain", "meeting-notes.txt", "Action items\n- send agenda\n- book room\n"),
     ("text", "csv", "budget-2025.csv", "team,quarter,amount\nplatform,Q3,12000\nsales,Q3,8000\n"),
